@@ -1,0 +1,24 @@
+# Two entry points: `make build` builds a release from the raw drop, `make test` runs the tests.
+# Both create the virtual environment on first use; torch is pinned to the CPU build on disk.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: build test lint bench ui
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+build: $(STAMP)
+	$(VENV)/bin/nasmr build
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+ui: $(STAMP)
+	DAGSTER_HOME=$(CURDIR)/.dagster $(VENV)/bin/dagster dev -m pipelines

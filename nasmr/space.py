@@ -1,0 +1,280 @@
+"""The NAS-Bench-MR architecture space and its three lossless encodings.
+
+An architecture is a stem (two channel counts), four stages and a head (last
+channel). Stage k has k parallel branches and repeats one module ``repeats``
+times; in that module branch b stacks ``convs[b]`` basic blocks of
+``channels[b]`` channels. Three encodings describe the same thing:
+
+* the code string of ``search_list.txt`` (31 ints, with the branch counts),
+* the embedding of ``trainval.pkl`` (27 ints, the code without branch counts),
+* the network setting (one ``[branches, convs, channels]`` entry per module)
+  plus ``input_channel`` and ``last_channel``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+N_STAGES = 4
+CHANNELS = tuple(range(8, 129, 8))
+COUNTS = (1, 2, 3, 4)
+CODE_LENGTH = 31
+EMBEDDING_LENGTH = 27
+SPACE_SIZE = len(CHANNELS) ** 3 * len(COUNTS) ** 4 * (len(COUNTS) * len(CHANNELS)) ** 10
+
+
+class ArchError(ValueError):
+    """An encoding does not describe a valid architecture of the space."""
+
+    def __init__(self, encoding: str, position: int | None, value: Any, allowed: str) -> None:
+        where = (
+            f" position {position} ({_field_name(encoding, position)})"
+            if position is not None
+            else ""
+        )
+        super().__init__(f"invalid {encoding}:{where} value {value!r}, expected {allowed}")
+        self.encoding = encoding
+        self.position = position
+        self.value = value
+        self.allowed = allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One stage: ``repeats`` copies of a module with one branch per entry of ``convs``."""
+
+    repeats: int
+    convs: tuple[int, ...]
+    channels: tuple[int, ...]
+
+    @property
+    def branches(self) -> int:
+        return len(self.convs)
+
+
+def _embedding_fields() -> list[tuple[str, str]]:
+    """(name, kind) of each embedding position; kind is 'channels' or 'count'."""
+    fields = [("stem.c0", "channels"), ("stem.c1", "channels")]
+    for k in range(1, N_STAGES + 1):
+        fields.append((f"stage{k}.repeats", "count"))
+        fields += [(f"stage{k}.convs[{b}]", "count") for b in range(k)]
+        fields += [(f"stage{k}.channels[{b}]", "channels") for b in range(k)]
+    fields.append(("last_channel", "channels"))
+    return fields
+
+
+EMBEDDING_FIELDS: tuple[tuple[str, str], ...] = tuple(_embedding_fields())
+"""Name and kind of each of the 27 embedding positions."""
+
+BRANCH_COUNT_POSITIONS = (3, 7, 13, 21)
+"""Positions of the branch-count ints in the 31-int code; the embedding drops them."""
+
+EMBEDDING_COLUMNS: tuple[str, ...] = tuple(
+    name.replace(".", "_").replace("[", "_").replace("]", "") for name, _ in EMBEDDING_FIELDS
+)
+"""SQL-friendly column names of the 27 embedding positions (``stage2_convs_1``)."""
+
+EMBEDDING_TO_CODE = tuple(p for p in range(CODE_LENGTH) if p not in BRANCH_COUNT_POSITIONS)
+"""Code position of each embedding position."""
+
+
+def _code_field_names() -> list[str]:
+    names = [name for name, _ in EMBEDDING_FIELDS]
+    for k, pos in enumerate(BRANCH_COUNT_POSITIONS, start=1):
+        names.insert(pos, f"stage{k}.branches")
+    return names
+
+
+_FIELD_NAMES = {"code": _code_field_names(), "embedding": [n for n, _ in EMBEDDING_FIELDS]}
+
+
+def _field_name(encoding: str, position: int | None) -> str:
+    names = _FIELD_NAMES.get(encoding, [])
+    return names[position] if position is not None and position < len(names) else encoding
+
+
+def _check_int(encoding: str, position: int, value: Any, kind: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArchError(encoding, position, value, "an integer")
+    if kind == "channels" and value not in CHANNELS:
+        raise ArchError(encoding, position, value, "a multiple of 8 in [8, 128]")
+    if kind == "count" and value not in COUNTS:
+        raise ArchError(encoding, position, value, "an integer in [1, 4]")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Arch:
+    """One architecture of the space; converts losslessly between the encodings."""
+
+    stem: tuple[int, int]
+    stages: tuple[Stage, Stage, Stage, Stage]
+    last_channel: int
+
+    def __post_init__(self) -> None:
+        Arch.from_embedding(self._embedding_of())  # validates every field
+
+    def _embedding_of(self) -> list[int]:
+        out = list(self.stem)
+        for stage in self.stages:
+            out += [stage.repeats, *stage.convs, *stage.channels]
+        return [*out, self.last_channel]
+
+    # -- decoding -----------------------------------------------------------------
+
+    @classmethod
+    def from_embedding(cls, embedding: Sequence[Any]) -> Arch:
+        """Build from the 27-int embedding of ``trainval.pkl``."""
+        values = list(embedding)
+        if len(values) != EMBEDDING_LENGTH:
+            raise ArchError("embedding", None, len(values), f"{EMBEDDING_LENGTH} ints")
+        for pos, ((_, kind), value) in enumerate(zip(EMBEDDING_FIELDS, values, strict=True)):
+            _check_int("embedding", pos, value, kind)
+        stages, i = [], 2
+        for k in range(1, N_STAGES + 1):
+            repeats, convs, chans = (
+                values[i],
+                values[i + 1 : i + 1 + k],
+                values[i + 1 + k : i + 1 + 2 * k],
+            )
+            stages.append(Stage(repeats, tuple(convs), tuple(chans)))
+            i += 1 + 2 * k
+        arch = object.__new__(cls)
+        object.__setattr__(arch, "stem", (values[0], values[1]))
+        object.__setattr__(arch, "stages", tuple(stages))
+        object.__setattr__(arch, "last_channel", values[26])
+        return arch
+
+    @classmethod
+    def from_code(cls, code: str) -> Arch:
+        """Build from the 31-int code string of ``search_list.txt``."""
+        if not isinstance(code, str):
+            raise ArchError("code", None, code, "a string")
+        groups = code.strip().split("-")
+        if len(groups) != 2 + N_STAGES:
+            raise ArchError("code", None, code, "6 '-'-separated groups of '_'-separated ints")
+        values: list[int] = []
+        for group in groups:
+            for token in group.split("_"):
+                if not token.isdigit():
+                    raise ArchError("code", len(values), token, "a non-negative integer")
+                values.append(int(token))
+        if len(values) != CODE_LENGTH:
+            raise ArchError("code", None, len(values), f"{CODE_LENGTH} ints")
+        expected_sizes = [2, 2 + 2, 2 + 4, 2 + 6, 2 + 8, 1]
+        if [len(g.split("_")) for g in groups] != expected_sizes:
+            raise ArchError("code", None, code, f"groups of {expected_sizes} ints")
+        for k, pos in enumerate(BRANCH_COUNT_POSITIONS, start=1):
+            if values[pos] != k:
+                raise ArchError("code", pos, values[pos], f"{k} (stage {k} has {k} branches)")
+        embedding = [v for p, v in enumerate(values) if p not in BRANCH_COUNT_POSITIONS]
+        try:
+            return cls.from_embedding(embedding)
+        except ArchError as err:
+            code_pos = EMBEDDING_TO_CODE[err.position] if err.position is not None else None
+            raise ArchError("code", code_pos, err.value, err.allowed) from None
+
+    @classmethod
+    def from_setting(
+        cls, input_channel: Sequence[int], setting: Sequence[Sequence[Any]], last_channel: int
+    ) -> Arch:
+        """Build from a network setting (one ``[branches, convs, channels]`` per module)."""
+        if len(input_channel) != 2:
+            raise ArchError("input_channel", None, input_channel, "2 ints")
+        embedding: list[Any] = list(input_channel)
+        i = 0
+        for k in range(1, N_STAGES + 1):
+            if i >= len(setting):
+                raise ArchError("setting", i, None, f"a module of stage {k}")
+            first = setting[i]
+            if not isinstance(first, Sequence) or len(first) != 3:
+                raise ArchError("setting", i, first, "[branches, [convs], [channels]]")
+            repeats = 0
+            while i < len(setting) and list(setting[i]) == list(first):
+                repeats += 1
+                i += 1
+            branches, convs, chans = first
+            if branches != k or len(convs) != k or len(chans) != k:
+                raise ArchError("setting", i - 1, first, f"[{k}, {k} convs, {k} channels]")
+            embedding += [repeats, *convs, *chans]
+        if i != len(setting):
+            raise ArchError("setting", i, setting[i], "no module after stage 4")
+        embedding.append(last_channel)
+        return cls.from_embedding(embedding)
+
+    # -- encodings -----------------------------------------------------------------
+
+    @property
+    def embedding(self) -> list[int]:
+        """The 27-int embedding (``trainval.pkl``)."""
+        return self._embedding_of()
+
+    @property
+    def code(self) -> str:
+        """The 31-int code string (``search_list.txt``)."""
+        groups = ["_".join(map(str, self.stem))]
+        for k, stage in enumerate(self.stages, start=1):
+            groups.append("_".join(map(str, [stage.repeats, k, *stage.convs, *stage.channels])))
+        groups.append(str(self.last_channel))
+        return "-".join(groups)
+
+    @property
+    def input_channel(self) -> list[int]:
+        return list(self.stem)
+
+    @property
+    def setting(self) -> list[list[Any]]:
+        """The network setting: one ``[branches, [convs], [channels]]`` entry per module."""
+        return [
+            [stage.branches, list(stage.convs), list(stage.channels)]
+            for stage in self.stages
+            for _ in range(stage.repeats)
+        ]
+
+    # -- derived -------------------------------------------------------------------
+
+    @property
+    def n_modules(self) -> int:
+        return sum(stage.repeats for stage in self.stages)
+
+    @property
+    def n_blocks(self) -> int:
+        """Residual basic blocks in the whole network."""
+        return sum(stage.repeats * sum(stage.convs) for stage in self.stages)
+
+    def neighbours(self) -> Iterator[Arch]:
+        """Every architecture that differs from this one in exactly one embedding position."""
+        base = self.embedding
+        for pos, (_, kind) in enumerate(EMBEDDING_FIELDS):
+            for value in CHANNELS if kind == "channels" else COUNTS:
+                if value != base[pos]:
+                    yield Arch.from_embedding([*base[:pos], value, *base[pos + 1 :]])
+
+    def __str__(self) -> str:
+        return self.code
+
+
+def domain(position: int) -> tuple[int, ...]:
+    """The allowed values of one embedding position."""
+    return CHANNELS if EMBEDDING_FIELDS[position][1] == "channels" else COUNTS
+
+
+def sample(n: int, seed: int) -> list[Arch]:
+    """``n`` architectures drawn uniformly at random from the whole space."""
+    rng = random.Random(seed)
+    return [
+        Arch.from_embedding([rng.choice(domain(p)) for p in range(EMBEDDING_LENGTH)])
+        for _ in range(n)
+    ]
+
+
+def snap(values: Sequence[float]) -> Arch:
+    """The valid architecture nearest to a real-valued embedding (clamp, then round)."""
+    out = []
+    for pos, value in enumerate(values):
+        allowed = domain(pos)
+        out.append(min(allowed, key=lambda a, v=float(value): (abs(a - v), a)))
+    return Arch.from_embedding(out)

@@ -1,0 +1,1 @@
+"""pydantic contracts for everything nasmr reads and writes."""

@@ -1,0 +1,124 @@
+"""The registry of benchmark settings: task, metrics and primary metric of each."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Task(StrEnum):
+    SEGMENTATION = "segmentation"
+    CLASSIFICATION = "classification"
+    VIDEO = "video"
+    DETECTION_3D = "3d-detection"
+    CELL = "nas-bench-201"
+
+
+class Setting(BaseModel):
+    """One benchmark setting, as laid out in the raw drop (``<name>/trainval.pkl``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    task: Task
+    description: str
+    metrics: tuple[str, ...]
+    primary_metric: str
+    space: str = "nasbench-mr"  # "nasbench-mr" (2507 MR architectures) or "nas-bench-201"
+
+    @property
+    def is_mr(self) -> bool:
+        return self.space == "nasbench-mr"
+
+
+_SEG = ("mIoU", "mAcc", "aAcc")
+_CLS = ("top1", "top5")
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting(
+            name="seg",
+            task=Task.SEGMENTATION,
+            description="Cityscapes segmentation",
+            metrics=_SEG,
+            primary_metric="mIoU",
+        ),
+        Setting(
+            name="seg-4x",
+            task=Task.SEGMENTATION,
+            description="Cityscapes segmentation, longer schedule",
+            metrics=_SEG,
+            primary_metric="mIoU",
+        ),
+        Setting(
+            name="cls-10c",
+            task=Task.CLASSIFICATION,
+            description="ImageNet subset classification (10 classes)",
+            metrics=_CLS,
+            primary_metric="top1",
+        ),
+        Setting(
+            name="cls-10-1000",
+            task=Task.CLASSIFICATION,
+            description="ImageNet subset classification (10 classes x 1000 images)",
+            metrics=_CLS,
+            primary_metric="top1",
+        ),
+        Setting(
+            name="cls-50-100",
+            task=Task.CLASSIFICATION,
+            description="ImageNet subset classification (50 classes x 100 images)",
+            metrics=_CLS,
+            primary_metric="top1",
+        ),
+        Setting(
+            name="cls-50-1000",
+            task=Task.CLASSIFICATION,
+            description="ImageNet subset classification (50 classes x 1000 images)",
+            metrics=_CLS,
+            primary_metric="top1",
+        ),
+        Setting(
+            name="video",
+            task=Task.VIDEO,
+            description="HMDB51 video recognition",
+            metrics=_CLS,
+            primary_metric="top1",
+        ),
+        Setting(
+            name="video-p",
+            task=Task.VIDEO,
+            description="HMDB51 video recognition, pretrained variant",
+            metrics=_CLS,
+            primary_metric="top1",
+        ),
+        Setting(
+            name="3ddet",
+            task=Task.DETECTION_3D,
+            description="KITTI 3D detection",
+            metrics=("moderate",),
+            primary_metric="moderate",
+        ),
+        Setting(
+            name="nas-bench-201",
+            task=Task.CELL,
+            description="NAS-Bench-201 cell space, ImageNet16-120 accuracy",
+            metrics=("Acc", "Flops", "Params"),
+            primary_metric="Acc",
+            space="nas-bench-201",
+        ),
+    ]
+}
+"""Every setting of the benchmark's design, including 3ddet whose results were never published."""
+
+MR_SETTINGS: tuple[str, ...] = tuple(name for name, s in SETTINGS.items() if s.is_mr)
+
+
+def get_setting(name: str) -> Setting:
+    """The setting called ``name``; an unknown name is an error that lists the known ones."""
+    try:
+        return SETTINGS[name]
+    except KeyError:
+        raise KeyError(f"unknown setting {name!r}; known settings: {', '.join(SETTINGS)}") from None
