@@ -1,0 +1,43 @@
+"""Default locations, each overridable by an environment variable.
+
+The defaults work on a fresh clone: the raw drop sits beside the checkout
+(``../shared/nasbench-mr``) and every output lands inside the (git-ignored)
+``warehouse/`` and ``releases/`` folders of the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env_path(variable: str, default: Path) -> Path:
+    value = os.environ.get(variable)
+    return Path(value).expanduser() if value else default
+
+
+def raw_dir() -> Path:
+    """The raw NAS-Bench-MR drop (``NASMR_RAW``)."""
+    return _env_path("NASMR_RAW", REPO_ROOT.parent / "shared" / "nasbench-mr")
+
+
+def out_dir() -> Path:
+    """Where a build writes Parquet tables, the DuckDB file and models (``NASMR_OUT``)."""
+    return _env_path("NASMR_OUT", REPO_ROOT / "warehouse" / "build")
+
+
+def warehouse_file() -> Path:
+    """The DuckDB warehouse that queries read by default (``NASMR_WAREHOUSE``)."""
+    return _env_path("NASMR_WAREHOUSE", out_dir() / "nasmr.duckdb")
+
+
+def releases_dir() -> Path:
+    """Where releases are published (``NASMR_RELEASES``)."""
+    return _env_path("NASMR_RELEASES", REPO_ROOT / "releases")
+
+
+def dagster_home() -> Path:
+    """The local Dagster instance kept in the repository (``DAGSTER_HOME``)."""
+    return _env_path("DAGSTER_HOME", REPO_ROOT / ".dagster")

@@ -1,0 +1,22 @@
+"""Shared fixtures: the real raw drop, which CI must have and a laptop may lack."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nasmr import paths
+
+
+@pytest.fixture(scope="session")
+def raw_dir() -> Path:
+    """The real NAS-Bench-MR drop; missing it fails under CI=true and skips elsewhere."""
+    path = paths.raw_dir()
+    if not (path / "data" / "search_list.txt").is_file():
+        message = f"raw drop not found at {path}; set NASMR_RAW to its folder"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
