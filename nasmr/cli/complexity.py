@@ -1,0 +1,113 @@
+"""``nasmr complexity CODE`` (FLOPs/params of one architecture) and ``nasmr complexity verify``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from nasmr import paths
+from schemas.settings import MR_SETTINGS
+
+METHOD = click.option(
+    "--method",
+    type=click.Choice(["analytic", "module"]),
+    default="analytic",
+    show_default=True,
+    help="Count by formula, or by building the PyTorch supernet and counting it with thop.",
+)
+
+
+class _CodeOrCommand(click.Group):
+    """A group whose first argument is a subcommand or, failing that, an architecture code."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_CodeOrCommand)
+def complexity() -> None:
+    """Exact FLOPs (GMac) and params of architectures, as the benchmark publishes them.
+
+    \b
+    nasmr complexity CODE      count one architecture (same as: show CODE)
+    nasmr complexity verify    recompute a drop's published values
+    """
+
+
+@complexity.command()
+@click.argument("code")
+@METHOD
+def show(code: str, method: str) -> None:
+    """Print the FLOPs and params of the architecture CODE (a search-list code string)."""
+    from nasmr.complexity import analytic_complexity, module_complexity
+    from nasmr.space import Arch, ArchError
+
+    try:
+        arch = Arch.from_code(code)
+    except ArchError as err:
+        raise click.ClickException(str(err)) from err
+    count = analytic_complexity(arch) if method == "analytic" else module_complexity(arch)
+    click.echo(f"code    {arch.code}")
+    click.echo(f"FLOPs   {count.gmac:.9f} GMac ({count.macs} multiply-accumulates)")
+    click.echo(f"params  {count.mparams:.6f} M ({count.params} parameters)")
+
+
+@complexity.command()
+@click.option(
+    "--raw",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=paths.raw_dir,
+    show_default="NASMR_RAW or ../shared/nasbench-mr",
+    help="The raw NAS-Bench-MR drop (the folder holding data/).",
+)
+@click.option(
+    "--setting",
+    type=click.Choice(MR_SETTINGS),
+    default="seg",
+    show_default=True,
+    help="Whose trainval.pkl to check (every NAS-Bench-MR setting publishes the same values).",
+)
+@METHOD
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Check the first N only.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (module).")
+def verify(raw: Path, setting: str, method: str, limit: int | None, workers: int | None) -> None:
+    """Recompute the published FLOPs/params of a drop; exit 1 on any mismatch or bad record."""
+    from nasmr.ingest import complexity_table, load_setting, recompute_complexity
+    from nasmr.rawdrop import trainval_path
+
+    load = load_setting(raw, setting)
+    if load.status != "ok":
+        raise click.ClickException(str(load.reason))
+    published, bad = load.valid, load.quarantine
+    if limit is not None:
+        published = published[published["record_index"] < limit]
+        bad = bad[bad["record_index"] < limit]
+    codes = published["code"].tolist()
+    if method == "module":
+        with click.progressbar(length=len(codes), label="counting", file=sys.stderr) as bar:
+            recomputed = recompute_complexity(
+                codes, method, workers, lambda done, _total: bar.update(done - bar.pos)
+            )
+    else:
+        recomputed = recompute_complexity(codes, method)
+    table = complexity_table(published, recomputed, method)
+    wrong = table[~table["match"].astype(bool)]
+    click.echo(
+        f"{trainval_path(raw, setting)}: {len(table) - len(wrong)}/{len(table)} matched "
+        f"({method}), {len(bad)} invalid records"
+    )
+    for row in wrong.itertuples(index=False):
+        click.echo(
+            f"mismatch {row.code}: published {row.published_macs} MACs, {row.published_params} "
+            f"params; recomputed {row.recomputed_macs} MACs, {row.recomputed_params} params"
+        )
+    for row in bad.itertuples(index=False):
+        click.echo(f"invalid record {row.record_index}: {row.field}: {row.reason}")
+    if len(wrong) or len(bad):
+        sys.exit(1)

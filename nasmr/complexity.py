@@ -1,0 +1,201 @@
+"""Exact FLOPs (multiply-accumulates) and parameter counts of architectures, two ways.
+
+The published ``flops`` (GMac) and ``params`` (M) of NAS-Bench-MR count the
+classification-head supernet with 50 classes on a 1x3x128x128 input under the
+convention of thop 0.0.31 (NASBENCH-MR.md, section 4). :func:`analytic_complexity`
+evaluates that count in closed form from the :class:`~nasmr.space.Arch` (pure
+Python); :func:`module_complexity` builds the :class:`~nasmr.supernet.Supernet` and
+counts it with thop. The two are independent and must agree with every record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import TYPE_CHECKING, Any
+
+from nasmr.space import Arch
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+INPUT_SIZE = 128
+NUM_CLASSES = 50
+IN_CHANNELS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Complexity:
+    """Exact multiply-accumulates and parameters of one network."""
+
+    macs: int
+    params: int
+
+    @property
+    def gmac(self) -> float:
+        """FLOPs as the benchmark publishes them: multiply-accumulates / 1e9."""
+        return self.macs / 1e9
+
+    @property
+    def mparams(self) -> float:
+        """Parameters as the benchmark publishes them: count / 1e6."""
+        return self.params / 1e6
+
+    @classmethod
+    def from_published(cls, flops_gmac: float, params_m: float) -> Complexity:
+        """The exact integers behind a record's ``flops`` (GMac) and ``params`` (M) floats."""
+        return cls(round(flops_gmac * 1e9), round(params_m * 1e6))
+
+
+# -- closed form -------------------------------------------------------------------------
+
+
+def _conv_bn_params(in_ch: int, out_ch: int, kernel: int) -> int:
+    """Parameters of a bias-free convolution plus its BatchNorm (weight and bias)."""
+    return out_ch * (in_ch * kernel * kernel + 2)
+
+
+def analytic_complexity(arch: Arch) -> Complexity:
+    """The published count in closed form: every conv-BN costs its parameters per output pixel.
+
+    A bias-free conv costs ``in x k x k`` MACs per output element and its BatchNorm 2, so a
+    conv-BN costs exactly its parameter count at each output position.
+    """
+    macs = params = 0
+
+    def conv_bn(in_ch: int, out_ch: int, kernel: int, side: int) -> None:
+        nonlocal macs, params
+        p = _conv_bn_params(in_ch, out_ch, kernel)
+        params += p
+        macs += p * side * side
+
+    half = (INPUT_SIZE + 1) // 2
+    c0, c1 = arch.stem
+    conv_bn(IN_CHANNELS, c0, 3, half)
+    sides = [(half + 1) // 2]
+    for _ in range(3):
+        sides.append((sides[-1] + 1) // 2)
+    conv_bn(c0, c1, 3, sides[0])
+
+    channels: tuple[int, ...] = (c1,)
+    for stage in arch.stages:
+        for _ in range(stage.repeats):
+            n_in, out = len(channels), stage.channels
+            for i in range(min(n_in, len(out))):
+                for j in (i - 1, i, i + 1):
+                    if 0 <= j < n_in:
+                        conv_bn(channels[j], out[i], 1 if j > i else 3, sides[max(i, j)])
+            if len(out) > n_in:
+                conv_bn(out[n_in - 1], out[n_in], 3, sides[n_in])
+            for b, (n_blocks, ch) in enumerate(zip(stage.convs, out, strict=True)):
+                for _ in range(2 * n_blocks):
+                    conv_bn(ch, ch, 3, sides[b])
+            channels = out
+
+    conv_bn(sum(channels), arch.last_channel, 1, sides[len(channels) - 1])
+    classifier = NUM_CLASSES * (arch.last_channel + 1)
+    return Complexity(macs + classifier, params + classifier)
+
+
+# -- counting the built module with thop -------------------------------------------------
+
+
+def _count_conv(m: nn.Conv2d, x: tuple[Tensor, ...], y: Tensor) -> None:
+    """thop 0.0.31 convolution rule: output elements x (in/groups x kernel area + bias)."""
+    kh, kw = m.kernel_size
+    per_output = m.in_channels // m.groups * kh * kw + (1 if m.bias is not None else 0)
+    m.total_ops += y.numel() * per_output
+
+
+def _count_bn(m: nn.BatchNorm2d, x: tuple[Tensor, ...], y: Tensor) -> None:
+    """thop 0.0.31 BatchNorm rule: 2 x input elements."""
+    m.total_ops += 2 * x[0].numel()
+
+
+def _custom_ops() -> dict[type, Callable[..., None]]:
+    from torch import nn
+
+    return {nn.Conv2d: _count_conv, nn.BatchNorm2d: _count_bn}
+
+
+def _import_thop() -> Any:
+    """Import thop, which warns about its own use of the deprecated distutils."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import thop
+    return thop
+
+
+def module_complexity(arch: Arch) -> Complexity:
+    """Count the built supernet (cls head, 50 classes, 1x3x128x128 input) with thop.
+
+    Weights are not initialised but zeroed: values do not change the count, and zeros
+    keep the forward pass free of NaNs and slow denormals. The network is channels-last,
+    which makes the CPU forward pass about twice as fast.
+    """
+    import torch
+
+    from nasmr.supernet import Supernet
+
+    thop = _import_thop()
+    net = Supernet(arch, num_classes=NUM_CLASSES, head="cls", init_weights=False)
+    with torch.no_grad():
+        for tensor in [*net.parameters(), *net.buffers()]:
+            tensor.zero_()
+        net = net.to(memory_format=torch.channels_last)
+        x = torch.zeros(1, IN_CHANNELS, INPUT_SIZE, INPUT_SIZE).to(
+            memory_format=torch.channels_last
+        )
+        macs, params = thop.profile(net, (x,), custom_ops=_custom_ops(), verbose=False)
+    return Complexity(round(macs), round(params))
+
+
+def _worker_init() -> None:
+    """One compute thread per worker process: the pool provides the parallelism."""
+    import torch
+
+    torch.set_num_threads(1)
+    _import_thop()
+
+
+def _module_complexity_of(embedding: list[int]) -> Complexity:
+    return module_complexity(Arch.from_embedding(embedding))
+
+
+def module_complexity_many(
+    archs: Sequence[Arch],
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Complexity]:
+    """:func:`module_complexity` of many architectures on a process pool, in input order.
+
+    ``workers`` defaults to the CPU count; 1 runs in this process. ``progress(done, total)``
+    is called after each result.
+    """
+    total = len(archs)
+    workers = max(1, min(workers or os.cpu_count() or 1, total))
+    results: Iterator[Complexity]
+    if workers == 1:
+        results = map(module_complexity, archs)
+        return _collect(results, total, progress)
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init
+    ) as pool:
+        results = pool.map(_module_complexity_of, [a.embedding for a in archs], chunksize=4)
+        return _collect(results, total, progress)
+
+
+def _collect(
+    results: Iterator[Complexity], total: int, progress: Callable[[int, int], None] | None
+) -> list[Complexity]:
+    out = []
+    for result in results:
+        out.append(result)
+        if progress is not None:
+            progress(len(out), total)
+    return out

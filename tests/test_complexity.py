@@ -1,0 +1,181 @@
+"""Both FLOPs/params paths reproduce the published values exactly; the CLI reports them."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from nasmr.cli import main
+from nasmr.complexity import (
+    Complexity,
+    analytic_complexity,
+    module_complexity,
+    module_complexity_many,
+)
+from nasmr.rawdrop import load_pickle, trainval_path
+from nasmr.space import EMBEDDING_FIELDS, Arch, sample
+
+SMALLEST = Arch.from_embedding([8 if kind == "channels" else 1 for _, kind in EMBEDDING_FIELDS])
+LARGEST = Arch.from_embedding([128 if kind == "channels" else 4 for _, kind in EMBEDDING_FIELDS])
+
+
+@pytest.fixture(scope="module")
+def records(raw_dir: Path) -> list[dict[str, Any]]:
+    return load_pickle(trainval_path(raw_dir, "seg"))
+
+
+def _published(record: dict[str, Any]) -> Complexity:
+    return Complexity.from_published(record["flops"], record["params"])
+
+
+def test_published_floats_become_exact_integers() -> None:
+    count = Complexity.from_published(13.727426866, 28.290994)
+    assert count == Complexity(13_727_426_866, 28_290_994)
+    assert (count.gmac, count.mparams) == (13.727426866, 28.290994)
+
+
+def test_analytic_reproduces_every_published_record(records: list[dict[str, Any]]) -> None:
+    wrong = [
+        (r["embedding"], _published(r), analytic_complexity(Arch.from_embedding(r["embedding"])))
+        for r in records
+        if analytic_complexity(Arch.from_embedding(r["embedding"])) != _published(r)
+    ]
+    assert len(records) == 2507
+    assert wrong == []
+
+
+def test_analytic_path_does_not_import_torch() -> None:
+    script = (
+        "import sys; from nasmr.complexity import analytic_complexity; from nasmr.space import "
+        "sample; analytic_complexity(sample(1, 0)[0]); assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_module_reproduces_a_sample_of_records_in_order(records: list[dict[str, Any]]) -> None:
+    by_flops = sorted(range(len(records)), key=lambda i: records[i]["flops"])
+    minimum = [i for i, r in enumerate(records) if r["embedding"] == SMALLEST.embedding]
+    picks = [*minimum, by_flops[0], by_flops[-1], *random.Random(0).sample(range(len(records)), 30)]
+    archs = [Arch.from_embedding(records[i]["embedding"]) for i in picks]
+    seen: list[tuple[int, int]] = []
+    counts = module_complexity_many(archs, workers=2, progress=lambda d, t: seen.append((d, t)))
+    assert minimum, "the all-minimum architecture is in the drop"
+    assert counts == [_published(records[i]) for i in picks]
+    assert seen == [(k, len(picks)) for k in range(1, len(picks) + 1)]
+
+
+def test_module_and_analytic_agree_beyond_the_drop() -> None:
+    """The drop never repeats a module more than twice; the whole space must still agree."""
+    archs = [LARGEST, SMALLEST, *sample(3, seed=7)]
+    assert module_complexity_many(archs, workers=1) == [analytic_complexity(a) for a in archs]
+
+
+def test_module_params_equal_the_networks_parameters() -> None:
+    import torch
+
+    from nasmr.supernet import Supernet
+
+    with torch.device("meta"):
+        net = Supernet(SMALLEST, init_weights=False)
+    assert module_complexity(SMALLEST).params == sum(p.numel() for p in net.parameters())
+
+
+def test_many_of_nothing_is_nothing() -> None:
+    assert module_complexity_many([]) == []
+
+
+# -- CLI --------------------------------------------------------------------------------
+
+
+def test_cli_prints_a_codes_published_numbers(records: list[dict[str, Any]]) -> None:
+    record = records[1]
+    code = Arch.from_embedding(record["embedding"]).code
+    result = CliRunner().invoke(main, ["complexity", code])
+    assert result.exit_code == 0, result.output
+    published = _published(record)
+    assert f"{record['flops']:.9f} GMac ({published.macs} " in result.output
+    assert f"{record['params']:.6f} M ({published.params} " in result.output
+
+
+def test_cli_show_counts_the_module_too() -> None:
+    result = CliRunner().invoke(main, ["complexity", "show", SMALLEST.code, "--method", "module"])
+    assert result.exit_code == 0, result.output
+    assert f"({analytic_complexity(SMALLEST).macs} multiply-accumulates)" in result.output
+
+
+def test_cli_rejects_a_bad_code_without_a_traceback() -> None:
+    bad = SMALLEST.code.replace("-8", "-9", 1)
+    result = CliRunner().invoke(main, ["complexity", bad])
+    assert result.exit_code != 0
+    assert "invalid code" in result.output and "multiple of 8" in result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+
+
+def test_cli_verify_limit_passes_on_the_real_drop(raw_dir: Path) -> None:
+    args = ["complexity", "verify", "--raw", str(raw_dir), "--limit", "100"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "100/100 matched (analytic), 0 invalid records" in result.output
+
+
+def _seg_record(arch: Arch, count: Complexity) -> dict[str, Any]:
+    return {
+        "mIoU": 70.0,
+        "mAcc": 80.0,
+        "aAcc": 95.0,
+        "flops": count.gmac,
+        "params": count.mparams,
+        "input_channel": arch.input_channel,
+        "inverted_residual_setting": arch.setting,
+        "last_channel": arch.last_channel,
+        "embedding": arch.embedding,
+    }
+
+
+def _write_seg_drop(raw: Path, records: list[dict[str, Any]]) -> None:
+    path = trainval_path(raw, "seg")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps(records))
+
+
+def test_cli_verify_names_a_corrupted_record(tmp_path: Path) -> None:
+    archs = sample(6, seed=1)
+    records = [_seg_record(a, analytic_complexity(a)) for a in archs]
+    records[3]["flops"] += 1e-9
+    records[4]["embedding"] = [*archs[4].embedding[:-1], 12]
+    _write_seg_drop(tmp_path, records)
+
+    result = CliRunner().invoke(main, ["complexity", "verify", "--raw", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "4/5 matched (analytic), 1 invalid records" in result.output
+    macs = analytic_complexity(archs[3]).macs
+    assert f"mismatch {archs[3].code}: published {macs + 1} MACs" in result.output
+    assert f"recomputed {macs} MACs" in result.output
+    assert "invalid record 4: embedding" in result.output
+
+
+def test_cli_verify_module_method_flags_a_corrupted_param(tmp_path: Path) -> None:
+    archs = [SMALLEST, *list(SMALLEST.neighbours())[:3]]
+    records = [_seg_record(a, analytic_complexity(a)) for a in archs]
+    records[2]["params"] += 2e-6
+    _write_seg_drop(tmp_path, records)
+
+    args = ["complexity", "verify", "--raw", str(tmp_path), "--method", "module", "--workers", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "3/4 matched (module), 0 invalid records" in result.output
+    params = analytic_complexity(archs[2]).params
+    assert f"{params + 2} params; recomputed" in result.output
+
+
+def test_cli_verify_reports_a_missing_drop(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["complexity", "verify", "--raw", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "trainval.pkl" in result.output
