@@ -1,0 +1,115 @@
+"""``nasmr ingest`` (validate the drop, build the warehouse) and ``nasmr sql`` (query it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from nasmr import paths
+
+
+@click.command()
+@click.option(
+    "--raw",
+    "raw",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=paths.raw_dir,
+    show_default="NASMR_RAW or ../shared/nasbench-mr",
+    help="The raw NAS-Bench-MR drop (the folder holding data/).",
+)
+@click.option(
+    "--warehouse",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=paths.warehouse_file,
+    show_default="NASMR_WAREHOUSE or warehouse/build/nasmr.duckdb",
+    help="The DuckDB file to (re)build; Parquet tables go to parquet/ beside it.",
+)
+@click.option(
+    "--complexity",
+    "method",
+    type=click.Choice(["analytic", "module"]),
+    default="analytic",
+    show_default=True,
+    help="Recompute FLOPs/params by formula, or by counting the built PyTorch module (slow).",
+)
+@click.option("--workers", type=int, default=None, help="Processes for --complexity module.")
+def ingest(raw: Path, warehouse: Path, method: str, workers: int | None) -> None:
+    """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load."""
+    from nasmr.ingest import IngestError
+    from nasmr.rawdrop import RawDropError
+    from nasmr.warehouse import ingest as run_ingest
+
+    def progress(done: int, total: int) -> None:
+        if done % 250 == 0 or done == total:
+            click.echo(f"complexity ({method}): {done}/{total}", err=True)
+
+    try:
+        result = run_ingest(
+            raw,
+            warehouse.parent,
+            method,
+            db_name=warehouse.name,
+            workers=workers,
+            progress=progress,
+        )
+    except (RawDropError, IngestError) as err:
+        raise click.ClickException(str(err)) from err
+    report = result.report.fillna({"setting": "(search list)", "reason": ""})
+    click.echo(report[["setting", "status", "read", "valid", "quarantined"]].to_string(index=False))
+    for row in report[report["reason"] != ""].itertuples(index=False):
+        click.echo(f"{row.setting}: {row.status}: {row.reason}")
+    complexity = result.tables["complexity"]
+    compared = complexity["match"].notna()
+    click.echo(
+        f"complexity ({method}): {int(complexity['match'].sum())} of {int(compared.sum())} "
+        "published FLOPs/params reproduced exactly"
+    )
+    click.echo(f"search-list codes without results: {len(result.unevaluated)}")
+    for code in result.unevaluated:
+        click.echo(f"  {code}")
+    click.echo(f"warehouse: {result.warehouse}")
+    if result.failed:
+        raise click.ClickException(f"could not load: {', '.join(result.failed)}")
+
+
+@click.command()
+@click.argument("query")
+@click.option(
+    "--warehouse",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=paths.warehouse_file,
+    show_default="NASMR_WAREHOUSE or warehouse/build/nasmr.duckdb",
+    help="The DuckDB file to query.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+def sql(query: str, warehouse: Path, fmt: str) -> None:
+    """Run one SQL query against the warehouse (read-only) and print the result."""
+    import duckdb
+
+    from nasmr.warehouse import connect
+
+    try:
+        with connect(warehouse) as con:
+            relation = con.sql(query)
+            if relation is None:
+                return
+            frame = relation.df()
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from err
+    except duckdb.Error as err:
+        raise click.ClickException(f"SQL error: {err}") from err
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        records = json.loads(frame.to_json(orient="records", date_format="iso", date_unit="us"))
+        click.echo(json.dumps(records, indent=2))
+    else:
+        click.echo(frame.to_string(index=False))

@@ -1,0 +1,191 @@
+"""The warehouse: one Parquet file per table plus a DuckDB file with the tables and wide views.
+
+:func:`write_warehouse` builds everything in a staging folder beside the target
+and swaps it into place, so a crash never leaves a half-written warehouse;
+:func:`connect` opens it for queries; :func:`ingest` runs the whole ingestion.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nasmr import paths
+from nasmr.ingest import (
+    ComplexityMethod,
+    build_tables,
+    complexity_table,
+    load_architectures,
+    load_setting,
+    published_complexity,
+    recompute_complexity,
+)
+from schemas.settings import MR_SETTINGS, SETTINGS, get_setting
+
+WAREHOUSE_NAME = "nasmr.duckdb"
+PARQUET_DIR = "parquet"
+
+TABLE_DOCS: dict[str, str] = {
+    "architectures": "The search list: one row per architecture, its 27 embedding values, size, "
+    "and whether any setting evaluated it.",
+    "results": "Every MR-setting metric value, long form: code, setting, metric, value.",
+    "complexity": "Published vs recomputed multiply-accumulates and parameters per architecture.",
+    "sources": "The raw files ingested: path relative to the drop, bytes, sha256, time.",
+    "quarantine": "Records and codes rejected by validation, with the field and the reason.",
+    "ingest_report": "Per file: status, records read, valid and quarantined.",
+    "nb201_results": "NAS-Bench-201 cells (op index per edge, NAS-Bench-201 arch string) with "
+    "Acc, Flops (MFLOPs) and Params (M) as in the drop.",
+}
+"""The warehouse tables and what each holds (also stored as DuckDB table comments)."""
+
+
+@dataclass(frozen=True, eq=False)
+class IngestResult:
+    """What :func:`ingest` built: the tables and the warehouse file."""
+
+    tables: dict[str, pd.DataFrame]
+    warehouse: Path
+
+    @property
+    def report(self) -> pd.DataFrame:
+        return self.tables["ingest_report"]
+
+    @property
+    def failed(self) -> list[str]:
+        """Settings whose file exists but could not be read."""
+        report = self.report
+        return report.loc[report["status"] == "failed", "setting"].tolist()
+
+    @property
+    def unevaluated(self) -> list[str]:
+        """Search-list codes without results in any setting."""
+        archs = self.tables["architectures"]
+        return archs.loc[~archs["evaluated"], "code"].tolist()
+
+
+def results_view(setting: str) -> str:
+    """Name of the wide view of one MR setting (``seg-4x`` -> ``results_seg_4x``)."""
+    return "results_" + setting.replace("-", "_")
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table as Parquet; identical frames give identical bytes."""
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
+
+
+def write_warehouse(
+    tables: Mapping[str, pd.DataFrame], out_dir: Path, db_name: str = WAREHOUSE_NAME
+) -> Path:
+    """Write ``out_dir/parquet/<table>.parquet`` and ``out_dir/<db_name>``; return the DuckDB path.
+
+    Both are built in a staging folder inside ``out_dir``, then moved into place
+    with ``os.replace`` (Parquet folder first, then the DuckDB file). A failure
+    before the moves leaves the previous warehouse untouched.
+    """
+    missing = set(TABLE_DOCS) - set(tables)
+    if missing:
+        raise ValueError(f"tables missing from the warehouse: {', '.join(sorted(missing))}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        parquet_dir = staging / PARQUET_DIR
+        parquet_dir.mkdir()
+        for name in sorted(tables):
+            write_parquet(tables[name], parquet_dir / f"{name}.parquet")
+        database = staging / db_name
+        with duckdb.connect(str(database)) as con:
+            for name in sorted(tables):
+                file = (parquet_dir / f"{name}.parquet").as_posix()
+                con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet(?)', [file])
+                if name in TABLE_DOCS:
+                    con.execute(f"COMMENT ON TABLE \"{name}\" IS '{_quote(TABLE_DOCS[name])}'")
+            for sql in view_statements():
+                con.execute(sql)
+        _replace_dir(parquet_dir, out_dir / PARQUET_DIR)
+        target = out_dir / db_name
+        os.replace(database, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def view_statements() -> list[str]:
+    """SQL of the views: one wide results view per MR setting, and ``unevaluated``."""
+    statements = []
+    for setting in MR_SETTINGS:
+        metrics = get_setting(setting).metrics
+        pivots = ",\n  ".join(
+            f"max(value) FILTER (WHERE metric = '{m}') AS \"{m}\"" for m in metrics
+        )
+        statements.append(
+            f"CREATE VIEW {results_view(setting)} AS\n"
+            f"WITH wide AS (\n  SELECT code,\n  {pivots}\n"
+            f"  FROM results WHERE setting = '{setting}' GROUP BY code\n)\n"
+            "SELECT wide.*, c.published_macs / 1e9 AS flops, c.published_params / 1e6 AS params\n"
+            "FROM wide LEFT JOIN complexity AS c USING (code) ORDER BY code"
+        )
+    statements.append(
+        "CREATE VIEW unevaluated AS SELECT code, search_index FROM architectures "
+        "WHERE NOT evaluated ORDER BY search_index"
+    )
+    return statements
+
+
+def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse (default ``nasmr.paths.warehouse_file()``) for queries."""
+    path = Path(path) if path is not None else paths.warehouse_file()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no warehouse at {path}: run `nasmr ingest` (or `nasmr build`) first, "
+            "or point --warehouse / NASMR_WAREHOUSE at one"
+        )
+    return duckdb.connect(str(path), read_only=read_only)
+
+
+def ingest(
+    raw_dir: Path,
+    out_dir: Path,
+    method: ComplexityMethod = "analytic",
+    ingested_at: datetime | None = None,
+    db_name: str = WAREHOUSE_NAME,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestResult:
+    """Validate the whole drop, recompute complexity and (re)build the warehouse in ``out_dir``.
+
+    ``workers`` and ``progress(done, total)`` are passed to the module complexity method.
+    """
+    search_list = load_architectures(raw_dir)
+    loads = [load_setting(raw_dir, setting) for setting in SETTINGS]
+    codes = search_list.architectures["code"].tolist()
+    complexity = complexity_table(
+        published_complexity(loads), recompute_complexity(codes, method, workers, progress), method
+    )
+    tables = build_tables(search_list, loads, complexity, ingested_at or datetime.now(UTC))
+    return IngestResult(tables, write_warehouse(tables, out_dir, db_name))
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``; an existing ``target`` is renamed aside first, then deleted."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+        os.replace(target, old / target.name)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")

@@ -1,0 +1,228 @@
+"""pydantic contracts of the raw drop's result records, one model per kind of setting.
+
+A record is one dict of a ``trainval.pkl`` list. Validation checks types, finite
+values, ranges and, for NAS-Bench-MR records, that the three encodings of the
+architecture (``embedding``; ``input_channel`` + ``inverted_residual_setting`` +
+``last_channel``) describe the same network. :func:`describe_errors` turns a
+validation failure into ``(field, reason)`` pairs for the quarantine table.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from nasmr.space import CHANNELS, Arch, ArchError
+from schemas.settings import Task, get_setting
+
+Percent = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
+"""A finite percentage in [0, 100] (an int is accepted, a string or bool is not)."""
+
+Positive = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
+"""A finite, strictly positive number (FLOPs, params)."""
+
+NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+"""The (to, from) nodes of the 6 cell edges, in the order of the embedding (NAS-Bench-201's)."""
+
+NB201_OPS = ("avg_pool_3x3", "none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3")
+"""The op of each one-hot index, inferred from the data (the drop does not name them).
+
+Cells whose every input-to-output path crosses index 1 score chance accuracy, so 1 is
+``none``; params grow most with 4, then 3 (the 3x3 and 1x1 convolutions). Record 0
+(0|3|2|3|2|2) has the 15.65 MFLOPs that NATS-Bench issue #24 gives for NAS-Bench-201
+architecture 0 at CIFAR size,
+``|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|``,
+which fixes 0 and 2.
+"""
+
+
+def _array_to_list(value: Any) -> Any:
+    """NumPy arrays (the nas-bench-201 embeddings) become plain lists before validation."""
+    return value.tolist() if hasattr(value, "tolist") and hasattr(value, "shape") else value
+
+
+class Record(BaseModel):
+    """A result record; ``METRICS`` names the fields that hold the setting's metric values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    METRICS: ClassVar[tuple[str, ...]] = ()
+
+    def metrics(self) -> dict[str, float]:
+        """The metric values of this record, in the order of ``METRICS``."""
+        return {name: getattr(self, name) for name in self.METRICS}
+
+
+class MRRecord(Record):
+    """Fields every NAS-Bench-MR record shares: complexity and the architecture, twice encoded."""
+
+    flops: Positive
+    params: Positive
+    input_channel: tuple[StrictInt, StrictInt]
+    last_channel: StrictInt
+    inverted_residual_setting: list[tuple[StrictInt, list[StrictInt], list[StrictInt]]]
+    embedding: list[StrictInt]
+
+    @field_validator("input_channel", "last_channel")
+    @classmethod
+    def _channels_in_space(cls, value: Any, info: ValidationInfo) -> Any:
+        for channels in value if isinstance(value, tuple) else (value,):
+            if channels not in CHANNELS:
+                raise ValueError(f"{info.field_name} {value} is not a multiple of 8 in [8, 128]")
+        return value
+
+    @field_validator("inverted_residual_setting")
+    @classmethod
+    def _setting_is_an_architecture(
+        cls, value: list[tuple[int, list[int], list[int]]], info: ValidationInfo
+    ) -> list[tuple[int, list[int], list[int]]]:
+        if {"input_channel", "last_channel"} <= set(info.data):
+            try:
+                Arch.from_setting(info.data["input_channel"], value, info.data["last_channel"])
+            except ArchError as err:
+                raise ValueError(
+                    f"with input_channel and last_channel, not an architecture ({err})"
+                ) from None
+        return value
+
+    @field_validator("embedding")
+    @classmethod
+    def _embedding_agrees(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        arch = Arch.from_embedding(value)
+        fields = ("input_channel", "inverted_residual_setting", "last_channel")
+        if not set(fields) <= set(info.data):
+            return value  # a field the check needs is invalid, and already reported
+        other = Arch.from_setting(*(info.data[name] for name in fields))
+        if other != arch:
+            raise ValueError(
+                "disagrees with input_channel/inverted_residual_setting/last_channel: "
+                f"the embedding is {arch.code}, the setting is {other.code}"
+            )
+        return value
+
+    @property
+    def arch(self) -> Arch:
+        """The architecture this record evaluates."""
+        return Arch.from_embedding(self.embedding)
+
+
+class SegRecord(MRRecord):
+    """A segmentation result (seg, seg-4x): mIoU, mAcc, aAcc in percent."""
+
+    METRICS: ClassVar[tuple[str, ...]] = ("mIoU", "mAcc", "aAcc")
+
+    mIoU: Percent
+    mAcc: Percent
+    aAcc: Percent
+
+
+class ClsRecord(MRRecord):
+    """A classification or video result: top1 and top5 accuracy in percent, top5 >= top1."""
+
+    METRICS: ClassVar[tuple[str, ...]] = ("top1", "top5")
+
+    top1: Percent
+    top5: Percent
+
+    @field_validator("top5")
+    @classmethod
+    def _top5_not_below_top1(cls, value: float, info: ValidationInfo) -> float:
+        top1 = info.data.get("top1")
+        if top1 is not None and value < top1:
+            raise ValueError(f"top5 {value} is below top1 {top1}")
+        return value
+
+
+class Det3dRecord(MRRecord):
+    """A KITTI 3D-detection result: AP at moderate difficulty, in percent."""
+
+    METRICS: ClassVar[tuple[str, ...]] = ("moderate",)
+
+    moderate: Percent
+
+
+class Nb201Record(Record):
+    """A NAS-Bench-201 cell: 6 edges x 5 ops one-hot, ImageNet16-120 accuracy, MFLOPs, M params."""
+
+    METRICS: ClassVar[tuple[str, ...]] = ("Acc", "Flops", "Params")
+
+    embedding: Annotated[list[StrictFloat], BeforeValidator(_array_to_list)]
+    Acc: Percent
+    Flops: Positive
+    Params: Positive
+
+    @field_validator("embedding")
+    @classmethod
+    def _one_hot_per_edge(cls, value: list[float]) -> list[float]:
+        edges, ops = len(NB201_EDGES), len(NB201_OPS)
+        if len(value) != edges * ops:
+            raise ValueError(
+                f"has {len(value)} values, expected {edges * ops} ({edges} edges x {ops} ops)"
+            )
+        for edge in range(edges):
+            group = value[edge * ops : (edge + 1) * ops]
+            if any(v not in (0.0, 1.0) for v in group) or sum(group) != 1.0:
+                raise ValueError(f"edge {edge} is {group}, expected one 1.0 and four 0.0")
+        return value
+
+    @property
+    def ops(self) -> tuple[int, ...]:
+        """The chosen op index (0..4) of each of the 6 edges."""
+        n = len(NB201_OPS)
+        return tuple(
+            self.embedding[e * n : (e + 1) * n].index(1.0) for e in range(len(NB201_EDGES))
+        )
+
+    @property
+    def arch_str(self) -> str:
+        """The cell in NAS-Bench-201's notation, e.g. ``|nor_conv_3x3~0|+|...~0|...~1|+|...|``."""
+        nodes: dict[int, list[str]] = {}
+        for (to, source), op in zip(NB201_EDGES, self.ops, strict=True):
+            nodes.setdefault(to, []).append(f"{NB201_OPS[op]}~{source}")
+        return "+".join("|" + "|".join(inputs) + "|" for inputs in nodes.values())
+
+
+_MODELS: dict[Task, type[Record]] = {
+    Task.SEGMENTATION: SegRecord,
+    Task.CLASSIFICATION: ClsRecord,
+    Task.VIDEO: ClsRecord,
+    Task.DETECTION_3D: Det3dRecord,
+    Task.CELL: Nb201Record,
+}
+
+
+def record_model(setting: str) -> type[Record]:
+    """The record model of a setting, chosen by its task (an unknown setting lists the known)."""
+    return _MODELS[get_setting(setting).task]
+
+
+def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, str]]:
+    """``(field, reason)`` per error; a field reads like ``inverted_residual_setting[2][1]``.
+
+    Values quoted in a reason are cut after ``limit`` characters.
+    """
+    out = []
+    for item in err.errors():
+        loc = item["loc"]
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        if item["type"] == "value_error":
+            reason = str(item["ctx"]["error"])
+        elif item["type"] == "missing":
+            reason = item["msg"]
+        else:
+            shown = repr(item["input"])
+            shown = shown if len(shown) <= limit else shown[:limit] + "..."
+            reason = f"{item['msg']} (got {shown})"
+        out.append((field or "record", reason))
+    return out

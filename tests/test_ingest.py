@@ -1,0 +1,421 @@
+"""Ingestion: validation, quarantine, statuses and table assembly, on generated and real drops."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import pickle
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nasmr.complexity import Complexity
+from nasmr.ingest import (
+    IngestError,
+    SettingLoad,
+    build_tables,
+    complexity_table,
+    load_architectures,
+    load_setting,
+    published_complexity,
+    valid_schema,
+)
+from nasmr.rawdrop import trainval_path
+from nasmr.space import EMBEDDING_COLUMNS, Arch, sample
+from schemas.records import record_model
+from schemas.settings import MR_SETTINGS, SETTINGS
+from tests import drops
+from tests.drops import mr_record, nb201_record
+
+WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+ARCHS = sample(7, seed=3)
+EVALUATED, UNEVALUATED, OUTSIDER = ARCHS[:5], ARCHS[5], ARCHS[6]
+
+
+def published(arch: Arch) -> tuple[float, float]:
+    """Made-up but consistent FLOPs (GMac) and params (M) of an architecture."""
+    return arch.n_blocks * 0.125, arch.n_modules * 0.5
+
+
+def seg_record(arch: Arch, i: int = 0) -> dict[str, Any]:
+    return mr_record(arch, *published(arch), mIoU=60.0 + i, mAcc=70.0 + i, aAcc=90.0 + i / 10)
+
+
+def cls_record(arch: Arch, i: int = 0) -> dict[str, Any]:
+    return mr_record(arch, *published(arch), top1=50.0 + i, top5=80.0 + i)
+
+
+def _mutated(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    record = copy.deepcopy(seg_record(EVALUATED[0]))
+    change(record)
+    return record
+
+
+def _disagree(record: dict[str, Any]) -> None:
+    record["embedding"][2] = record["embedding"][2] % 4 + 1  # stage1.repeats, still valid
+
+
+SEG_CASES: dict[str, tuple[Any, str, str]] = {
+    "short embedding": (_mutated(lambda r: r["embedding"].pop()), "embedding", "27 ints"),
+    "bad channel": (
+        _mutated(lambda r: r["embedding"].__setitem__(4, 100)),
+        "embedding",
+        "position 4 (stage1.channels[0]) value 100, expected a multiple of 8",
+    ),
+    "setting disagrees": (_mutated(_disagree), "embedding", "disagrees with input_channel"),
+    "NaN metric": (_mutated(lambda r: r.update(mIoU=math.nan)), "mIoU", "finite number"),
+    "over 100": (_mutated(lambda r: r.update(mAcc=100.5)), "mAcc", "less than or equal to 100"),
+    "negative flops": (_mutated(lambda r: r.update(flops=-1.0)), "flops", "greater than 0"),
+    "missing key": (_mutated(lambda r: r.pop("params")), "params", "Field required"),
+    "wrong type": (
+        _mutated(lambda r: r.update(last_channel="64")),
+        "last_channel",
+        "valid integer (got '64')",
+    ),
+    "bad setting shape": (
+        _mutated(lambda r: r["inverted_residual_setting"][0].__setitem__(1, 2)),
+        "inverted_residual_setting[0][1]",
+        "valid list",
+    ),
+    "not a dict": ("mIoU=60", "record", "valid dictionary"),
+    "duplicate": (seg_record(EVALUATED[1], 9), "embedding", "duplicate architecture"),
+    "two errors": (
+        _mutated(lambda r: r.update(mIoU=-1.0, aAcc=None)),
+        "mIoU, aAcc",
+        "mIoU: Input should be greater than or equal to 0",
+    ),
+}
+"""name -> (record, quarantined field, fragment of the reason)."""
+
+
+class _Exploit:
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.target}",)
+
+
+def write_drop(root: Path, files: dict[str, bytes], codes: list[str] | None = None) -> Path:
+    """A drop of ``files`` whose search list is the evaluated and the unevaluated archs."""
+    default = [a.code for a in [*EVALUATED, UNEVALUATED]]
+    return drops.write_drop(root, files, codes if codes is not None else default)
+
+
+def clean_files() -> dict[str, bytes]:
+    """seg, cls-10c and nas-bench-201 results that all validate."""
+    return {
+        "seg": pickle.dumps([seg_record(a, i) for i, a in enumerate(EVALUATED)]),
+        "cls-10c": pickle.dumps([cls_record(a, i) for i, a in enumerate(EVALUATED)]),
+        "nas-bench-201": pickle.dumps(nb201_records()),
+    }
+
+
+def nb201_records() -> list[dict[str, Any]]:
+    """Two valid nas-bench-201 cells."""
+    return [nb201_record([0, 3, 2, 3, 2, 2], 25.5), nb201_record([4, 4, 4, 2, 4, 4], 47.0)]
+
+
+@pytest.fixture(scope="module")
+def marker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("exploit") / "pwned"
+
+
+@pytest.fixture(scope="module")
+def drop(tmp_path_factory: pytest.TempPathFactory, marker: Path) -> Path:
+    """A drop with bad records in seg, cls-10c and nas-bench-201, and five broken files."""
+    files = clean_files()
+    seg = [seg_record(a, i) for i, a in enumerate(EVALUATED)]
+    seg += [record for record, _, _ in SEG_CASES.values()] + [seg_record(OUTSIDER)]
+    cls = [cls_record(a, i) for i, a in enumerate(EVALUATED)]
+    cls.append(cls_record(EVALUATED[0]) | {"top1": 90.0, "top5": 85.0})
+    nb201 = [
+        *nb201_records(),
+        nb201_record([0, 3, 2, 3, 2, 2], 30.0),
+        nb201_record([1, 1, 1, 1, 1, 1], 0.8),
+    ]
+    nb201[-1]["embedding"][:5] = [1.0, 1.0, 0.0, 0.0, 0.0]
+    files |= {
+        "seg": pickle.dumps(seg),
+        "cls-10c": pickle.dumps(cls),
+        "nas-bench-201": pickle.dumps(nb201),
+        "video": pickle.dumps(seg)[:-100],
+        "video-p": b"",
+        "cls-10-1000": pickle.dumps({"records": seg}),
+        "cls-50-100": pickle.dumps([_Exploit(marker)]),
+        "cls-50-1000": pickle.dumps([]),
+    }
+    codes = [a.code for a in [*EVALUATED, UNEVALUATED]]
+    codes += [
+        "16_16-1_1_1_16",
+        "16_16-1_1_1_16-1_2_1_1_16_16-1_3_1_1_1_16_16_16-1_4_1_1_1_1_16_16_16_9-16",
+    ]
+    codes.append(EVALUATED[2].code)
+    return write_drop(tmp_path_factory.mktemp("drop"), files, codes)
+
+
+@pytest.fixture(scope="module")
+def loads(drop: Path) -> dict[str, SettingLoad]:
+    return {setting: load_setting(drop, setting) for setting in SETTINGS}
+
+
+@pytest.fixture(scope="module")
+def tables(drop: Path, loads: dict[str, SettingLoad]) -> dict[str, pd.DataFrame]:
+    search_list = load_architectures(drop)
+    complexity = complexity_table(published_complexity(list(loads.values())), {}, "none")
+    return build_tables(search_list, list(loads.values()), complexity, WHEN)
+
+
+def _quarantined(load: SettingLoad, index: int) -> dict[str, Any]:
+    rows = load.quarantine[load.quarantine["record_index"] == index]
+    assert len(rows) == 1, f"record {index} quarantined {len(rows)} times"
+    return rows.iloc[0].to_dict()
+
+
+@pytest.mark.parametrize("case", list(SEG_CASES))
+def test_invalid_record_is_quarantined_with_field_and_reason(
+    loads: dict[str, SettingLoad], case: str
+) -> None:
+    _, field, reason = SEG_CASES[case]
+    index = len(EVALUATED) + list(SEG_CASES).index(case)
+    row = _quarantined(loads["seg"], index)
+    assert row["field"] == field
+    assert reason in row["reason"]
+    assert row["setting"] == "seg"
+    assert row["source_file"] == "data/seg/trainval.pkl"
+
+
+def test_valid_rows_land_beside_the_quarantine(loads: dict[str, SettingLoad]) -> None:
+    seg = loads["seg"]
+    assert seg.status == "ok"
+    assert seg.read == len(EVALUATED) + len(SEG_CASES) + 1
+    assert seg.valid["code"].tolist() == [a.code for a in [*EVALUATED, OUTSIDER]]
+    assert list(seg.valid.columns) == [
+        "record_index",
+        "code",
+        "mIoU",
+        "mAcc",
+        "aAcc",
+        "flops",
+        "params",
+    ]
+    first = seg.valid.iloc[0]
+    assert (first["mIoU"], first["mAcc"], first["aAcc"]) == (60.0, 70.0, 90.0)
+    assert (first["flops"], first["params"]) == published(EVALUATED[0])
+
+
+def test_cls_and_nb201_rules(loads: dict[str, SettingLoad]) -> None:
+    cls = loads["cls-10c"]
+    row = _quarantined(cls, len(EVALUATED))
+    assert (row["field"], row["reason"]) == ("top5", "top5 85.0 is below top1 90.0")
+    nb201 = loads["nas-bench-201"]
+    assert nb201.valid["ops"].tolist() == ["0|3|2|3|2|2", "4|4|4|2|4|4"]
+    assert list(nb201.valid.columns) == [
+        "record_index",
+        "ops",
+        "arch_str",
+        "Acc",
+        "Flops",
+        "Params",
+    ]
+    assert nb201.valid["arch_str"].iloc[1] == (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+        "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    assert (
+        "duplicate architecture 0|3|2|3|2|2 (first at record 0)" in _quarantined(nb201, 2)["reason"]
+    )
+    assert "edge 0 is [1.0, 1.0, 0.0, 0.0, 0.0]" in _quarantined(nb201, 3)["reason"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ("video", "not a readable pickle"),
+        ("video-p", "file is empty"),
+        ("cls-10-1000", "expected a list of records, found dict"),
+        ("cls-50-100", "refused global"),
+        ("cls-50-1000", "the list holds no records"),
+    ],
+)
+def test_broken_files_fail_and_name_the_file(
+    drop: Path, loads: dict[str, SettingLoad], marker: Path, setting: str, reason: str
+) -> None:
+    load = loads[setting]
+    assert load.status == "failed"
+    assert (load.reason or "").startswith(f"{trainval_path(drop, setting)}: ")
+    assert reason in (load.reason or "")
+    assert (load.read, len(load.valid), len(load.quarantine)) == (0, 0, 0)
+    assert load.source is not None and len(load.source.sha256) == 64
+    assert not marker.exists()
+
+
+def test_missing_files_are_a_status(loads: dict[str, SettingLoad]) -> None:
+    for setting in ("3ddet", "seg-4x"):
+        load = loads[setting]
+        assert (load.status, load.source, load.read) == ("missing", None, 0)
+        assert f"data/{setting}/trainval.pkl is not in the drop" in (load.reason or "")
+        assert list(load.valid.columns) == list(valid_schema(setting))
+
+
+def test_read_is_valid_plus_quarantined(loads: dict[str, SettingLoad]) -> None:
+    for load in loads.values():
+        assert load.read == len(load.valid) + len(load.quarantine), load.setting
+
+
+def test_search_list(drop: Path) -> None:
+    search = load_architectures(drop)
+    archs = search.architectures
+    assert archs["code"].tolist() == [a.code for a in [*EVALUATED, UNEVALUATED]]
+    assert archs["search_index"].tolist() == list(range(6))
+    first = archs.iloc[0]
+    assert [first[c] for c in EMBEDDING_COLUMNS] == EVALUATED[0].embedding
+    assert (first["n_modules"], first["n_blocks"]) == (
+        EVALUATED[0].n_modules,
+        EVALUATED[0].n_blocks,
+    )
+    reasons = dict(zip(search.quarantine["record_index"], search.quarantine["reason"], strict=True))
+    assert "expected 6 '-'-separated groups" in reasons[6]
+    assert "position 29 (stage4.channels[3]) value 9" in reasons[7]
+    assert reasons[8] == f"duplicate architecture {EVALUATED[2].code} (first at search_index 2)"
+    assert search.quarantine["setting"].isna().all()
+    assert search.read == 9
+
+
+def test_tables(tables: dict[str, pd.DataFrame], loads: dict[str, SettingLoad]) -> None:
+    archs = tables["architectures"]
+    assert archs.loc[~archs["evaluated"], "code"].tolist() == [UNEVALUATED.code]
+
+    results = tables["results"]
+    assert set(results["setting"]) == {"seg", "cls-10c"}
+    assert OUTSIDER.code not in set(results["code"])
+    code = EVALUATED[3].code
+    got = results[(results["code"] == code) & (results["setting"] == "seg")]
+    assert dict(zip(got["metric"], got["value"], strict=True)) == {
+        "mIoU": 63.0,
+        "mAcc": 73.0,
+        "aAcc": 90.3,
+    }
+
+    moved = tables["quarantine"][tables["quarantine"]["reason"].str.contains("not in the search")]
+    assert moved["record_index"].tolist() == [len(EVALUATED) + len(SEG_CASES)]
+
+    report = tables["ingest_report"].set_index("source_file")
+    seg = report.loc["data/seg/trainval.pkl"]
+    assert (seg["read"], seg["valid"], seg["quarantined"]) == (18, 5, 13)
+    assert (report["read"] == report["valid"] + report["quarantined"]).all()
+    assert report.loc["data/3ddet/trainval.pkl", "status"] == "missing"
+    assert tables["quarantine"].shape[0] == report["quarantined"].sum()
+
+    sources = tables["sources"]
+    assert set(sources["path"]) == {"data/search_list.txt"} | {
+        f"data/{s}/trainval.pkl" for s, load in loads.items() if load.source
+    }
+    assert (sources["ingested_at"] == pd.Timestamp(WHEN)).all()
+    assert set(tables["complexity"]["code"]) <= set(archs["code"])
+
+
+def test_tables_are_deterministic(drop: Path, tables: dict[str, pd.DataFrame]) -> None:
+    loads = [load_setting(drop, s) for s in reversed(list(SETTINGS))]
+    again = build_tables(
+        load_architectures(drop),
+        loads,
+        complexity_table(published_complexity(loads), {}, "none"),
+        WHEN,
+    )
+    assert again.keys() == tables.keys()
+    for name, frame in tables.items():
+        pd.testing.assert_frame_equal(again[name], frame, obj=name)
+
+
+def test_settings_must_agree_on_published_complexity(tmp_path: Path) -> None:
+    seg = [seg_record(a) for a in EVALUATED]
+    cls = [cls_record(a) for a in EVALUATED]
+    cls[1]["flops"] += 1.0
+    root = write_drop(tmp_path, {"seg": pickle.dumps(seg), "cls-10c": pickle.dumps(cls)})
+    loads = [load_setting(root, "seg"), load_setting(root, "cls-10c")]
+    with pytest.raises(IngestError, match=f"flops of architecture {EVALUATED[1].code}"):
+        published_complexity(loads)
+
+
+def test_complexity_table_matches_exact_counts() -> None:
+    codes = [a.code for a in EVALUATED[:3]]
+    stated = pd.DataFrame(
+        {"code": codes[:2], "flops": [13.727426866, 0.5], "params": [28.290994, 1.0]}
+    )
+    recomputed = {
+        codes[0]: Complexity(13_727_426_866, 28_290_994),
+        codes[1]: Complexity(500_000_001, 1_000_000),
+        codes[2]: Complexity(1, 1),
+    }
+    table = complexity_table(stated, recomputed, "analytic").set_index("code")
+    assert table.loc[codes[0], "published_macs"] == 13_727_426_866
+    assert table.loc[codes[0], "published_params"] == 28_290_994
+    assert table.loc[codes[:2], "match"].tolist() == [True, False]
+    assert table.loc[codes[2], "match"] is pd.NA
+    assert pd.isna(table.loc[codes[2], "published_macs"])
+    assert (table["method"] == "analytic").all()
+
+
+def test_record_models_cover_every_setting_metric() -> None:
+    for name, setting in SETTINGS.items():
+        assert setting.metrics == record_model(name).METRICS, name
+
+
+# -- the real drop ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real(raw_dir: Path) -> dict[str, SettingLoad]:
+    return {setting: load_setting(raw_dir, setting) for setting in SETTINGS}
+
+
+def test_real_drop_validates_completely(raw_dir: Path, real: dict[str, SettingLoad]) -> None:
+    for setting in MR_SETTINGS:
+        load = real[setting]
+        if setting == "3ddet":
+            assert load.status == "missing"
+            continue
+        assert (load.status, len(load.valid), len(load.quarantine)) == ("ok", 2507, 0), setting
+    nb201 = real["nas-bench-201"]
+    assert (nb201.status, len(nb201.valid), len(nb201.quarantine)) == ("ok", 15625, 0)
+    search = load_architectures(raw_dir)
+    assert (len(search.architectures), len(search.quarantine)) == (2511, 0)
+    tables = build_tables(
+        search,
+        list(real.values()),
+        complexity_table(published_complexity(list(real.values())), {}, "none"),
+        WHEN,
+    )
+    assert (~tables["architectures"]["evaluated"]).sum() == 4
+    assert len(tables["results"]) == 2507 * (3 + 3 + 2 * 6)
+    assert len(tables["quarantine"]) == 0
+
+
+def test_real_nb201_op_1_is_none(real: dict[str, SettingLoad]) -> None:
+    """Cells where every input-to-output path crosses op 1 score chance (1/120): 1 is 'none'."""
+    valid = real["nas-bench-201"].valid
+    ops = np.array([list(map(int, o.split("|"))) for o in valid["ops"]])
+    live = ops != 1
+    node1 = live[:, 0]
+    node2 = live[:, 1] | (node1 & live[:, 2])
+    output = live[:, 3] | (node1 & live[:, 4]) | (node2 & live[:, 5])
+    chance = valid["Acc"].to_numpy() < 1.0
+    assert (~output).sum() > 300
+    assert chance[~output].all()
+    assert chance[output].sum() <= 4
+
+
+def test_real_nb201_record_0_is_nas_bench_201_architecture_0(real: dict[str, SettingLoad]) -> None:
+    """NAS-Bench-201's ``api.arch(0)``; with op 1 = none this pins the op names of the drop."""
+    first = real["nas-bench-201"].valid.iloc[0]
+    assert first["arch_str"] == (
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|"
+        "+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+    )

@@ -1,0 +1,91 @@
+"""The raw-drop loader refuses code, names the file, and reads what the drop really holds."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasmr.rawdrop import RawDropError, load_pickle, read_search_list
+
+
+class _Exploit:
+    """Unpickling this runs a shell command that creates ``target``."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.target}",)
+
+
+def _write(path: Path, payload: bytes) -> Path:
+    path.write_bytes(payload)
+    return path
+
+
+def test_malicious_pickle_is_refused_before_it_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = _write(tmp_path / "trainval.pkl", pickle.dumps([{"x": _Exploit(marker)}]))
+    with pytest.raises(RawDropError) as err:
+        load_pickle(path)
+    assert not marker.exists()
+    assert str(path) in str(err.value)
+    assert f"refused global {os.system.__module__}.system" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "file is empty"),
+        (pickle.dumps([{"mIoU": 1.0}] * 50)[:-20], "not a readable pickle"),
+        (b"this is not a pickle", "not a readable pickle"),
+        (pickle.dumps({"mIoU": 1.0}), "expected a list of records, found dict"),
+    ],
+    ids=["empty", "truncated", "garbage", "not-a-list"],
+)
+def test_unreadable_files_name_file_and_reason(tmp_path: Path, payload: bytes, reason: str) -> None:
+    path = _write(tmp_path / "trainval.pkl", payload)
+    with pytest.raises(RawDropError, match=reason) as err:
+        load_pickle(path)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_size_cap_refuses_before_reading(tmp_path: Path) -> None:
+    path = _write(tmp_path / "trainval.pkl", pickle.dumps(list(range(1000))))
+    with pytest.raises(RawDropError, match="exceeds the 100-byte limit"):
+        load_pickle(path, max_bytes=100)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(RawDropError, match="file not found"):
+        load_pickle(tmp_path / "nope.pkl")
+    with pytest.raises(RawDropError, match=r"search_list\.txt: file not found"):
+        read_search_list(tmp_path)
+
+
+@pytest.mark.parametrize("protocol", [3, 4])
+def test_numpy_arrays_load(tmp_path: Path, protocol: int) -> None:
+    """The drop's nas-bench-201 file is protocol 4; protocol 2 would need ``_codecs.encode``."""
+    records = [{"embedding": np.eye(5, dtype=np.float32).ravel(), "Acc": 40.0}]
+    path = _write(tmp_path / "trainval.pkl", pickle.dumps(records, protocol=protocol))
+    loaded = load_pickle(path)
+    np.testing.assert_array_equal(loaded[0]["embedding"], records[0]["embedding"])
+    assert loaded[0]["embedding"].dtype == np.float32
+
+
+def test_search_list_drops_blank_lines(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "search_list.txt").write_text("a\n\n  b  \n\n")
+    assert read_search_list(tmp_path) == ["a", "b"]
+
+
+def test_real_drop_reads_with_the_allow_list(raw_dir: Path) -> None:
+    records = load_pickle(raw_dir / "data" / "nas-bench-201" / "trainval.pkl")
+    assert len(records) == 15625
+    assert records[0]["embedding"].shape == (30,)
+    assert len(read_search_list(raw_dir)) == 2511

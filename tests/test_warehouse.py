@@ -1,0 +1,207 @@
+"""The warehouse: Parquet + DuckDB contents, deterministic bytes, atomic rebuilds, the CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from nasmr.checksums import sha256_file
+from nasmr.cli import main
+from nasmr.rawdrop import load_pickle, trainval_path
+from nasmr.warehouse import (
+    PARQUET_DIR,
+    TABLE_DOCS,
+    IngestResult,
+    connect,
+    ingest,
+    results_view,
+    write_warehouse,
+)
+from schemas.settings import MR_SETTINGS
+from tests.test_ingest import EVALUATED, UNEVALUATED, WHEN, clean_files, published, write_drop
+
+
+@pytest.fixture(scope="module")
+def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_drop(tmp_path_factory.mktemp("drop"), clean_files())
+
+
+@pytest.fixture(scope="module")
+def built(drop: Path, tmp_path_factory: pytest.TempPathFactory) -> IngestResult:
+    return ingest(drop, tmp_path_factory.mktemp("out"), ingested_at=WHEN)
+
+
+def _digests(out_dir: Path) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted(out_dir.rglob("*")) if p.is_file()}
+
+
+def test_parquet_round_trips_every_table(built: IngestResult) -> None:
+    parquet = built.warehouse.parent / PARQUET_DIR
+    assert sorted(p.stem for p in parquet.iterdir()) == sorted(TABLE_DOCS)
+    for name, frame in built.tables.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(parquet / f"{name}.parquet"), frame, obj=name)
+
+
+def test_duckdb_holds_tables_views_and_comments(built: IngestResult) -> None:
+    with connect(built.warehouse) as con:
+        for name, frame in built.tables.items():
+            assert con.sql(f"SELECT count(*) FROM {name}").fetchall() == [(len(frame),)]
+        comments = dict(con.sql("SELECT table_name, comment FROM duckdb_tables()").fetchall())
+        assert comments == TABLE_DOCS
+        seg = con.sql(f"SELECT * FROM {results_view('seg')}").df()
+        assert list(seg.columns) == ["code", "mIoU", "mAcc", "aAcc", "flops", "params"]
+        assert sorted(seg["code"]) == sorted(a.code for a in EVALUATED)
+        row = seg.set_index("code").loc[EVALUATED[2].code]
+        assert (row["mIoU"], row["mAcc"], row["aAcc"]) == (62.0, 72.0, 90.2)
+        assert (row["flops"], row["params"]) == published(EVALUATED[2])
+        cls = con.sql(f"SELECT * FROM {results_view('cls-10c')}").df()
+        assert list(cls.columns) == ["code", "top1", "top5", "flops", "params"]
+        for setting in MR_SETTINGS:
+            con.sql(f"SELECT * FROM {results_view(setting)}").fetchall()
+        assert con.sql("SELECT count(*) FROM results_3ddet").fetchall() == [(0,)]
+        assert con.sql("SELECT code FROM unevaluated").fetchall() == [(UNEVALUATED.code,)]
+        with pytest.raises(duckdb.Error):
+            con.sql("DELETE FROM results")
+
+
+def test_identical_builds_give_identical_parquet(
+    built: IngestResult, drop: Path, tmp_path: Path
+) -> None:
+    again = ingest(drop, tmp_path, ingested_at=WHEN)
+    first, second = built.warehouse.parent / PARQUET_DIR, again.warehouse.parent / PARQUET_DIR
+    assert _digests(first) == _digests(second)
+    later = ingest(drop, tmp_path / "later", ingested_at=WHEN.replace(year=2025))
+    changed = {
+        name
+        for name, digest in _digests(later.warehouse.parent / PARQUET_DIR).items()
+        if digest != _digests(first)[name]
+    }
+    assert changed == {"sources.parquet"}
+
+
+def test_failed_rebuild_leaves_the_previous_warehouse(
+    built: IngestResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "wh"
+    write_warehouse(built.tables, out)
+    before = _digests(out)
+    changed = {**built.tables, "results": built.tables["results"].iloc[:0]}
+    monkeypatch.setattr(
+        "nasmr.warehouse.view_statements", lambda: ["CREATE VIEW broken AS SELECT * FROM nowhere"]
+    )
+    with pytest.raises(duckdb.CatalogException, match="nowhere"):
+        write_warehouse(changed, out)
+    assert _digests(out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["nasmr.duckdb", PARQUET_DIR]
+
+    monkeypatch.undo()
+    write_warehouse(changed, out)
+    assert sorted(p.name for p in out.iterdir()) == ["nasmr.duckdb", PARQUET_DIR]
+    with connect(out / "nasmr.duckdb") as con:
+        assert con.sql("SELECT count(*) FROM results").fetchall() == [(0,)]
+    assert pd.read_parquet(out / PARQUET_DIR / "results.parquet").empty
+
+
+def test_write_warehouse_requires_every_table(built: IngestResult, tmp_path: Path) -> None:
+    tables = {k: v for k, v in built.tables.items() if k != "sources"}
+    with pytest.raises(ValueError, match="tables missing from the warehouse: sources"):
+        write_warehouse(tables, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_connect_without_warehouse_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="run `nasmr ingest`"):
+        connect(tmp_path / "nasmr.duckdb")
+
+
+# -- CLI -----------------------------------------------------------------------------------
+
+
+def test_cli_ingest_reports_and_succeeds_with_missing_files(drop: Path, tmp_path: Path) -> None:
+    db = tmp_path / "mine.duckdb"
+    result = CliRunner().invoke(main, ["ingest", "--raw", str(drop), "--warehouse", str(db)])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split()[1:] for line in result.output.splitlines() if line}
+    assert lines["seg"] == ["ok", "5", "5", "0"]
+    assert lines["nas-bench-201"] == ["ok", "2", "2", "0"]
+    assert lines["3ddet"] == ["missing", "0", "0", "0"]
+    assert "search-list codes without results: 1" in result.output
+    assert db.is_file() and (tmp_path / PARQUET_DIR / "results.parquet").is_file()
+
+
+def test_cli_ingest_fails_when_a_present_file_does_not_load(tmp_path: Path) -> None:
+    drop = write_drop(tmp_path / "drop", {**clean_files(), "video": pickle.dumps("no list")})
+    db = tmp_path / "out" / "nasmr.duckdb"
+    result = CliRunner().invoke(main, ["ingest", "--raw", str(drop), "--warehouse", str(db)])
+    assert result.exit_code == 1
+    assert "expected a list of records, found str" in result.output
+    assert "Error: could not load: video" in result.output
+    assert db.is_file()
+
+
+def test_cli_sql_formats(built: IngestResult) -> None:
+    query = "SELECT setting, status, read FROM ingest_report WHERE setting IN ('seg', '3ddet')"
+    args = ["sql", "--warehouse", str(built.warehouse), query + " ORDER BY setting"]
+    table = CliRunner().invoke(main, args)
+    assert table.exit_code == 0, table.output
+    assert table.output.split() == [
+        "setting",
+        "status",
+        "read",
+        "3ddet",
+        "missing",
+        "0",
+        "seg",
+        "ok",
+        "5",
+    ]
+    csv = CliRunner().invoke(main, [*args, "--format", "csv"])
+    assert csv.output == "setting,status,read\n3ddet,missing,0\nseg,ok,5\n"
+    as_json = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert json.loads(as_json.output) == [
+        {"setting": "3ddet", "status": "missing", "read": 0},
+        {"setting": "seg", "status": "ok", "read": 5},
+    ]
+
+
+def test_cli_sql_errors(built: IngestResult, tmp_path: Path) -> None:
+    bad = CliRunner().invoke(
+        main, ["sql", "--warehouse", str(built.warehouse), "SELECT nope FROM results"]
+    )
+    assert bad.exit_code == 1
+    assert "SQL error" in bad.output and "nope" in bad.output
+    missing = CliRunner().invoke(
+        main, ["sql", "--warehouse", str(tmp_path / "x.duckdb"), "SELECT 1"]
+    )
+    assert missing.exit_code == 1
+    assert "run `nasmr ingest`" in missing.output
+
+
+# -- the real drop ---------------------------------------------------------------------------
+
+
+def test_real_drop_warehouse(raw_dir: Path, tmp_path: Path) -> None:
+    result = ingest(raw_dir, tmp_path, ingested_at=WHEN)
+    assert result.failed == []
+    assert len(result.unevaluated) == 4
+    with connect(result.warehouse) as con:
+        report = dict(
+            con.sql("SELECT setting, valid FROM ingest_report WHERE status = 'ok'").fetchall()
+        )
+        assert report == {None: 2511, "nas-bench-201": 15625} | {
+            s: 2507 for s in MR_SETTINGS if s != "3ddet"
+        }
+        assert con.sql("SELECT count(*) FROM quarantine").fetchall() == [(0,)]
+        counts = con.sql("SELECT count(*) FILTER (WHERE match), count(*) FROM complexity")
+        assert counts.fetchall() == [(2507, 2511)]
+        seg = con.sql(f"SELECT code, flops, params FROM {results_view('seg')}").df()
+    records = pd.DataFrame(load_pickle(trainval_path(raw_dir, "seg")))
+    assert len(seg) == 2507
+    assert sorted(seg["flops"]) == sorted(records["flops"])
+    assert sorted(seg["params"]) == sorted(records["params"])
