@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nasmr import paths
+from nasmr import clock, paths
 from nasmr.ingest import (
     ComplexityMethod,
     build_tables,
@@ -172,7 +172,7 @@ def ingest(
     complexity = complexity_table(
         published_complexity(loads), recompute_complexity(codes, method, workers, progress), method
     )
-    tables = build_tables(search_list, loads, complexity, ingested_at or datetime.now(UTC))
+    tables = build_tables(search_list, loads, complexity, ingested_at or clock.now())
     return IngestResult(tables, write_warehouse(tables, out_dir, db_name))
 
 

@@ -11,3 +11,22 @@ from nasmr import __version__
 @click.version_option(__version__, prog_name="nasmr")
 def main() -> None:
     """Build, query and publish the curated NAS-Bench-MR benchmark."""
+
+
+from nasmr.cli.warehouse import ingest, sql  # noqa: E402
+
+main.add_command(ingest)
+main.add_command(sql)
+
+from nasmr.cli.release import export, release  # noqa: E402
+
+main.add_command(release)
+main.add_command(export)
+
+from nasmr.cli.complexity import complexity  # noqa: E402
+
+main.add_command(complexity)
+
+from nasmr.cli.build import build  # noqa: E402
+
+main.add_command(build)

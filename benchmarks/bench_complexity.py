@@ -1,0 +1,103 @@
+"""Time the two exact FLOPs/params paths on the real drop and check both reproduce it.
+
+Analytic (closed form) over every record; module-built (Supernet + thop) per
+architecture in one process on a random sample, and over every record on a
+process pool. Prints a table with the per-architecture speed-up.
+
+    .venv/bin/python benchmarks/bench_complexity.py [--raw DIR] [--sample 40] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from pathlib import Path
+
+from nasmr import paths
+from nasmr.complexity import (
+    Complexity,
+    analytic_complexity,
+    module_complexity,
+    module_complexity_many,
+)
+from nasmr.rawdrop import load_pickle, trainval_path
+from nasmr.space import Arch
+
+
+def main() -> None:
+    """Run the three timings and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", type=Path, default=paths.raw_dir())
+    parser.add_argument("--sample", type=int, default=40, help="archs timed one by one")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="pool size")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5, help="analytic passes (best kept)")
+    args = parser.parse_args()
+
+    records = load_pickle(trainval_path(args.raw, "seg"))
+    archs = [Arch.from_embedding(r["embedding"]) for r in records]
+    published = [Complexity.from_published(r["flops"], r["params"]) for r in records]
+    n = len(archs)
+    print(f"{n} architectures, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+
+    best = float("inf")
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        analytic = [analytic_complexity(a) for a in archs]
+        best = min(best, time.perf_counter() - start)
+    analytic_ok = sum(a == p for a, p in zip(analytic, published, strict=True))
+
+    import torch
+
+    torch.set_num_threads(1)
+    picks = random.Random(args.seed).sample(range(n), min(args.sample, n))
+    module_complexity(archs[picks[0]])  # warm-up: imports and first-call setup
+    times, single_ok = [], 0
+    for i in picks:
+        start = time.perf_counter()
+        count = module_complexity(archs[i])
+        times.append(time.perf_counter() - start)
+        single_ok += count == published[i]
+    sample_gmac = statistics.mean(published[i].gmac for i in picks)
+    all_gmac = statistics.mean(p.gmac for p in published)
+
+    start = time.perf_counter()
+    pooled = module_complexity_many(archs, workers=args.workers)
+    pool_wall = time.perf_counter() - start
+    pool_ok = sum(c == p for c, p in zip(pooled, published, strict=True))
+
+    per_analytic = best / n
+    per_module = statistics.mean(times)
+    rows = [
+        ("analytic, 1 process", n, best, per_analytic, analytic_ok),
+        (
+            f"module, 1 process (sample, seed {args.seed})",
+            len(picks),
+            sum(times),
+            per_module,
+            single_ok,
+        ),
+        (f"module, pool of {args.workers}", n, pool_wall, pool_wall / n, pool_ok),
+    ]
+    print(f"{'path':<38} {'archs':>6} {'total s':>9} {'per arch':>12} {'exact':>11}")
+    for name, count, total, per, ok in rows:
+        print(f"{name:<38} {count:>6} {total:>9.2f} {_duration(per):>12} {ok:>5}/{count:<5}")
+    print(
+        f"module per arch: median {_duration(statistics.median(times))}, "
+        f"max {_duration(max(times))}; sample mean {sample_gmac:.2f} GMac, "
+        f"drop mean {all_gmac:.2f} GMac"
+    )
+    print(f"speed-up analytic vs module (1 process, per arch): {per_module / per_analytic:,.0f}x")
+    print(f"module, all {n} on {args.workers} workers: {pool_wall / 60:.2f} min")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
+
+
+if __name__ == "__main__":
+    main()

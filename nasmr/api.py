@@ -1,0 +1,350 @@
+"""The query API of a release: ``Benchmark.open("latest")``, then ask about architectures.
+
+In the spirit of the NAS-Bench-201 and TransNAS-Bench-101 APIs, over a
+release's read-only DuckDB file. Opening preloads every metric value, FLOPs and
+params into NumPy arrays (2507 architectures x a few metrics per setting), so a
+:meth:`Benchmark.query` is a few dictionary and array look-ups; SQL is there for
+everything else.
+
+The benchmark's architectures are the evaluated ones (those with results in at
+least one setting), in search-list order: ``len(bench)`` counts them, ``bench.index(code)``
+is a position in that order, ``bench.arch(i)`` the inverse, and iterating yields
+:class:`~nasmr.space.Arch` values. Wherever a code is taken, an ``Arch`` works too.
+NAS-Bench-201 cells live in another space; query them with
+``bench.sql("SELECT * FROM nb201_results")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from nasmr.rawdrop import search_list_path, trainval_path
+from nasmr.release import MANIFEST, load_manifest, resolve_release
+from nasmr.space import Arch, ArchError
+from nasmr.warehouse import WAREHOUSE_NAME
+from schemas.release import ReleaseManifest
+from schemas.settings import MR_SETTINGS, SETTINGS
+
+CURVES_TABLE = "curves"
+COMPLEXITY_COLUMNS = ("flops", "params")
+"""Keys of :meth:`Benchmark.query` besides the metrics: published GMac and M params."""
+
+
+class BenchmarkKeyError(KeyError):
+    """Something asked for is not in the benchmark; the message lists what is."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownArchitectureError(BenchmarkKeyError):
+    """A code (or Arch) that is malformed or has no results in this benchmark."""
+
+
+class UnknownSettingError(BenchmarkKeyError):
+    """A setting without results in this benchmark."""
+
+
+class UnknownMetricError(BenchmarkKeyError):
+    """A metric the setting does not report."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SettingTable:
+    """One setting's metric values: ``values[i, j]`` is metric ``j`` of architecture ``i``."""
+
+    metrics: tuple[str, ...]
+    values: np.ndarray
+
+
+class Benchmark:
+    """A read-only view of one release (or warehouse build dir); open with :meth:`open`."""
+
+    def __init__(self, root: Path, manifest: ReleaseManifest | None) -> None:
+        self.root = root
+        self.manifest = manifest
+        self._con = duckdb.connect(str(root / WAREHOUSE_NAME), read_only=True)
+        try:
+            codes = self._con.execute(
+                "SELECT code, evaluated FROM architectures ORDER BY search_index"
+            ).fetchall()
+            self._codes: tuple[str, ...] = tuple(code for code, evaluated in codes if evaluated)
+            self._unevaluated = frozenset(code for code, evaluated in codes if not evaluated)
+            self._index = {code: i for i, code in enumerate(self._codes)}
+            self._complexity = self._load_complexity()
+            self._tables = self._load_results()
+            tables = {row[0] for row in self._con.execute("SHOW TABLES").fetchall()}
+        except BaseException:
+            self._con.close()
+            raise
+        self._has_curves = CURVES_TABLE in tables
+
+    @classmethod
+    def open(cls, ref: str | Path = "latest", releases_dir: Path | None = None) -> Benchmark:
+        """Open ``'latest'``, a version, a release folder, or a build dir holding a warehouse."""
+        path = Path(ref)
+        if (path / WAREHOUSE_NAME).is_file() and not (path / MANIFEST).is_file():
+            return cls(path, None)
+        root = resolve_release(ref, releases_dir)
+        return cls(root, load_manifest(root))
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self._con.close()
+
+    def __enter__(self) -> Benchmark:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        version = self.manifest.version if self.manifest else "build"
+        return f"Benchmark({version}: {len(self)} architectures, {len(self.settings)} settings)"
+
+    # -- loading ---------------------------------------------------------------------------
+
+    _POSITIONS = (
+        "(SELECT code, row_number() OVER (ORDER BY search_index) - 1 AS pos "
+        "FROM architectures WHERE evaluated)"
+    )
+    """Each evaluated code's position: joining on it keeps strings out of the fetched rows."""
+
+    def _load_complexity(self) -> np.ndarray:
+        """Published GMac and M params per architecture, shape (n, 2); NaN where unpublished."""
+        out = np.full((len(self._codes), 2), np.nan)
+        found = self._con.execute(
+            "SELECT pos, published_macs / 1e9 AS flops, published_params / 1e6 AS params "
+            f"FROM complexity JOIN {self._POSITIONS} USING (code)"
+        ).fetchnumpy()
+        out[found["pos"], 0] = np.ma.filled(found["flops"].astype(float), np.nan)
+        out[found["pos"], 1] = np.ma.filled(found["params"].astype(float), np.nan)
+        return out
+
+    def _load_results(self) -> dict[str, _SettingTable]:
+        """Every MR setting's values as an (architectures x metrics) array, NaN where absent."""
+        rows = self._con.execute(
+            "SELECT setting, metric, list(pos), list(value) "
+            f"FROM results JOIN {self._POSITIONS} USING (code) GROUP BY setting, metric"
+        ).fetchall()
+        by_setting: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
+        for setting, metric, positions, values in rows:
+            by_setting.setdefault(setting, {})[metric] = (positions, values)
+        order = {name: i for i, name in enumerate(SETTINGS)}
+        tables = {}
+        for setting in sorted(by_setting, key=lambda name: (order.get(name, len(order)), name)):
+            found = by_setting[setting]
+            declared = SETTINGS[setting].metrics if setting in SETTINGS else ()
+            metrics = tuple(m for m in declared if m in found)
+            metrics += tuple(sorted(set(found) - set(metrics)))
+            values = np.full((len(self._codes), len(metrics)), np.nan)
+            for j, metric in enumerate(metrics):
+                positions, column = found[metric]
+                values[positions, j] = np.array(column, dtype=float)
+            tables[setting] = _SettingTable(metrics, values)
+        return tables
+
+    # -- architectures ---------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __iter__(self) -> Iterator[Arch]:
+        """The evaluated architectures, in search-list order."""
+        return (Arch.from_code(code) for code in self._codes)
+
+    def __contains__(self, code: object) -> bool:
+        try:
+            self.index(code)  # type: ignore[arg-type]
+        except UnknownArchitectureError:
+            return False
+        return True
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """Codes of the evaluated architectures, in search-list order."""
+        return self._codes
+
+    def arch(self, index: int) -> Arch:
+        """The architecture at position ``index`` (0-based, search-list order)."""
+        if not -len(self._codes) <= index < len(self._codes):
+            raise IndexError(f"architecture index {index} out of range [0, {len(self._codes)})")
+        return Arch.from_code(self._codes[index])
+
+    def index(self, code: str | Arch) -> int:
+        """Position of an architecture among the evaluated ones."""
+        key = code.code if isinstance(code, Arch) else code
+        found = self._index.get(key) if isinstance(key, str) else None
+        if found is not None:
+            return found
+        return self._index[self._unknown(code)]
+
+    def _unknown(self, code: object) -> str:
+        """The canonical code for a non-canonical spelling of a known one, else an error."""
+        size = f"the benchmark has {len(self._codes)} evaluated architectures"
+        if isinstance(code, Arch):
+            canonical = code.code
+        else:
+            try:
+                canonical = Arch.from_code(code).code  # type: ignore[arg-type]
+            except ArchError as err:
+                raise UnknownArchitectureError(
+                    f"{code!r} is not a valid architecture code ({err}); {size}"
+                ) from None
+        if canonical in self._index:
+            return canonical
+        if canonical in self._unevaluated:
+            raise UnknownArchitectureError(
+                f"architecture {canonical} is in the search list but has no results in any "
+                f"setting; {size}"
+            )
+        raise UnknownArchitectureError(
+            f"architecture {canonical} is in the space but not in the benchmark; {size} "
+            "(see Benchmark.codes)"
+        )
+
+    # -- settings and metrics --------------------------------------------------------------
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """The settings with results, in the registry's order."""
+        return tuple(self._tables)
+
+    def metrics(self, setting: str) -> tuple[str, ...]:
+        """The metrics a setting reports."""
+        return self._setting(setting).metrics
+
+    def _setting(self, setting: str) -> _SettingTable:
+        table = self._tables.get(setting)
+        if table is not None:
+            return table
+        known = ", ".join(self._tables)
+        if setting == "nas-bench-201":
+            raise UnknownSettingError(
+                "nas-bench-201 is another search space (cells, not NAS-Bench-MR codes): "
+                "query it with sql('SELECT * FROM nb201_results')"
+            )
+        if setting in SETTINGS:
+            raise UnknownSettingError(
+                f"setting {setting!r} has no results in this release; settings: {known}"
+            )
+        raise UnknownSettingError(f"unknown setting {setting!r}; settings: {known}")
+
+    def _metric_column(self, setting: str, metric: str) -> int:
+        metrics = self._setting(setting).metrics
+        if metric not in metrics:
+            raise UnknownMetricError(
+                f"setting {setting!r} has no metric {metric!r}; its metrics: {', '.join(metrics)}"
+            )
+        return metrics.index(metric)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def query(self, code: str | Arch, setting: str) -> dict[str, Any]:
+        """All metrics of an architecture in a setting, plus ``flops`` (GMac) and ``params`` (M).
+
+        When the release has a ``curves`` table (columns of ``nasmr.logs.CURVES_COLUMNS``),
+        ``curves`` holds this architecture's rows in this setting as a DataFrame.
+        """
+        i = self.index(code)
+        table = self._setting(setting)
+        out: dict[str, Any] = dict(zip(table.metrics, table.values[i].tolist(), strict=True))
+        out.update(zip(COMPLEXITY_COLUMNS, self._complexity[i].tolist(), strict=True))
+        if self._has_curves:
+            out[CURVES_TABLE] = self._con.execute(
+                f"SELECT * EXCLUDE (arch, setting) FROM {CURVES_TABLE} "
+                "WHERE arch = ? AND setting = ? ORDER BY run, metric, epoch, iter",
+                [self._codes[i], setting],
+            ).df()
+        return out
+
+    def metric(self, code: str | Arch, setting: str, name: str) -> float:
+        """One metric value (``flops`` and ``params`` work too)."""
+        i = self.index(code)
+        if name in COMPLEXITY_COLUMNS and name not in self._setting(setting).metrics:
+            return float(self._complexity[i, COMPLEXITY_COLUMNS.index(name)])
+        return float(self._setting(setting).values[i, self._metric_column(setting, name)])
+
+    def to_pandas(self, setting: str) -> pd.DataFrame:
+        """One row per architecture with results: code, every metric, flops (GMac), params (M)."""
+        table = self._setting(setting)
+        frame = pd.DataFrame(table.values, columns=list(table.metrics))
+        frame.insert(0, "code", list(self._codes))
+        frame["flops"], frame["params"] = self._complexity[:, 0], self._complexity[:, 1]
+        return frame[frame[list(table.metrics)].notna().any(axis=1)].reset_index(drop=True)
+
+    def best(
+        self, setting: str, metric: str, max_gflops: float | None = None, k: int = 10
+    ) -> pd.DataFrame:
+        """The ``k`` architectures with the highest ``metric``, optionally within a FLOPs budget.
+
+        Ties go to fewer FLOPs, then search-list order. Columns: index, code,
+        the metric, flops, params.
+        """
+        frame = self._frame(setting, metric)
+        if max_gflops is not None:
+            frame = frame[frame["flops"] <= max_gflops]
+        frame = frame.sort_values([metric, "flops", "index"], ascending=[False, True, True])
+        return frame.head(k).reset_index(drop=True)
+
+    def pareto(self, setting: str, metric: str) -> pd.DataFrame:
+        """The architectures no other beats on both ``metric`` (higher) and FLOPs (lower).
+
+        Sorted by FLOPs; columns as in :meth:`best`.
+        """
+        frame = self._frame(setting, metric).sort_values(
+            ["flops", metric, "index"], ascending=[True, False, True]
+        )
+        values = frame[metric].to_numpy()
+        best_before = np.concatenate(([-np.inf], np.maximum.accumulate(values)[:-1]))
+        return frame[values > best_before].reset_index(drop=True)
+
+    def _frame(self, setting: str, metric: str) -> pd.DataFrame:
+        """index, code, metric, flops, params of the architectures that have the metric."""
+        values = self._setting(setting).values[:, self._metric_column(setting, metric)]
+        frame = pd.DataFrame(
+            {
+                "index": np.arange(len(self._codes)),
+                "code": list(self._codes),
+                metric: values,
+                "flops": self._complexity[:, 0],
+                "params": self._complexity[:, 1],
+            }
+        )
+        return frame[frame[metric].notna()]
+
+    def sql(self, query: str, parameters: list[Any] | None = None) -> pd.DataFrame:
+        """Run a read-only SQL query on the release's DuckDB file."""
+        return self._con.execute(query, parameters or []).df()
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export_trainval(self, out_dir: Path) -> list[Path]:
+        """Write the results back in the raw drop's layout and record format; return the files.
+
+        ``out_dir/data/search_list.txt`` (every search-list code, in order) and
+        ``out_dir/data/<setting>/trainval.pkl`` per MR setting with results, so
+        ``out_dir`` can be ingested like the original drop.
+        """
+        from nasmr.export import write_trainval
+
+        out_dir = Path(out_dir)
+        search_list = search_list_path(out_dir)
+        search_list.parent.mkdir(parents=True, exist_ok=True)
+        codes = self._con.execute("SELECT code FROM architectures ORDER BY search_index").fetchall()
+        search_list.write_text("".join(f"{code}\n" for (code,) in codes))
+        written = [search_list]
+        for setting in self.settings:
+            if setting in MR_SETTINGS:
+                path = trainval_path(out_dir, setting)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_trainval(self.to_pandas(setting), setting, path)
+                written.append(path)
+        return written

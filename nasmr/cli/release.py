@@ -1,0 +1,139 @@
+"""``nasmr release publish|list|verify|diff`` and ``nasmr export trainval``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from nasmr import paths
+
+_RELEASES = click.option(
+    "--releases",
+    "releases_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=paths.releases_dir,
+    show_default="NASMR_RELEASES or releases/",
+    help="The folder holding the published releases.",
+)
+
+
+@click.group()
+def release() -> None:
+    """Publish, list, verify and compare versioned, immutable data releases."""
+
+
+@release.command()
+@click.option(
+    "--build",
+    "build_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=paths.out_dir,
+    show_default="NASMR_OUT or warehouse/build",
+    help="The build dir to publish (parquet/ and nasmr.duckdb, plus optional model outputs).",
+)
+@click.option("--version", "version", default=None, help="X.Y.Z; default: proposed from the diff.")
+@click.option(
+    "--raw",
+    "raw_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Re-check the build's input checksums against this drop (default: NASMR_RAW if present).",
+)
+@_RELEASES
+def publish(build_dir: Path, version: str | None, raw_dir: Path | None, releases_dir: Path) -> None:
+    """Publish a build as a new release; refuses an existing version or a stale build."""
+    from nasmr.rawdrop import search_list_path
+    from nasmr.release import ReleaseError, diff_releases, load_manifest, publish_release
+
+    if raw_dir is None and search_list_path(paths.raw_dir()).is_file():
+        raw_dir = paths.raw_dir()
+    try:
+        target = publish_release(build_dir, releases_dir, version=version, raw_dir=raw_dir)
+    except (ReleaseError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    previous = load_manifest(target).previous_version
+    click.echo(f"published {target.name} at {target}")
+    if previous is not None:
+        click.echo(f"changes since {previous}:")
+        click.echo(diff_releases(previous, target.name, releases_dir).to_markdown())
+
+
+@release.command(name="list")
+@_RELEASES
+def list_(releases_dir: Path) -> None:
+    """List the published releases, lowest version first."""
+    from nasmr.release import list_releases
+
+    manifests = list_releases(releases_dir)
+    if not manifests:
+        click.echo(f"no release in {releases_dir}")
+        return
+    click.echo("version  created               previous  schema  inputs        settings")
+    for m in manifests:
+        click.echo(
+            f"{m.version:<8} {m.created_at:%Y-%m-%d %H:%M:%S}   {m.previous_version or '-':<9} "
+            f"{m.schema_version:<7} {m.content_hash[:12]}  {', '.join(m.settings_present)}"
+        )
+
+
+@release.command()
+@click.argument("ref")
+@_RELEASES
+def verify(ref: str, releases_dir: Path) -> None:
+    """Re-check every checksum of release REF (a version, 'latest' or a folder); exit 1 if not."""
+    from nasmr.release import ReleaseError, verify_release
+
+    try:
+        report = verify_release(ref, releases_dir)
+    except ReleaseError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(report.summary())
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@release.command()
+@click.argument("old")
+@click.argument("new")
+@_RELEASES
+def diff(old: str, new: str, releases_dir: Path) -> None:
+    """Show what changed from release OLD to release NEW, and the version level it needs."""
+    from nasmr.release import ReleaseError, diff_releases
+
+    try:
+        changes = diff_releases(old, new, releases_dir)
+    except ReleaseError as err:
+        raise click.ClickException(str(err)) from err
+    level = "no changes" if changes.unchanged else f"{changes.level} changes"
+    click.echo(f"{old} -> {new}: {level}")
+    click.echo(changes.to_markdown())
+
+
+@click.group()
+def export() -> None:
+    """Write a release's data back in other formats."""
+
+
+@export.command()
+@click.option("--release", "ref", default="latest", show_default=True, help="Version or folder.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write data/search_list.txt and data/<setting>/trainval.pkl into.",
+)
+@_RELEASES
+def trainval(ref: str, out_dir: Path, releases_dir: Path) -> None:
+    """Export a release as a raw drop: one trainval.pkl per MR setting, in the published format."""
+    from nasmr.api import Benchmark
+    from nasmr.release import ReleaseError
+
+    try:
+        with Benchmark.open(ref, releases_dir) as bench:
+            written = bench.export_trainval(out_dir)
+    except ReleaseError as err:
+        raise click.ClickException(str(err)) from err
+    for path in written:
+        click.echo(path)

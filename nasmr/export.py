@@ -1,0 +1,117 @@
+"""Write results as a ``trainval.pkl`` in the published record format.
+
+A record holds the setting's metrics, ``flops`` (GMac), ``params`` (M),
+``input_channel``, ``inverted_residual_setting``, ``last_channel`` and ``embedding``,
+keys in the published order. The file is a pickle (protocol 3) of plain lists, dicts,
+floats and ints, so the authors' tools and :func:`nasmr.rawdrop.load_pickle` both read
+it. Every record is checked against the drop's record contract
+(:mod:`schemas.records`) before anything is written: ingest accepts what export writes.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from nasmr.complexity import analytic_complexity
+from nasmr.rawdrop import TRAINVAL
+from nasmr.space import Arch, ArchError
+from schemas.logs import log_setting
+from schemas.records import ClsRecord, Det3dRecord, Record, SegRecord, describe_errors
+from schemas.settings import Task
+
+PICKLE_PROTOCOL = 3
+
+_RECORD_MODELS: dict[Task, type[Record]] = {
+    Task.SEGMENTATION: SegRecord,
+    Task.CLASSIFICATION: ClsRecord,
+    Task.VIDEO: ClsRecord,
+    Task.DETECTION_3D: Det3dRecord,
+}
+
+
+class ExportError(ValueError):
+    """Records cannot be written; the message names the file, record and field."""
+
+
+def records_frame(results: pd.DataFrame, setting: str) -> pd.DataFrame:
+    """The wide frame ``write_trainval`` takes, from long results (code, setting, metric, value).
+
+    One row per code of ``setting`` (sorted), one column per metric, plus ``flops`` and
+    ``params`` computed exactly by :func:`nasmr.complexity.analytic_complexity`.
+    """
+    rows = results[results["setting"] == setting]
+    wide = rows.pivot(index="code", columns="metric", values="value").sort_index()
+    wide = wide.reindex(columns=list(log_setting(setting).metrics))
+    complexity = [analytic_complexity(Arch.from_code(code)) for code in wide.index]
+    wide["flops"] = [c.gmac for c in complexity]
+    wide["params"] = [c.mparams for c in complexity]
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def write_trainval(records: pd.DataFrame, setting: str, path: Path) -> Path:
+    """Write ``records`` (``code``, the setting's metrics, ``flops``, ``params``) to ``path``.
+
+    Rows are written in frame order; other columns are ignored. Raises
+    :class:`ExportError` naming the record and field of the first invalid value.
+    """
+    path = Path(path)
+    try:
+        spec = log_setting(setting)
+    except KeyError as err:
+        raise ExportError(f"{path}: {err.args[0]}") from None
+    needed = ["code", *spec.metrics, "flops", "params"]
+    missing = [c for c in needed if c not in records.columns]
+    if missing:
+        raise ExportError(f"{path}: records lack column(s) {', '.join(missing)}")
+    model = _RECORD_MODELS[spec.task]
+    out = [
+        _record(row, spec.metrics, model, path, i)
+        for i, row in enumerate(records[needed].itertuples(index=False))
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(pickle.dumps(out, protocol=PICKLE_PROTOCOL))
+    partial.replace(path)
+    return path
+
+
+def _record(
+    row: tuple[Any, ...], metrics: tuple[str, ...], model: type[Record], path: Path, index: int
+) -> dict[str, Any]:
+    """One published-format record of a frame row, validated; errors name record and field."""
+    code, *values = row
+    try:
+        arch = Arch.from_code(code)
+    except ArchError as err:
+        raise ExportError(f"{path}: record {index}: code: {err}") from None
+    record: dict[str, Any] = {
+        name: float(value)
+        for name, value in zip([*metrics, "flops", "params"], values, strict=True)
+    }
+    record |= {
+        "input_channel": arch.input_channel,
+        "inverted_residual_setting": arch.setting,
+        "last_channel": arch.last_channel,
+        "embedding": arch.embedding,
+    }
+    try:
+        model.model_validate(record)
+    except ValidationError as err:
+        field, reason = describe_errors(err)[0]
+        raise ExportError(f"{path}: record {index} ({code}): {field}: {reason}") from None
+    return record
+
+
+def export_results(results: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
+    """``<out_dir>/<setting>/trainval.pkl`` for every setting in long ``results``."""
+    return {
+        setting: write_trainval(
+            records_frame(results, setting), setting, Path(out_dir) / setting / TRAINVAL
+        )
+        for setting in sorted(results["setting"].unique())
+    }

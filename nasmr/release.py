@@ -1,0 +1,872 @@
+"""Versioned, immutable data releases: publish, list, verify and diff them.
+
+A release is a folder ``releases/<version>/`` made from a warehouse build dir.
+It keeps the build's layout, so a release folder is also a valid warehouse:
+
+* ``parquet/<table>.parquet`` and ``nasmr.duckdb``: the build's tables and its
+  self-contained DuckDB file (tables and wide views), copied byte for byte;
+* ``predictors/``, ``ncp/``, ``reports/``: copied when the build has them;
+* ``manifest.json`` (:class:`schemas.release.ReleaseManifest`), ``README.md`` (a
+  datasheet), ``CHANGELOG.md`` (this release's entry, then every earlier one) and
+  ``datapackage.json`` (a Frictionless Data Package);
+* ``nasmr-<version>.tar.gz``: every file above, one deterministic archive;
+* ``SHA256SUMS``: sha256sum lines for every file of the folder. The copy inside
+  the archive is the same minus the archive's own line.
+
+Versions are semantic: a schema change is major, added or removed records minor,
+corrected values patch. A release is written in a temporary folder inside the
+releases dir and renamed into place, so an interrupted publish leaves no partial
+release, and an existing version is never overwritten.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nasmr import __version__, clock, paths
+from nasmr.checksums import sha256_file
+from nasmr.warehouse import PARQUET_DIR, TABLE_DOCS, WAREHOUSE_NAME
+from schemas.release import (
+    FLOPS_CONVENTION,
+    SCHEMA_VERSION,
+    CodeVersion,
+    FileDigest,
+    ReleaseManifest,
+    TableInfo,
+    Version,
+)
+from schemas.settings import SETTINGS
+
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+DATASHEET = "README.md"
+CHANGELOG = "CHANGELOG.md"
+DATAPACKAGE = "datapackage.json"
+EXTRA_DIRS = ("predictors", "ncp", "reports")
+PREDICTOR_REPORT = "predictors/report.csv"
+RECORD_KEY = ("setting", "code", "metric")
+LATEST = "latest"
+NB201 = "nas-bench-201"
+COMPLEXITY = "complexity"
+ORIGINAL_REPOSITORY = "https://github.com/dingmyu/NCP"
+BIBTEX = """@inproceedings{ding2022learning,
+  author = {Ding, Mingyu and Huo, Yuqi and Lu, Haoyu and Yang, Linjie and Wang, Zhe and
+            Lu, Zhiwu and Wang, Jingdong and Luo, Ping},
+  title = {Learning Versatile Neural Architectures by Propagating Network Codes},
+  booktitle = {International Conference on Learning Representations},
+  year = {2022}
+}"""
+"""Citation of the original benchmark (from the authors' repository)."""
+
+
+PRIMARY_KEYS: dict[str, list[str]] = {
+    "architectures": ["code"],
+    "results": ["setting", "code", "metric"],
+    "complexity": ["code"],
+    "sources": ["path"],
+    "nb201_results": ["ops"],
+}
+"""Columns that identify a row of each keyed table (the Data Package declares them)."""
+
+
+class ReleaseError(Exception):
+    """A release cannot be published, found or read; the message says which and why."""
+
+
+# -- finding releases ----------------------------------------------------------------------
+
+
+def archive_name(version: str) -> str:
+    """File name of a release's archive."""
+    return f"nasmr-{version}.tar.gz"
+
+
+def load_manifest(release_dir: Path) -> ReleaseManifest:
+    """The manifest of the release in ``release_dir``."""
+    path = Path(release_dir) / MANIFEST
+    if not path.is_file():
+        raise ReleaseError(f"{release_dir}: not a release (no {MANIFEST})")
+    try:
+        return ReleaseManifest.model_validate_json(path.read_text())
+    except ValueError as err:
+        raise ReleaseError(f"{path}: invalid manifest ({err})") from err
+
+
+def list_releases(releases_dir: Path | None = None) -> list[ReleaseManifest]:
+    """Manifests of the published releases, lowest version first (temporary folders skipped)."""
+    root = Path(releases_dir) if releases_dir is not None else paths.releases_dir()
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        if child.name.startswith(".") or not (child / MANIFEST).is_file():
+            continue
+        try:
+            Version.parse(child.name)
+        except ValueError:
+            continue
+        found.append(load_manifest(child))
+    return sorted(found, key=lambda m: Version.parse(m.version))
+
+
+def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
+    """The folder of a release given ``'latest'``, a version, or a path to a release folder."""
+    root = Path(releases_dir) if releases_dir is not None else paths.releases_dir()
+    if (Path(ref) / MANIFEST).is_file() and not _is_version(str(ref)):
+        return Path(ref)
+    published = [m.version for m in list_releases(root)]
+    choices = f"published in {root}: {', '.join(published) or 'none'}"
+    if str(ref) == LATEST:
+        if not published:
+            raise ReleaseError(f"no release published yet ({choices})")
+        return root / published[-1]
+    if not _is_version(str(ref)):
+        raise ReleaseError(f"{ref}: neither 'latest', a version nor a release folder ({choices})")
+    if str(ref) not in published:
+        raise ReleaseError(f"release {ref} not found ({choices})")
+    return root / str(ref)
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Version.parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+# -- comparing builds and releases -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SettingChanges:
+    """Records added, removed and changed in one setting, keyed by (code, setting, metric)."""
+
+    setting: str
+    added: int
+    removed: int
+    changed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseDiff:
+    """What changed between two versions of the data: schema changes and record changes.
+
+    Records are the long results (``results``), the nas-bench-201 cells (setting
+    ``nas-bench-201``, keyed by their ``ops``) and the published and recomputed
+    complexity (setting ``complexity``).
+    """
+
+    schema_changes: tuple[str, ...]
+    settings: tuple[SettingChanges, ...]
+
+    @property
+    def level(self) -> str:
+        """The semantic-version level the changes need: 'major', 'minor' or 'patch'."""
+        if self.schema_changes:
+            return "major"
+        if any(s.added or s.removed for s in self.settings):
+            return "minor"
+        return "patch"
+
+    @property
+    def unchanged(self) -> bool:
+        """No schema change and no record added, removed or changed."""
+        return not self.schema_changes and not any(
+            s.added or s.removed or s.changed for s in self.settings
+        )
+
+    def to_markdown(self) -> str:
+        """The changes as markdown: the schema changes, then one table row per setting."""
+        lines = ["Schema changes:" if self.schema_changes else "Schema: unchanged."]
+        lines += [f"- {change}" for change in self.schema_changes]
+        lines += ["", "| setting | added | removed | changed |", "|---|---:|---:|---:|"]
+        lines += [f"| {s.setting} | {s.added} | {s.removed} | {s.changed} |" for s in self.settings]
+        return "\n".join(lines)
+
+
+def _table_schemas(source: Path) -> dict[str, dict[str, str]]:
+    """Column name -> Arrow type name of every Parquet table of a build or release."""
+    return {
+        path.stem: {field.name: str(field.type) for field in pq.read_schema(path)}
+        for path in sorted((Path(source) / PARQUET_DIR).glob("*.parquet"))
+    }
+
+
+def _schema_version(source: Path) -> int:
+    """A release's recorded schema version; a build has the current code's."""
+    source = Path(source)
+    return load_manifest(source).schema_version if (source / MANIFEST).is_file() else SCHEMA_VERSION
+
+
+def _schema_changes(old: Path | None, new: Path) -> list[str]:
+    """Differences between two sources' schema versions and table layouts, one line each.
+
+    From nothing (``old`` None) every table is added.
+    """
+    changes = []
+    if old is not None and _schema_version(old) != _schema_version(new):
+        changes.append(f"schema version {_schema_version(old)} -> {_schema_version(new)}")
+    before = _table_schemas(old) if old is not None else {}
+    after = _table_schemas(new)
+    changes += [f"table {t} removed" for t in sorted(before.keys() - after.keys())]
+    changes += [f"table {t} added" for t in sorted(after.keys() - before.keys())]
+    for table in sorted(before.keys() & after.keys()):
+        cols_before, cols_after = before[table], after[table]
+        changes += [f"column {table}.{c} removed" for c in cols_before if c not in cols_after]
+        changes += [f"column {table}.{c} added" for c in cols_after if c not in cols_before]
+        changes += [
+            f"column {table}.{c} type {cols_before[c]} -> {cols_after[c]}"
+            for c in cols_before
+            if c in cols_after and cols_before[c] != cols_after[c]
+        ]
+    return changes
+
+
+def _read_table(source: Path, table: str) -> pd.DataFrame:
+    path = Path(source) / PARQUET_DIR / f"{table}.parquet"
+    if not path.is_file():
+        raise ReleaseError(f"{source}: table {table} is missing ({path})")
+    return pd.read_parquet(path)
+
+
+def _records(source: Path | None) -> pd.DataFrame:
+    """Every record value of a build or release, long: setting, code, metric, value."""
+    columns = [*RECORD_KEY, "value"]
+    if source is None:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in RECORD_KEY} | {"value": []})
+    results = _read_table(source, "results")[columns]
+    nb201 = (
+        _read_table(source, "nb201_results")
+        .rename(columns={"ops": "code"})
+        .melt(id_vars="code", value_vars=list(SETTINGS[NB201].metrics), var_name="metric")
+        .assign(setting=NB201)
+    )
+    complexity = _read_table(source, COMPLEXITY)
+    counts = [c for c in complexity.columns if c.startswith(("published_", "recomputed_"))]
+    complexity = complexity.melt(id_vars="code", value_vars=counts, var_name="metric").assign(
+        setting=COMPLEXITY
+    )
+    frames = [results, nb201[columns], complexity[columns]]
+    return pd.concat([f.astype({"value": "float64"}) for f in frames if len(f)], ignore_index=True)
+
+
+def _diff(old: Path | None, new: Path) -> ReleaseDiff:
+    """Schema and record changes from ``old`` (None: nothing) to ``new``."""
+    schema = _schema_changes(old, new)
+    merged = _records(old).merge(
+        _records(new), on=list(RECORD_KEY), how="outer", suffixes=("_old", "_new"), indicator=True
+    )
+    same = (merged["value_old"] == merged["value_new"]) | (
+        merged["value_old"].isna() & merged["value_new"].isna()
+    )
+    flags = pd.DataFrame(
+        {
+            "setting": merged["setting"],
+            "added": merged["_merge"] == "right_only",
+            "removed": merged["_merge"] == "left_only",
+            "changed": (merged["_merge"] == "both") & ~same,
+        }
+    )
+    order = {name: i for i, name in enumerate([*SETTINGS, COMPLEXITY])}
+    counts = flags.groupby("setting").sum()
+    settings = tuple(
+        SettingChanges(str(name), int(row.added), int(row.removed), int(row.changed))
+        for name, row in sorted(counts.iterrows(), key=lambda item: order.get(item[0], 99))
+    )
+    return ReleaseDiff(tuple(schema), settings)
+
+
+def diff_releases(
+    old: str | Path, new: str | Path, releases_dir: Path | None = None
+) -> ReleaseDiff:
+    """Changes from release ``old`` to release ``new`` (each a version, 'latest' or a folder)."""
+    return _diff(resolve_release(old, releases_dir), resolve_release(new, releases_dir))
+
+
+def propose_version(
+    new_build: Path, previous_release: str | Path | None, releases_dir: Path | None = None
+) -> tuple[str, ReleaseDiff]:
+    """The version a build should be published as, and its diff against the previous release.
+
+    Later releases bump the previous version at the diff's level (major, minor or
+    patch); the first (``previous_release`` None) adds every table, a major bump
+    from 0.0.0 to 1.0.0.
+    """
+    if previous_release is None:
+        diff = _diff(None, Path(new_build))
+        return str(Version(0, 0, 0).bump(diff.level)), diff
+    previous = resolve_release(previous_release, releases_dir)
+    diff = _diff(previous, Path(new_build))
+    return str(Version.parse(load_manifest(previous).version).bump(diff.level)), diff
+
+
+# -- verifying -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """The outcome of re-checking a release folder against its ``SHA256SUMS``."""
+
+    release: Path
+    checked: int
+    mismatched: tuple[str, ...]
+    missing: tuple[str, ...]
+    unlisted: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Every listed file exists with its recorded checksum, and no file is unlisted."""
+        return not (self.mismatched or self.missing or self.unlisted)
+
+    def summary(self) -> str:
+        """One line per problem, or one line saying the release is intact."""
+        if self.ok:
+            return f"{self.release}: OK ({self.checked} files match {SUMS})"
+        lines = [f"{self.release}: FAILED"]
+        lines += [f"  checksum mismatch: {p}" for p in self.mismatched]
+        lines += [f"  missing file: {p}" for p in self.missing]
+        lines += [f"  file not in {SUMS}: {p}" for p in self.unlisted]
+        return "\n".join(lines)
+
+
+def _read_sums(path: Path) -> dict[str, str]:
+    """Relative path -> sha256 from a sha256sum-format file."""
+    if not path.is_file():
+        raise ReleaseError(f"{path.parent}: not a release ({SUMS} is missing)")
+    sums = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or not name:
+            raise ReleaseError(f"{path}: line {number} is not '<sha256>  <path>': {line!r}")
+        sums[name] = digest
+    return sums
+
+
+def _relative_files(root: Path) -> list[str]:
+    """Every file under ``root`` as a sorted POSIX path relative to it."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def verify_release(ref: str | Path, releases_dir: Path | None = None) -> VerifyReport:
+    """Re-check every checksum of a release, that no listed file is gone and none was added."""
+    root = resolve_release(ref, releases_dir)
+    sums = _read_sums(root / SUMS)
+    present = set(_relative_files(root))
+    missing = sorted(name for name in sums if name not in present)
+    mismatched = sorted(
+        name for name in sums if name in present and sha256_file(root / name) != sums[name]
+    )
+    unlisted = sorted(present - set(sums) - {SUMS})
+    return VerifyReport(root, len(sums), tuple(mismatched), tuple(missing), tuple(unlisted))
+
+
+# -- publishing ----------------------------------------------------------------------------
+
+
+def publish_release(
+    build_dir: Path,
+    releases_dir: Path,
+    version: str | None = None,
+    raw_dir: Path | None = None,
+    created_at: datetime | None = None,
+) -> Path:
+    """Publish a build as ``releases_dir/<version>/`` and return that folder.
+
+    ``version`` defaults to :func:`propose_version` against the latest release; a
+    given version must not exist and must be at least the proposal against the
+    highest lower release. With ``raw_dir`` the build's recorded input checksums
+    are re-checked against the drop (a stale build is refused).
+    """
+    build_dir, releases_dir = Path(build_dir), Path(releases_dir)
+    _check_build(build_dir)
+    if raw_dir is not None:
+        _check_sources(build_dir, Path(raw_dir))
+    published = [Version.parse(m.version) for m in list_releases(releases_dir)]
+    if version is None:
+        previous = published[-1] if published else None
+        version, diff = propose_version(build_dir, _ref(previous), releases_dir)
+    else:
+        wanted = Version.parse(version)
+        if wanted in published:
+            raise ReleaseError(
+                f"release {version} already exists in {releases_dir}; releases are immutable, "
+                "publish a new version"
+            )
+        lower = [v for v in published if v < wanted]
+        previous = lower[-1] if lower else None
+        proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
+        if previous is not None and wanted < Version.parse(proposed):
+            raise ReleaseError(
+                f"version {version} is too low: the changes since {previous} need a "
+                f"{diff.level} bump (at least {proposed})"
+            )
+    target = releases_dir / version
+    if target.exists():
+        raise ReleaseError(f"{target} already exists; releases are immutable")
+    releases_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".publishing-{version}-", dir=releases_dir))
+    try:
+        previous_dir = releases_dir / str(previous) if previous is not None else None
+        _write_release(staging, build_dir, version, previous_dir, diff, created_at)
+        os.rename(staging, target)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        if target.exists():
+            raise ReleaseError(f"{target} appeared while publishing; not overwritten") from err
+        raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _ref(version: Version | None) -> str | None:
+    return None if version is None else str(version)
+
+
+def _check_build(build_dir: Path) -> None:
+    """A build must hold every warehouse table as Parquet and a checkpointed DuckDB file."""
+    missing = [t for t in TABLE_DOCS if not (build_dir / PARQUET_DIR / f"{t}.parquet").is_file()]
+    if missing:
+        raise ReleaseError(
+            f"{build_dir}: not a complete build, missing tables in {PARQUET_DIR}/: "
+            + ", ".join(missing)
+        )
+    database = build_dir / WAREHOUSE_NAME
+    if not database.is_file():
+        raise ReleaseError(f"{build_dir}: not a complete build, {WAREHOUSE_NAME} is missing")
+    if database.with_name(database.name + ".wal").exists():
+        raise ReleaseError(f"{database}: has an unflushed write-ahead log; close its writers first")
+
+
+def _check_sources(build_dir: Path, raw_dir: Path) -> None:
+    """Every input file recorded in the build's ``sources`` table still has its checksum."""
+    for row in _read_table(build_dir, "sources").itertuples(index=False):
+        path = raw_dir / row.path
+        if not path.is_file():
+            raise ReleaseError(f"stale build {build_dir}: input {path} no longer exists")
+        if sha256_file(path) != row.sha256:
+            raise ReleaseError(
+                f"stale build {build_dir}: input {path} changed since it was ingested"
+            )
+
+
+def _write_release(
+    root: Path,
+    build_dir: Path,
+    version: str,
+    previous: Path | None,
+    diff: ReleaseDiff,
+    created_at: datetime | None,
+) -> None:
+    """Write every file of a release into the (empty) folder ``root``."""
+    (root / PARQUET_DIR).mkdir()
+    for path in sorted((build_dir / PARQUET_DIR).glob("*.parquet")):
+        shutil.copyfile(path, root / PARQUET_DIR / path.name)
+    shutil.copyfile(build_dir / WAREHOUSE_NAME, root / WAREHOUSE_NAME)
+    extras = tuple(name for name in EXTRA_DIRS if (build_dir / name).is_dir())
+    for name in extras:
+        shutil.copytree(build_dir / name, root / name, copy_function=shutil.copyfile)
+    views = _check_database(root)
+    manifest = _manifest(root, version, previous, created_at, views, extras)
+    (root / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+    (root / CHANGELOG).write_text(_changelog(manifest, diff, previous))
+    (root / DATASHEET).write_text(_datasheet(root, manifest))
+    (root / DATAPACKAGE).write_text(json.dumps(_datapackage(root, manifest), indent=2) + "\n")
+    _write_sums(root, _relative_files(root))
+    archive = root / archive_name(version)
+    write_archive(root, archive, prefix=f"nasmr-{version}")
+    _write_sums(root, _relative_files(root))
+    for path in root.rglob("*"):
+        path.chmod(0o444 if path.is_file() else 0o755)
+    root.chmod(0o755)
+
+
+def _check_database(root: Path) -> tuple[str, ...]:
+    """The DuckDB file must hold exactly the Parquet tables, row for row, and no file reader.
+
+    Returns the names of its views.
+    """
+    parquet_rows = {
+        p.stem: pq.read_metadata(p).num_rows for p in (root / PARQUET_DIR).glob("*.parquet")
+    }
+    with duckdb.connect(str(root / WAREHOUSE_NAME), read_only=True) as con:
+        tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal")
+        names = [name for (name,) in tables.fetchall()]
+        counts = {
+            name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]  # type: ignore[index]
+            for name in names
+        }
+        views = con.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
+        ).fetchall()
+    if counts != parquet_rows:
+        raise ReleaseError(
+            f"{WAREHOUSE_NAME} disagrees with {PARQUET_DIR}/: DuckDB rows {counts}, "
+            f"Parquet rows {parquet_rows}"
+        )
+    for name, sql in views:
+        if any(reader in sql.lower() for reader in ("read_parquet", "read_csv", "read_json")):
+            raise ReleaseError(f"{WAREHOUSE_NAME}: view {name} reads files, not self-contained")
+    return tuple(name for name, _ in views)
+
+
+def _code_version() -> CodeVersion:
+    """The package version, plus the git commit and dirtiness when run from a checkout."""
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(paths.REPO_ROOT), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                env=env,
+                check=True,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return CodeVersion(
+        package=__version__,
+        git_commit=commit or None,
+        git_dirty=None if status is None else bool(status),
+    )
+
+
+def content_hash(sources: Iterable[FileDigest]) -> str:
+    """sha256 of the sha256sum-style listing of the input files (paths relative to the drop)."""
+    listing = "".join(f"{s.sha256}  {s.path}\n" for s in sorted(sources, key=lambda s: s.path))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _predictor_metrics(root: Path) -> tuple[dict[str, str | float | None], ...]:
+    """The rows of ``predictors/report.csv``, when the build trained predictors."""
+    path = root / PREDICTOR_REPORT
+    if not path.is_file():
+        return ()
+    frame = pd.read_csv(path)
+    return tuple(
+        {str(k): (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    )
+
+
+def _manifest(
+    root: Path,
+    version: str,
+    previous: Path | None,
+    created_at: datetime | None,
+    views: tuple[str, ...],
+    extras: tuple[str, ...],
+) -> ReleaseManifest:
+    sources = tuple(
+        FileDigest(path=row.path, bytes=row.bytes, sha256=row.sha256)
+        for row in _read_table(root, "sources").itertuples(index=False)
+    )
+    report = _read_table(root, "ingest_report").dropna(subset=["setting"])
+    architectures = _read_table(root, "architectures")
+    unevaluated = architectures.loc[~architectures["evaluated"]].sort_values("search_index")
+    tables = {
+        name: TableInfo(rows=pq.read_metadata(path).num_rows, columns=columns)
+        for name, columns in _table_schemas(root).items()
+        for path in [root / PARQUET_DIR / f"{name}.parquet"]
+    }
+    when = (created_at or clock.now()).astimezone(UTC).replace(microsecond=0)
+    return ReleaseManifest(
+        version=version,
+        previous_version=load_manifest(previous).version if previous is not None else None,
+        created_at=when,
+        schema_version=SCHEMA_VERSION,
+        code_version=_code_version(),
+        content_hash=content_hash(sources),
+        sources=sources,
+        settings_present=tuple(report.loc[report["status"] == "ok", "setting"]),
+        settings_missing=tuple(report.loc[report["status"] != "ok", "setting"]),
+        unevaluated_codes=tuple(unevaluated["code"]),
+        tables=tables,
+        views=views,
+        flops_convention=FLOPS_CONVENTION,
+        predictor_metrics=_predictor_metrics(root),
+        extras=extras,
+    )
+
+
+def _changelog(manifest: ReleaseManifest, diff: ReleaseDiff, previous: Path | None) -> str:
+    """This release's entry followed by the previous release's changelog entries."""
+    since = (
+        f"Changes since {manifest.previous_version} ({diff.level} release)."
+        if manifest.previous_version
+        else "First release: every record is new."
+    )
+    entry = f"## {manifest.version} ({manifest.created_at.date().isoformat()})\n\n{since}\n\n"
+    entry += diff.to_markdown() + "\n"
+    earlier = ""
+    if previous is not None and (previous / CHANGELOG).is_file():
+        earlier = (previous / CHANGELOG).read_text().partition("\n## ")[2]
+        earlier = "\n## " + earlier if earlier else ""
+    return f"# Changelog\n\n{entry}{earlier}"
+
+
+def _write_sums(root: Path, names: Iterable[str]) -> None:
+    """Write ``SHA256SUMS`` (sha256sum format) for ``names``, relative to ``root``."""
+    lines = [f"{sha256_file(root / n)}  {n}\n" for n in names if n != SUMS]
+    (root / SUMS).write_text("".join(lines))
+
+
+def write_archive(source: Path, target: Path, prefix: str) -> None:
+    """Pack every file under ``source`` into a gzip tarball, byte-identical for identical files.
+
+    Entries are sorted, stored under ``prefix/``, with mtime 0, uid/gid 0, no
+    owner names and mode 0644; the gzip header carries no name and no time.
+    """
+    names = [n for n in _relative_files(source) if (source / n) != target]
+    with (
+        target.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name in names:
+            info = tarfile.TarInfo(f"{prefix}/{name}")
+            info.size = (source / name).stat().st_size
+            info.mtime, info.mode, info.uid, info.gid = 0, 0o644, 0, 0
+            info.uname = info.gname = ""
+            with (source / name).open("rb") as handle:
+                tar.addfile(info, handle)
+
+
+# -- metadata documents --------------------------------------------------------------------
+
+_FRICTIONLESS_TYPES = (
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_integer, "integer"),
+    (pa.types.is_floating, "number"),
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "string"),
+    (pa.types.is_timestamp, "datetime"),
+    (pa.types.is_date, "date"),
+    (lambda t: pa.types.is_list(t) or pa.types.is_large_list(t), "array"),
+)
+
+
+def _field_type(arrow_type: pa.DataType) -> str:
+    """The Table Schema type of an Arrow type ('any' when there is no closer one)."""
+    return next((name for test, name in _FRICTIONLESS_TYPES if test(arrow_type)), "any")
+
+
+def _resource_name(path: str) -> str:
+    """A Data Package resource name (lowercase, ``[-a-z0-9._/]``) for a release file."""
+    return "".join(c if c.isalnum() or c in "-._/" else "-" for c in path.lower())
+
+
+def _datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
+    """A Frictionless Data Package: one tabular resource per Parquet table, files for the rest."""
+    resources: list[dict[str, Any]] = []
+    for name in sorted(manifest.tables):
+        rel = f"{PARQUET_DIR}/{name}.parquet"
+        schema = pq.read_schema(root / rel)
+        resources.append(
+            {
+                "name": name,
+                "type": "table",
+                "path": rel,
+                "format": "parquet",
+                "mediatype": "application/vnd.apache.parquet",
+                "description": TABLE_DOCS.get(name, ""),
+                "bytes": (root / rel).stat().st_size,
+                "hash": f"sha256:{sha256_file(root / rel)}",
+                "schema": {
+                    "fields": [{"name": f.name, "type": _field_type(f.type)} for f in schema]
+                }
+                | ({"primaryKey": PRIMARY_KEYS[name]} if name in PRIMARY_KEYS else {}),
+            }
+        )
+    others = [WAREHOUSE_NAME] + [
+        n for n in _relative_files(root) if n.split("/")[0] in manifest.extras
+    ]
+    for rel in others:
+        resources.append(
+            {
+                "name": _resource_name(rel),
+                "type": "file",
+                "path": rel,
+                "bytes": (root / rel).stat().st_size,
+                "hash": f"sha256:{sha256_file(root / rel)}",
+            }
+        )
+    return {
+        "name": "nasmr",
+        "title": "NAS-Bench-MR, curated (nasmr)",
+        "description": "Validated tables of NAS-Bench-MR (Ding et al., ICLR 2022): 2507 "
+        "multi-resolution networks evaluated on segmentation, classification and video "
+        "settings, with exact FLOPs/params. See README.md (datasheet) and manifest.json.",
+        "version": manifest.version,
+        "created": manifest.created_at.isoformat().replace("+00:00", "Z"),
+        "homepage": ORIGINAL_REPOSITORY,
+        "licenses": [
+            {
+                "path": ORIGINAL_REPOSITORY,
+                "title": "Licence of the original NAS-Bench-MR data: see the original repository",
+            }
+        ],
+        "sources": [
+            {"title": "NAS-Bench-MR (Ding et al., ICLR 2022)", "path": ORIGINAL_REPOSITORY}
+        ],
+        "resources": resources,
+    }
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    """A pandas frame as a GitHub markdown table (no index)."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = [
+        "| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def _datasheet(root: Path, manifest: ReleaseManifest) -> str:
+    """The release's README.md: a datasheet (Gebru et al.'s seven sections) from its tables."""
+    report = _read_table(root, "ingest_report").dropna(subset=["setting"])
+    report["task"] = [SETTINGS[s].task.value for s in report["setting"]]
+    report["metrics"] = [", ".join(SETTINGS[s].metrics) for s in report["setting"]]
+    settings = report[["setting", "task", "metrics", "status", "read", "valid", "quarantined"]]
+    complexity = _read_table(root, COMPLEXITY)
+    compared = complexity["match"].notna()
+    matched = int(complexity.loc[compared, "match"].astype(bool).sum())
+    methods = ", ".join(sorted(complexity["method"].dropna().unique())) or "none"
+    quarantined = manifest.tables["quarantine"].rows
+    tables = pd.DataFrame(
+        {
+            "table": list(manifest.tables),
+            "rows": [t.rows for t in manifest.tables.values()],
+            "content": [TABLE_DOCS.get(name, "") for name in manifest.tables],
+        }
+    )
+    missing = "\n".join(
+        f"- `{row.setting}` has no results: its file `{row.source_file}` is "
+        + ("not in the raw drop." if row.status == "missing" else f"unreadable ({row.reason}).")
+        for row in report.itertuples(index=False)
+        if row.status != "ok"
+    )
+    unevaluated = "\n".join(f"  - `{code}`" for code in manifest.unevaluated_codes)
+    predictors = (
+        _markdown_table(pd.DataFrame(list(manifest.predictor_metrics)))
+        if manifest.predictor_metrics
+        else "No predictors were trained for this build."
+    )
+    extras = ", ".join(f"`{name}/`" for name in manifest.extras) or "none"
+    return f"""# NAS-Bench-MR, curated: release {manifest.version}
+
+Created {manifest.created_at.isoformat()} by nasmr {manifest.code_version.package}
+(git commit {manifest.code_version.git_commit or "unknown"}). Previous release:
+{manifest.previous_version or "none"}. Input content hash: `{manifest.content_hash}`.
+
+Check this folder with `sha256sum -c {SUMS}` or `nasmr release verify <folder>`.
+Query it with `nasmr.api.Benchmark.open("<folder or version>")`, with DuckDB
+(`{WAREHOUSE_NAME}`, read-only) or with any Parquet reader (`{PARQUET_DIR}/`).
+
+## Motivation
+
+NAS-Bench-MR (Ding et al., ICLR 2022) evaluates one set of multi-resolution
+networks on several vision tasks so that neural architecture search can be
+studied across tasks. Its authors published the results as Python pickles
+without schema, checksums or documentation. This release turns that drop into
+validated, typed and versioned tables with exact FLOPs and parameter counts, so
+that results are reproducible and citable by version. It was made by the nasmr
+project; it is not an official release of the original authors.
+
+## Composition
+
+Each instance is one architecture of the NAS-Bench-MR space (a stem, four
+multi-resolution stages and a head; 27 integers, see `architectures`), with its
+metric values per setting; plus the {manifest.tables["nb201_results"].rows} NAS-Bench-201
+cells shipped in the same drop.
+
+{_markdown_table(settings)}
+
+Tables (Parquet in `{PARQUET_DIR}/`, the same tables in `{WAREHOUSE_NAME}` with the
+views {", ".join(f"`{v}`" for v in manifest.views)}):
+
+{_markdown_table(tables)}
+
+Known gaps:
+
+{missing or "- none: every setting of the design has results."}
+- {len(manifest.unevaluated_codes)} search-list architectures have no result in any setting:
+{unevaluated}
+- {quarantined} records failed validation and are listed in `quarantine`, not in the results.
+
+## Collection process
+
+The original authors trained every architecture with their forks of OpenMMLab's
+mmclassification and mmsegmentation (and OpenPCDet for 3D detection) and
+published the final metrics; the training logs are not part of the drop. This
+release was ingested from these files of the drop (paths relative to it):
+
+{_markdown_table(pd.DataFrame([s.model_dump() for s in manifest.sources]))}
+
+## Preprocessing, cleaning, labelling
+
+Every record was validated (types, finite values, ranges, and agreement of the
+embedding with the network setting); rejected records go to `quarantine` with
+the field and the reason. Architectures are keyed by their 31-int code string.
+Results are stored long (`code, setting, metric, value`). FLOPs and parameters
+were recomputed ({methods}) and compared with the published values:
+{matched} of {int(compared.sum())} architectures match exactly. Convention:
+{manifest.flops_convention}
+
+## Uses
+
+Intended: benchmarking architecture search and performance predictors on
+NAS-Bench-MR, transfer across its tasks, and cost-aware search against the
+exact FLOPs. Not suited to: latency or energy claims (none were measured),
+comparisons with FLOPs counted under another convention, or 3D-detection
+claims (no results). Predictor test metrics in this release:
+
+{predictors}
+
+## Distribution
+
+This folder and its archive `{archive_name(manifest.version)}` hold: `{PARQUET_DIR}/`,
+`{WAREHOUSE_NAME}`, `{MANIFEST}`, `{DATAPACKAGE}` (Frictionless Data Package),
+`{CHANGELOG}`, this datasheet and `{SUMS}`; optional build outputs: {extras}.
+
+Licence: the original NAS-Bench-MR data and code are distributed by their authors
+at {ORIGINAL_REPOSITORY}; see the original repository for the licence terms, which
+also govern this derived release. If you use this data, cite the original benchmark:
+
+```bibtex
+{BIBTEX}
+```
+
+## Maintenance
+
+Releases are immutable and semantically versioned: a schema change is a major
+release, added or removed records a minor one, corrected values a patch.
+Corrections are published as new versions; `{CHANGELOG}` lists what changed per
+setting since each previous release.
+"""

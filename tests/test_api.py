@@ -1,0 +1,205 @@
+"""The query API over a published release of the real drop."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from nasmr.api import (
+    Benchmark,
+    BenchmarkKeyError,
+    UnknownArchitectureError,
+    UnknownMetricError,
+    UnknownSettingError,
+)
+from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
+from nasmr.release import ReleaseError, publish_release
+from nasmr.space import Arch
+from nasmr.warehouse import ingest, write_parquet
+from schemas.settings import MR_SETTINGS
+
+PRESENT = tuple(s for s in MR_SETTINGS if s != "3ddet")
+
+
+@pytest.fixture(scope="session")
+def build(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One analytic build of the real drop per session (shared with test_release by its path)."""
+    out = tmp_path_factory.getbasetemp() / "real-build"
+    if not (out / "nasmr.duckdb").is_file():
+        ingest(raw_dir, out, method="analytic", ingested_at=datetime(2025, 1, 1, tzinfo=UTC))
+    return out
+
+
+@pytest.fixture(scope="session")
+def releases(build: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("api-releases")
+    publish_release(build, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def bench(releases: Path) -> Iterator[Benchmark]:
+    with Benchmark.open("latest", releases) as opened:
+        yield opened
+
+
+def test_open_by_latest_version_folder_or_build(releases: Path, build: Path) -> None:
+    for ref in ("1.0.0", releases / "1.0.0", str(releases / "1.0.0")):
+        with Benchmark.open(ref, releases) as opened:
+            assert opened.manifest is not None and opened.manifest.version == "1.0.0"
+    with Benchmark.open(build) as opened:
+        assert opened.manifest is None and len(opened) == 2507
+    with pytest.raises(ReleaseError, match=r"release 2\.0\.0 not found.*published in .*: 1\.0\.0"):
+        Benchmark.open("2.0.0", releases)
+
+
+def test_architectures_are_the_evaluated_ones_in_search_order(
+    bench: Benchmark, raw_dir: Path
+) -> None:
+    evaluated = {tuple(r["embedding"]) for r in load_pickle(trainval_path(raw_dir, "seg"))}
+    search_order = [Arch.from_code(code) for code in read_search_list(raw_dir)]
+    assert len(bench) == len(evaluated) == 2507
+    assert list(bench) == [a for a in search_order if tuple(a.embedding) in evaluated]
+    first = bench.arch(0)
+    assert isinstance(first, Arch) and bench.index(first) == 0
+    assert bench.index(first.code) == 0 and first in bench and first.code in bench
+    assert bench.arch(-1) == bench.arch(len(bench) - 1)
+    assert all(bench.index(bench.arch(i)) == i for i in (0, 17, 2506))
+    with pytest.raises(IndexError, match=r"index 2507 out of range \[0, 2507\)"):
+        bench.arch(2507)
+
+
+def test_query_returns_the_published_record(bench: Benchmark, raw_dir: Path) -> None:
+    for setting in ("seg", "cls-50-1000", "video-p"):
+        records = load_pickle(trainval_path(raw_dir, setting))
+        for i in (0, 1234, 2506):
+            record = records[i]
+            arch = Arch.from_embedding(record["embedding"])
+            expected = {m: record[m] for m in bench.metrics(setting)}
+            expected |= {"flops": record["flops"], "params": record["params"]}
+            assert bench.query(arch, setting) == expected
+            assert bench.query(arch.code, setting) == expected
+            for name, value in expected.items():
+                assert bench.metric(arch, setting, name) == value
+
+
+def test_settings_and_metrics(bench: Benchmark) -> None:
+    assert bench.settings == PRESENT
+    assert bench.metrics("seg-4x") == ("mIoU", "mAcc", "aAcc")
+    assert bench.metrics("cls-10c") == ("top1", "top5")
+
+
+def test_to_pandas_matches_the_wide_view(bench: Benchmark) -> None:
+    for setting in ("seg", "video"):
+        frame = bench.to_pandas(setting)
+        assert list(frame.columns) == ["code", *bench.metrics(setting), "flops", "params"]
+        assert frame["code"].tolist() == list(bench.codes)
+        view = bench.sql(f"SELECT * FROM results_{setting.replace('-', '_')} ORDER BY code")
+        ordered = frame.sort_values("code", ignore_index=True)
+        pd.testing.assert_frame_equal(ordered, view, check_dtype=False)
+
+
+def test_best_is_the_top_k_within_the_budget(bench: Benchmark) -> None:
+    frame = bench.to_pandas("seg")
+    top = bench.best("seg", "mIoU", max_gflops=1.5, k=5)
+    assert list(top.columns) == ["index", "code", "mIoU", "flops", "params"]
+    assert len(top) == 5 and (top["flops"] <= 1.5).all()
+    within = frame[frame["flops"] <= 1.5]["mIoU"].sort_values(ascending=False)
+    assert top["mIoU"].tolist() == within.head(5).tolist()
+    assert [bench.codes[i] for i in top["index"]] == top["code"].tolist()
+    assert bench.best("seg", "mIoU", k=1)["mIoU"].item() == frame["mIoU"].max()
+    assert bench.best("seg", "mIoU", max_gflops=0.0).empty
+
+
+def test_pareto_front_is_exactly_the_non_dominated_set(bench: Benchmark) -> None:
+    front = bench.pareto("cls-10c", "top1")
+    assert front["flops"].is_monotonic_increasing
+    assert front["top1"].is_monotonic_increasing
+    frame = bench.to_pandas("cls-10c")
+    flops, acc = frame["flops"].to_numpy(), frame["top1"].to_numpy()
+    dominated = [
+        bool(np.any((flops <= f) & (acc >= a) & ((flops < f) | (acc > a))))
+        for f, a in zip(flops, acc, strict=True)
+    ]
+    non_dominated = frame.loc[~np.array(dominated), ["code", "flops", "top1"]]
+    # among equal (flops, top1) pairs the front keeps the first in search order
+    expected = non_dominated.drop_duplicates(["flops", "top1"]).sort_values("flops")
+    assert front["code"].tolist() == expected["code"].tolist()
+
+
+def test_unknown_codes_say_what_exists(bench: Benchmark, releases: Path) -> None:
+    with pytest.raises(UnknownArchitectureError, match=r"not a valid architecture code .* 2507"):
+        bench.query("12_34", "seg")
+    with pytest.raises(UnknownArchitectureError, match=r"position 0 \(stem\.c0\).*multiple of 8"):
+        bench.query(
+            "7_128-1_1_1_48-1_2_1_1_128_8-1_3_1_1_1_128_128_120-1_4_1_1_1_1_8_8_8_8-64", "seg"
+        )
+    unevaluated = bench.manifest.unevaluated_codes[0]  # type: ignore[union-attr]
+    with pytest.raises(UnknownArchitectureError, match="in the search list but has no results"):
+        bench.index(unevaluated)
+    known = {*bench.codes, *bench.manifest.unevaluated_codes}  # type: ignore[union-attr]
+    outside = next(a for a in bench.arch(0).neighbours() if a.code not in known)
+    with pytest.raises(UnknownArchitectureError, match="in the space but not in the benchmark"):
+        bench.metric(outside, "seg", "mIoU")
+    assert outside not in bench
+    with pytest.raises(KeyError):
+        bench.index("nonsense")
+
+
+def test_unknown_settings_and_metrics_list_the_choices(bench: Benchmark) -> None:
+    code = bench.codes[0]
+    with pytest.raises(UnknownSettingError, match=r"unknown setting 'segm'; settings: seg, seg-4x"):
+        bench.query(code, "segm")
+    with pytest.raises(UnknownSettingError, match="'3ddet' has no results in this release"):
+        bench.to_pandas("3ddet")
+    with pytest.raises(UnknownSettingError, match=r"nb201_results"):
+        bench.best("nas-bench-201", "Acc")
+    with pytest.raises(
+        UnknownMetricError, match=r"no metric 'top1'; its metrics: mIoU, mAcc, aAcc"
+    ):
+        bench.metric(code, "seg", "top1")
+    with pytest.raises(BenchmarkKeyError) as caught:
+        bench.pareto("video", "mIoU")
+    assert str(caught.value).startswith("setting 'video' has no metric")
+
+
+def test_sql_is_read_only(bench: Benchmark) -> None:
+    counts = bench.sql("SELECT setting, count(*) AS n FROM results GROUP BY setting ORDER BY 1")
+    assert dict(zip(counts["setting"], counts["n"], strict=True))["seg"] == 2507 * 3
+    assert bench.sql("SELECT count(*) AS n FROM nb201_results")["n"].item() == 15625
+    with pytest.raises(duckdb.Error, match="read-only"):
+        bench.sql("DELETE FROM results")
+
+
+def test_curves_join_the_query_when_the_release_has_them(build: Path, tmp_path: Path) -> None:
+    source = tmp_path / "build"
+    shutil.copytree(build / "parquet", source / "parquet")
+    shutil.copyfile(build / "nasmr.duckdb", source / "nasmr.duckdb")
+    with Benchmark.open(build) as opened:
+        code = opened.codes[3]
+    curves = pd.DataFrame(
+        {
+            "arch": [code] * 3 + [opened.codes[4]],
+            "setting": ["seg", "seg", "video", "seg"],
+            "run": ["r1"] * 4,
+            "epoch": [2, 1, 1, 1],
+            "iter": [200, 100, 100, 100],
+            "metric": ["mIoU"] * 2 + ["top1", "mIoU"],
+            "value": [60.0, 50.0, 40.0, 30.0],
+        }
+    )
+    write_parquet(curves, source / "parquet" / "curves.parquet")
+    with duckdb.connect(str(source / "nasmr.duckdb")) as con:
+        con.register("curves_frame", curves)
+        con.execute("CREATE TABLE curves AS SELECT * FROM curves_frame")
+    release = publish_release(source, tmp_path / "releases")
+    with Benchmark.open(release) as opened:
+        got = opened.query(code, "seg")["curves"]
+    assert got["epoch"].tolist() == [1, 2] and got["value"].tolist() == [50.0, 60.0]

@@ -1,0 +1,429 @@
+"""Releases: publishing a real build, its metadata, immutability, verification, versioning."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import nasmr.release as release_mod
+from nasmr import __version__
+from nasmr.cli import main
+from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
+from nasmr.release import (
+    ReleaseError,
+    archive_name,
+    diff_releases,
+    list_releases,
+    load_manifest,
+    propose_version,
+    publish_release,
+    verify_release,
+    write_archive,
+)
+from nasmr.space import Arch
+from nasmr.warehouse import ingest, write_parquet
+from schemas.release import SCHEMA_VERSION, Version
+from schemas.settings import MR_SETTINGS
+
+CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+DATA_FILES = ("parquet/", "nasmr.duckdb", "predictors/", "ncp/", "reports/")
+
+
+@pytest.fixture(scope="session")
+def build(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One analytic build of the real drop per session (shared with test_api by its path)."""
+    out = tmp_path_factory.getbasetemp() / "real-build"
+    if not (out / "nasmr.duckdb").is_file():
+        ingest(raw_dir, out, method="analytic", ingested_at=datetime(2025, 1, 1, tzinfo=UTC))
+    return out
+
+
+@pytest.fixture(scope="session")
+def releases(build: Path, raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A releases dir holding 1.0.0, published from the real build with the drop re-checked."""
+    root = tmp_path_factory.mktemp("releases")
+    publish_release(build, root, raw_dir=raw_dir, created_at=CREATED)
+    return root
+
+
+def copy_build(build: Path, target: Path) -> Path:
+    """A writable copy of a build's tables and DuckDB file."""
+    shutil.copytree(build / "parquet", target / "parquet")
+    shutil.copyfile(build / "nasmr.duckdb", target / "nasmr.duckdb")
+    return target
+
+
+def copy_release(release: Path, target: Path) -> Path:
+    """A writable copy of a release folder (published files are read-only)."""
+    shutil.copytree(release, target, copy_function=shutil.copyfile)
+    for path in target.rglob("*"):
+        path.chmod(0o644 if path.is_file() else 0o755)
+    return target
+
+
+def sums(release: Path) -> dict[str, str]:
+    lines = (release / "SHA256SUMS").read_text().splitlines()
+    return {line[66:]: line[:64] for line in lines}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- manifest and metadata -------------------------------------------------------------------
+
+
+def test_manifest_describes_the_build_and_its_inputs(releases: Path, raw_dir: Path) -> None:
+    manifest = load_manifest(releases / "1.0.0")
+    assert manifest.version == "1.0.0" and manifest.previous_version is None
+    assert manifest.created_at == CREATED
+    assert manifest.schema_version == SCHEMA_VERSION
+    assert manifest.code_version.package == __version__
+    commit = manifest.code_version.git_commit
+    assert commit is None or len(commit) == 40
+
+    recorded = {s.path: s.sha256 for s in manifest.sources}
+    assert recorded == {
+        p: sha256(raw_dir / p)
+        for p in [
+            "data/search_list.txt",
+            *(trainval_path(Path(), s).as_posix() for s in [*MR_SETTINGS, "nas-bench-201"]),
+        ]
+        if (raw_dir / p).is_file()
+    }
+    listing = "".join(f"{recorded[p]}  {p}\n" for p in sorted(recorded))
+    assert manifest.content_hash == hashlib.sha256(listing.encode()).hexdigest()
+
+    assert manifest.settings_missing == ("3ddet",)
+    assert set(manifest.settings_present) == set(MR_SETTINGS) - {"3ddet"} | {"nas-bench-201"}
+    evaluated = {tuple(r["embedding"]) for r in load_pickle(trainval_path(raw_dir, "seg"))}
+    expected = [
+        c for c in read_search_list(raw_dir) if tuple(Arch.from_code(c).embedding) not in evaluated
+    ]
+    assert list(manifest.unevaluated_codes) == expected and len(expected) == 4
+
+    assert manifest.row_counts["results"] == 2507 * (2 * 3 + 6 * 2)
+    assert manifest.row_counts["architectures"] == 2511
+    assert manifest.row_counts["nb201_results"] == 15625
+    assert manifest.tables["results"].columns["value"] == "double"
+    assert {"results_seg", "unevaluated"} <= set(manifest.views)
+    for fact in ("0.0.31", "1x3x128x128", "50 classes", "/ 1e9"):
+        assert fact in manifest.flops_convention
+    assert manifest.predictor_metrics == () and manifest.extras == ()
+
+
+def test_sha256sums_cover_every_file_and_the_archive_holds_the_rest(releases: Path) -> None:
+    root = releases / "1.0.0"
+    listed = sums(root)
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert set(listed) == files - {"SHA256SUMS"}
+    assert all(sha256(root / name) == digest for name, digest in listed.items())
+    assert all(not (root / name).stat().st_mode & 0o222 for name in files)
+
+    with tarfile.open(root / archive_name("1.0.0")) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        inner_sums = tar.extractfile("nasmr-1.0.0/SHA256SUMS").read().decode()  # type: ignore[union-attr]
+        duckdb_bytes = tar.extractfile("nasmr-1.0.0/nasmr.duckdb").read()  # type: ignore[union-attr]
+    assert set(members) == {f"nasmr-1.0.0/{n}" for n in files - {archive_name("1.0.0")}}
+    assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 for m in members.values())
+    outer = (root / "SHA256SUMS").read_text().splitlines()
+    assert inner_sums.splitlines() == [line for line in outer if "tar.gz" not in line]
+    assert hashlib.sha256(duckdb_bytes).hexdigest() == listed["nasmr.duckdb"]
+
+
+def test_archive_is_deterministic(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "b").mkdir(parents=True)
+    (source / "z.txt").write_text("last")
+    (source / "b" / "a.bin").write_bytes(bytes(range(256)))
+    write_archive(source, tmp_path / "one.tar.gz", prefix="p")
+    (source / "z.txt").touch()
+    (source / "b" / "a.bin").chmod(0o600)
+    write_archive(source, tmp_path / "two.tar.gz", prefix="p")
+    assert (tmp_path / "one.tar.gz").read_bytes() == (tmp_path / "two.tar.gz").read_bytes()
+    with tarfile.open(tmp_path / "one.tar.gz") as tar:
+        assert tar.getnames() == ["p/b/a.bin", "p/z.txt"]
+
+
+def test_datapackage_is_valid_frictionless(releases: Path) -> None:
+    from frictionless import Checklist, validate
+
+    root = releases / "1.0.0"
+    package = json.loads((root / "datapackage.json").read_text())
+    tables = {r["name"]: r for r in package["resources"] if r.get("type") == "table"}
+    assert set(tables) == set(load_manifest(root).tables)
+    assert tables["results"]["schema"]["primaryKey"] == ["setting", "code", "metric"]
+    for resource in package["resources"]:
+        assert resource["hash"] == "sha256:" + sums(root)[resource["path"]]
+        assert resource["bytes"] == (root / resource["path"]).stat().st_size
+    # frictionless reads Parquet through pyarrow, not its byte stream, so it cannot count
+    # a Parquet file's bytes or hash it (verify_release checks both). It checks rows in
+    # Python (~2 s per 10k): the first 3000 rows of each table cover every row of all but
+    # results and nb201_results, whose column types Parquet fixes for every row anyway.
+    report = validate(
+        root / "datapackage.json",
+        checklist=Checklist(skip_errors=["byte-count"]),
+        limit_rows=3000,
+    )
+    assert report.valid, report.flatten(["resourceName", "type", "note"])[:5]
+
+
+def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
+    text = (releases / "1.0.0" / "README.md").read_text()
+    for section in (
+        "Motivation",
+        "Composition",
+        "Collection process",
+        "Preprocessing",
+        "Uses",
+        "Distribution",
+        "Maintenance",
+    ):
+        assert f"\n## {section}" in text
+    assert "`3ddet` has no results" in text
+    for code in load_manifest(releases / "1.0.0").unevaluated_codes:
+        assert code in text
+    assert "@inproceedings{ding2022learning" in text
+    assert "Learning Versatile Neural Architectures by Propagating Network Codes" in text
+    assert "https://github.com/dingmyu/NCP" in text
+
+
+# -- immutability and atomicity --------------------------------------------------------------
+
+
+def test_publishing_an_existing_version_is_refused(build: Path, releases: Path) -> None:
+    before = sums(releases / "1.0.0")
+    with pytest.raises(ReleaseError, match=r"release 1\.0\.0 already exists.*immutable"):
+        publish_release(build, releases, version="1.0.0")
+    assert sums(releases / "1.0.0") == before
+
+
+def test_interrupted_publish_leaves_nothing(
+    build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(release_mod, "write_archive", crash)
+    with pytest.raises(OSError, match="disk full"):
+        publish_release(build, tmp_path, version="1.0.0")
+    assert list(tmp_path.iterdir()) == []
+    assert list_releases(tmp_path) == []
+
+
+def test_stale_build_is_refused(build: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "drop"
+    for row in pd.read_parquet(build / "parquet" / "sources.parquet").itertuples():
+        (fake / row.path).parent.mkdir(parents=True, exist_ok=True)
+        (fake / row.path).write_text("not the ingested bytes")
+    with pytest.raises(ReleaseError, match=r"stale build .*data/cls-10-1000/trainval\.pkl changed"):
+        publish_release(build, tmp_path / "releases", raw_dir=fake)
+    assert not (tmp_path / "releases" / "1.0.0").exists()
+
+
+def test_incomplete_build_is_refused(build: Path, tmp_path: Path) -> None:
+    partial = copy_build(build, tmp_path / "build")
+    (partial / "parquet" / "sources.parquet").unlink()
+    with pytest.raises(ReleaseError, match="missing tables in parquet/: sources"):
+        publish_release(partial, tmp_path / "releases")
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+def test_verify_passes_an_intact_release(releases: Path) -> None:
+    report = verify_release("1.0.0", releases)
+    assert report.ok and report.checked == len(sums(releases / "1.0.0"))
+    result = CliRunner().invoke(main, ["release", "verify", "latest", "--releases", str(releases)])
+    assert result.exit_code == 0 and "OK" in result.output
+
+
+@pytest.mark.parametrize("tamper", ["byte", "missing", "extra"])
+def test_verify_detects_tampering(releases: Path, tmp_path: Path, tamper: str) -> None:
+    copy = copy_release(releases / "1.0.0", tmp_path / "1.0.0")
+    if tamper == "byte":
+        data = bytearray((copy / "parquet" / "results.parquet").read_bytes())
+        data[len(data) // 2] ^= 1
+        (copy / "parquet" / "results.parquet").write_bytes(bytes(data))
+    elif tamper == "missing":
+        (copy / "nasmr.duckdb").unlink()
+    else:
+        (copy / "parquet" / "extra.parquet").write_bytes(b"PAR1")
+    report = verify_release(copy)
+    assert not report.ok
+    expected = {
+        "byte": ("mismatched", "parquet/results.parquet"),
+        "missing": ("missing", "nasmr.duckdb"),
+        "extra": ("unlisted", "parquet/extra.parquet"),
+    }[tamper]
+    assert getattr(report, expected[0]) == (expected[1],)
+    result = CliRunner().invoke(main, ["release", "verify", str(copy)])
+    assert result.exit_code == 1 and expected[1] in result.output
+
+
+def test_unknown_release_lists_the_published_ones(releases: Path) -> None:
+    with pytest.raises(ReleaseError, match=r"release 9\.9\.9 not found .*published in .*1\.0\.0"):
+        verify_release("9.9.9", releases)
+
+
+# -- versioning ------------------------------------------------------------------------------
+
+
+def edited_build(build: Path, target: Path, edit: str) -> Path:
+    """A copy of the build with one kind of change to its tables."""
+    copy = copy_build(build, target)
+    results_path = copy / "parquet" / "results.parquet"
+    results = pd.read_parquet(results_path)
+    if edit == "value":
+        row = results.index[(results["setting"] == "video") & (results["metric"] == "top5")][7]
+        results.loc[row, "value"] += 0.01
+        write_parquet(results, results_path)
+    elif edit == "removed":
+        gone = results["code"] == results.loc[results["setting"] == "seg", "code"].iloc[0]
+        write_parquet(results[~(gone & (results["setting"] == "seg"))], results_path)
+    elif edit == "column":
+        path = copy / "parquet" / "complexity.parquet"
+        write_parquet(pd.read_parquet(path).assign(latency_ms=1.0), path)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("edit", "version", "level", "changes"),
+    [
+        ("none", "1.0.1", "patch", {}),
+        ("value", "1.0.1", "patch", {"video": (0, 0, 1)}),
+        ("removed", "1.1.0", "minor", {"seg": (0, 3, 0)}),
+        ("column", "2.0.0", "major", {}),
+    ],
+)
+def test_propose_version_bumps_by_kind_of_change(
+    build: Path,
+    releases: Path,
+    tmp_path: Path,
+    edit: str,
+    version: str,
+    level: str,
+    changes: dict[str, tuple[int, int, int]],
+) -> None:
+    proposed, diff = propose_version(edited_build(build, tmp_path, edit), "1.0.0", releases)
+    assert (proposed, diff.level) == (version, level)
+    found = {
+        s.setting: (s.added, s.removed, s.changed)
+        for s in diff.settings
+        if s.added or s.removed or s.changed
+    }
+    assert found == changes
+    assert diff.schema_changes == (
+        ("column complexity.latency_ms added",) if edit == "column" else ()
+    )
+    assert diff.unchanged == (edit == "none")
+
+
+def test_first_release_is_1_0_0_with_every_table_added(build: Path) -> None:
+    version, diff = propose_version(build, None)
+    assert version == "1.0.0"
+    assert "table results added" in diff.schema_changes
+    seg = next(s for s in diff.settings if s.setting == "seg")
+    assert (seg.added, seg.removed, seg.changed) == (2507 * 3, 0, 0)
+
+
+def test_next_release_records_its_changes(build: Path, releases: Path, tmp_path: Path) -> None:
+    root = copy_release(releases, tmp_path / "releases")
+    patched = edited_build(build, tmp_path / "patched", "value")
+    with pytest.raises(ReleaseError, match="already exists"):
+        publish_release(patched, root, version="1.0.0")
+    new = publish_release(patched, root, created_at=CREATED)
+    assert new.name == "1.0.1" and load_manifest(new).previous_version == "1.0.0"
+    changelog = (new / "CHANGELOG.md").read_text()
+    assert changelog.index("## 1.0.1") < changelog.index("## 1.0.0")
+    assert "| video | 0 | 0 | 1 |" in changelog
+    diff = diff_releases("1.0.0", "1.0.1", root)
+    assert diff.level == "patch"
+    assert [Version.parse(m.version) for m in list_releases(root)] == [(1, 0, 0), (1, 0, 1)]
+
+    removed = edited_build(build, tmp_path / "removed", "removed")
+    with pytest.raises(ReleaseError, match=r"1\.0\.2 is too low.*minor bump \(at least 1\.1\.0\)"):
+        publish_release(removed, root, version="1.0.2")
+
+
+def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path) -> None:
+    source = copy_build(build, tmp_path / "build")
+    (source / "predictors").mkdir()
+    (source / "predictors" / "seg-mIoU.safetensors").write_bytes(bytes(range(64)))
+    (source / "predictors" / "report.csv").write_text(
+        "setting,metric,kendall_tau,mae\nseg,mIoU,0.78,0.71\n"
+    )
+    (source / "ncp" / "plots").mkdir(parents=True)
+    (source / "ncp" / "plots" / "seg.png").write_bytes(b"\x89PNG fake")
+    first = publish_release(source, tmp_path / "releases", created_at=CREATED)
+    second = publish_release(source, tmp_path / "releases", created_at=CREATED)
+    assert (first.name, second.name) == ("1.0.0", "1.0.1")
+    data = {n: d for n, d in sums(first).items() if n.startswith(DATA_FILES)}
+    assert "ncp/plots/seg.png" in data and "predictors/seg-mIoU.safetensors" in data
+    assert data == {n: d for n, d in sums(second).items() if n.startswith(DATA_FILES)}
+
+    manifest = load_manifest(second)
+    assert manifest.extras == ("predictors", "ncp")
+    assert manifest.predictor_metrics == (
+        {"setting": "seg", "metric": "mIoU", "kendall_tau": 0.78, "mae": 0.71},
+    )
+    files = {r["path"] for r in json.loads((second / "datapackage.json").read_text())["resources"]}
+    assert {"ncp/plots/seg.png", "predictors/report.csv"} <= files
+    assert "0.78" in (second / "README.md").read_text()
+
+
+# -- CLI and export --------------------------------------------------------------------------
+
+
+def test_cli_publish_list_and_diff(build: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    root = ["--releases", str(tmp_path)]
+    published = runner.invoke(main, ["release", "publish", "--build", str(build), *root])
+    assert published.exit_code == 0, published.output
+    assert "published 1.0.0" in published.output
+    patched = edited_build(build, tmp_path / "patched", "value")
+    again = runner.invoke(main, ["release", "publish", "--build", str(patched), *root])
+    assert again.exit_code == 0 and "| video | 0 | 0 | 1 |" in again.output
+    refused = runner.invoke(
+        main, ["release", "publish", "--build", str(build), "--version", "1.0.1", *root]
+    )
+    assert refused.exit_code == 1 and "already exists" in refused.output
+    listed = runner.invoke(main, ["release", "list", *root])
+    assert [line.split()[0] for line in listed.output.splitlines()[1:]] == ["1.0.0", "1.0.1"]
+    diff = runner.invoke(main, ["release", "diff", "1.0.0", "latest", *root])
+    assert diff.exit_code == 0 and "patch changes" in diff.output
+
+
+def test_export_trainval_round_trips_through_ingest(releases: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "trainval",
+            "--release",
+            "1.0.0",
+            "--out",
+            str(out),
+            "--releases",
+            str(releases),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for setting in set(MR_SETTINGS) - {"3ddet"}:
+        assert trainval_path(out, setting).is_file()
+    rebuilt = ingest(out, tmp_path / "rebuilt", method="analytic")
+    published = pd.read_parquet(releases / "1.0.0" / "parquet" / "results.parquet")
+    pd.testing.assert_frame_equal(rebuilt.tables["results"], published)
+    architectures = pd.read_parquet(releases / "1.0.0" / "parquet" / "architectures.parquet")
+    pd.testing.assert_frame_equal(rebuilt.tables["architectures"], architectures)
+    complexity = pd.read_parquet(releases / "1.0.0" / "parquet" / "complexity.parquet")
+    pd.testing.assert_frame_equal(rebuilt.tables["complexity"], complexity)
