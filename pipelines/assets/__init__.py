@@ -1,0 +1,1 @@
+"""Asset groups in data-flow order: raw -> ingest -> warehouse -> models -> release."""

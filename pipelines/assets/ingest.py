@@ -1,0 +1,79 @@
+"""Validated inputs: the search list and one partition of records per setting."""
+
+import dagster as dg
+
+from nasmr import staging
+from nasmr.ingest import SearchListLoad, SettingLoad, load_architectures, load_setting
+from pipelines.assets.raw import raw_search_list, raw_trainval
+from pipelines.metadata import preview, table_metadata, timed
+from pipelines.partitions import settings_partitions
+from pipelines.resources import BuildDir, RawDrop
+
+
+def load_validated(build_dir: BuildDir, setting: str) -> SettingLoad:
+    """The saved validated records of one setting."""
+    return staging.load(SettingLoad, build_dir.staging("records", setting))
+
+
+def load_search_list(build_dir: BuildDir) -> SearchListLoad:
+    return staging.load(SearchListLoad, build_dir.staging("search_list"))
+
+
+@dg.asset(group_name="ingest", deps=[raw_search_list])
+def architectures(
+    context: dg.AssetExecutionContext, raw_drop: RawDrop, build_dir: BuildDir
+) -> dg.MaterializeResult:
+    """Every code of the search list, decoded by Arch; invalid codes are quarantined."""
+    metadata: dict[str, object] = {}
+    with timed(metadata):
+        loaded = load_architectures(raw_drop.root())
+        staging.save(loaded, build_dir.staging("search_list"))
+    context.log.info(f"search list: {loaded.read} codes, {len(loaded.quarantine)} quarantined")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            **table_metadata(loaded.architectures),
+            "read": loaded.read,
+            "quarantined": len(loaded.quarantine),
+            "sha256": loaded.source.sha256,
+        }
+    )
+
+
+@dg.asset(
+    group_name="ingest",
+    deps=[raw_trainval],
+    partitions_def=settings_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def validated_records(
+    context: dg.AssetExecutionContext, raw_drop: RawDrop, build_dir: BuildDir
+) -> None:
+    """One setting's trainval.pkl validated record by record; a missing file reports 'missing'."""
+    root = raw_drop.root()
+    for setting in context.partition_keys:
+        metadata: dict[str, object] = {}
+        with timed(metadata):
+            loaded = load_setting(root, setting)
+            staging.save(loaded, build_dir.staging("records", setting))
+        summary = (
+            f"{setting}: {loaded.status}, {loaded.read} read, {len(loaded.valid)} valid, "
+            f"{len(loaded.quarantine)} quarantined"
+        )
+        if loaded.status == "ok":
+            context.log.info(summary)
+        else:
+            context.log.warning(f"{summary}: {loaded.reason}")
+        context.add_asset_metadata(
+            {
+                **metadata,
+                **table_metadata(loaded.valid),
+                "status": loaded.status,
+                "reason": loaded.reason or "",
+                "read": loaded.read,
+                "valid": len(loaded.valid),
+                "quarantined": len(loaded.quarantine),
+                "quarantine": preview(loaded.quarantine),
+            },
+            partition_key=setting,
+        )

@@ -1,0 +1,47 @@
+"""The last asset of the main job: an immutable, checksummed, versioned data release."""
+
+import dagster as dg
+
+from nasmr.release import list_releases, propose_version, publish_release, verify_release
+from pipelines.assets.warehouse import warehouse
+from pipelines.resources import BuildDir, RawDrop, ReleaseDir
+
+
+@dg.asset(group_name="release", deps=[warehouse])
+def release(
+    context: dg.AssetExecutionContext,
+    build_dir: BuildDir,
+    release_dir: ReleaseDir,
+    raw_drop: RawDrop,
+) -> dg.MaterializeResult:
+    """Publish the build as releases/<version>/ with the version proposed by diffing against
+    the latest release; an unchanged build publishes nothing."""
+    published = list_releases(release_dir.root())
+    previous = published[-1].version if published else None
+    version, diff = propose_version(build_dir.root(), previous, release_dir.root())
+    if previous is not None and diff.unchanged:
+        context.log.info(f"no data changed since release {previous}: nothing published")
+        return dg.MaterializeResult(metadata={"version": previous, "published": False})
+    path = publish_release(build_dir.root(), release_dir.root(), version, raw_dir=raw_drop.root())
+    context.log.info(f"published release {version} at {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "published": True,
+            "path": dg.MetadataValue.path(str(path)),
+            "bump": diff.level,
+            "changes": dg.MetadataValue.md(diff.to_markdown()),
+        }
+    )
+
+
+@dg.asset_check(asset=release, description="Every file of the latest release matches SHA256SUMS.")
+def release_verifies(release_dir: ReleaseDir) -> dg.AssetCheckResult:
+    published = list_releases(release_dir.root())
+    if not published:
+        return dg.AssetCheckResult(passed=False, metadata={"reason": "no release published"})
+    report = verify_release(published[-1].version, release_dir.root())
+    return dg.AssetCheckResult(
+        passed=report.ok,
+        metadata={"version": published[-1].version, "summary": report.summary()},
+    )

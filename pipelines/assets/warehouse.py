@@ -1,0 +1,116 @@
+"""The warehouse: Parquet tables and one DuckDB file, built once per run by one writer."""
+
+import dagster as dg
+import pandas as pd
+
+from nasmr import clock
+from nasmr.ingest import build_tables, complexity_table, published_complexity
+from nasmr.warehouse import WAREHOUSE_NAME, connect, write_warehouse
+from pipelines.assets.complexity import complexity, load_recomputed
+from pipelines.assets.ingest import (
+    architectures,
+    load_search_list,
+    load_validated,
+    validated_records,
+)
+from pipelines.metadata import check_result, preview, timed
+from pipelines.partitions import settings_partitions
+from pipelines.resources import BuildDir
+from schemas.settings import SETTINGS
+
+WRITER_POOL = "duckdb_writer"
+"""Dagster concurrency pool of the one step that writes the DuckDB file (limit it to 1)."""
+
+
+@dg.asset(
+    group_name="warehouse",
+    deps=[architectures, validated_records, complexity],
+    pool=WRITER_POOL,
+)
+def warehouse(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.MaterializeResult:
+    """All validated settings, the search list and complexity assembled into the warehouse."""
+    metadata: dict[str, object] = {}
+    with timed(metadata):
+        loads = [load_validated(build_dir, s) for s in settings_partitions.get_partition_keys()]
+        recomputed = load_recomputed(build_dir)
+        table = complexity_table(
+            published_complexity(loads), recomputed.as_dict(), recomputed.method
+        )
+        tables = build_tables(load_search_list(build_dir), loads, table, clock.now())
+        path = write_warehouse(tables, build_dir.root())
+    counts = {name: len(frame) for name, frame in sorted(tables.items())}
+    context.log.info(f"warehouse written to {path}: {counts}")
+    report = tables["ingest_report"]
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "path": dg.MetadataValue.path(str(path)),
+            "row_counts": dg.MetadataValue.json(counts),
+            "quarantined": int(report["quarantined"].sum()),
+            "complexity_match_rate": float(table["match"].dropna().mean()),
+            "ingest_report": preview(report, rows=len(report)),
+        }
+    )
+
+
+def _query(build_dir: BuildDir, sql: str) -> pd.DataFrame:
+    with connect(build_dir.root() / WAREHOUSE_NAME) as con:
+        return con.execute(sql).df()
+
+
+@dg.asset_check(asset=warehouse, blocking=True)
+def counts_reconcile(build_dir: BuildDir) -> dg.AssetCheckResult:
+    """Every file: records read = valid + quarantined, and no present file failed to load."""
+    report = _query(build_dir, "SELECT * FROM ingest_report")
+    bad = report[
+        (report["read"] != report["valid"] + report["quarantined"]) | (report["status"] == "failed")
+    ]
+    return check_result(bad, checked=len(report), quarantined=int(report["quarantined"].sum()))
+
+
+@dg.asset_check(asset=warehouse, blocking=True)
+def published_complexity_reproduced(build_dir: BuildDir) -> dg.AssetCheckResult:
+    """Recomputed FLOPs and params equal the published ones for every evaluated architecture."""
+    table = _query(build_dir, "SELECT * FROM complexity WHERE published_macs IS NOT NULL")
+    bad = table[~table["match"].fillna(False).astype(bool)]
+    return check_result(
+        bad, checked=len(table), method=str(table["method"].iloc[0]) if len(table) else ""
+    )
+
+
+@dg.asset_check(asset=warehouse)
+def no_duplicate_architectures(build_dir: BuildDir) -> dg.AssetCheckResult:
+    """One result per (setting, architecture, metric), one row per architecture code."""
+    dupes = _query(
+        build_dir,
+        "SELECT setting, code, metric, count(*) AS n FROM results GROUP BY ALL HAVING n > 1 "
+        "UNION ALL SELECT 'architectures', code, NULL, count(*) FROM architectures "
+        "GROUP BY code HAVING count(*) > 1",
+    )
+    total = _query(build_dir, "SELECT count(*) AS n FROM results")["n"].iloc[0]
+    return check_result(dupes, checked=int(total))
+
+
+@dg.asset_check(asset=warehouse)
+def results_reference_known_architectures(build_dir: BuildDir) -> dg.AssetCheckResult:
+    """Every result row names an architecture of the search list."""
+    orphans = _query(
+        build_dir,
+        "SELECT DISTINCT r.setting, r.code FROM results r ANTI JOIN architectures a USING (code)",
+    )
+    total = _query(build_dir, "SELECT count(DISTINCT code) AS n FROM results")["n"].iloc[0]
+    return check_result(orphans, checked=int(total))
+
+
+@dg.asset_check(asset=warehouse)
+def metric_ranges(build_dir: BuildDir) -> dg.AssetCheckResult:
+    """Metrics are finite percentages in [0, 100]; published FLOPs and params are positive."""
+    bad = _query(
+        build_dir,
+        "SELECT setting, code, metric, value FROM results "
+        "WHERE NOT isfinite(value) OR value < 0 OR value > 100 "
+        "UNION ALL SELECT 'complexity', code, 'published_macs/params', published_macs "
+        "FROM complexity WHERE published_macs <= 0 OR published_params <= 0",
+    )
+    total = _query(build_dir, "SELECT count(*) AS n FROM results")["n"].iloc[0]
+    return check_result(bad, checked=int(total), settings=len(SETTINGS))

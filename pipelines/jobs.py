@@ -1,0 +1,37 @@
+"""Jobs and the schedule: build everything, ingest changed settings, refresh the models."""
+
+import dagster as dg
+
+from pipelines.assets import complexity, ingest, warehouse
+
+MODELS_GROUP = "models"
+
+build_job = dg.define_asset_job(
+    "build",
+    selection=dg.AssetSelection.all(),
+    description="The main job: validate the drop, count complexity, build the warehouse, "
+    "train predictors, run NCP and publish a release.",
+)
+
+ingest_job = dg.define_asset_job(
+    "ingest",
+    selection=dg.AssetSelection.assets(
+        ingest.architectures, ingest.validated_records, complexity.complexity, warehouse.warehouse
+    ),
+    description="Validate changed settings, recount complexity and rebuild the warehouse "
+    "(what the sensor launches).",
+)
+
+refresh_job = dg.define_asset_job(
+    "refresh",
+    selection=dg.AssetSelection.groups(MODELS_GROUP),
+    description="Retrain the predictors and rerun NCP on the current warehouse.",
+)
+
+weekly_refresh = dg.ScheduleDefinition(
+    name="weekly_refresh",
+    job=refresh_job,
+    cron_schedule="0 3 * * 1",
+    execution_timezone="UTC",
+    description="Refresh predictors and NCP results every Monday at 03:00 UTC.",
+)

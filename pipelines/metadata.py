@@ -1,0 +1,43 @@
+"""Materialization metadata a maintainer reads at a glance: counts, previews, timings."""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import pandas as pd
+
+PREVIEW_ROWS = 10
+
+
+def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    """The first rows of a frame as a markdown table."""
+    return dg.MetadataValue.md(
+        frame.head(rows).to_markdown(index=False) if len(frame) else "_empty_"
+    )
+
+
+def table_metadata(frame: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    """Row count and a preview of one table."""
+    return {"dagster/row_count": dg.MetadataValue.int(len(frame)), "preview": preview(frame)}
+
+
+@contextmanager
+def timed(metadata: dict[str, object]) -> Iterator[None]:
+    """Record the wall time of a block as ``duration_s`` in ``metadata``."""
+    start = time.perf_counter()
+    yield
+    metadata["duration_s"] = dg.MetadataValue.float(round(time.perf_counter() - start, 3))
+
+
+def check_result(offending: pd.DataFrame, checked: int, **extra: object) -> dg.AssetCheckResult:
+    """Pass when nothing offends; otherwise name the offending rows (first 20) in the metadata."""
+    return dg.AssetCheckResult(
+        passed=offending.empty,
+        metadata={
+            "checked": checked,
+            "offending": len(offending),
+            "offending_rows": preview(offending, rows=20),
+            **extra,
+        },
+    )

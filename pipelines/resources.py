@@ -1,0 +1,73 @@
+"""Configuration of the pipeline as Dagster resources; defaults come from ``nasmr.paths``."""
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+
+from nasmr import paths
+
+
+class RawDrop(dg.ConfigurableResource):
+    """The raw NAS-Bench-MR drop (``NASMR_RAW``, default ``../shared/nasbench-mr``)."""
+
+    path: str
+
+    def root(self) -> Path:
+        """The drop's folder; a missing drop is an error that says how to point at one."""
+        root = Path(self.path)
+        if not (root / "data" / "search_list.txt").is_file():
+            raise FileNotFoundError(
+                f"raw drop not found at {root} (no data/search_list.txt): set NASMR_RAW to the "
+                "folder holding data/, or pass --raw DIR to nasmr build"
+            )
+        return root
+
+
+class BuildDir(dg.ConfigurableResource):
+    """Where a build writes staging Parquet, the warehouse and models (``NASMR_OUT``)."""
+
+    path: str
+
+    def root(self) -> Path:
+        return Path(self.path)
+
+    def staging(self, *parts: str) -> Path:
+        """Per-asset outputs that later steps read (one writer per file)."""
+        return self.root().joinpath("staging", *parts)
+
+
+class ReleaseDir(dg.ConfigurableResource):
+    """Where releases are published (``NASMR_RELEASES``, default releases/)."""
+
+    path: str
+
+    def root(self) -> Path:
+        return Path(self.path)
+
+
+class BuildOptions(dg.ConfigurableResource):
+    """Knobs of the expensive steps: complexity method, predictor seeds, NCP budget."""
+
+    complexity_method: Literal["module", "analytic"] = "module"
+    complexity_workers: int = 2
+    predictor_seeds: int = 5
+    predictor_epochs: int | None = None
+    ncp_steps: int = 70
+    ncp_starts: int = 16
+    seed: int = 0
+
+
+def default_resources(
+    raw_dir: Path | None = None,
+    out_dir: Path | None = None,
+    releases_dir: Path | None = None,
+    options: BuildOptions | None = None,
+) -> dict[str, dg.ConfigurableResource]:
+    """Resources for a fresh clone (``nasmr.paths``, read from the environment at load time)."""
+    return {
+        "raw_drop": RawDrop(path=str(raw_dir or paths.raw_dir())),
+        "build_dir": BuildDir(path=str(out_dir or paths.out_dir())),
+        "release_dir": ReleaseDir(path=str(releases_dir or paths.releases_dir())),
+        "options": options or BuildOptions(),
+    }

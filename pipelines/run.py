@@ -1,0 +1,90 @@
+"""Run the main job in-process against the local Dagster instance kept in the repository."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from nasmr import paths
+from pipelines.definitions import build_definitions
+from pipelines.partitions import settings_partitions
+from pipelines.resources import BuildOptions
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What a build run did: its id, success, failures by asset and failed checks."""
+
+    run_id: str
+    success: bool
+    failures: list[str]
+    passed_checks: list[str]
+    failed_checks: dict[str, str]
+    """Failed check name -> its offending rows (markdown), as shown in the UI."""
+
+
+INSTANCE_CONFIG = """\
+# Written by nasmr on first use. Local, embedded SQLite storage under this folder.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1  # one writer of the DuckDB warehouse at a time (pool duckdb_writer)
+"""
+
+
+def local_instance() -> dg.DagsterInstance:
+    """The persistent instance in ``DAGSTER_HOME`` (default ``.dagster/``): runs show in the UI."""
+    home = paths.dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(INSTANCE_CONFIG)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def run_job(
+    job_name: str,
+    raw_dir: Path | None = None,
+    out_dir: Path | None = None,
+    releases_dir: Path | None = None,
+    partition: str | None = None,
+    options: BuildOptions | None = None,
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "INFO",
+) -> BuildOutcome:
+    """Execute one job of the code location in-process; all partitions unless one is named."""
+    defs = build_definitions(raw_dir, out_dir, releases_dir, options)
+    job = defs.resolve_job_def(job_name)
+    keys = settings_partitions.get_partition_keys()
+    if partition:
+        tags = {"dagster/partition": partition}
+    elif job.partitions_def is not None:
+        tags = {
+            "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1],
+        }
+    else:
+        tags = {}
+    result = job.execute_in_process(
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        instance=instance or local_instance(),
+        tags=tags,
+        raise_on_error=False,
+    )
+    failures = [
+        f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error
+    ]
+    passed, failed = [], {}
+    for evaluation in result.get_asset_check_evaluations():
+        name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
+        if evaluation.passed:
+            passed.append(name)
+        else:
+            rows = evaluation.metadata.get("offending_rows")
+            failed[name] = str(rows.value) if rows is not None else ""
+    return BuildOutcome(result.run_id, result.success, failures, passed, failed)

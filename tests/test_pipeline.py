@@ -1,0 +1,147 @@
+"""The Dagster code location: definitions, the full graph on the real drop, sensor, schedule."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nasmr.release import list_releases
+from nasmr.space import sample
+from nasmr.warehouse import connect
+from pipelines import defs
+from pipelines.definitions import build_definitions
+from pipelines.jobs import weekly_refresh
+from pipelines.resources import BuildOptions, RawDrop
+from pipelines.run import BuildOutcome, run_job
+from pipelines.sensors import raw_drop_sensor
+from schemas.settings import MR_SETTINGS, SETTINGS
+from tests.drops import exact, mr_record, write_drop
+
+FAST = BuildOptions(complexity_method="analytic", predictor_seeds=1, ncp_starts=4, ncp_steps=10)
+
+
+def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
+    for job in ("build", "ingest", "refresh"):
+        assert defs.resolve_job_def(job) is not None
+    assert defs.resolve_schedule_def("weekly_refresh").cron_schedule == "0 3 * * 1"
+    assert defs.resolve_sensor_def("raw_drop_sensor") is not None
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert {"raw_trainval", "validated_records", "complexity", "warehouse"} <= keys
+
+
+@pytest.fixture(scope="module")
+def full_build(
+    raw_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[BuildOutcome, Path]:
+    out = tmp_path_factory.mktemp("build")
+    with dg.instance_for_test() as instance:
+        outcome = run_job(
+            "build",
+            raw_dir=raw_dir,
+            out_dir=out,
+            releases_dir=out / "releases",
+            options=FAST,
+            instance=instance,
+        )
+    return outcome, out
+
+
+def test_full_graph_on_the_real_drop(full_build: tuple[BuildOutcome, Path]) -> None:
+    outcome, out = full_build
+    assert outcome.success, outcome.failures
+    assert outcome.failed_checks == {}
+    assert {
+        "warehouse.counts_reconcile",
+        "warehouse.published_complexity_reproduced",
+        "warehouse.no_duplicate_architectures",
+        "warehouse.results_reference_known_architectures",
+        "warehouse.metric_ranges",
+        "complexity.analytic_count_agrees",
+        "release.release_verifies",
+    } <= set(outcome.passed_checks)
+    assert [m.version for m in list_releases(out / "releases")] == ["1.0.0"]
+    with connect(out / "nasmr.duckdb") as con:
+        report = (
+            con.execute(
+                "SELECT setting, status, read, valid, quarantined FROM ingest_report "
+                "WHERE setting IS NOT NULL"
+            )
+            .df()
+            .set_index("setting")
+        )
+        for setting in MR_SETTINGS:
+            if setting == "3ddet":
+                assert report.loc[setting, "status"] == "missing"
+            else:
+                assert report.loc[setting, ["read", "valid", "quarantined"]].tolist() == [
+                    2507,
+                    2507,
+                    0,
+                ]
+        assert report.loc["nas-bench-201", "valid"] == 15625
+        matched = con.execute("SELECT count(*) FROM complexity WHERE match").fetchall()[0][0]
+        assert matched == 2507
+
+
+def test_a_failing_check_names_the_offending_rows(tmp_path: Path) -> None:
+    archs = sample(4, seed=11)
+    records = [mr_record(a, *exact(a), mIoU=70.0, mAcc=80.0, aAcc=95.0) for a in archs]
+    records[2]["flops"] += 0.001  # a published value the supernet does not reproduce
+    raw = write_drop(tmp_path / "raw", {"seg": pickle.dumps(records)}, [a.code for a in archs])
+    with dg.instance_for_test() as instance:
+        outcome = run_job(
+            "ingest", raw_dir=raw, out_dir=tmp_path / "out", options=FAST, instance=instance
+        )
+    assert not outcome.success
+    rows = outcome.failed_checks["warehouse.published_complexity_reproduced"]
+    assert archs[2].code in rows
+    assert all(a.code not in rows for a in archs if a != archs[2])
+
+
+def test_a_missing_drop_says_how_to_point_at_one(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="NASMR_RAW"):
+        RawDrop(path=str(tmp_path / "nowhere")).root()
+
+
+def _sensor_tick(raw: Path, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(cursor=cursor, resources={"raw_drop": RawDrop(path=str(raw))})
+    return raw_drop_sensor(context)
+
+
+def test_sensor_ingests_exactly_the_changed_settings(raw_dir: Path, tmp_path: Path) -> None:
+    raw = tmp_path / "drop"
+    shutil.copytree(raw_dir, raw)
+    first = _sensor_tick(raw, None)
+    present = [s for s in SETTINGS if s != "3ddet"]
+    assert sorted(r.partition_key for r in first.run_requests) == sorted(present)
+
+    unchanged = _sensor_tick(raw, first.cursor)
+    assert unchanged.run_requests == []
+    assert unchanged.skip_reason is not None
+
+    path = raw / "data" / "video" / "trainval.pkl"
+    records = pickle.loads(path.read_bytes())
+    records[0]["top1"] += 0.01
+    path.chmod(0o644)
+    path.write_bytes(pickle.dumps(records))
+    changed = _sensor_tick(raw, unchanged.cursor)
+    assert [r.partition_key for r in changed.run_requests] == ["video"]
+    assert json.loads(changed.cursor)["video"] != json.loads(first.cursor)["video"]
+
+
+def test_weekly_schedule_requests_a_refresh_run() -> None:
+    context = dg.build_schedule_context()
+    result = weekly_refresh.evaluate_tick(context)
+    assert len(result.run_requests) == 1
+    assert weekly_refresh.job_name == "refresh"
+
+
+def test_definitions_accept_another_drop(tmp_path: Path) -> None:
+    other = build_definitions(raw_dir=tmp_path / "x", out_dir=tmp_path / "y")
+    assert other.resolve_job_def("build") is not None
