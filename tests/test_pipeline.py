@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import scipy.stats
 
 from nasmr.release import list_releases
 from nasmr.space import sample
@@ -145,3 +146,22 @@ def test_weekly_schedule_requests_a_refresh_run() -> None:
 def test_definitions_accept_another_drop(tmp_path: Path) -> None:
     other = build_definitions(raw_dir=tmp_path / "x", out_dir=tmp_path / "y")
     assert other.resolve_job_def("build") is not None
+
+
+def test_shipped_sql_runs_and_kendall_agrees_with_scipy(
+    full_build: tuple[BuildOutcome, Path],
+) -> None:
+    _, out = full_build
+    sql_dir = Path(__file__).resolve().parents[1] / "warehouse" / "sql"
+    with connect(out / "nasmr.duckdb") as con:
+        best = con.execute((sql_dir / "best_seg_under_1gflops.sql").read_text()).df()
+        assert len(best) == 10 and (best["gflops"] < 1).all()
+        assert best["mIoU"].is_monotonic_decreasing
+        tau = con.execute((sql_dir / "kendall.sql").read_text()).df()
+        assert len(tau) == 28  # every pair of the 8 settings
+        seg = con.execute('SELECT code, "mIoU" FROM results_seg').df()
+        video = con.execute("SELECT code, top1 FROM results_video").df()
+    joined = seg.merge(video, on="code")
+    expected = scipy.stats.kendalltau(joined["mIoU"], joined["top1"]).statistic
+    row = tau[(tau["s1"] == "seg") & (tau["s2"] == "video")]
+    assert row["kendall_tau_b"].iloc[0] == pytest.approx(expected, abs=1e-3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -75,7 +76,14 @@ def ingest(raw: Path, warehouse: Path, method: str, workers: int | None) -> None
 
 
 @click.command()
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option(
+    "-f",
+    "--file",
+    "query_file",
+    type=click.File("r"),
+    help="Read the query from a file ('-' for standard input), e.g. warehouse/sql/kendall.sql.",
+)
 @click.option(
     "--warehouse",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -90,9 +98,13 @@ def ingest(raw: Path, warehouse: Path, method: str, workers: int | None) -> None
     default="table",
     show_default=True,
 )
-def sql(query: str, warehouse: Path, fmt: str) -> None:
+def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str) -> None:
     """Run one SQL query against the warehouse (read-only) and print the result."""
     import duckdb
+
+    if (query is None) == (query_file is None):
+        raise click.UsageError("give the query either as an argument or with --file")
+    query = query if query is not None else query_file.read()
 
     from nasmr.warehouse import connect
 
