@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from nasmr import paths
+from nasmr.warehouse import ingest
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +22,11 @@ def raw_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def build(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One analytic warehouse build of the real drop, shared by the whole session."""
+    out = tmp_path_factory.mktemp("real-build")
+    ingest(raw_dir, out, method="analytic", ingested_at=datetime(2025, 1, 1, tzinfo=UTC))
+    return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -22,19 +21,10 @@ from nasmr.api import (
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import ReleaseError, publish_release
 from nasmr.space import Arch
-from nasmr.warehouse import ingest, write_parquet
+from nasmr.warehouse import write_parquet
 from schemas.settings import MR_SETTINGS
 
 PRESENT = tuple(s for s in MR_SETTINGS if s != "3ddet")
-
-
-@pytest.fixture(scope="session")
-def build(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One analytic build of the real drop per session (shared with test_release by its path)."""
-    out = tmp_path_factory.getbasetemp() / "real-build"
-    if not (out / "nasmr.duckdb").is_file():
-        ingest(raw_dir, out, method="analytic", ingested_at=datetime(2025, 1, 1, tzinfo=UTC))
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -38,15 +38,6 @@ DATA_FILES = ("parquet/", "nasmr.duckdb", "predictors/", "ncp/", "reports/")
 
 
 @pytest.fixture(scope="session")
-def build(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One analytic build of the real drop per session (shared with test_api by its path)."""
-    out = tmp_path_factory.getbasetemp() / "real-build"
-    if not (out / "nasmr.duckdb").is_file():
-        ingest(raw_dir, out, method="analytic", ingested_at=datetime(2025, 1, 1, tzinfo=UTC))
-    return out
-
-
-@pytest.fixture(scope="session")
 def releases(build: Path, raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A releases dir holding 1.0.0, published from the real build with the drop re-checked."""
     root = tmp_path_factory.mktemp("releases")

@@ -1,7 +1,6 @@
 """The warehouse: Parquet tables and one DuckDB file, built once per run by one writer."""
 
 import dagster as dg
-import pandas as pd
 
 from nasmr import clock
 from nasmr.ingest import build_tables, complexity_table, published_complexity
@@ -16,7 +15,6 @@ from pipelines.assets.ingest import (
 from pipelines.metadata import check_result, preview, timed
 from pipelines.partitions import settings_partitions
 from pipelines.resources import BuildDir
-from schemas.settings import SETTINGS
 
 WRITER_POOL = "duckdb_writer"
 """Dagster concurrency pool of the one step that writes the DuckDB file (limit it to 1)."""
@@ -53,64 +51,64 @@ def warehouse(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.Mate
     )
 
 
-def _query(build_dir: BuildDir, sql: str) -> pd.DataFrame:
+def _sql_check(build_dir: BuildDir, offending: str, checked: str) -> dg.AssetCheckResult:
+    """A check whose offending rows and checked-row count are two queries on the warehouse."""
     with connect(build_dir.root() / WAREHOUSE_NAME) as con:
-        return con.execute(sql).df()
+        rows = con.execute(offending).df()
+        total = con.execute(checked).fetchall()[0][0]
+    return check_result(rows, checked=int(total))
 
 
 @dg.asset_check(asset=warehouse, blocking=True)
 def counts_reconcile(build_dir: BuildDir) -> dg.AssetCheckResult:
     """Every file: records read = valid + quarantined, and no present file failed to load."""
-    report = _query(build_dir, "SELECT * FROM ingest_report")
-    bad = report[
-        (report["read"] != report["valid"] + report["quarantined"]) | (report["status"] == "failed")
-    ]
-    return check_result(bad, checked=len(report), quarantined=int(report["quarantined"].sum()))
+    return _sql_check(
+        build_dir,
+        "SELECT * FROM ingest_report WHERE read <> valid + quarantined OR status = 'failed'",
+        "SELECT count(*) FROM ingest_report",
+    )
 
 
 @dg.asset_check(asset=warehouse, blocking=True)
 def published_complexity_reproduced(build_dir: BuildDir) -> dg.AssetCheckResult:
     """Recomputed FLOPs and params equal the published ones for every evaluated architecture."""
-    table = _query(build_dir, "SELECT * FROM complexity WHERE published_macs IS NOT NULL")
-    bad = table[~table["match"].fillna(False).astype(bool)]
-    return check_result(
-        bad, checked=len(table), method=str(table["method"].iloc[0]) if len(table) else ""
+    return _sql_check(
+        build_dir,
+        "SELECT * FROM complexity WHERE published_macs IS NOT NULL AND match IS DISTINCT FROM true",
+        "SELECT count(*) FROM complexity WHERE published_macs IS NOT NULL",
     )
 
 
 @dg.asset_check(asset=warehouse)
 def no_duplicate_architectures(build_dir: BuildDir) -> dg.AssetCheckResult:
     """One result per (setting, architecture, metric), one row per architecture code."""
-    dupes = _query(
+    return _sql_check(
         build_dir,
         "SELECT setting, code, metric, count(*) AS n FROM results GROUP BY ALL HAVING n > 1 "
         "UNION ALL SELECT 'architectures', code, NULL, count(*) FROM architectures "
         "GROUP BY code HAVING count(*) > 1",
+        "SELECT count(*) FROM results",
     )
-    total = _query(build_dir, "SELECT count(*) AS n FROM results")["n"].iloc[0]
-    return check_result(dupes, checked=int(total))
 
 
 @dg.asset_check(asset=warehouse)
 def results_reference_known_architectures(build_dir: BuildDir) -> dg.AssetCheckResult:
     """Every result row names an architecture of the search list."""
-    orphans = _query(
+    return _sql_check(
         build_dir,
         "SELECT DISTINCT r.setting, r.code FROM results r ANTI JOIN architectures a USING (code)",
+        "SELECT count(DISTINCT code) FROM results",
     )
-    total = _query(build_dir, "SELECT count(DISTINCT code) AS n FROM results")["n"].iloc[0]
-    return check_result(orphans, checked=int(total))
 
 
 @dg.asset_check(asset=warehouse)
 def metric_ranges(build_dir: BuildDir) -> dg.AssetCheckResult:
     """Metrics are finite percentages in [0, 100]; published FLOPs and params are positive."""
-    bad = _query(
+    return _sql_check(
         build_dir,
         "SELECT setting, code, metric, value FROM results "
         "WHERE NOT isfinite(value) OR value < 0 OR value > 100 "
         "UNION ALL SELECT 'complexity', code, 'published_macs/params', published_macs "
         "FROM complexity WHERE published_macs <= 0 OR published_params <= 0",
+        "SELECT count(*) FROM results",
     )
-    total = _query(build_dir, "SELECT count(*) AS n FROM results")["n"].iloc[0]
-    return check_result(bad, checked=int(total), settings=len(SETTINGS))
