@@ -30,3 +30,9 @@ main.add_command(complexity)
 from nasmr.cli.build import build  # noqa: E402
 
 main.add_command(build)
+
+from nasmr.cli.logs import logs, mini, train  # noqa: E402
+
+main.add_command(train)
+main.add_command(mini)
+main.add_command(logs)

@@ -1,0 +1,163 @@
+"""``nasmr train`` and ``nasmr mini`` (real CPU training logs), ``nasmr logs parse|export``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from nasmr import paths
+
+if TYPE_CHECKING:
+    from nasmr.training import TrainConfig
+
+DIGITS = ("digits-cls", "digits-seg")
+_OUT_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+def _schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by ``train`` and ``mini``; unset ones keep ``TrainConfig``'s defaults."""
+    options = [
+        click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default 2)."),
+        click.option("--seed", type=int, help="Seed of sampling, init and shuffling (default 0)."),
+        click.option(
+            "--image-size", type=int, help="Side of the upsampled digits, a multiple of 32 (32)."
+        ),
+        click.option(
+            "--train-images",
+            type=click.IntRange(min=1),
+            help="Training images per epoch, of 1437 (512).",
+        ),
+        click.option(
+            "--val-images", type=click.IntRange(min=1, max=360), help="Validation images (360)."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _config(**options: int | None) -> TrainConfig:
+    """The schedule the options describe; an invalid combination is a usage error."""
+    from nasmr.training import TrainConfig
+
+    try:
+        return TrainConfig(**{k: v for k, v in options.items() if v is not None})
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
+@click.command()
+@click.argument("code")
+@click.option("--setting", type=click.Choice(DIGITS), required=True)
+@click.option("--out", type=_OUT_DIR, required=True, help="Log drop root (logs/ goes inside).")
+@click.option("--run", default=None, help="Run name (default: the start time, as mmcv).")
+@_schedule_options
+def train(
+    code: str,
+    setting: str,
+    out: Path,
+    run: str | None,
+    epochs: int | None,
+    seed: int | None,
+    image_size: int | None,
+    train_images: int | None,
+    val_images: int | None,
+) -> None:
+    """Train architecture CODE on CPU on scikit-learn's digits; write an OpenMMLab log."""
+    from nasmr.space import Arch, ArchError
+    from nasmr.training import train as run_training
+
+    try:
+        arch = Arch.from_code(code)
+    except ArchError as err:
+        raise click.BadParameter(str(err), param_hint="CODE") from err
+    config = _config(
+        epochs=epochs,
+        seed=seed,
+        image_size=image_size,
+        train_images=train_images,
+        val_images=val_images,
+    )
+    click.echo(run_training(arch, setting, out, config, run))
+
+
+@click.command()
+@click.option("--n", "n", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--out", type=_OUT_DIR, required=True, help="Log drop root (logs/ goes inside).")
+@_schedule_options
+def mini(
+    n: int,
+    out: Path,
+    epochs: int | None,
+    seed: int | None,
+    image_size: int | None,
+    train_images: int | None,
+    val_images: int | None,
+) -> None:
+    """Train N sampled architectures on both digits settings: a complete raw-log drop."""
+    from nasmr.training import mini as run_mini
+
+    config = _config(
+        epochs=epochs,
+        seed=seed,
+        image_size=image_size,
+        train_images=train_images,
+        val_images=val_images,
+    )
+    for path in run_mini(n, out, config):
+        click.echo(path)
+
+
+@click.group()
+def logs() -> None:
+    """Regenerate results from raw training logs (<setting>/<code>/<run>.log.json)."""
+
+
+@logs.command()
+@click.argument("log_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=_OUT_DIR,
+    default=lambda: paths.out_dir() / "logs",
+    show_default="NASMR_OUT/logs",
+    help="Where curves, derived, results, runs and quarantine .parquet go.",
+)
+def parse(log_dir: Path, out: Path) -> None:
+    """Parse LOG_DIR into curves, derived results and quarantine tables (Parquet)."""
+    from nasmr.logs import derive_results, parse_log_drop, results_long
+
+    parsed = parse_log_drop(log_dir)
+    derived = derive_results(parsed.curves)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "curves": parsed.curves,
+        "derived": derived,
+        "results": results_long(derived),
+        "runs": parsed.runs,
+        "quarantine": parsed.quarantine,
+    }
+    for name, frame in tables.items():
+        frame.to_parquet(out / f"{name}.parquet", index=False)
+    click.echo(parsed.summary())
+    click.echo(f"tables: {out}")
+
+
+@logs.command()
+@click.argument("log_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=_OUT_DIR, required=True, help="<setting>/trainval.pkl go here.")
+def export(log_dir: Path, out: Path) -> None:
+    """Write the final results of LOG_DIR as <setting>/trainval.pkl in the published format."""
+    from nasmr.export import ExportError, export_results
+    from nasmr.logs import derive_results, parse_log_drop, results_long
+
+    parsed = parse_log_drop(log_dir)
+    click.echo(parsed.summary())
+    try:
+        written = export_results(results_long(derive_results(parsed.curves)), out)
+    except ExportError as err:
+        raise click.ClickException(str(err)) from err
+    for setting, path in written.items():
+        click.echo(f"{setting}: {path}")

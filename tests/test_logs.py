@@ -1,0 +1,469 @@
+"""Regenerating results from raw training logs: parse, quarantine, derive, export, reconcile.
+
+Every log here is produced by real CPU training (``nasmr.training.mini``); bad inputs
+are made by corrupting those logs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from nasmr.cli import main
+from nasmr.complexity import analytic_complexity
+from nasmr.export import ExportError, export_results, records_frame, write_trainval
+from nasmr.logs import (
+    RECONCILE_TOLERANCE,
+    derive_results,
+    parse_log_drop,
+    reconcile,
+    results_long,
+)
+from nasmr.rawdrop import load_pickle
+from nasmr.space import Arch
+from nasmr.training import TrainConfig, mini
+
+SEED = 97  # sample(2, 97) draws two small architectures, so the drop trains in seconds
+CONFIG = TrainConfig(
+    epochs=2, train_images=32, val_images=32, batch_size=16, log_interval=1, seed=SEED
+)
+LINES_PER_LOG = 7  # meta, (train, train, val) x 2 epochs
+
+
+@pytest.fixture(scope="module")
+def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real raw-log drop: 2 architectures x {digits-cls, digits-seg}, 2 epochs each."""
+    root = tmp_path_factory.mktemp("drop")
+    mini(2, root, CONFIG)
+    return root
+
+
+@pytest.fixture(scope="module")
+def clean(drop: Path) -> pd.DataFrame:
+    return derive_results(parse_log_drop(drop).curves)
+
+
+@pytest.fixture()
+def copy(drop: Path, tmp_path: Path) -> Path:
+    """A private copy of the drop for a test to corrupt."""
+    return Path(shutil.copytree(drop, tmp_path / "drop"))
+
+
+def _logs(root: Path, setting: str) -> list[Path]:
+    return sorted((root / "logs" / setting).glob("*/*.log.json"))
+
+
+def _name(root: Path, path: Path) -> str:
+    return path.relative_to(root / "logs").as_posix()
+
+
+def _rewrite(path: Path, edit: Callable[[list[dict]], list[dict]]) -> None:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(obj) + "\n" for obj in edit(lines)))
+
+
+# -- the generated drop end to end --------------------------------------------------
+
+
+def test_mini_drop_parses_derives_exports_and_reads_back(drop: Path, tmp_path: Path) -> None:
+    parsed = parse_log_drop(drop)
+    assert parsed.quarantine.empty
+    assert len(parsed.runs) == 4 and (parsed.runs["status"] == "accepted").all()
+    assert parsed.lines == 4 * LINES_PER_LOG
+    assert set(parsed.curves.columns) == {
+        "arch",
+        "setting",
+        "run",
+        "epoch",
+        "iter",
+        "metric",
+        "value",
+    }
+    derived = derive_results(parsed.curves)
+    assert len(derived) == 2 * 2 + 2 * 3  # (top1, top5) and (mIoU, mAcc, aAcc) per arch
+    assert (derived["final_epoch"] == 2).all() and (derived["evaluations"] == 2).all()
+    assert derived["final_value"].between(0, 100).all()
+    assert (derived["best_value"] >= derived["final_value"]).all()
+
+    written = export_results(results_long(derived), tmp_path / "data")
+    assert sorted(written) == ["digits-cls", "digits-seg"]
+    for setting, path in written.items():
+        records = load_pickle(path)
+        expected = derived[derived["setting"] == setting]
+        assert len(records) == 2
+        for record in records:
+            arch = Arch.from_embedding(record["embedding"])
+            mine = expected[expected["code"] == arch.code].set_index("metric")["final_value"]
+            assert {m: record[m] for m in mine.index} == mine.to_dict()
+            assert record["flops"] == analytic_complexity(arch).gmac
+            assert record["params"] == analytic_complexity(arch).mparams
+            assert record["inverted_residual_setting"] == arch.setting
+            assert list(record)[-5:] == [
+                "params",
+                "input_channel",
+                "inverted_residual_setting",
+                "last_channel",
+                "embedding",
+            ]
+
+
+def test_segmentation_fractions_become_percentages(drop: Path) -> None:
+    path = _logs(drop, "digits-seg")[0]
+    fractions = [json.loads(line) for line in path.read_text().splitlines()][-1]
+    parsed = parse_log_drop(drop)
+    curves = parsed.curves[parsed.curves["arch"] == path.parent.name]
+    final = curves[(curves["epoch"] == 2) & curves["metric"].isin(["mIoU", "mAcc", "aAcc"])]
+    assert final.set_index("metric")["value"].astype(float).to_dict() == pytest.approx(
+        {m: 100 * fractions[m] for m in ("mIoU", "mAcc", "aAcc")}
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "edit"),
+    [
+        # mmsegmentation 1.x logs percentages
+        (
+            "digits-seg",
+            lambda o: {k: (100 * v if k in ("mIoU", "mAcc", "aAcc") else v) for k, v in o.items()},
+        ),
+        # mmaction2 0.x: top1_acc/top5_acc, fractions
+        (
+            "digits-cls",
+            lambda o: {
+                {"accuracy_top-1": "top1_acc", "accuracy_top-5": "top5_acc"}.get(k, k): (
+                    v / 100 if k.startswith("accuracy") else v
+                )
+                for k, v in o.items()
+            },
+        ),
+        # mmpretrain 1.x: accuracy/top1, percentages
+        (
+            "digits-cls",
+            lambda o: {k.replace("accuracy_top-", "accuracy/top"): v for k, v in o.items()},
+        ),
+        # mmengine-style lines: no "mode" (inferred from loss / metric keys), "step" for epoch
+        (
+            "digits-cls",
+            lambda o: {
+                ("step" if k == "epoch" and "loss" not in o else k): v
+                for k, v in o.items()
+                if k != "mode"
+            },
+        ),
+    ],
+    ids=["mmseg-1.x-percent", "mmaction2-fraction", "mmpretrain-1.x", "no-mode"],
+)
+def test_tool_spellings_normalise_to_the_same_curves(
+    drop: Path, copy: Path, setting: str, edit: Callable[[dict], dict]
+) -> None:
+    for path in _logs(copy, setting):
+        _rewrite(path, lambda lines: [edit(o) for o in lines])
+    before, after = parse_log_drop(drop).curves, parse_log_drop(copy).curves
+    assert parse_log_drop(copy).quarantine.empty
+    pd.testing.assert_frame_equal(after, before, check_exact=False, rtol=1e-12)
+
+
+# -- bad inputs ----------------------------------------------------------------------
+
+
+def _cut(line: bytes) -> bytes:
+    return line[: len(line) // 2]
+
+
+def _set(line: bytes, **fields: object) -> bytes:
+    obj = json.loads(line) | fields
+    return json.dumps(obj).encode()
+
+
+def _drop_key(line: bytes, key: str) -> bytes:
+    return json.dumps({k: v for k, v in json.loads(line).items() if k != key}).encode()
+
+
+def _at(index: int, change: Callable[[bytes], bytes]) -> Callable[[list[bytes]], list[bytes]]:
+    """Edit line ``index`` (0-based) of a log."""
+    return lambda ls: [*ls[:index], change(ls[index]), *ls[index + 1 :]]
+
+
+def _insert(index: int, line: bytes) -> Callable[[list[bytes]], list[bytes]]:
+    return lambda ls: [*ls[:index], line, *ls[index:]]
+
+
+# A digits-cls log: 1 meta, 2 train (epoch 1), 3 val, 4 train (epoch 2), ... 7 val.
+# (name, edit, quarantined line, reason start, does the run still land)
+BAD_LINES = [
+    ("truncated-line", _at(2, _cut), 3, "malformed JSON", True),
+    ("not-json", _insert(2, b"epoch 1 done"), 3, "malformed JSON", True),
+    ("non-object", _insert(2, b"[1, 2]"), 3, "not a JSON object", True),
+    ("nan-loss", _at(4, lambda b: _set(b, loss=float("nan"))), 5, "not a finite number", True),
+    ("inf-metric", _at(3, lambda b: _set(b, **{"accuracy_top-5": float("inf")})), 4,
+     "not a finite number", True),
+    ("missing-metric", _at(3, lambda b: _drop_key(b, "accuracy_top-5")), 4,
+     "evaluation line without a metric: top5", True),
+    ("out-of-range", _at(3, lambda b: _set(b, **{"accuracy_top-1": 150.0})), 4,
+     "metric outside [0, 100]", True),
+    ("no-epoch", _at(4, lambda b: _drop_key(b, "epoch")), 5, 'missing or non-integer "epoch"',
+     True),
+    ("unknown-mode", _at(1, lambda b: _set(b, mode="test")), 2, 'unknown mode: "test"', True),
+    ("bad-utf8", _at(1, lambda b: b[:-1] + b', "x": "\xff"}'), 2, "not valid UTF-8", True),
+    ("leading-space", _at(1, lambda b: b" " + b), None, None, True),
+    ("stopped-early", lambda ls: ls[:4], 4, "stopped early: last evaluation at epoch 1 of 2",
+     False),
+    ("no-evaluation", lambda ls: ls[:3], 3, "stopped early: no evaluation line", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "reason", "lands"),
+    [case[1:] for case in BAD_LINES],
+    ids=[case[0] for case in BAD_LINES],
+)
+def test_bad_lines_are_quarantined_and_other_runs_land(
+    copy: Path,
+    clean: pd.DataFrame,
+    edit: Callable[[list[bytes]], list[bytes]],
+    line: int | None,
+    reason: str | None,
+    lands: bool,
+) -> None:
+    path = _logs(copy, "digits-cls")[0]
+    path.write_bytes(b"\n".join(edit(path.read_bytes().splitlines())) + b"\n")
+    parsed = parse_log_drop(copy)
+    name = _name(copy, path)
+    rows = parsed.quarantine
+    if reason is None:
+        assert rows.empty
+    else:
+        hit = rows[(rows["file"] == name) & (rows["line"] == line)]
+        assert hit["reason"].str.startswith(reason).any(), rows.to_string()
+        assert set(rows["file"]) == {name}
+    runs = parsed.runs.set_index("file")["status"]
+    assert runs[name] == ("accepted" if lands else "quarantined")
+    assert (runs.drop(name) == "accepted").all()
+    others = clean[clean["code"] != path.parent.name].reset_index(drop=True)
+    derived = derive_results(parsed.curves)
+    pd.testing.assert_frame_equal(
+        derived[derived["code"] != path.parent.name].reset_index(drop=True), others
+    )
+
+
+def test_a_bad_line_removes_only_its_own_points(drop: Path, copy: Path) -> None:
+    """The line-by-line pass reads a file exactly as the columnar pass does, minus bad lines."""
+    path = _logs(copy, "digits-seg")[1]
+    lines = path.read_bytes().splitlines()
+    lines[4] = _set(lines[4], loss=float("nan"))  # epoch 2, iter 1
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    before, after = parse_log_drop(drop).curves, parse_log_drop(copy).curves
+    lost = (before["arch"] == path.parent.name) & (before["setting"] == "digits-seg")
+    lost &= (before["epoch"] == 2) & (before["iter"] == 1) & before["metric"].isin(["loss", "lr"])
+    assert lost.sum() == 2
+    pd.testing.assert_frame_equal(after, before[~lost].reset_index(drop=True))
+
+
+def test_truncated_last_line_quarantines_the_line_and_the_run(copy: Path) -> None:
+    path = _logs(copy, "digits-seg")[0]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 30])  # cut inside the last (epoch 2) val line
+    parsed = parse_log_drop(copy)
+    name = _name(copy, path)
+    rows = parsed.quarantine[parsed.quarantine["file"] == name]
+    assert rows["line"].tolist() == [LINES_PER_LOG, LINES_PER_LOG]
+    assert rows["reason"].iloc[0].startswith("truncated last line: no newline")
+    assert rows["reason"].iloc[1].startswith("stopped early: last evaluation at epoch 1 of 2")
+    assert name not in set(parsed.runs.loc[parsed.runs["status"] == "accepted", "file"])
+
+
+def test_without_max_epochs_the_longest_run_sets_the_length(copy: Path) -> None:
+    for path in _logs(copy, "digits-cls"):
+        _rewrite(path, lambda ls: [{k: v for k, v in o.items() if k != "config"} for o in ls])
+    short = _logs(copy, "digits-cls")[0]
+    short.write_text("".join(short.read_text().splitlines(keepends=True)[:4]))
+    parsed = parse_log_drop(copy)
+    assert parsed.quarantine["reason"].tolist() == [
+        "stopped early: last evaluation at epoch 1 of 2 "
+        "(the furthest any run of digits-cls evaluated)"
+    ]
+    assert parsed.runs.set_index("file").loc[_name(copy, short), "expected_epochs"] == 2
+
+
+def test_duplicate_runs_keep_the_latest(copy: Path, clean: pd.DataFrame) -> None:
+    path = _logs(copy, "digits-cls")[1]
+    later = path.with_name("99991231_235959.log.json")
+    shutil.copy(path, later)
+    parsed = parse_log_drop(copy)
+    assert parsed.quarantine["file"].tolist() == [_name(copy, path)]
+    assert parsed.quarantine["line"].isna().all()
+    assert (
+        parsed.quarantine["reason"]
+        .iloc[0]
+        .startswith("duplicate run: 99991231_235959.log.json is kept")
+    )
+    derived = derive_results(parsed.curves)
+    assert len(derived) == len(clean)
+    mine = (derived["code"] == path.parent.name) & (derived["setting"] == "digits-cls")
+    assert set(derived.loc[mine, "run"]) == {"99991231_235959"}
+
+
+def test_files_out_of_layout_are_quarantined_whole(copy: Path) -> None:
+    text = _logs(copy, "digits-cls")[0].read_text()
+    code = _logs(copy, "digits-cls")[0].parent.name
+    for rel in [
+        "x.log.json",
+        f"cls-typo/{code}/r.log.json",
+        "digits-cls/8_8-1_1_1_8/r.log.json",
+        f"digits-cls/{code.replace('-', '-0', 1)}/r.log.json",
+    ]:
+        target = copy / "logs" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    parsed = parse_log_drop(copy)
+    reasons = dict(zip(parsed.quarantine["file"], parsed.quarantine["reason"], strict=True))
+    assert reasons["x.log.json"].startswith("not in the <setting>/<arch code>/<run>.log.json")
+    assert reasons[f"cls-typo/{code}/r.log.json"].startswith("folder is not a known setting")
+    assert reasons["digits-cls/8_8-1_1_1_8/r.log.json"].startswith(
+        "folder is not an architecture code"
+    )
+    assert reasons[f"digits-cls/{code.replace('-', '-0', 1)}/r.log.json"] == (
+        f"folder is not a canonical architecture code: {code}"
+    )
+    assert parsed.quarantine["line"].isna().all()
+    assert (parsed.runs["status"] == "accepted").all() and len(parsed.runs) == 4
+
+
+def test_missing_log_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="log folder not found"):
+        parse_log_drop(tmp_path / "nowhere")
+
+
+# -- derived results ----------------------------------------------------------------
+
+
+def test_final_is_the_last_evaluation_and_best_the_highest(drop: Path) -> None:
+    curves = parse_log_drop(drop).curves
+    top1 = curves["metric"] == "top1"
+    first = curves.index[top1 & (curves["epoch"] == 1)]
+    curves.loc[first, "value"] = 100.0  # epoch 1 becomes the best evaluation
+    derived = derive_results(curves).set_index(["code", "metric"])
+    final = curves[top1 & (curves["epoch"] == 2)].set_index("arch")["value"]
+    for code, value in final.items():
+        row = derived.loc[(code, "top1")]
+        assert (row["final_epoch"], row["final_value"]) == (2, value)
+        assert (row["best_epoch"], row["best_value"]) == (1, 100.0)
+
+
+def test_results_long_holds_the_final_values(clean: pd.DataFrame) -> None:
+    long = results_long(clean)
+    assert list(long.columns) == ["code", "setting", "metric", "value"]
+    assert long["value"].tolist() == clean["final_value"].tolist()
+
+
+# -- reconciliation -----------------------------------------------------------------
+
+
+def _published(tmp_path: Path, clean: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The exported records read back as per-setting frames (code + metric columns)."""
+    out = {}
+    for setting, path in export_results(results_long(clean), tmp_path).items():
+        records = load_pickle(path)
+        out[setting] = pd.DataFrame(
+            [
+                {"code": Arch.from_embedding(r["embedding"]).code}
+                | {k: v for k, v in r.items() if isinstance(v, float)}
+                for r in records
+            ]
+        )
+    return out
+
+
+def test_reconcile_flags_a_changed_published_value(tmp_path: Path, clean: pd.DataFrame) -> None:
+    published = _published(tmp_path, clean)
+    table = reconcile(clean, published)
+    assert list(table.columns) == [
+        "code",
+        "setting",
+        "metric",
+        "log_value",
+        "published_value",
+        "diff",
+        "agree",
+    ]
+    assert len(table) == len(clean) and table["agree"].all()
+
+    seg = published["digits-seg"]
+    seg.loc[0, "mIoU"] += 0.5  # a deliberate change
+    seg.loc[1, "mAcc"] += RECONCILE_TOLERANCE - 1e-6  # within the rounding tolerance
+    table = reconcile(clean, published)
+    bad = table[~table["agree"]]
+    assert bad[["code", "setting", "metric"]].values.tolist() == [
+        [seg.loc[0, "code"], "digits-seg", "mIoU"]
+    ]
+    assert bad["diff"].iloc[0] == pytest.approx(-0.5)
+
+
+def test_reconcile_without_a_published_value_disagrees(clean: pd.DataFrame) -> None:
+    table = reconcile(clean, {})
+    assert table["published_value"].isna().all() and not table["agree"].any()
+
+
+def test_reconcile_reads_ingested_frames(raw_dir: Path) -> None:
+    """The published side is what ingest validates from the real drop."""
+    from nasmr.ingest import load_setting
+
+    valid = load_setting(raw_dir, "seg").valid.head(3)
+    offsets = [0.0, 0.004, 0.02]
+    derived = pd.DataFrame(
+        {
+            "code": valid["code"],
+            "setting": "seg",
+            "metric": "mIoU",
+            "final_value": valid["mIoU"] + offsets,
+        }
+    )
+    table = reconcile(derived, {"seg": valid})
+    assert table["agree"].tolist() == [True, True, False]
+    assert table["published_value"].tolist() == valid["mIoU"].tolist()
+
+
+# -- export -------------------------------------------------------------------------
+
+
+def test_write_trainval_names_the_bad_record_and_field(tmp_path: Path, clean: pd.DataFrame) -> None:
+    frame = records_frame(results_long(clean), "digits-cls")
+    frame.loc[1, "top5"] = float("nan")
+    path = tmp_path / "trainval.pkl"
+    with pytest.raises(ExportError, match=r"record 1 \(.*\): top5: "):
+        write_trainval(frame, "digits-cls", path)
+    assert not path.exists()
+    with pytest.raises(ExportError, match="lack column"):
+        write_trainval(frame.drop(columns="flops"), "digits-cls", path)
+    with pytest.raises(ExportError, match="unknown setting"):
+        write_trainval(frame, "nas-bench-201", path)
+
+
+def test_write_trainval_takes_a_published_setting(tmp_path: Path, clean: pd.DataFrame) -> None:
+    """The release exporter writes the benchmark's own settings through the same function."""
+    frame = records_frame(results_long(clean), "digits-cls")
+    path = write_trainval(frame, "cls-10c", tmp_path / "cls-10c" / "trainval.pkl")
+    records = load_pickle(path)
+    assert [r["top1"] for r in records] == frame["top1"].tolist()
+
+
+# -- command line -------------------------------------------------------------------
+
+
+def test_cli_parse_and_export(drop: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["logs", "parse", str(drop), "--out", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    assert "4 runs accepted" in result.output
+    for table in ("curves", "derived", "results", "runs", "quarantine"):
+        assert (tmp_path / "t" / f"{table}.parquet").is_file()
+    assert len(pd.read_parquet(tmp_path / "t" / "results.parquet")) == 10
+    result = runner.invoke(main, ["logs", "export", str(drop / "logs"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert len(load_pickle(tmp_path / "digits-seg" / "trainval.pkl")) == 2

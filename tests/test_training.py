@@ -1,0 +1,144 @@
+"""Real CPU training on scikit-learn's digits, logged in the OpenMMLab format."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from sklearn.metrics import jaccard_score
+
+from nasmr.cli import main
+from nasmr.logs import parse_log_drop
+from nasmr.space import Arch
+from nasmr.training import (
+    VAL_SPLIT,
+    TrainConfig,
+    digits_data,
+    log_path,
+    segmentation_metrics,
+    train,
+)
+from schemas.logs import LogLine
+from schemas.settings import Task
+
+TINY = Arch.from_code("8_8-1_1_1_8-1_2_1_1_8_8-1_3_1_1_1_8_8_8-1_4_1_1_1_1_8_8_8_8-8")
+FAST = TrainConfig(epochs=2, train_images=64, val_images=64, batch_size=16, log_interval=2)
+TIMINGS = ("time", "data_time")
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _untimed(lines: list[dict]) -> list[dict]:
+    return [{k: v for k, v in line.items() if k not in TIMINGS} for line in lines]
+
+
+@pytest.fixture(scope="module")
+def cls_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(TINY, "digits-cls", tmp_path_factory.mktemp("cls"), FAST, run="r0")
+
+
+def test_classification_log_is_an_mmcls_log(cls_log: Path) -> None:
+    lines = _lines(cls_log)
+    for line in lines:
+        LogLine.model_validate(line)
+    meta, body = lines[0], lines[1:]
+    assert "mode" not in meta and meta["seed"] == 0
+    assert "max_epochs=2" in meta["config"] and TINY.code in meta["config"]
+    train_lines = [line for line in body if line["mode"] == "train"]
+    val_lines = [line for line in body if line["mode"] == "val"]
+    # 64 images / 16 per batch = 4 iterations per epoch, logged every 2
+    assert [(t["epoch"], t["iter"]) for t in train_lines] == [(1, 2), (1, 4), (2, 2), (2, 4)]
+    assert list(train_lines[0]) == ["mode", "epoch", "iter", "lr", "data_time", "loss", "time"]
+    assert [v["epoch"] for v in val_lines] == [1, 2]
+    for v in val_lines:
+        assert 0 <= v["accuracy_top-1"] <= v["accuracy_top-5"] <= 100
+    assert train_lines[-1]["lr"] < train_lines[0]["lr"]  # cosine decay
+
+
+def test_classification_log_parses_into_one_accepted_run(cls_log: Path) -> None:
+    parsed = parse_log_drop(cls_log.parents[3])
+    assert parsed.quarantine.empty
+    assert parsed.runs["status"].tolist() == ["accepted"]
+    final = _lines(cls_log)[-1]
+    top1 = parsed.curves[parsed.curves["metric"] == "top1"]
+    assert top1["value"].iloc[-1] == final["accuracy_top-1"]
+
+
+def test_segmentation_log_is_an_mmseg_log(tmp_path: Path) -> None:
+    config = TrainConfig(epochs=1, train_images=32, val_images=32, batch_size=16)
+    path = train(TINY, "digits-seg", tmp_path, config, run="r0")
+    assert path == log_path(tmp_path, "digits-seg", TINY, "r0")
+    val = _lines(path)[-1]
+    assert val["mode"] == "val" and val["epoch"] == 1
+    for key in ("aAcc", "mIoU", "mAcc"):
+        assert 0 <= val[key] <= 1 and round(val[key], 4) == val[key]  # mmseg 0.x fractions
+    curves = parse_log_drop(tmp_path).curves
+    seg = curves[curves["metric"].isin(["aAcc", "mIoU", "mAcc"])]
+    assert seg.set_index("metric")["value"].astype(float).to_dict() == pytest.approx(
+        {k: 100 * val[k] for k in ("aAcc", "mIoU", "mAcc")}
+    )
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path: Path, cls_log: Path) -> None:
+    again = train(TINY, "digits-cls", tmp_path, FAST, run="r0")
+    assert _untimed(_lines(again)) == _untimed(_lines(cls_log))
+    other = train(TINY, "digits-cls", tmp_path, replace(FAST, seed=1), run="r1")
+    losses = [[line.get("loss") for line in _lines(p)[1:]] for p in (cls_log, other)]
+    assert losses[0] != losses[1]
+
+
+def test_digits_data_split_and_masks() -> None:
+    cls = digits_data(Task.CLASSIFICATION, 32, train_images=10_000, val_images=VAL_SPLIT)
+    assert cls.x_train.shape == (1797 - VAL_SPLIT, 3, 32, 32) and cls.num_classes == 10
+    assert cls.y_val.shape == (VAL_SPLIT,)
+    seg = digits_data(Task.SEGMENTATION, 64, train_images=8, val_images=8)
+    assert seg.y_train.shape == (8, 64, 64) and seg.num_classes == 11
+    assert torch.equal(seg.x_val, digits_data(Task.SEGMENTATION, 64, 100, 8).x_val)
+    for image, mask, label in zip(seg.x_val, seg.y_val, cls.y_val[:8], strict=True):
+        assert set(mask.unique().tolist()) == {0, int(label) + 1}  # background and the digit
+        assert image[0][mask > 0].mean() > image[0][mask == 0].mean()  # strokes are bright
+
+
+def testsegmentation_metrics_follow_mmseg() -> None:
+    rng = np.random.default_rng(0)
+    target = torch.as_tensor(rng.integers(0, 4, size=(3, 8, 8)))
+    pred = torch.as_tensor(rng.integers(0, 5, size=(3, 8, 8)))  # class 4 predicted, never true
+    metrics = segmentation_metrics(pred, target, num_classes=6)  # class 5: in neither
+    t, p = target.flatten().numpy(), pred.flatten().numpy()
+    iou = jaccard_score(t, p, labels=[0, 1, 2, 3, 4], average=None, zero_division=0)
+    assert metrics["mIoU"] == round(round(100 * iou.mean(), 2) / 100, 4)
+    assert metrics["aAcc"] == round(round(100 * (t == p).mean(), 2) / 100, 4)
+    recall = [((p == c) & (t == c)).sum() / (t == c).sum() for c in range(4)]
+    assert metrics["mAcc"] == round(round(100 * np.mean(recall), 2) / 100, 4)
+    perfect = segmentation_metrics(target, target, num_classes=6)
+    assert perfect == {"aAcc": 1.0, "mIoU": 1.0, "mAcc": 1.0}
+
+
+def test_invalid_schedules_and_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="image_size must be a multiple of 32"):
+        TrainConfig(image_size=48)
+    with pytest.raises(ValueError, match=r"val_images must be in \[1, 360\]"):
+        TrainConfig(val_images=400)
+    with pytest.raises(ValueError, match="trainable: digits-cls, digits-seg"):
+        train(TINY, "seg", tmp_path)
+    train(TINY, "digits-cls", tmp_path, TrainConfig(epochs=1, train_images=8, val_images=8), "r")
+    with pytest.raises(FileExistsError):
+        train(TINY, "digits-cls", tmp_path, TrainConfig(epochs=1, train_images=8), "r")
+
+
+def test_cli_train(tmp_path: Path) -> None:
+    args = ["train", TINY.code, "--setting", "digits-cls", "--epochs", "1", "--out", str(tmp_path)]
+    args += ["--train-images", "16", "--val-images", "16", "--run", "cli"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    path = Path(result.output.strip())
+    assert path == log_path(tmp_path, "digits-cls", TINY, "cli") and path.is_file()
+    bad = CliRunner().invoke(main, ["train", "8_8", "--setting", "digits-cls", "--out", "x"])
+    assert bad.exit_code == 2 and "invalid code" in bad.output
