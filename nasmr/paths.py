@@ -23,6 +23,11 @@ def raw_dir() -> Path:
     return _env_path("NASMR_RAW", REPO_ROOT.parent / "shared" / "nasbench-mr")
 
 
+def log_dir() -> Path:
+    """The folder holding a raw-log drop's ``logs/`` (``NASMR_LOGS``, default: the raw drop)."""
+    return _env_path("NASMR_LOGS", raw_dir())
+
+
 def out_dir() -> Path:
     """Where a build writes Parquet tables, the DuckDB file and models (``NASMR_OUT``)."""
     return _env_path("NASMR_OUT", REPO_ROOT / "warehouse" / "build")

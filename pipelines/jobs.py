@@ -3,12 +3,13 @@
 import dagster as dg
 
 from pipelines.assets import complexity, ingest, warehouse
+from pipelines.assets.logs import LOGS_GROUP
 
 MODELS_GROUP = "models"
 
 build_job = dg.define_asset_job(
     "build",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(LOGS_GROUP),
     description="The main job: validate the drop, count complexity, build the warehouse, "
     "train predictors, run NCP and publish a release.",
 )
@@ -34,4 +35,10 @@ weekly_refresh = dg.ScheduleDefinition(
     cron_schedule="0 3 * * 1",
     execution_timezone="UTC",
     description="Refresh predictors and NCP results every Monday at 03:00 UTC.",
+)
+
+logs_job = dg.define_asset_job(
+    "logs",
+    selection=dg.AssetSelection.groups(LOGS_GROUP),
+    description="Regenerate results from a raw training-log drop and reconcile them (NASMR_LOGS).",
 )

@@ -24,6 +24,22 @@ class RawDrop(dg.ConfigurableResource):
         return root
 
 
+class LogDrop(dg.ConfigurableResource):
+    """A raw training-log drop: the folder holding ``logs/`` (``NASMR_LOGS``)."""
+
+    path: str
+
+    def root(self) -> Path:
+        """The folder holding ``logs/``; missing, it is an error that says how to make one."""
+        root = Path(self.path)
+        if not (root / "logs").is_dir():
+            raise FileNotFoundError(
+                f"no log drop at {root} (no logs/ folder): set NASMR_LOGS to one, or make one "
+                "with `nasmr mini --n 8 --out DIR`"
+            )
+        return root
+
+
 class BuildDir(dg.ConfigurableResource):
     """Where a build writes staging Parquet, the warehouse and models (``NASMR_OUT``)."""
 
@@ -62,12 +78,14 @@ def default_resources(
     raw_dir: Path | None = None,
     out_dir: Path | None = None,
     releases_dir: Path | None = None,
+    log_dir: Path | None = None,
     options: BuildOptions | None = None,
 ) -> dict[str, dg.ConfigurableResource]:
     """Resources for a fresh clone (``nasmr.paths``, read from the environment at load time)."""
     return {
         "raw_drop": RawDrop(path=str(raw_dir or paths.raw_dir())),
         "build_dir": BuildDir(path=str(out_dir or paths.out_dir())),
+        "log_drop": LogDrop(path=str(log_dir or paths.log_dir())),
         "release_dir": ReleaseDir(path=str(releases_dir or paths.releases_dir())),
         "options": options or BuildOptions(),
     }

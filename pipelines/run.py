@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+from dagster_shared.error import SerializableErrorInfo
 
 from nasmr import paths
 from pipelines.definitions import build_definitions
@@ -50,13 +51,14 @@ def run_job(
     raw_dir: Path | None = None,
     out_dir: Path | None = None,
     releases_dir: Path | None = None,
+    log_dir: Path | None = None,
     partition: str | None = None,
     options: BuildOptions | None = None,
     instance: dg.DagsterInstance | None = None,
     log_level: str = "INFO",
 ) -> BuildOutcome:
     """Execute one job of the code location in-process; all partitions unless one is named."""
-    defs = build_definitions(raw_dir, out_dir, releases_dir, options)
+    defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options)
     job = defs.resolve_job_def(job_name)
     keys = settings_partitions.get_partition_keys()
     if partition:
@@ -75,7 +77,7 @@ def run_job(
         raise_on_error=False,
     )
     failures = [
-        f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+        f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
         for event in result.all_events
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error
     ]
@@ -88,3 +90,10 @@ def run_job(
             rows = evaluation.metadata.get("offending_rows")
             failed[name] = str(rows.value) if rows is not None else ""
     return BuildOutcome(result.run_id, result.success, failures, passed, failed)
+
+
+def _root_cause(error: SerializableErrorInfo) -> str:
+    """The innermost error's message: the user's exception, not Dagster's wrapper."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from nasmr import paths
+from nasmr.training import TrainConfig, mini
 from nasmr.warehouse import ingest
+
+LOG_SEED = 97  # sample(2, 97) draws two small architectures, so the drop trains in seconds
+LOG_CONFIG = TrainConfig(
+    epochs=2, train_images=32, val_images=32, batch_size=16, log_interval=1, seed=LOG_SEED
+)
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +36,11 @@ def build(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("real-build")
     ingest(raw_dir, out, method="analytic", ingested_at=datetime(2025, 1, 1, tzinfo=UTC))
     return out
+
+
+@pytest.fixture(scope="session")
+def log_drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real raw-log drop: 2 architectures x {digits-cls, digits-seg}, 2 epochs each."""
+    root = tmp_path_factory.mktemp("log-drop")
+    mini(2, root, LOG_CONFIG)
+    return root

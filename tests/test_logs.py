@@ -27,21 +27,13 @@ from nasmr.logs import (
 )
 from nasmr.rawdrop import load_pickle
 from nasmr.space import Arch
-from nasmr.training import TrainConfig, mini
 
-SEED = 97  # sample(2, 97) draws two small architectures, so the drop trains in seconds
-CONFIG = TrainConfig(
-    epochs=2, train_images=32, val_images=32, batch_size=16, log_interval=1, seed=SEED
-)
 LINES_PER_LOG = 7  # meta, (train, train, val) x 2 epochs
 
 
 @pytest.fixture(scope="module")
-def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real raw-log drop: 2 architectures x {digits-cls, digits-seg}, 2 epochs each."""
-    root = tmp_path_factory.mktemp("drop")
-    mini(2, root, CONFIG)
-    return root
+def drop(log_drop: Path) -> Path:
+    return log_drop
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,11 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import scipy.stats
 
+from nasmr.rawdrop import load_pickle
 from nasmr.release import list_releases
 from nasmr.space import sample
 from nasmr.warehouse import connect
@@ -165,3 +167,23 @@ def test_shipped_sql_runs_and_kendall_agrees_with_scipy(
     expected = scipy.stats.kendalltau(joined["mIoU"], joined["top1"]).statistic
     row = tau[(tau["s1"] == "seg") & (tau["s2"] == "video")]
     assert row["kendall_tau_b"].iloc[0] == pytest.approx(expected, abs=1e-3)
+
+
+def test_logs_job_regenerates_results_from_real_logs(log_drop: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        outcome = run_job(
+            "logs", out_dir=tmp_path, log_dir=log_drop, options=FAST, instance=instance
+        )
+    assert outcome.success, outcome.failures
+    assert "log_reconciliation.logs_agree_with_published" in outcome.passed_checks
+    results = pd.read_parquet(tmp_path / "logs" / "results.parquet")
+    assert set(results["setting"]) == {"digits-cls", "digits-seg"}
+    exported = load_pickle(tmp_path / "logs" / "trainval" / "digits-cls" / "trainval.pkl")
+    assert len(exported) == results.loc[results["setting"] == "digits-cls", "code"].nunique()
+
+
+def test_logs_job_without_a_drop_says_how_to_make_one(tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        outcome = run_job("logs", out_dir=tmp_path, log_dir=tmp_path, instance=instance)
+    assert not outcome.success
+    assert any("nasmr mini" in failure for failure in outcome.failures)

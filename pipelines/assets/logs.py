@@ -1,0 +1,94 @@
+"""Results regenerated from raw training logs, reconciled with the published records."""
+
+import dagster as dg
+import pandas as pd
+
+from nasmr import staging
+from nasmr.export import export_results
+from nasmr.logs import LogParse, derive_results, parse_log_drop, reconcile, results_long
+from nasmr.warehouse import write_parquet
+from pipelines.assets.ingest import load_validated, validated_records
+from pipelines.metadata import check_result, preview, table_metadata, timed
+from pipelines.resources import BuildDir, LogDrop
+from schemas.settings import SETTINGS
+
+LOGS_GROUP = "logs"
+
+
+def _logs_dir(build_dir: BuildDir) -> str:
+    return str(build_dir.root() / "logs")
+
+
+@dg.asset(group_name=LOGS_GROUP)
+def log_curves(
+    context: dg.AssetExecutionContext, log_drop: LogDrop, build_dir: BuildDir
+) -> dg.MaterializeResult:
+    """Every training and evaluation line of the log drop as a long curves table; bad lines
+    and runs quarantined with file, line and reason."""
+    metadata: dict[str, object] = {}
+    with timed(metadata):
+        parsed = parse_log_drop(log_drop.root())
+        staging.save(parsed, build_dir.staging("logs"))
+    context.log.info(parsed.summary())
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            **table_metadata(parsed.curves),
+            "lines": parsed.lines,
+            "runs": len(parsed.runs),
+            "quarantined": len(parsed.quarantine),
+            "quarantine": preview(parsed.quarantine, rows=20),
+        }
+    )
+
+
+@dg.asset(group_name=LOGS_GROUP, deps=[log_curves])
+def log_results(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.MaterializeResult:
+    """Final- and best-epoch results per run, the long results table regenerated from logs
+    alone, and its export as trainval.pkl files in the published record format."""
+    parsed = staging.load(LogParse, build_dir.staging("logs"))
+    derived = derive_results(parsed.curves)
+    results = results_long(derived)
+    out = build_dir.root() / "logs"
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet(parsed.curves, out / "curves.parquet")
+    write_parquet(derived, out / "derived.parquet")
+    write_parquet(results, out / "results.parquet")
+    written = export_results(results, out / "trainval")
+    context.log.info(f"exported {', '.join(str(p) for p in written.values())}")
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(derived),
+            "path": dg.MetadataValue.path(str(out)),
+            "exported": dg.MetadataValue.json({s: str(p) for s, p in written.items()}),
+        }
+    )
+
+
+@dg.asset(group_name=LOGS_GROUP, deps=[log_results, validated_records])
+def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
+    """Log-derived vs published values wherever both exist (settings of the benchmark)."""
+    derived = pd.read_parquet(build_dir.root() / "logs" / "derived.parquet")
+    published = {}
+    for setting in sorted(set(derived["setting"]) & set(SETTINGS)):
+        loaded = load_validated(build_dir, setting)
+        if loaded.status == "ok":
+            published[setting] = loaded.valid
+    table = reconcile(derived, published)
+    write_parquet(table, build_dir.root() / "logs" / "log_reconciliation.parquet")
+    compared = table.dropna(subset=["published_value"])
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(table),
+            "compared": len(compared),
+            "agree": int(compared["agree"].sum()),
+        }
+    )
+
+
+@dg.asset_check(asset=log_reconciliation, description="Logs agree with published values.")
+def logs_agree_with_published(build_dir: BuildDir) -> dg.AssetCheckResult:
+    """Every log value that has a published counterpart is within the reconcile tolerance."""
+    table = pd.read_parquet(build_dir.root() / "logs" / "log_reconciliation.parquet")
+    compared = table.dropna(subset=["published_value"])
+    return check_result(compared[~compared["agree"].astype(bool)], checked=len(compared))
