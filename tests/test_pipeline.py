@@ -11,7 +11,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 import scipy.stats
+from click.testing import CliRunner
 
+from nasmr.cli import main
 from nasmr.rawdrop import load_pickle
 from nasmr.release import list_releases
 from nasmr.space import sample
@@ -187,3 +189,24 @@ def test_logs_job_without_a_drop_says_how_to_make_one(tmp_path: Path) -> None:
         outcome = run_job("logs", out_dir=tmp_path, log_dir=tmp_path, instance=instance)
     assert not outcome.success
     assert any("nasmr mini" in failure for failure in outcome.failures)
+
+
+def test_nasmr_build_cli_runs_a_job_and_fails_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    archs = sample(3, seed=5)
+    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    args = ["build", "--job", "ingest", "--complexity", "analytic", "--raw", str(raw)]
+    ok = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "ok")])
+    assert ok.exit_code == 0, ok.output
+    assert "succeeded" in ok.output
+    assert (tmp_path / "ok" / "nasmr.duckdb").is_file()
+
+    records[1]["params"] *= 2
+    (raw / "data" / "video" / "trainval.pkl").write_bytes(pickle.dumps(records))
+    bad = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 1
+    assert "failed check warehouse.published_complexity_reproduced" in bad.output
+    assert archs[1].code in bad.output

@@ -7,30 +7,28 @@ from pathlib import Path
 import click
 
 from nasmr import paths
+from nasmr.cli.options import build_option, raw_option, releases_option
 
 
 @click.command()
+@raw_option
+@build_option
+@releases_option
 @click.option(
-    "--raw",
-    "raw_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Raw drop folder [default: $NASMR_RAW or ../shared/nasbench-mr].",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Build folder [default: $NASMR_OUT or warehouse/build].",
+    "--logs",
+    "log_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=paths.log_dir,
+    show_default="NASMR_LOGS or the raw drop",
+    help="The raw-log drop (the folder holding logs/), read by the logs job.",
 )
 @click.option(
     "--job",
     "job_name",
-    type=click.Choice(["build", "ingest", "refresh"]),
+    type=click.Choice(["build", "ingest", "refresh", "logs"]),
     default="build",
     show_default=True,
-    help="Which job to run.",
+    help="build: everything; ingest: validation to warehouse; refresh: models; logs: from logs.",
 )
 @click.option("--partition", default=None, help="Run one setting only (e.g. seg).")
 @click.option(
@@ -44,28 +42,27 @@ from nasmr import paths
 @click.option(
     "--seeds",
     "predictor_seeds",
-    type=int,
+    type=click.IntRange(min=1),
     default=5,
     show_default=True,
-    help="Predictor seeds (train/val/test splits).",
+    help="Predictor seeds (train/validation/test splits).",
 )
 @click.option("--quiet", is_flag=True, help="Only warnings and the summary.")
 def build(
-    raw_dir: Path | None,
-    out_dir: Path | None,
-    releases_dir: Path | None,
-    log_dir: Path | None,
+    raw_dir: Path,
+    out_dir: Path,
+    releases_dir: Path,
+    log_dir: Path,
     job_name: str,
     partition: str | None,
     complexity_method: str,
     predictor_seeds: int,
     quiet: bool,
 ) -> None:
-    """Build the benchmark: the main Dagster job, in-process, recorded in .dagster/."""
+    """Build the benchmark: a Dagster job run in-process and recorded in .dagster/."""
     from pipelines.resources import BuildOptions
     from pipelines.run import run_job
 
-    options = BuildOptions(complexity_method=complexity_method, predictor_seeds=predictor_seeds)
     outcome = run_job(
         job_name,
         raw_dir=raw_dir,
@@ -73,19 +70,19 @@ def build(
         releases_dir=releases_dir,
         log_dir=log_dir,
         partition=partition,
-        options=options,
+        options=BuildOptions(complexity_method=complexity_method, predictor_seeds=predictor_seeds),
         log_level="WARNING" if quiet else "INFO",
     )
-    out = out_dir or paths.out_dir()
-    click.echo(
-        f"\nrun {outcome.run_id} ({job_name}): {'succeeded' if outcome.success else 'FAILED'}"
-    )
+    status = "succeeded" if outcome.success else "FAILED"
+    click.echo(f"\nrun {outcome.run_id} ({job_name}): {status}")
     click.echo(f"checks: {len(outcome.passed_checks)} passed, {len(outcome.failed_checks)} failed")
     for failure in outcome.failures:
         click.echo(f"  failed step {failure}", err=True)
     for check, rows in outcome.failed_checks.items():
         click.echo(f"  failed check {check}; offending rows:\n{rows}", err=True)
-    click.echo(f"outputs: {out} (warehouse: {out / 'nasmr.duckdb'})")
+    click.echo(
+        f"outputs: {out_dir} (warehouse: {out_dir / 'nasmr.duckdb'}; releases: {releases_dir})"
+    )
     click.echo(f"run history: DAGSTER_HOME={paths.dagster_home()} dagster dev -m pipelines")
     if not outcome.success or outcome.failed_checks:
         raise SystemExit(1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from nasmr import paths
+from nasmr.cli.options import raw_option
 from schemas.settings import MR_SETTINGS
 
 METHOD = click.option(
@@ -59,13 +59,7 @@ def show(code: str, method: str) -> None:
 
 
 @complexity.command()
-@click.option(
-    "--raw",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=paths.raw_dir,
-    show_default="NASMR_RAW or ../shared/nasbench-mr",
-    help="The raw NAS-Bench-MR drop (the folder holding data/).",
-)
+@raw_option
 @click.option(
     "--setting",
     type=click.Choice(MR_SETTINGS),
@@ -76,12 +70,14 @@ def show(code: str, method: str) -> None:
 @METHOD
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Check the first N only.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (module).")
-def verify(raw: Path, setting: str, method: str, limit: int | None, workers: int | None) -> None:
+def verify(
+    raw_dir: Path, setting: str, method: str, limit: int | None, workers: int | None
+) -> None:
     """Recompute the published FLOPs/params of a drop; exit 1 on any mismatch or bad record."""
     from nasmr.ingest import complexity_table, load_setting, recompute_complexity
     from nasmr.rawdrop import trainval_path
 
-    load = load_setting(raw, setting)
+    load = load_setting(raw_dir, setting)
     if load.status != "ok":
         raise click.ClickException(str(load.reason))
     published, bad = load.valid, load.quarantine
@@ -99,7 +95,7 @@ def verify(raw: Path, setting: str, method: str, limit: int | None, workers: int
     table = complexity_table(published, recomputed, method)
     wrong = table[~table["match"].astype(bool)]
     click.echo(
-        f"{trainval_path(raw, setting)}: {len(table) - len(wrong)}/{len(table)} matched "
+        f"{trainval_path(raw_dir, setting)}: {len(table) - len(wrong)}/{len(table)} matched "
         f"({method}), {len(bad)} invalid records"
     )
     for row in wrong.itertuples(index=False):

@@ -7,15 +7,7 @@ from pathlib import Path
 import click
 
 from nasmr import paths
-
-_RELEASES = click.option(
-    "--releases",
-    "releases_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=paths.releases_dir,
-    show_default="NASMR_RELEASES or releases/",
-    help="The folder holding the published releases.",
-)
+from nasmr.cli.options import releases_option
 
 
 @click.group()
@@ -40,7 +32,7 @@ def release() -> None:
     default=None,
     help="Re-check the build's input checksums against this drop (default: NASMR_RAW if present).",
 )
-@_RELEASES
+@releases_option
 def publish(build_dir: Path, version: str | None, raw_dir: Path | None, releases_dir: Path) -> None:
     """Publish a build as a new release; refuses an existing version or a stale build."""
     from nasmr.rawdrop import search_list_path
@@ -60,7 +52,7 @@ def publish(build_dir: Path, version: str | None, raw_dir: Path | None, releases
 
 
 @release.command(name="list")
-@_RELEASES
+@releases_option
 def list_(releases_dir: Path) -> None:
     """List the published releases, lowest version first."""
     from nasmr.release import list_releases
@@ -79,7 +71,7 @@ def list_(releases_dir: Path) -> None:
 
 @release.command()
 @click.argument("ref")
-@_RELEASES
+@releases_option
 def verify(ref: str, releases_dir: Path) -> None:
     """Re-check every checksum of release REF (a version, 'latest' or a folder); exit 1 if not."""
     from nasmr.release import ReleaseError, verify_release
@@ -96,7 +88,7 @@ def verify(ref: str, releases_dir: Path) -> None:
 @release.command()
 @click.argument("old")
 @click.argument("new")
-@_RELEASES
+@releases_option
 def diff(old: str, new: str, releases_dir: Path) -> None:
     """Show what changed from release OLD to release NEW, and the version level it needs."""
     from nasmr.release import ReleaseError, diff_releases
@@ -124,7 +116,7 @@ def export() -> None:
     required=True,
     help="Folder to write data/search_list.txt and data/<setting>/trainval.pkl into.",
 )
-@_RELEASES
+@releases_option
 def trainval(ref: str, out_dir: Path, releases_dir: Path) -> None:
     """Export a release as a raw drop: one trainval.pkl per MR setting, in the published format."""
     from nasmr.api import Benchmark

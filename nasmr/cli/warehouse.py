@@ -8,25 +8,12 @@ from typing import TextIO
 
 import click
 
-from nasmr import paths
+from nasmr.cli.options import raw_option, warehouse_option
 
 
 @click.command()
-@click.option(
-    "--raw",
-    "raw",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=paths.raw_dir,
-    show_default="NASMR_RAW or ../shared/nasbench-mr",
-    help="The raw NAS-Bench-MR drop (the folder holding data/).",
-)
-@click.option(
-    "--warehouse",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=paths.warehouse_file,
-    show_default="NASMR_WAREHOUSE or warehouse/build/nasmr.duckdb",
-    help="The DuckDB file to (re)build; Parquet tables go to parquet/ beside it.",
-)
+@raw_option
+@warehouse_option("The DuckDB file to (re)build; Parquet tables go to parquet/ beside it.")
 @click.option(
     "--complexity",
     "method",
@@ -36,7 +23,7 @@ from nasmr import paths
     help="Recompute FLOPs/params by formula, or by counting the built PyTorch module (slow).",
 )
 @click.option("--workers", type=int, default=None, help="Processes for --complexity module.")
-def ingest(raw: Path, warehouse: Path, method: str, workers: int | None) -> None:
+def ingest(raw_dir: Path, warehouse: Path, method: str, workers: int | None) -> None:
     """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load."""
     from nasmr.ingest import IngestError
     from nasmr.rawdrop import RawDropError
@@ -48,7 +35,7 @@ def ingest(raw: Path, warehouse: Path, method: str, workers: int | None) -> None
 
     try:
         result = run_ingest(
-            raw,
+            raw_dir,
             warehouse.parent,
             method,
             db_name=warehouse.name,
@@ -84,13 +71,7 @@ def ingest(raw: Path, warehouse: Path, method: str, workers: int | None) -> None
     type=click.File("r"),
     help="Read the query from a file ('-' for standard input), e.g. warehouse/sql/kendall.sql.",
 )
-@click.option(
-    "--warehouse",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=paths.warehouse_file,
-    show_default="NASMR_WAREHOUSE or warehouse/build/nasmr.duckdb",
-    help="The DuckDB file to query.",
-)
+@warehouse_option("The DuckDB file to query.")
 @click.option(
     "--format",
     "fmt",

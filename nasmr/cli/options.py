@@ -1,0 +1,47 @@
+"""Options shared by the commands: the folders, each defaulting to ``nasmr.paths``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from nasmr import paths
+
+raw_option = click.option(
+    "--raw",
+    "raw_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=paths.raw_dir,
+    show_default="NASMR_RAW or ../shared/nasbench-mr",
+    help="The raw NAS-Bench-MR drop (the folder holding data/).",
+)
+
+build_option = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=paths.out_dir,
+    show_default="NASMR_OUT or warehouse/build",
+    help="The build folder: parquet/, nasmr.duckdb, predictors/, ncp/, reports/.",
+)
+
+releases_option = click.option(
+    "--releases",
+    "releases_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=paths.releases_dir,
+    show_default="NASMR_RELEASES or releases/",
+    help="The folder holding the published releases.",
+)
+
+
+def warehouse_option(help_text: str) -> click.decorators.FC:
+    """``--warehouse FILE``, the DuckDB file (``NASMR_WAREHOUSE``)."""
+    return click.option(
+        "--warehouse",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=paths.warehouse_file,
+        show_default="NASMR_WAREHOUSE or warehouse/build/nasmr.duckdb",
+        help=help_text,
+    )
