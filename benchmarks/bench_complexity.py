@@ -2,7 +2,8 @@
 
 Analytic (closed form) over every record; module-built (Supernet + thop) per
 architecture in one process on a random sample, and over every record on a
-process pool. Prints a table with the per-architecture speed-up.
+process pool. Prints wall-clock and CPU time (CPU time is what other processes
+sharing the machine do not inflate) and the per-architecture speed-up.
 
     .venv/bin/python benchmarks/bench_complexity.py [--raw DIR] [--sample 40] [--workers 2]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -55,44 +57,66 @@ def main() -> None:
     torch.set_num_threads(1)
     picks = random.Random(args.seed).sample(range(n), min(args.sample, n))
     module_complexity(archs[picks[0]])  # warm-up: imports and first-call setup
-    times, single_ok = [], 0
+    times, cpu_times, single_ok = [], [], 0
     for i in picks:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         count = module_complexity(archs[i])
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu)
         single_ok += count == published[i]
     sample_gmac = statistics.mean(published[i].gmac for i in picks)
     all_gmac = statistics.mean(p.gmac for p in published)
 
+    children = _children_cpu()
     start = time.perf_counter()
     pooled = module_complexity_many(archs, workers=args.workers)
     pool_wall = time.perf_counter() - start
+    pool_cpu = _children_cpu() - children
     pool_ok = sum(c == p for c, p in zip(pooled, published, strict=True))
 
     per_analytic = best / n
     per_module = statistics.mean(times)
     rows = [
-        ("analytic, 1 process", n, best, per_analytic, analytic_ok),
+        ("analytic, 1 process", n, best, per_analytic, None, analytic_ok),
         (
-            f"module, 1 process (sample, seed {args.seed})",
+            f"module, 1 process (sample of {len(picks)})",
             len(picks),
             sum(times),
             per_module,
+            statistics.mean(cpu_times),
             single_ok,
         ),
-        (f"module, pool of {args.workers}", n, pool_wall, pool_wall / n, pool_ok),
+        (f"module, pool of {args.workers}", n, pool_wall, pool_wall / n, pool_cpu / n, pool_ok),
     ]
-    print(f"{'path':<38} {'archs':>6} {'total s':>9} {'per arch':>12} {'exact':>11}")
-    for name, count, total, per, ok in rows:
-        print(f"{name:<38} {count:>6} {total:>9.2f} {_duration(per):>12} {ok:>5}/{count:<5}")
     print(
-        f"module per arch: median {_duration(statistics.median(times))}, "
+        f"{'path':<32} {'archs':>6} {'wall s':>8} {'wall/arch':>10} {'CPU/arch':>10} {'exact':>11}"
+    )
+    for name, count, total, per, cpu, ok in rows:
+        cpu_text = _duration(cpu) if cpu is not None else "-"
+        print(
+            f"{name:<32} {count:>6} {total:>8.2f} {_duration(per):>10} {cpu_text:>10} "
+            f"{ok:>5}/{count:<5}"
+        )
+    print(
+        f"module per arch (1 process): median {_duration(statistics.median(times))}, "
         f"max {_duration(max(times))}; sample mean {sample_gmac:.2f} GMac, "
         f"drop mean {all_gmac:.2f} GMac"
     )
-    print(f"speed-up analytic vs module (1 process, per arch): {per_module / per_analytic:,.0f}x")
-    print(f"module, all {n} on {args.workers} workers: {pool_wall / 60:.2f} min")
+    print(
+        f"speed-up analytic vs module (1 process, wall per arch): {per_module / per_analytic:,.0f}x"
+    )
+    print(
+        f"module, all {n} on {args.workers} workers: {pool_wall / 60:.2f} min wall, "
+        f"{pool_cpu / 60:.2f} CPU-min in the workers "
+        f"(= {pool_cpu / args.workers / 60:.2f} min on {args.workers} otherwise idle cores)"
+    )
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+def _children_cpu() -> float:
+    """CPU seconds used so far by finished child processes (the pool's workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _duration(seconds: float) -> str:

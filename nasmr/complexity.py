@@ -11,7 +11,7 @@ counts it with thop. The two are independent and must agree with every record.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -72,12 +72,12 @@ def analytic_complexity(arch: Arch) -> Complexity:
         params += p
         macs += p * side * side
 
-    half = (INPUT_SIZE + 1) // 2
-    c0, c1 = arch.stem
-    conv_bn(IN_CHANNELS, c0, 3, half)
-    sides = [(half + 1) // 2]
+    half = (INPUT_SIZE + 1) // 2  # a stride-2 conv with padding (k-1)//2 rounds up
+    sides = [(half + 1) // 2]  # feature-map side of each branch: 1/4 .. 1/32 of the input
     for _ in range(3):
         sides.append((sides[-1] + 1) // 2)
+    c0, c1 = arch.stem
+    conv_bn(IN_CHANNELS, c0, 3, half)
     conv_bn(c0, c1, 3, sides[0])
 
     channels: tuple[int, ...] = (c1,)
@@ -85,7 +85,7 @@ def analytic_complexity(arch: Arch) -> Complexity:
         for _ in range(stage.repeats):
             n_in, out = len(channels), stage.channels
             for i in range(min(n_in, len(out))):
-                for j in (i - 1, i, i + 1):
+                for j in (i - 1, i, i + 1):  # the 1x1 from branch i+1 runs before upsampling
                     if 0 <= j < n_in:
                         conv_bn(channels[j], out[i], 1 if j > i else 3, sides[max(i, j)])
             if len(out) > n_in:
@@ -134,9 +134,12 @@ def _import_thop() -> Any:
 def module_complexity(arch: Arch) -> Complexity:
     """Count the built supernet (cls head, 50 classes, 1x3x128x128 input) with thop.
 
+    Only convolutions and BatchNorms are modules with rules; ReLU, upsampling, resizes and
+    the pooling are functional in the supernet, so they count 0, as the convention wants.
     Weights are not initialised but zeroed: values do not change the count, and zeros
-    keep the forward pass free of NaNs and slow denormals. The network is channels-last,
-    which makes the CPU forward pass about twice as fast.
+    keep the forward pass free of NaNs and slow denormals (10x slower when left as is).
+    A channels-last input makes the CPU forward pass about 1.7x faster; inference mode (a
+    stricter ``no_grad``) saves another 7%.
     """
     import torch
 
@@ -144,10 +147,9 @@ def module_complexity(arch: Arch) -> Complexity:
 
     thop = _import_thop()
     net = Supernet(arch, num_classes=NUM_CLASSES, head="cls", init_weights=False)
-    with torch.no_grad():
+    with torch.inference_mode():
         for tensor in [*net.parameters(), *net.buffers()]:
             tensor.zero_()
-        net = net.to(memory_format=torch.channels_last)
         x = torch.zeros(1, IN_CHANNELS, INPUT_SIZE, INPUT_SIZE).to(
             memory_format=torch.channels_last
         )
@@ -179,19 +181,18 @@ def module_complexity_many(
     """
     total = len(archs)
     workers = max(1, min(workers or os.cpu_count() or 1, total))
-    results: Iterator[Complexity]
     if workers == 1:
-        results = map(module_complexity, archs)
-        return _collect(results, total, progress)
+        return _collect(map(module_complexity, archs), total, progress)
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init
     ) as pool:
-        results = pool.map(_module_complexity_of, [a.embedding for a in archs], chunksize=4)
+        embeddings = [arch.embedding for arch in archs]
+        results = pool.map(_module_complexity_of, embeddings, chunksize=4)
         return _collect(results, total, progress)
 
 
 def _collect(
-    results: Iterator[Complexity], total: int, progress: Callable[[int, int], None] | None
+    results: Iterable[Complexity], total: int, progress: Callable[[int, int], None] | None
 ) -> list[Complexity]:
     out = []
     for result in results:

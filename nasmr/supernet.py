@@ -193,6 +193,7 @@ class Supernet(nn.Module):
             self._initialise()
 
     def _initialise(self) -> None:
+        """Kaiming-normal (fan-out) convolutions, zero biases, identity BatchNorms."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

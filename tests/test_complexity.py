@@ -6,10 +6,12 @@ import pickle
 import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from nasmr.cli import main
@@ -24,6 +26,15 @@ from nasmr.space import EMBEDDING_FIELDS, Arch, sample
 
 SMALLEST = Arch.from_embedding([8 if kind == "channels" else 1 for _, kind in EMBEDDING_FIELDS])
 LARGEST = Arch.from_embedding([128 if kind == "channels" else 4 for _, kind in EMBEDDING_FIELDS])
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: two spin-waiting threads on a shared 2-core machine run 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +84,11 @@ def test_module_reproduces_a_sample_of_records_in_order(records: list[dict[str, 
 
 def test_module_and_analytic_agree_beyond_the_drop() -> None:
     """The drop never repeats a module more than twice; the whole space must still agree."""
-    archs = [LARGEST, SMALLEST, *sample(3, seed=7)]
+    archs = [LARGEST, SMALLEST, *sample(2, seed=7)]
     assert module_complexity_many(archs, workers=1) == [analytic_complexity(a) for a in archs]
 
 
 def test_module_params_equal_the_networks_parameters() -> None:
-    import torch
-
     from nasmr.supernet import Supernet
 
     with torch.device("meta"):
