@@ -36,3 +36,9 @@ from nasmr.cli.logs import logs, mini, train  # noqa: E402
 main.add_command(train)
 main.add_command(mini)
 main.add_command(logs)
+
+from nasmr.cli.search import predict, predictor, search  # noqa: E402
+
+main.add_command(predictor)
+main.add_command(predict)
+main.add_command(search)

@@ -1,0 +1,70 @@
+"""Time predictor training on the real drop and, with --full, produce the whole report.
+
+Default: one default and one baseline training per setting given (seed 0), each
+timed (wall clock and CPU time; CPU time is what other processes sharing the
+machine do not inflate) with its test Kendall tau on the primary metric. With
+--full: ``train_all`` over every available setting and --seeds seeds, writing the
+predictors and report to --out, then printing the report.
+
+    .venv/bin/python benchmarks/bench_predictor.py [--raw DIR] [--settings seg,nas-bench-201]
+    .venv/bin/python benchmarks/bench_predictor.py --full [--seeds 5] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from nasmr import paths
+from nasmr.ingest import load_setting
+from nasmr.predictor import BASELINE, DEFAULT, torch_threads, train_all, train_predictor
+from schemas.settings import SETTINGS, get_setting
+
+
+def main() -> None:
+    """Run the timings (or the full report) and print them."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", type=Path, default=paths.raw_dir())
+    parser.add_argument("--settings", default="seg,nas-bench-201")
+    parser.add_argument("--full", action="store_true", help="train_all: the whole report")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None, help="--full output (default: temp)")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, torch 1 thread")
+
+    if args.full:
+        frames = {}
+        for name in SETTINGS:
+            load = load_setting(args.raw, name)
+            if load.status == "ok":
+                frames[name] = load.valid
+        out = args.out or Path(tempfile.mkdtemp(prefix="nasmr-predictors-"))
+        start, cpu = time.perf_counter(), time.process_time()
+        report = train_all(frames, out, seeds=tuple(range(args.seeds)), data_version="bench")
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        print((out / "report.md").read_text())
+        print(
+            f"train_all: {len(frames)} settings x {args.seeds} seeds, {len(report)} rows, "
+            f"{wall:.1f} s wall, {cpu:.1f} s CPU; output in {out}"
+        )
+        return
+
+    print(f"{'setting':<14}{'model':<10}{'wall s':>8}{'CPU s':>8}{'epoch':>7}{'test tau':>10}")
+    for name in args.settings.split(","):
+        frames = {name: load_setting(args.raw, name).valid}
+        primary = f"{name}.{get_setting(name).primary_metric}"
+        for config in (DEFAULT, BASELINE):
+            start, cpu = time.perf_counter(), time.process_time()
+            with torch_threads(1):
+                predictor = train_predictor(frames, [name], config, seed=0)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            tau = {m.column: m.kendall for m in predictor.card.test_metrics}[primary]
+            epoch = predictor.card.training.selected_epoch
+            print(f"{name:<14}{config.model:<10}{wall:>8.1f}{cpu:>8.1f}{epoch:>7}{tau:>10.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""``nasmr predictor train``, ``nasmr predict`` and ``nasmr search`` (NCP)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from nasmr import paths
+from nasmr.cli.options import raw_option
+from schemas.settings import MR_SETTINGS, SETTINGS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nasmr.predictor import Predictor
+
+
+def _default_predictors() -> Path:
+    return paths.out_dir() / "predictors"
+
+
+predictors_option = click.option(
+    "--predictors",
+    "predictor_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=_default_predictors,
+    show_default="NASMR_OUT/predictors or warehouse/build/predictors",
+    help="The folder of trained predictors (<name>.safetensors + <name>.json).",
+)
+
+
+def _load(predictor_dir: Path, name: str) -> Predictor:
+    """A saved predictor, or a usage error that says how to make one."""
+    from nasmr.predictor import PredictorError, load_predictor
+
+    card = predictor_dir / f"{name}.json"
+    if not card.is_file():
+        raise click.ClickException(
+            f"no predictor {name!r} in {predictor_dir} ({card.name} not found): run "
+            "`nasmr build` or `nasmr predictor train` first"
+        )
+    try:
+        return load_predictor(card)
+    except (PredictorError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+def _frames(raw_dir: Path, settings: list[str]) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Valid rows of each setting that loads, and one note per setting that does not."""
+    from nasmr.ingest import load_setting
+
+    frames, notes = {}, []
+    for setting in settings:
+        load = load_setting(raw_dir, setting)
+        if load.status != "ok":
+            notes.append(f"{setting}: {load.status} ({load.reason})")
+            continue
+        frames[setting] = load.valid
+        if len(load.quarantine):
+            notes.append(f"{setting}: {len(load.quarantine)} record(s) quarantined, not used")
+    return frames, notes
+
+
+def _data_version(raw_dir: Path, settings: list[str]) -> str:
+    """A content version of the drop's result files: a hash of their sha256 sums."""
+    from nasmr.checksums import sha256_file
+    from nasmr.rawdrop import trainval_path
+
+    digest = hashlib.sha256()
+    for setting in settings:
+        digest.update(f"{setting}:{sha256_file(trainval_path(raw_dir, setting))}\n".encode())
+    return f"raw-sha256:{digest.hexdigest()[:16]}"
+
+
+@click.group()
+def predictor() -> None:
+    """Performance predictors of the benchmark settings."""
+
+
+@predictor.command()
+@raw_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=_default_predictors,
+    show_default="NASMR_OUT/predictors or warehouse/build/predictors",
+    help="Where the predictors, report.csv and report.md go.",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Split seeds 0..N-1 of the report; the models saved are seed 0's.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Override every configuration's epoch budget (quick runs).",
+)
+@click.option(
+    "--settings",
+    "only",
+    default=None,
+    help="Comma-separated settings to train (default: every available one).",
+)
+def train(raw_dir: Path, out_dir: Path, seeds: int, epochs: int | None, only: str | None) -> None:
+    """Train default, baseline and multi-task predictors; print the report."""
+    from nasmr.predictor import train_all
+
+    wanted = _split_names(only) if only else list(SETTINGS)
+    frames, notes = _frames(raw_dir, wanted)
+    for note in notes:
+        click.echo(f"skipped {note}", err=True)
+    if not frames:
+        raise click.ClickException(f"no setting of {raw_dir} could be loaded")
+
+    def progress(done: int, total: int, label: str) -> None:
+        click.echo(f"[{done}/{total}] {label}", err=True)
+
+    report = train_all(
+        frames,
+        out_dir,
+        seeds=tuple(range(seeds)),
+        data_version=_data_version(raw_dir, list(frames)),
+        epochs=epochs,
+        progress=progress,
+    )
+    click.echo((out_dir / "report.md").read_text(), nl=False)
+    click.echo(f"{len(report)} report rows; predictors in {out_dir}", err=True)
+
+
+def _split_names(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}"
+        )
+    return names
+
+
+@click.command()
+@click.argument("code")
+@click.option(
+    "--setting",
+    type=click.Choice(list(SETTINGS)),
+    required=True,
+    help="Whose predictor to use (nas-bench-201 takes ops like 0|3|2|3|2|2).",
+)
+@predictors_option
+def predict(code: str, setting: str, predictor_dir: Path) -> None:
+    """Print the predicted metrics of the architecture CODE."""
+    from nasmr.features import parse_ops
+    from nasmr.space import Arch, ArchError
+
+    model = _load(predictor_dir, setting)
+    try:
+        item: Arch | str = code if model.card.space == "nas-bench-201" else Arch.from_code(code)
+        if isinstance(item, str):
+            parse_ops(item)
+    except (ArchError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="CODE") from err
+    row = model.predict([item]).iloc[0]
+    for column, value in row.items():
+        click.echo(f"{column:<22} {value:.4f}")
+
+
+@click.command()
+@click.option(
+    "--setting",
+    type=click.Choice(MR_SETTINGS),
+    default=None,
+    help="Maximise this setting's primary metric (its own predictor).",
+)
+@click.option(
+    "--settings",
+    "several",
+    default=None,
+    help="Comma-separated MR settings, weighted by --weights (multi-task predictor).",
+)
+@click.option("--weights", default=None, help="Comma-separated weights of --settings.")
+@click.option(
+    "--max-gflops",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Hard FLOPs budget (GMac); never exceeded by a reported result.",
+)
+@click.option(
+    "--max-mparams",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Hard params budget (M).",
+)
+@click.option("--cost", type=click.Choice(["flops", "params"]), default="flops", show_default=True)
+@click.option(
+    "--cost-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="lambda: penalty per e-fold of the cost, in standardised metric units.",
+)
+@click.option("--steps", type=click.IntRange(min=0), default=70, show_default=True)
+@click.option(
+    "--starts",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Random starting architectures, searched as one batch.",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Largest move of a normalised embedding position per step.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starts.")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write every start's trajectory here (.csv, or .parquet).",
+)
+@predictors_option
+@raw_option
+def search(
+    setting: str | None,
+    several: str | None,
+    weights: str | None,
+    max_gflops: float | None,
+    max_mparams: float | None,
+    cost: str,
+    cost_weight: float,
+    steps: int,
+    starts: int,
+    lr: float,
+    seed: int,
+    out_file: Path | None,
+    predictor_dir: Path,
+    raw_dir: Path,
+) -> None:
+    """Search architectures with NCP and print each start's best feasible result."""
+    from nasmr.ncp import Objective, ncp_search
+    from nasmr.predictor import MULTITASK
+    from nasmr.space import sample
+
+    objective_weights = _objective_weights(setting, several, weights)
+    name = next(iter(objective_weights)) if len(objective_weights) == 1 else MULTITASK
+    model = _load(predictor_dir, name)
+    objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
+    truth, _ = _frames(raw_dir, list(objective_weights)) if raw_dir.is_dir() else ({}, [])
+    try:
+        result = ncp_search(model, objective, sample(starts, seed), steps, lr, truth=truth)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        if out_file.suffix == ".parquet":
+            result.trajectory.to_parquet(out_file, index=False)
+        else:
+            result.trajectory.to_csv(out_file, index=False)
+    _print_final(result.final, list(objective_weights))
+    if out_file is not None:
+        click.echo(f"trajectories ({len(result.trajectory)} rows) written to {out_file}", err=True)
+
+
+def _objective_weights(
+    setting: str | None, several: str | None, weights: str | None
+) -> dict[str, float]:
+    """Setting -> weight from --setting, or --settings with --weights (equal if omitted)."""
+    if (setting is None) == (several is None):
+        raise click.UsageError("give exactly one of --setting or --settings")
+    if setting is not None:
+        if weights is not None:
+            raise click.UsageError("--weights goes with --settings")
+        return {setting: 1.0}
+    names = _split_names(several or "")
+    not_mr = [n for n in names if n not in MR_SETTINGS]
+    if not_mr:
+        raise click.BadParameter(
+            f"{', '.join(not_mr)}: NCP searches MR settings only", param_hint="--settings"
+        )
+    if weights is None:
+        return dict.fromkeys(names, 1.0 / len(names))
+    try:
+        values = [float(w) for w in weights.split(",")]
+    except ValueError as err:
+        message = f"{weights!r} is not a list of numbers"
+        raise click.BadParameter(message, param_hint="--weights") from err
+    if len(values) != len(names):
+        raise click.BadParameter(
+            f"{len(values)} weight(s) for {len(names)} setting(s)", param_hint="--weights"
+        )
+    return dict(zip(names, values, strict=True))
+
+
+def _print_final(final: pd.DataFrame, settings: list[str]) -> None:
+    """One line per start: status, exact cost, predicted and true primary metrics, code."""
+    from schemas.settings import get_setting
+
+    primaries = [f"{s}.{get_setting(s).primary_metric}" for s in settings]
+    header = ["start", "status", "GMac", "Mparams"]
+    header += [f"pred:{p}" for p in primaries] + [f"true:{p}" for p in primaries] + ["code"]
+    click.echo("\t".join(header))
+    for values in final.to_dict("records"):
+        cells = [str(values["start"]), str(values["status"])]
+        cells += [_fmt(values["gflops"], 3), _fmt(values["mparams"], 3)]
+        cells += [_fmt(values.get(p)) for p in primaries]
+        cells += [_fmt(values.get(f"true.{p}")) for p in primaries]
+        cells.append(values["code"] if isinstance(values["code"], str) else "-")
+        click.echo("\t".join(cells))
+    infeasible = int((final["status"] == "infeasible").sum())
+    if infeasible:
+        click.echo(f"{infeasible} start(s) never met the budget", err=True)
+
+
+def _fmt(value: object, digits: int = 2) -> str:
+    """A number with ``digits`` decimals; '-' for a missing value."""
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "-"
+    return f"{value:.{digits}f}"

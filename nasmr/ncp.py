@@ -1,0 +1,285 @@
+"""Network Coding Propagation (NCP): gradient ascent on a predictor in embedding space.
+
+Every start is a row of one batch tensor ``z`` of normalised embeddings (each position
+in [0, 1]). A step moves ``z`` along the gradient of the objective
+
+    J(z) = sum_s w_s * m_s(z) - cost_weight * ln(cost(z)) - BARRIER * [over budget] * ln(cost(z))
+
+where ``m_s`` is the predictor's standardised primary metric of setting ``s`` and
+``cost`` the exact FLOPs (GMac) or params (M) polynomial evaluated on the relaxed
+embedding (``nasmr.features.relaxed_complexity``). Each step is normalised per start
+(its largest coordinate moves by ``lr``), then ``z`` is clamped to [0, 1] and rounded
+to the nearest valid architecture (or projected to the nearest architecture of a
+given pool). The rounded architecture is scored with the predictor and its exact
+FLOPs/params from ``nasmr.complexity.analytic_complexity``; the best rounded
+architecture within the hard budgets is each start's result, and a start that never
+meets them is reported as infeasible. Computation is float64 and row-independent, so
+a batch of starts gives the same results as each start alone.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from nasmr.complexity import analytic_complexity
+from nasmr.features import (
+    denormalise,
+    embedding_tensor,
+    normalise,
+    relaxed_complexity,
+    snap_normalised,
+)
+from nasmr.predictor import Predictor, PredictorError
+from nasmr.space import Arch
+from schemas.settings import get_setting
+
+BARRIER = 10.0
+"""Weight of the log-cost push while a start is over a hard budget."""
+
+DEFAULT_STEPS = 70
+DEFAULT_LR = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """What NCP maximises: weighted primary metrics minus a cost, under hard budgets.
+
+    ``weights`` maps settings to weights of their standardised primary metric;
+    ``cost_weight`` (lambda) multiplies the natural log of ``cost`` (GMac or M params).
+    """
+
+    weights: Mapping[str, float]
+    cost: str = "flops"
+    cost_weight: float = 0.0
+    max_gflops: float | None = None
+    max_mparams: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.weights:
+            raise ValueError("objective needs at least one setting weight")
+        if self.cost not in ("flops", "params"):
+            raise ValueError(f"objective cost {self.cost!r}: expected 'flops' or 'params'")
+        for name, bound in (("max_gflops", self.max_gflops), ("max_mparams", self.max_mparams)):
+            if bound is not None and bound <= 0:
+                raise ValueError(f"objective {name} must be positive, got {bound}")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Every rounded step of every start, and each start's best feasible architecture."""
+
+    trajectory: pd.DataFrame
+    final: pd.DataFrame
+    queries: int
+    """Distinct architectures the predictor scored (rounded or projected steps)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Exact:
+    code: str
+    gflops: float
+    mparams: float
+
+
+class _Exacts:
+    """Architecture and exact complexity of rounded embeddings, cached by embedding."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, ...], _Exact] = {}
+
+    def __call__(self, z: Tensor) -> list[_Exact]:
+        raw = torch.round(denormalise(z)).to(torch.int64).tolist()
+        out = []
+        for row in raw:
+            key = tuple(row)
+            if key not in self._cache:
+                arch = Arch.from_embedding(row)
+                count = analytic_complexity(arch)
+                self._cache[key] = _Exact(arch.code, count.gmac, count.mparams)
+            out.append(self._cache[key])
+        return out
+
+
+def _metric_columns(predictor: Predictor, objective: Objective) -> tuple[list[int], list[int]]:
+    """Indices of the objective's primary metrics and of every metric of its settings."""
+    columns = predictor.columns
+    primary, shown = [], []
+    for setting in objective.weights:
+        column = f"{setting}.{get_setting(setting).primary_metric}"
+        if column not in columns:
+            available = sorted({o.setting for o in predictor.card.outputs if o.setting})
+            raise PredictorError(
+                f"predictor {predictor.card.name!r} has no output {column!r}; "
+                f"it predicts settings {available}"
+            )
+        primary.append(columns.index(column))
+        shown += [j for j, o in enumerate(predictor.card.outputs) if o.setting == setting]
+    return primary, shown
+
+
+def _budgets(objective: Objective) -> list[tuple[int, float]]:
+    """(cost index, bound) of each hard budget: 0 is GMac, 1 is M params."""
+    out = []
+    if objective.max_gflops is not None:
+        out.append((0, objective.max_gflops))
+    if objective.max_mparams is not None:
+        out.append((1, objective.max_mparams))
+    return out
+
+
+def _relaxed_costs(z: Tensor) -> Tensor:
+    """(GMac, M params) of relaxed normalised embeddings, ``(n, 2)``."""
+    macs, params = relaxed_complexity(denormalise(z))
+    return torch.stack([macs.sum(dim=1) / 1e9, params.sum(dim=1) / 1e6], dim=1)
+
+
+def ncp_search(
+    predictor: Predictor,
+    objective: Objective,
+    starts: Sequence[Arch],
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+    truth: Mapping[str, pd.DataFrame] | None = None,
+    pool: Sequence[Arch] | None = None,
+) -> SearchResult:
+    """Run NCP from every start at once; see the module docstring for the method.
+
+    ``truth`` maps settings to frames (``code`` + metrics) of evaluated architectures;
+    their metrics are attached to final architectures found there. With ``pool``, each
+    step projects to the nearest pool architecture instead of the nearest valid one.
+    """
+    if predictor.card.space != "nasbench-mr":
+        name = predictor.card.name
+        raise PredictorError(f"NCP searches the MR space; predictor {name!r} is not an MR model")
+    if not starts:
+        raise ValueError("NCP needs at least one start")
+    if steps < 0 or lr <= 0:
+        raise ValueError(f"steps must be >= 0 and lr > 0, got steps={steps} lr={lr}")
+    primary, shown = _metric_columns(predictor, objective)
+    model = Predictor(predictor.card, copy.deepcopy(predictor.net).double())
+    weights = torch.tensor([objective.weights[s] for s in objective.weights], dtype=torch.float64)
+    cost_index = 0 if objective.cost == "flops" else 1
+    budgets = _budgets(objective)
+    project = _projector(pool)
+    exacts = _Exacts()
+
+    z = normalise(embedding_tensor(starts, torch.float64))
+    n = len(starts)
+    best_objective = np.full(n, -np.inf)
+    best_row: list[dict[str, object] | None] = [None] * n
+    rows: list[dict[str, object]] = []
+    names = [predictor.columns[j] for j in shown]
+    visited: set[str] = set()
+    for step in range(steps + 1):
+        rounded = project(z)
+        found = exacts(rounded)
+        with torch.no_grad():
+            standardised = model.forward(rounded)
+            units = model.to_units(standardised)[:, shown].numpy()
+        exact_costs = np.array([[e.gflops, e.mparams] for e in found])
+        value = (standardised[:, primary] @ weights).numpy()
+        value = value - objective.cost_weight * np.log(exact_costs[:, cost_index])
+        feasible = np.ones(n, dtype=bool)
+        for index, bound in budgets:
+            feasible &= exact_costs[:, index] <= bound
+        for i, exact in enumerate(found):
+            visited.add(exact.code)
+            row: dict[str, object] = {
+                "step": step,
+                "start": i,
+                "code": exact.code,
+                "objective": float(value[i]),
+                **dict(zip(names, units[i].tolist(), strict=True)),
+                "gflops": exact.gflops,
+                "mparams": exact.mparams,
+                "feasible": bool(feasible[i]),
+            }
+            rows.append(row)
+            if feasible[i] and value[i] > best_objective[i]:
+                best_objective[i], best_row[i] = value[i], row
+        if step < steps:
+            z = _step(model, z, feasible, weights, primary, objective, cost_index, budgets, lr)
+
+    trajectory = pd.DataFrame(rows)
+    final = _final(starts, best_row, names)
+    if truth is not None:
+        final = attach_truth(final, truth, list(objective.weights))
+    return SearchResult(trajectory, final, queries=len(visited))
+
+
+def _projector(pool: Sequence[Arch] | None) -> Callable[[Tensor], Tensor]:
+    """Rounding to the nearest valid architecture, or to the nearest one of ``pool``."""
+    if pool is None:
+        return snap_normalised
+    candidates = normalise(embedding_tensor(pool, torch.float64))
+
+    def nearest(z: Tensor) -> Tensor:
+        distance = torch.cdist(z, candidates, compute_mode="donot_use_mm_for_euclid_dist")
+        return candidates[distance.argmin(dim=1)]
+
+    return nearest
+
+
+def _step(
+    model: Predictor,
+    z: Tensor,
+    feasible: np.ndarray,
+    weights: Tensor,
+    primary: list[int],
+    objective: Objective,
+    cost_index: int,
+    budgets: list[tuple[int, float]],
+    lr: float,
+) -> Tensor:
+    """One normalised gradient-ascent step of every start, clamped to [0, 1]."""
+    z = z.detach().requires_grad_(True)
+    value = model.forward(z)[:, primary] @ weights
+    costs = _relaxed_costs(z)
+    value = value - objective.cost_weight * costs[:, cost_index].log()
+    for index, bound in budgets:
+        over = (costs[:, index].detach() > bound) | torch.from_numpy(~feasible)
+        value = value - BARRIER * over * costs[:, index].log()
+    (grad,) = torch.autograd.grad(value.sum(), z)
+    scale = grad.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+    return (z + lr * grad / scale).clamp(0.0, 1.0).detach()
+
+
+def _final(
+    starts: Sequence[Arch], best: list[dict[str, object] | None], names: list[str]
+) -> pd.DataFrame:
+    """One row per start: its best feasible architecture, or status 'infeasible'."""
+    rows = []
+    for i, row in enumerate(best):
+        base = {"start": i, "start_code": starts[i].code}
+        if row is None:
+            empty = dict.fromkeys(["step", "code", "objective", *names, "gflops", "mparams"])
+            rows.append({**base, "status": "infeasible", **empty})
+        else:
+            kept = {k: v for k, v in row.items() if k not in ("start", "feasible")}
+            rows.append({**base, "status": "feasible", **kept})
+    return pd.DataFrame(rows)
+
+
+def attach_truth(
+    final: pd.DataFrame, truth: Mapping[str, pd.DataFrame], settings: Sequence[str]
+) -> pd.DataFrame:
+    """Add ``true.<setting>.<metric>`` columns and ``evaluated`` for codes found in ``truth``."""
+    out = final.copy()
+    evaluated = pd.Series(False, index=out.index)
+    for setting in settings:
+        if setting not in truth:
+            continue
+        metrics = list(get_setting(setting).metrics)
+        frame = truth[setting].set_index("code")[metrics]
+        frame.columns = [f"true.{setting}.{m}" for m in metrics]
+        out = out.join(frame, on="code")
+        evaluated |= out["code"].isin(frame.index)
+    out["evaluated"] = evaluated
+    return out

@@ -1,0 +1,772 @@
+"""Performance predictors: training protocol, evaluation, and save/load without training code.
+
+Protocol. Architectures (not rows) are split per seed into train/validation/test
+with expected fractions 70/10/20: each key (MR code, or nas-bench-201 ``ops``) is
+placed by a hash of ``(seed, key)``, so an architecture lands in the same part in
+every MR setting and the multi-task model is tested on the same architectures as
+the per-setting ones. Weights are fitted on train, the epoch is chosen on
+validation, and only test is reported: Kendall tau, Spearman, MAE and the
+precision of the predicted top 10% (mean and sample std over seeds).
+
+Two configurations are trained under that protocol:
+
+* ``baseline``: the authors' predictor re-implemented (NAS-Bench-MR ``configs/*.yaml``):
+  BatchNorm MLP on the embedding, 256-unit shared layer, one 128-unit head per metric
+  group (seg ``[mIoU] [mAcc, aAcc] [flops, params]``, cls/video ``[top1] [top5]
+  [flops, params]``, nas-bench-201 ``[Acc] [Flops, Params]``), SiLU, dropout 0.5
+  (0 in the complexity head), Adam lr 1e-2 (weight decay 1e-7) with a one-cycle
+  schedule, 200 epochs, batch 128, smooth-L1 on standardised targets, epoch chosen by
+  the validation MAE of the first metric (their rule, on our validation split).
+* ``default``: an MLP on the embedding plus differentiable complexity and structure
+  features (``nasmr.features``), two 128-unit SiLU layers, AdamW with weight decay,
+  full-batch one-cycle training, smooth-L1 plus a pairwise logistic ranking loss on
+  the primary metric(s), epoch chosen by validation Kendall tau.
+
+FLOPs and params targets are modelled in log space. A saved predictor is a
+safetensors file plus a JSON card (``schemas.predictor.PredictorCard``) from which
+:func:`load_predictor` rebuilds the network.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load_file, save_file
+from scipy.stats import kendalltau, spearmanr
+from torch import Tensor, nn
+
+from nasmr import __version__
+from nasmr.features import (
+    EMBEDDING_COLUMNS,
+    MR_FEATURES,
+    NB201_FEATURES,
+    embedding_tensor,
+    mr_features,
+    nb201_features,
+    normalise,
+)
+from nasmr.space import Arch
+from schemas.predictor import (
+    FeatureSet,
+    MetricScore,
+    NetworkSpec,
+    OutputSpec,
+    PredictorCard,
+    SplitSpec,
+    TrainingSpec,
+)
+from schemas.settings import MR_SETTINGS, get_setting
+
+FRACTIONS = (0.7, 0.1, 0.2)
+"""Expected train/validation/test fractions of the architectures."""
+
+SEEDS = (0, 1, 2, 3, 4)
+"""Split (and initialisation) seeds of the full report."""
+
+MULTITASK = "multitask"
+"""File name of the multi-task predictor (one head per MR setting)."""
+
+COMPLEXITY_METRICS = frozenset({"flops", "params", "Flops", "Params"})
+"""Targets modelled in log space and grouped in their own head."""
+
+SPLIT_RULE = "part of sha256(f'{seed}/{key}') / 2**64 against cumulative fractions"
+
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, label)`` after each trained model."""
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run with ``threads`` intra-op threads, then restore the previous count.
+
+    These models are small: one thread is as fast as two on an idle machine, and two
+    spin-waiting threads on a shared 2-core machine run about ten times slower.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class PredictorError(ValueError):
+    """A predictor file or its inputs are unusable; the message names the file or field."""
+
+
+# -- configurations ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """Network, features and optimisation of one predictor configuration."""
+
+    model: Literal["default", "baseline"]
+    feature_set: Literal["embedding", "embedding+structure"]
+    members: int
+    trunk: tuple[int, ...]
+    head_hidden: int | None
+    grouping: Literal["authors", "by-setting"]
+    batch_norm: bool
+    trunk_dropout: float
+    head_dropout: float
+    epochs: int
+    batch_size: int | None
+    optimizer: Literal["adam", "adamw"]
+    lr: float
+    weight_decay: float
+    rank_weight: float
+    rank_pairs: int
+    aux_weight: float
+    selection: Literal["val-kendall", "val-loss"]
+    eval_every: int
+
+    def with_epochs(self, epochs: int | None) -> ModelConfig:
+        """The same configuration with another epoch budget (None keeps it)."""
+        return self if epochs is None else replace(self, epochs=epochs)
+
+
+BASELINE = ModelConfig(
+    model="baseline",
+    feature_set="embedding",
+    members=1,
+    trunk=(256,),
+    head_hidden=128,
+    grouping="authors",
+    batch_norm=True,
+    trunk_dropout=0.5,
+    head_dropout=0.5,
+    epochs=200,
+    batch_size=128,
+    optimizer="adam",
+    lr=1e-2,
+    weight_decay=1e-7,
+    rank_weight=0.0,
+    rank_pairs=0,
+    aux_weight=1.0,
+    selection="val-loss",
+    eval_every=1,
+)
+"""The authors' predictor configuration (see the module docstring)."""
+
+DEFAULT = ModelConfig(
+    model="default",
+    feature_set="embedding+structure",
+    members=1,
+    trunk=(128, 128),
+    head_hidden=None,
+    grouping="by-setting",
+    batch_norm=False,
+    trunk_dropout=0.0,
+    head_dropout=0.0,
+    epochs=300,
+    batch_size=None,
+    optimizer="adamw",
+    lr=3e-3,
+    weight_decay=1e-4,
+    rank_weight=1.0,
+    rank_pairs=4096,
+    aux_weight=0.5,
+    selection="val-kendall",
+    eval_every=5,
+)
+"""The default predictor configuration (see the module docstring)."""
+
+
+# -- splits and scores -------------------------------------------------------------------
+
+
+def split_labels(
+    keys: Sequence[str], seed: int, fractions: tuple[float, float, float] = FRACTIONS
+) -> np.ndarray:
+    """'train', 'val' or 'test' for each architecture key; depends only on (seed, key)."""
+    if not math.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
+        raise ValueError(f"split fractions {fractions} must be positive and sum to 1")
+    cuts = np.cumsum(fractions)[:2]
+    u = np.array(
+        [int(hashlib.sha256(f"{seed}/{k}".encode()).hexdigest()[:16], 16) / 2**64 for k in keys]
+    )
+    return np.where(u < cuts[0], "train", np.where(u < cuts[1], "val", "test"))
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Kendall tau, Spearman rho, MAE and precision of the predicted top 10%."""
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    k = max(1, round(0.1 * len(y_true)))
+    top_true = set(np.argsort(-y_true, kind="stable")[:k])
+    top_pred = set(np.argsort(-y_pred, kind="stable")[:k])
+    return {
+        "kendall": float(kendalltau(y_true, y_pred).statistic),
+        "spearman": float(spearmanr(y_true, y_pred).statistic),
+        "mae": float(np.mean(np.abs(y_true - y_pred))),
+        "precision_at_10": len(top_true & top_pred) / k,
+    }
+
+
+# -- the network -------------------------------------------------------------------------
+
+
+def _head(width: int, hidden: int | None, outputs: int, bn: bool, dropout: float) -> nn.Module:
+    if hidden is None:
+        return nn.Linear(width, outputs)
+    layers: list[nn.Module] = [nn.Linear(width, hidden)]
+    layers += [nn.BatchNorm1d(hidden)] if bn else []
+    layers += [nn.SiLU()] + ([nn.Dropout(dropout)] if dropout else [])
+    return nn.Sequential(*layers, nn.Linear(hidden, outputs))
+
+
+class _Member(nn.Module):
+    """One MLP: optional input BatchNorm, trunk layers, then one head per output group."""
+
+    def __init__(self, spec: NetworkSpec) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.BatchNorm1d(spec.in_features)] if spec.batch_norm else []
+        width = spec.in_features
+        for hidden in spec.trunk:
+            layers.append(nn.Linear(width, hidden))
+            layers += [nn.BatchNorm1d(hidden)] if spec.batch_norm else []
+            layers.append(nn.SiLU())
+            layers += [nn.Dropout(spec.trunk_dropout)] if spec.trunk_dropout else []
+            width = hidden
+        self.trunk = nn.Sequential(*layers)
+        self.heads = nn.ModuleList(
+            _head(width, spec.head_hidden, len(group), spec.batch_norm, dropout)
+            for group, dropout in zip(spec.groups, spec.head_dropout, strict=True)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.trunk(x)
+        return torch.cat([head(h) for head in self.heads], dim=1)
+
+
+class PredictorNet(nn.Module):
+    """Standardise the features, run every ensemble member: ``(members, n, outputs)``."""
+
+    def __init__(self, spec: NetworkSpec, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(_Member(spec) for _ in range(spec.members))
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
+
+    def forward(self, features: Tensor) -> Tensor:
+        x = (features - self.mean.to(features.dtype)) / self.std.to(features.dtype)
+        return torch.stack([member(x) for member in self.members])
+
+
+# -- the predictor -----------------------------------------------------------------------
+
+
+def _features(feature_set: FeatureSet, inputs: Tensor) -> Tensor:
+    """Network inputs from relaxed encodings (normalised MR embedding, or nb201 one-hot)."""
+    return mr_features(inputs) if feature_set == "embedding+structure" else inputs
+
+
+class Predictor:
+    """A trained predictor: its card and network; predicts metrics and differentiates them."""
+
+    def __init__(self, card: PredictorCard, net: PredictorNet) -> None:
+        self.card = card
+        self.net = net.eval()
+        transforms = [o.transform for o in card.outputs]
+        self._log = torch.tensor([t == "log" for t in transforms])
+        self._mean = torch.tensor([o.mean for o in card.outputs], dtype=torch.float64)
+        self._std = torch.tensor([o.std for o in card.outputs], dtype=torch.float64)
+
+    @property
+    def columns(self) -> list[str]:
+        """Output columns, ``<setting>.<metric>`` (``flops``/``params`` for MR complexity)."""
+        return [o.column for o in self.card.outputs]
+
+    def encode(self, items: Sequence[Arch | str]) -> Tensor:
+        """Relaxed encodings of architectures: normalised embeddings, or nb201 one-hot."""
+        if self.card.space == "nas-bench-201":
+            return nb201_features([str(i) for i in items])
+        archs = [i if isinstance(i, Arch) else Arch.from_code(i) for i in items]
+        return normalise(embedding_tensor(archs))
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """Standardised predictions ``(n, outputs)`` (ensemble mean), differentiable in inputs.
+
+        ``inputs`` are relaxed encodings as :meth:`encode` returns (normalised embedding in
+        [0, 1] per position for MR predictors); any float dtype works.
+        """
+        dtype = next(self.net.parameters()).dtype
+        return self.net(_features(self.card.feature_set, inputs).to(dtype)).mean(dim=0)
+
+    def to_units(self, standardised: Tensor) -> Tensor:
+        """Predictions in the metrics' own units (percent, GMac, M params)."""
+        values = standardised * self._std.to(standardised) + self._mean.to(standardised)
+        return torch.where(self._log, values.exp(), values)
+
+    def predict(self, items: Sequence[Arch | str]) -> pd.DataFrame:
+        """Predicted metrics of architectures (Arch or code; ``ops`` for nas-bench-201)."""
+        with torch.no_grad():
+            values = self.to_units(self.forward(self.encode(items)).double())
+        return pd.DataFrame(values.numpy(), columns=self.columns)
+
+    def save(self, directory: Path) -> Path:
+        """Write ``<name>.safetensors`` and ``<name>.json`` to ``directory``; return the card."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
+        save_file(state, directory / f"{self.card.name}.safetensors")
+        card_path = directory / f"{self.card.name}.json"
+        card_path.write_text(self.card.model_dump_json(indent=2) + "\n")
+        return card_path
+
+
+def load_predictor(path: Path) -> Predictor:
+    """Rebuild a saved predictor from its card and weights (``.json``, ``.safetensors`` or stem)."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in {".json", ".safetensors"} else path
+    card_path, weights_path = stem.with_suffix(".json"), stem.with_suffix(".safetensors")
+    for p in (card_path, weights_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: predictor file not found")
+    try:
+        card = PredictorCard.model_validate_json(card_path.read_text())
+    except ValidationError as err:
+        raise PredictorError(f"{card_path}: invalid predictor card: {err}") from err
+    net = PredictorNet(card.network, card.feature_mean, card.feature_std)
+    try:
+        net.load_state_dict(load_file(weights_path))
+    except (RuntimeError, OSError, ValueError) as err:
+        message = f"{weights_path}: weights do not match {card_path.name}: {err}"
+        raise PredictorError(message) from err
+    return Predictor(card, net)
+
+
+# -- training data -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Data:
+    """Keys, relaxed inputs and transformed targets (NaN where a setting lacks the key)."""
+
+    space: Literal["nasbench-mr", "nas-bench-201"]
+    key: Literal["code", "ops"]
+    keys: list[str]
+    inputs: Tensor
+    columns: list[tuple[str, str | None, str]]
+    targets: np.ndarray
+
+
+def _data(frames: Mapping[str, pd.DataFrame], settings: Sequence[str]) -> _Data:
+    """Join the settings' frames on the architecture key; targets in model space (log or not)."""
+    space = get_setting(settings[0]).space
+    key: Literal["code", "ops"] = "code" if space == "nasbench-mr" else "ops"
+    parts, columns = [], []
+    for setting in settings:
+        frame = frames[setting]
+        missing = [c for c in (key, *get_setting(setting).metrics) if c not in frame.columns]
+        if missing:
+            raise PredictorError(f"frame of setting {setting!r} lacks column(s) {missing}")
+        metrics = list(get_setting(setting).metrics)
+        part = frame.set_index(key)[metrics].rename(columns=lambda m, s=setting: f"{s}.{m}")
+        parts.append(part)
+        columns += [(f"{setting}.{m}", setting, m) for m in metrics]
+    if space == "nasbench-mr":
+        complexity = pd.concat([frames[s].set_index(key)[["flops", "params"]] for s in settings])
+        parts.append(complexity[~complexity.index.duplicated()])
+        columns += [("flops", None, "flops"), ("params", None, "params")]
+    joined = pd.concat(parts, axis=1, join="outer").sort_index()
+    keys = [str(k) for k in joined.index]
+    if space == "nasbench-mr":
+        inputs = normalise(embedding_tensor([Arch.from_code(k) for k in keys]))
+    else:
+        inputs = nb201_features(keys)
+    targets = joined[[c for c, _, _ in columns]].to_numpy(dtype=float)
+    for j, (_, _, metric) in enumerate(columns):
+        if metric in COMPLEXITY_METRICS:
+            targets[:, j] = np.log(targets[:, j])
+    return _Data(space, key, keys, inputs, columns, targets)
+
+
+def _groups(
+    config: ModelConfig, columns: list[tuple[str, str | None, str]]
+) -> list[tuple[str, ...]]:
+    """Output groups, one head each (see the module docstring for the authors' grouping)."""
+    complexity = tuple(c for c, _, m in columns if m in COMPLEXITY_METRICS)
+    groups: list[tuple[str, ...]] = []
+    for setting in dict.fromkeys(s for _, s, _ in columns if s is not None):
+        metrics = [(c, m) for c, s, m in columns if s == setting and m not in COMPLEXITY_METRICS]
+        primary = get_setting(setting).primary_metric
+        if config.grouping == "authors":
+            groups.append(tuple(c for c, m in metrics if m == primary))
+            others = tuple(c for c, m in metrics if m != primary)
+            groups += [others] if others else []
+        else:
+            groups.append(tuple(c for c, _ in metrics))
+    return [*groups, complexity]
+
+
+# -- training ----------------------------------------------------------------------------
+
+
+def _pairwise_loss(pred: Tensor, target: Tensor, pairs: int, generator: torch.Generator) -> Tensor:
+    """Logistic loss on random pairs for ordering ``pred`` (members, n) like ``target`` (n)."""
+    n = target.shape[0]
+    i = torch.randint(0, n, (pairs,), generator=generator)
+    j = torch.randint(0, n, (pairs,), generator=generator)
+    sign = torch.sign(target[i] - target[j])
+    return nn.functional.softplus(-sign * (pred[:, i] - pred[:, j]) * 4.0).mean()
+
+
+def _mean_kendall(pred: np.ndarray, target: np.ndarray) -> float:
+    values = []
+    for j in range(target.shape[1]):
+        ok = ~np.isnan(target[:, j])
+        values.append(kendalltau(pred[ok, j], target[ok, j]).statistic)
+    return float(np.mean(values))
+
+
+def _fit(
+    net: PredictorNet,
+    x: Tensor,
+    y: Tensor,
+    train: np.ndarray,
+    val: np.ndarray,
+    config: ModelConfig,
+    weights: Tensor,
+    primary: list[int],
+    generator: torch.Generator,
+) -> int:
+    """Train ``net`` in place on rows ``train``; keep the state of the best validation epoch."""
+    optimizer_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = optimizer_cls(
+        net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+    )
+    batch = config.batch_size or len(train)
+    per_epoch = math.ceil(len(train) / batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=config.lr,
+        total_steps=config.epochs * per_epoch,
+        pct_start=0.3,
+        div_factor=10,
+        base_momentum=0.85,
+        max_momentum=0.95,
+    )
+    x_val, y_val = x[val], y[val].numpy()
+    mask = ~torch.isnan(y)
+    y0 = torch.nan_to_num(y)
+    best_score, best_state, best_epoch = -math.inf, copy.deepcopy(net.state_dict()), 0
+    for epoch in range(config.epochs):
+        net.train()
+        order = train[torch.randperm(len(train), generator=generator).numpy()]
+        for start in range(0, len(order), batch):
+            rows = order[start : start + batch]
+            if len(rows) < 2 and config.batch_norm:
+                continue
+            pred = net(x[rows])
+            err = nn.functional.smooth_l1_loss(pred, y0[rows].expand_as(pred), reduction="none")
+            m = mask[rows].expand_as(pred)
+            per_output = (err * m).sum(dim=(0, 1)) / m.sum(dim=(0, 1)).clamp_min(1)
+            loss = (per_output * weights).sum() / weights.sum()
+            for j in primary if config.rank_weight else []:
+                ok = mask[rows, j]
+                loss = loss + config.rank_weight * _pairwise_loss(
+                    pred[:, ok, j], y0[rows][ok, j], config.rank_pairs, generator
+                )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        if (epoch + 1) % config.eval_every and epoch + 1 != config.epochs:
+            continue
+        net.eval()
+        with torch.no_grad():
+            pred_val = net(x_val).mean(dim=0).numpy()
+        if config.selection == "val-kendall":
+            score = _mean_kendall(pred_val[:, primary], y_val[:, primary])
+        else:
+            first = primary[0]
+            ok = ~np.isnan(y_val[:, first])
+            score = -float(np.mean(np.abs(pred_val[ok, first] - y_val[ok, first])))
+        if score > best_score:
+            best_score, best_state, best_epoch = score, copy.deepcopy(net.state_dict()), epoch
+    net.load_state_dict(best_state)
+    net.eval()
+    return best_epoch
+
+
+def train_predictor(
+    frames: Mapping[str, pd.DataFrame],
+    settings: Sequence[str],
+    config: ModelConfig = DEFAULT,
+    seed: int = 0,
+    data_version: str = "unversioned",
+    report_seeds: Sequence[int] = (0,),
+    name: str | None = None,
+) -> Predictor:
+    """Train one predictor on split ``seed`` for ``settings`` (several: multi-task).
+
+    ``frames`` maps each setting to its rows: ``code``, the setting's metrics, ``flops``
+    and ``params`` (MR), or ``ops`` and the metrics (nas-bench-201). The card records the
+    test scores of this seed.
+    """
+    if not settings:
+        raise PredictorError("no settings to train on")
+    spaces = {get_setting(s).space for s in settings}
+    if len(spaces) != 1 or (len(settings) > 1 and "nas-bench-201" in spaces):
+        raise PredictorError(f"settings {list(settings)} mix spaces; multi-task is MR only")
+    data = _data(frames, settings)
+    labels = split_labels(data.keys, seed)
+    parts = {p: np.flatnonzero(labels == p) for p in ("train", "val", "test")}
+    for part, rows in parts.items():
+        if len(rows) < 2:
+            raise PredictorError(f"split seed {seed}: {part} holds {len(rows)} architectures")
+    feature_set: FeatureSet = (
+        "nb201-onehot" if data.space == "nas-bench-201" else config.feature_set
+    )
+    feature_names = {
+        "nb201-onehot": NB201_FEATURES,
+        "embedding": EMBEDDING_COLUMNS,
+        "embedding+structure": MR_FEATURES,
+    }[feature_set]
+    with torch.no_grad():
+        x = _features(feature_set, data.inputs.double()).float()
+    x_train = x[parts["train"]]
+    feature_mean = x_train.mean(dim=0)
+    feature_std = x_train.std(dim=0).clamp_min(1e-6)
+
+    train_targets = data.targets[parts["train"]]
+    mean, std = np.nanmean(train_targets, axis=0), np.nanstd(train_targets, axis=0)
+    std = np.where(std > 0, std, 1.0)
+    groups = _groups(config, data.columns)
+    order = [c for g in groups for c in g]
+    index = {c: j for j, (c, _, _) in enumerate(data.columns)}
+    primaries = {f"{s}.{get_setting(s).primary_metric}" for s in settings}
+    outputs = tuple(
+        OutputSpec(
+            column=c,
+            setting=data.columns[index[c]][1],
+            metric=data.columns[index[c]][2],
+            transform="log" if data.columns[index[c]][2] in COMPLEXITY_METRICS else "identity",
+            mean=float(mean[index[c]]),
+            std=float(std[index[c]]),
+            ranked=bool(config.rank_weight) and c in primaries,
+        )
+        for c in order
+    )
+    cols = [index[c] for c in order]
+    y = torch.tensor((data.targets[:, cols] - mean[cols]) / std[cols], dtype=torch.float32)
+    primary = [j for j, c in enumerate(order) if c in primaries]
+    weights = torch.tensor([1.0 if c in primaries else config.aux_weight for c in order])
+    spec = NetworkSpec(
+        members=config.members,
+        in_features=x.shape[1],
+        trunk=config.trunk,
+        head_hidden=config.head_hidden,
+        groups=tuple(groups),
+        batch_norm=config.batch_norm,
+        trunk_dropout=config.trunk_dropout,
+        head_dropout=tuple(
+            0.0 if all(c.split(".")[-1] in COMPLEXITY_METRICS for c in g) else config.head_dropout
+            for g in groups
+        ),
+    )
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = PredictorNet(spec, feature_mean.tolist(), feature_std.tolist())
+        epoch = _fit(net, x, y, parts["train"], parts["val"], config, weights, primary, generator)
+
+    card = PredictorCard(
+        name=name or (settings[0] if len(settings) == 1 else MULTITASK),
+        model=config.model,
+        kind="per-setting" if len(settings) == 1 else "multi-task",
+        space=data.space,
+        settings=tuple(settings),
+        data_version=data_version,
+        nasmr_version=__version__,
+        feature_set=feature_set,
+        features=tuple(feature_names),
+        feature_mean=tuple(feature_mean.tolist()),
+        feature_std=tuple(feature_std.tolist()),
+        outputs=outputs,
+        network=spec,
+        training=TrainingSpec(
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            optimizer=config.optimizer,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            loss="smooth-l1" + (" + pairwise logistic" if config.rank_weight else ""),
+            rank_weight=config.rank_weight,
+            selection=config.selection,
+            selected_epoch=epoch,
+            seed=seed,
+        ),
+        split=SplitSpec(
+            key=data.key,
+            seed=seed,
+            fractions=FRACTIONS,
+            rule=SPLIT_RULE,
+            n_train=len(parts["train"]),
+            n_val=len(parts["val"]),
+            n_test=len(parts["test"]),
+        ),
+        report_seeds=tuple(report_seeds),
+        test_metrics=(),
+    )
+    predictor = Predictor(card, net)
+    test = _test_scores(predictor, data, parts["test"])
+    predictor.card = card.model_copy(update={"test_metrics": test})
+    return predictor
+
+
+def _test_scores(predictor: Predictor, data: _Data, rows: np.ndarray) -> tuple[MetricScore, ...]:
+    """Scores of every output on the test rows, in the metrics' own units."""
+    with torch.no_grad():
+        pred = predictor.to_units(predictor.forward(data.inputs[rows].double())).double().numpy()
+    index = {c: j for j, (c, _, _) in enumerate(data.columns)}
+    out = []
+    for j, spec in enumerate(predictor.card.outputs):
+        truth = data.targets[rows, index[spec.column]]
+        truth = np.exp(truth) if spec.transform == "log" else truth
+        ok = ~np.isnan(truth)
+        out.append(MetricScore(column=spec.column, **scores(truth[ok], pred[ok, j])))
+    return tuple(out)
+
+
+# -- everything the pipeline needs ---------------------------------------------------------
+
+
+STATS = ("mean", "std")
+REPORT_COLUMNS = [
+    "setting",
+    "metric",
+    "model",
+    "primary",
+    "seeds",
+    *(f"{s}_{a}" for s in ("kendall", "spearman", "mae", "precision_at_10") for a in STATS),
+]
+
+
+def _report_rows(
+    runs: list[tuple[str, Predictor]], settings: Sequence[str]
+) -> list[dict[str, object]]:
+    """Mean and sample std over seeds of each (setting, metric, model)."""
+    collected: dict[tuple[str, str, str], list[MetricScore]] = {}
+    for model, predictor in runs:
+        for score in predictor.card.test_metrics:
+            spec = next(o for o in predictor.card.outputs if o.column == score.column)
+            owners = [spec.setting] if spec.setting else list(predictor.card.settings)
+            for setting in owners:
+                if setting in settings:
+                    collected.setdefault((setting, spec.metric, model), []).append(score)
+    rows = []
+    for (setting, metric, model), values in collected.items():
+        row: dict[str, object] = {
+            "setting": setting,
+            "metric": metric,
+            "model": model,
+            "primary": metric == get_setting(setting).primary_metric,
+            "seeds": len(values),
+        }
+        for stat in ("kendall", "spearman", "mae", "precision_at_10"):
+            v = np.array([getattr(s, stat) for s in values])
+            row[f"{stat}_mean"] = float(v.mean())
+            row[f"{stat}_std"] = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        rows.append(row)
+    return rows
+
+
+def report_markdown(report: pd.DataFrame, data_version: str) -> str:
+    """The report as markdown: protocol, then one table row per setting, metric and model."""
+    seeds = int(report["seeds"].max()) if len(report) else 0
+    lines = [
+        "# Predictor report",
+        "",
+        f"Data version `{data_version}`. Architectures split by key into train/val/test "
+        f"(expected {FRACTIONS[0]:.0%}/{FRACTIONS[1]:.0%}/{FRACTIONS[2]:.0%}), epoch chosen "
+        f"on validation, scores on test; mean ± sample std over {seeds} seed(s). "
+        "`baseline`: the authors' MLP configuration; `default`: this project's predictor; "
+        "`multitask`: one trunk with a head per MR setting.",
+        "",
+        "| setting | metric | model | Kendall tau | Spearman | MAE | precision@10% |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in report.itertuples():
+        cells = [
+            f"{getattr(row, f'{s}_mean'):.3f} ± {getattr(row, f'{s}_std'):.3f}"
+            for s in ("kendall", "spearman", "mae", "precision_at_10")
+        ]
+        metric = f"**{row.metric}**" if row.primary else row.metric
+        lines.append(f"| {row.setting} | {metric} | {row.model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def train_all(
+    frames: Mapping[str, pd.DataFrame],
+    out_dir: Path,
+    seeds: Sequence[int] = SEEDS,
+    data_version: str = "unversioned",
+    epochs: int | None = None,
+    progress: Progress | None = None,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Train and evaluate every predictor the pipeline publishes; return the report.
+
+    For each setting in ``frames``: the default and the baseline predictor on every seed;
+    with two or more MR settings, also the multi-task default predictor. The first seed's
+    models are saved in ``out_dir`` (``<setting>``, ``<setting>.baseline``, ``multitask``,
+    as safetensors + JSON card) beside ``report.csv`` and ``report.md``. ``epochs``
+    overrides both configurations' epoch budgets (quick runs); ``threads`` is torch's
+    intra-op thread count while training.
+    """
+    out_dir = Path(out_dir)
+    if not seeds:
+        raise PredictorError("at least one seed is needed")
+    settings = [s for s in frames if len(frames[s])]
+    mr = [s for s in MR_SETTINGS if s in settings]
+    jobs: list[tuple[list[str], ModelConfig, str]] = []
+    for setting in settings:
+        jobs.append(([setting], DEFAULT, setting))
+        jobs.append(([setting], BASELINE, f"{setting}.baseline"))
+    if len(mr) > 1:
+        jobs.append((mr, DEFAULT, MULTITASK))
+    total, done = len(jobs) * len(seeds), 0
+    runs: list[tuple[str, Predictor]] = []
+    for job_settings, config, name in jobs:
+        model = "multitask" if name == MULTITASK else config.model
+        for seed in seeds:
+            with torch_threads(threads):
+                predictor = train_predictor(
+                    frames,
+                    job_settings,
+                    config.with_epochs(epochs),
+                    seed,
+                    data_version,
+                    report_seeds=seeds,
+                    name=name,
+                )
+            if seed == seeds[0]:
+                predictor.save(out_dir)
+            runs.append((model, predictor))
+            done += 1
+            if progress is not None:
+                progress(done, total, f"{name} seed {seed}")
+    report = pd.DataFrame(_report_rows(runs, settings), columns=REPORT_COLUMNS)
+    order = {s: i for i, s in enumerate(settings)}
+    report = report.sort_values(
+        ["setting", "primary", "metric", "model"],
+        key=lambda c: c.map(order) if c.name == "setting" else c,
+        ascending=[True, False, True, True],
+    ).reset_index(drop=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report.to_csv(out_dir / "report.csv", index=False)
+    (out_dir / "report.md").write_text(report_markdown(report, data_version))
+    return report

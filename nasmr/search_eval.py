@@ -1,0 +1,359 @@
+"""Ground-truth evaluation of NCP: search where the benchmark knows every answer.
+
+Restricted mode: the search space is the pool of evaluated architectures that the
+predictor never saw, i.e. the test part of the predictor's own split (its card
+records the split seed; the split depends only on seed and code). NCP steps are
+projected to the nearest pool architecture. Three searchers get the same number
+of predictor queries (distinct architectures scored, counted on NCP's run):
+
+* ``ncp``: NCP from ``starts`` pool architectures, the best predicted result;
+* ``random``: that many pool architectures drawn at random, the best predicted;
+* ``evolution``: regularised evolution (Real et al. 2019, ageing population, tournament
+  selection) whose mutation moves to one of the parent's nearest pool neighbours.
+
+Single objective: under a FLOPs budget (quantiles of the pool's FLOPs) each searcher
+returns one architecture; the report gives its true metric and its regret against
+the best pool architecture within the budget. Multi-objective: each searcher
+scalarises metric - lambda * ln(GMac) over a sweep of lambdas; the union of its
+picks is scored by the hypervolume of (ln GMac, true metric) relative to the true
+Pareto front of the pool (reference point: the pool's largest ln GMac and lowest
+metric). Means and std are over ``repeats`` seeded repetitions.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from nasmr.features import embedding_tensor, normalise
+from nasmr.ncp import Objective, ncp_search
+from nasmr.predictor import Predictor, load_predictor, split_labels
+from nasmr.space import Arch
+from schemas.settings import MR_SETTINGS, get_setting
+
+BUDGET_QUANTILES = (0.25, 0.5, 1.0)
+"""FLOPs budgets as quantiles of the pool's FLOPs (1.0: unconstrained)."""
+
+LAMBDAS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+"""Cost weights of the multi-objective sweep (standardised metric per e-fold of GMac)."""
+
+METHODS = ("ncp", "random", "evolution")
+NEIGHBOURS = 8
+POPULATION = 16
+TOURNAMENT = 4
+
+
+@dataclass(frozen=True)
+class SearchReport:
+    """Budgeted single-objective results and multi-objective hypervolumes."""
+
+    budgets: pd.DataFrame
+    pareto: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """Test architectures of one setting with true metric, exact GMac and predicted score."""
+
+    archs: list[Arch]
+    codes: np.ndarray
+    metric: np.ndarray
+    gflops: np.ndarray
+    predicted: np.ndarray
+    neighbours: np.ndarray
+
+
+def _pool(predictor: Predictor, frame: pd.DataFrame, setting: str) -> _Pool:
+    """The architectures of ``frame`` in the test part of the predictor's split."""
+    metric = get_setting(setting).primary_metric
+    frame = frame.sort_values("code").reset_index(drop=True)
+    test = frame[split_labels(frame["code"].tolist(), predictor.card.split.seed) == "test"]
+    archs = [Arch.from_code(c) for c in test["code"]]
+    z = normalise(embedding_tensor(archs, torch.float64))
+    model = Predictor(predictor.card, copy.deepcopy(predictor.net).double())
+    column = predictor.columns.index(f"{setting}.{metric}")
+    with torch.no_grad():
+        predicted = model.forward(z)[:, column].numpy()
+    distance = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist").numpy()
+    np.fill_diagonal(distance, np.inf)
+    return _Pool(
+        archs,
+        test["code"].to_numpy(),
+        test[metric].to_numpy(float),
+        test["flops"].to_numpy(float),
+        predicted,
+        np.argsort(distance, axis=1, kind="stable")[:, :NEIGHBOURS],
+    )
+
+
+def _random_search(score: np.ndarray, allowed: np.ndarray, queries: int, rng: random.Random) -> int:
+    """Index of the best-scored of ``queries`` random allowed pool architectures."""
+    chosen = rng.sample(list(allowed), min(queries, len(allowed)))
+    return max(chosen, key=lambda i: (score[i], -i))
+
+
+def _evolution(
+    score: np.ndarray, allowed: np.ndarray, neighbours: np.ndarray, queries: int, rng: random.Random
+) -> int:
+    """Regularised evolution over allowed pool architectures; index of the best-scored seen."""
+    ok = set(allowed.tolist())
+    seen: set[int] = set()
+    population: list[int] = []
+    for i in rng.sample(list(allowed), min(POPULATION, len(allowed), queries)):
+        population.append(i)
+        seen.add(i)
+    for _ in range(50 * queries):
+        if len(seen) >= min(queries, len(ok)):
+            break
+        contenders = rng.sample(population, min(TOURNAMENT, len(population)))
+        parent = max(contenders, key=score.__getitem__)
+        options = [int(j) for j in neighbours[parent] if int(j) in ok]
+        if not options:
+            continue
+        child = rng.choice(options)
+        seen.add(child)
+        population.append(child)
+        population.pop(0)
+    return max(seen, key=lambda i: (score[i], -i))
+
+
+def _ncp(
+    predictor: Predictor,
+    pool: _Pool,
+    allowed: np.ndarray,
+    objective: Objective,
+    starts: int,
+    steps: int,
+    rng: random.Random,
+) -> tuple[int, int]:
+    """NCP projected onto the allowed pool: (index of the best predicted result, queries)."""
+    index = {c: i for i, c in enumerate(pool.codes)}
+    candidates = [pool.archs[i] for i in allowed]
+    first = [pool.archs[i] for i in rng.sample(list(allowed), min(starts, len(allowed)))]
+    result = ncp_search(predictor, objective, first, steps=steps, pool=candidates)
+    final = result.final[result.final["status"] == "feasible"]
+    best = final.sort_values(["objective", "start"], ascending=[False, True]).iloc[0]
+    return index[best["code"]], result.queries
+
+
+def _front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the points not dominated when minimising x and maximising y."""
+    order = np.lexsort((-y, x))
+    keep, best = [], -np.inf
+    for i in order:
+        if y[i] > best:
+            keep.append(i)
+            best = y[i]
+    return np.array(keep, dtype=int)
+
+
+def hypervolume(x: np.ndarray, y: np.ndarray, ref: tuple[float, float]) -> float:
+    """Area dominated by the points (minimise x, maximise y) and bounded by ``ref``."""
+    inside = (x <= ref[0]) & (y >= ref[1])
+    x, y = x[inside], y[inside]
+    if not len(x):
+        return 0.0
+    front = _front(x, y)
+    xs, ys = x[front], y[front]
+    edges = np.append(xs[1:], ref[0])
+    return float(np.sum((edges - xs) * (ys - ref[1])))
+
+
+def _budget_rows(
+    predictor: Predictor,
+    pool: _Pool,
+    setting: str,
+    seed: int,
+    repeats: int,
+    starts: int,
+    steps: int,
+) -> list[dict[str, object]]:
+    rows = []
+    for q in BUDGET_QUANTILES:
+        budget = float(np.quantile(pool.gflops, q))
+        allowed = np.flatnonzero(pool.gflops <= budget)
+        best = float(pool.metric[allowed].max())
+        objective = Objective({setting: 1.0}, max_gflops=budget)
+        for r in range(repeats):
+            rng = random.Random(seed * 1000 + r)
+            found, queries = _ncp(predictor, pool, allowed, objective, starts, steps, rng)
+            picks = {
+                "ncp": found,
+                "random": _random_search(pool.predicted, allowed, queries, rng),
+                "evolution": _evolution(pool.predicted, allowed, pool.neighbours, queries, rng),
+            }
+            for method, i in picks.items():
+                rows.append(
+                    {
+                        "setting": setting,
+                        "budget_quantile": q,
+                        "budget_gflops": budget,
+                        "method": method,
+                        "repeat": r,
+                        "queries": queries,
+                        "code": pool.codes[i],
+                        "gflops": float(pool.gflops[i]),
+                        "true_metric": float(pool.metric[i]),
+                        "best_in_budget": best,
+                        "regret": best - float(pool.metric[i]),
+                    }
+                )
+    return rows
+
+
+def _pareto_rows(
+    predictor: Predictor,
+    pool: _Pool,
+    setting: str,
+    seed: int,
+    repeats: int,
+    starts: int,
+    steps: int,
+) -> tuple[list[dict[str, object]], dict[str, np.ndarray]]:
+    log_flops = np.log(pool.gflops)
+    ref = (float(log_flops.max()), float(pool.metric.min()))
+    true_hv = hypervolume(log_flops, pool.metric, ref)
+    everything = np.arange(len(pool.codes))
+    rows, picks_of_first = [], {}
+    for r in range(repeats):
+        rng = random.Random(seed * 1000 + 500 + r)
+        picks: dict[str, list[int]] = {m: [] for m in METHODS}
+        queries = 0
+        for lam in LAMBDAS:
+            objective = Objective({setting: 1.0}, cost_weight=lam)
+            found, used = _ncp(predictor, pool, everything, objective, starts, steps, rng)
+            picks["ncp"].append(found)
+            queries += used
+            score = pool.predicted - lam * log_flops
+            picks["evolution"].append(_evolution(score, everything, pool.neighbours, used, rng))
+        sample = rng.sample(list(everything), min(queries, len(everything)))
+        for lam in LAMBDAS:
+            score = pool.predicted - lam * log_flops
+            picks["random"].append(max(sample, key=lambda i, s=score: (s[i], -i)))
+        for method, chosen in picks.items():
+            idx = np.array(sorted(set(chosen)))
+            hv = hypervolume(log_flops[idx], pool.metric[idx], ref)
+            rows.append(
+                {
+                    "setting": setting,
+                    "method": method,
+                    "repeat": r,
+                    "queries": queries,
+                    "points": len(idx),
+                    "hypervolume": hv,
+                    "true_hypervolume": true_hv,
+                    "hypervolume_ratio": hv / true_hv if true_hv else float("nan"),
+                }
+            )
+        if r == 0:
+            picks_of_first = {m: np.array(sorted(set(v))) for m, v in picks.items()}
+    return rows, picks_of_first
+
+
+def _plot(pool: _Pool, setting: str, picks: dict[str, np.ndarray], path: Path) -> None:
+    """Pool, its true Pareto front and each searcher's picks, metric against GMac."""
+    metric = get_setting(setting).primary_metric
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
+    ax.scatter(pool.gflops, pool.metric, s=6, c="0.8", label="pool (test architectures)")
+    front = _front(np.log(pool.gflops), pool.metric)
+    ax.step(pool.gflops[front], pool.metric[front], where="post", c="k", lw=1, label="true front")
+    styles = {"ncp": ("tab:red", "o"), "random": ("tab:blue", "s"), "evolution": ("tab:green", "^")}
+    for method, idx in picks.items():
+        colour, marker = styles[method]
+        ax.scatter(
+            pool.gflops[idx],
+            pool.metric[idx],
+            s=28,
+            c=colour,
+            marker=marker,
+            label=method,
+            alpha=0.8,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("GMac (exact)")
+    ax.set_ylabel(f"true {metric}")
+    ax.set_title(f"{setting}: picks of the lambda sweep (repeat 0)")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def _markdown(budgets: pd.DataFrame, pareto: pd.DataFrame) -> str:
+    lines = [
+        "# NCP ground-truth evaluation",
+        "",
+        "Restricted mode: search among the evaluated architectures of each predictor's test "
+        "split; same number of predictor queries for every method. Mean ± std over repeats.",
+        "",
+        "## Under a FLOPs budget",
+        "",
+        "| setting | budget (GMac) | method | true metric | best in budget | regret | queries |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    grouped = budgets.groupby(["setting", "budget_gflops", "method"], sort=False)
+    for (setting, budget, method), g in grouped:
+        lines.append(
+            f"| {setting} | {budget:.3f} | {method} | {g.true_metric.mean():.2f} ± "
+            f"{g.true_metric.std(ddof=0):.2f} | {g.best_in_budget.iloc[0]:.2f} | "
+            f"{g.regret.mean():.2f} ± {g.regret.std(ddof=0):.2f} | {g.queries.mean():.0f} |"
+        )
+    lines += [
+        "",
+        "## Pareto front (metric vs ln GMac)",
+        "",
+        "| setting | method | hypervolume / true | points |",
+        "|---|---|---|---|",
+    ]
+    for (setting, method), g in pareto.groupby(["setting", "method"], sort=False):
+        lines.append(
+            f"| {setting} | {method} | {g.hypervolume_ratio.mean():.3f} ± "
+            f"{g.hypervolume_ratio.std(ddof=0):.3f} | {g.points.mean():.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_search(
+    frames: Mapping[str, pd.DataFrame],
+    predictor_dir: Path,
+    out_dir: Path,
+    seed: int = 0,
+    settings: Sequence[str] | None = None,
+    repeats: int = 3,
+    starts: int = 16,
+    steps: int = 70,
+) -> SearchReport:
+    """Evaluate NCP against random search and evolution on every MR setting with a predictor.
+
+    Reads ``<predictor_dir>/<setting>.json`` predictors; writes ``search_budgets.csv``,
+    ``search_pareto.csv``, ``search_report.md`` and ``pareto_<setting>.png`` to ``out_dir``.
+    """
+    predictor_dir, out_dir = Path(predictor_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chosen = [s for s in (settings or MR_SETTINGS) if s in frames and len(frames[s])]
+    chosen = [s for s in chosen if (predictor_dir / f"{s}.json").is_file()]
+    if not chosen:
+        raise FileNotFoundError(
+            f"{predictor_dir}: no MR predictor for the given settings; train predictors first"
+        )
+    budget_rows, pareto_rows = [], []
+    for setting in chosen:
+        predictor = load_predictor(predictor_dir / f"{setting}.json")
+        pool = _pool(predictor, frames[setting], setting)
+        budget_rows += _budget_rows(predictor, pool, setting, seed, repeats, starts, steps)
+        rows, picks = _pareto_rows(predictor, pool, setting, seed, repeats, starts, steps)
+        pareto_rows += rows
+        _plot(pool, setting, picks, out_dir / f"pareto_{setting}.png")
+    budgets, pareto = pd.DataFrame(budget_rows), pd.DataFrame(pareto_rows)
+    budgets.to_csv(out_dir / "search_budgets.csv", index=False)
+    pareto.to_csv(out_dir / "search_pareto.csv", index=False)
+    (out_dir / "search_report.md").write_text(_markdown(budgets, pareto))
+    return SearchReport(budgets, pareto)

@@ -1,0 +1,116 @@
+"""The card of a saved performance predictor: everything needed to rebuild and judge it.
+
+A predictor is saved as ``<name>.safetensors`` (weights) beside ``<name>.json`` (this
+card). The card alone rebuilds the network (``network``), its inputs (``features``
+and the input statistics) and its outputs (``outputs``, with each target's transform
+and standardisation), and records how it was trained and evaluated (split, seeds,
+data version, test metrics).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CARD_FORMAT = 1
+"""Version of the card layout; a loader refuses cards of another format."""
+
+Space = Literal["nasbench-mr", "nas-bench-201"]
+FeatureSet = Literal["embedding", "embedding+structure", "nb201-onehot"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OutputSpec(_Frozen):
+    """One predicted quantity: column ``<setting>.<metric>`` (or ``flops``/``params``)."""
+
+    column: str
+    setting: str | None = Field(description="None for the setting-independent flops/params")
+    metric: str
+    transform: Literal["identity", "log"] = Field(description="applied before standardising")
+    mean: float = Field(description="mean of the transformed target on the training split")
+    std: float = Field(gt=0, description="std of the transformed target on the training split")
+    ranked: bool = Field(description="whether a pairwise ranking loss trained this output")
+
+
+class NetworkSpec(_Frozen):
+    """An ensemble of MLPs: shared trunk, then one head per output group."""
+
+    members: int = Field(ge=1)
+    in_features: int = Field(ge=1)
+    trunk: tuple[int, ...]
+    head_hidden: int | None = Field(ge=1, description="None: each head is one linear layer")
+    groups: tuple[tuple[str, ...], ...] = Field(description="output columns of each head")
+    batch_norm: bool
+    trunk_dropout: float = Field(ge=0, lt=1)
+    head_dropout: tuple[float, ...]
+    activation: Literal["silu"] = "silu"
+
+
+class TrainingSpec(_Frozen):
+    """Optimisation and model selection of one training run."""
+
+    epochs: int = Field(ge=1)
+    batch_size: int | None = Field(description="None: full batch")
+    optimizer: Literal["adam", "adamw"]
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    schedule: Literal["one-cycle"] = "one-cycle"
+    loss: str
+    rank_weight: float = Field(ge=0)
+    selection: Literal["val-kendall", "val-loss"] = Field(
+        description="val-kendall: best mean Kendall tau of the primary metrics on validation; "
+        "val-loss: lowest smooth-L1 of the first output on validation (the authors' rule)"
+    )
+    selected_epoch: int = Field(ge=0)
+    seed: int
+
+
+class SplitSpec(_Frozen):
+    """How architectures were assigned to train/validation/test (by key, not by row)."""
+
+    key: Literal["code", "ops"]
+    seed: int
+    fractions: tuple[float, float, float]
+    rule: str
+    n_train: int
+    n_val: int
+    n_test: int
+
+
+class MetricScore(_Frozen):
+    """Test-split quality of one output."""
+
+    column: str
+    kendall: float
+    spearman: float
+    mae: float
+    precision_at_10: float
+
+
+class PredictorCard(_Frozen):
+    """Metadata of a saved predictor (the JSON next to its safetensors weights)."""
+
+    format: Literal[1] = CARD_FORMAT
+    name: str
+    model: Literal["default", "baseline"]
+    kind: Literal["per-setting", "multi-task"]
+    space: Space
+    settings: tuple[str, ...]
+    data_version: str
+    nasmr_version: str
+    feature_set: FeatureSet
+    features: tuple[str, ...]
+    feature_mean: tuple[float, ...]
+    feature_std: tuple[float, ...]
+    outputs: tuple[OutputSpec, ...]
+    network: NetworkSpec
+    training: TrainingSpec
+    split: SplitSpec
+    report_seeds: tuple[int, ...] = Field(
+        description="split seeds of the report this model belongs to; the model is the first one's"
+    )
+    test_metrics: tuple[MetricScore, ...]

@@ -1,0 +1,204 @@
+"""NCP search: budgets, validity, determinism, batching, truth lookup; evaluation; the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from nasmr.cli import main
+from nasmr.complexity import analytic_complexity
+from nasmr.ncp import Objective, ncp_search
+from nasmr.predictor import DEFAULT, Predictor, PredictorError, train_predictor
+from nasmr.search_eval import evaluate_search, hypervolume
+from nasmr.space import Arch, sample
+from tests.test_predictor import synthetic_frames
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: two spin-waiting threads on a shared 2-core machine run 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    return synthetic_frames(n=300, seed=5)
+
+
+@pytest.fixture(scope="module")
+def seg_predictor(frames: dict[str, pd.DataFrame]) -> Predictor:
+    return train_predictor(frames, ["seg"], DEFAULT.with_epochs(30), seed=0)
+
+
+@pytest.fixture(scope="module")
+def multi_predictor(frames: dict[str, pd.DataFrame]) -> Predictor:
+    return train_predictor(frames, ["seg", "cls-10c"], DEFAULT.with_epochs(10), seed=0)
+
+
+@pytest.mark.parametrize(
+    ("seed", "max_gflops", "max_mparams"),
+    [(0, 0.5, None), (1, 1.0, None), (2, None, 1.5), (3, 0.8, 2.0), (4, 0.2, None)],
+)
+def test_budget_is_never_exceeded(
+    seg_predictor: Predictor, seed: int, max_gflops: float | None, max_mparams: float | None
+) -> None:
+    objective = Objective({"seg": 1.0}, max_gflops=max_gflops, max_mparams=max_mparams)
+    result = ncp_search(seg_predictor, objective, sample(12, seed), steps=25)
+    feasible = result.final[result.final["status"] == "feasible"]
+    assert len(feasible) > 0
+    for row in feasible.itertuples():
+        count = analytic_complexity(Arch.from_code(row.code))
+        assert (row.gflops, row.mparams) == (count.gmac, count.mparams)
+        assert max_gflops is None or row.gflops <= max_gflops
+        assert max_mparams is None or row.mparams <= max_mparams
+    flagged = result.trajectory["feasible"]
+    over = (result.trajectory["gflops"] > (max_gflops or np.inf)) | (
+        result.trajectory["mparams"] > (max_mparams or np.inf)
+    )
+    assert (flagged == ~over).all()
+
+
+def test_search_improves_the_prediction_and_returns_valid_architectures(
+    seg_predictor: Predictor,
+) -> None:
+    starts = sample(8, 9)
+    result = ncp_search(seg_predictor, Objective({"seg": 1.0}), starts, steps=30)
+    assert len(result.trajectory) == 8 * 31
+    assert all(Arch.from_code(c).code == c for c in result.trajectory["code"])
+    first = result.trajectory[result.trajectory["step"] == 0].set_index("start")["objective"]
+    final = result.final.set_index("start")["objective"]
+    assert (final >= first).all() and (final > first).mean() > 0.5
+    assert result.queries == result.trajectory["code"].nunique()
+
+
+def test_unreachable_budget_reports_infeasible_starts(seg_predictor: Predictor) -> None:
+    objective = Objective({"seg": 1.0}, max_gflops=1e-4)
+    result = ncp_search(seg_predictor, objective, sample(3, 0), steps=5)
+    assert (result.final["status"] == "infeasible").all()
+    assert result.final["code"].isna().all() and result.final["gflops"].isna().all()
+
+
+def test_deterministic_and_batched_equals_single(seg_predictor: Predictor) -> None:
+    objective = Objective({"seg": 1.0}, cost_weight=0.2, max_gflops=1.5)
+    starts = sample(5, 21)
+    batched = ncp_search(seg_predictor, objective, starts, steps=20)
+    again = ncp_search(seg_predictor, objective, starts, steps=20)
+    pd.testing.assert_frame_equal(batched.trajectory, again.trajectory)
+    pd.testing.assert_frame_equal(batched.final, again.final)
+    for i, start in enumerate(starts):
+        alone = ncp_search(seg_predictor, objective, [start], steps=20)
+        rows = batched.trajectory[batched.trajectory["start"] == i].reset_index(drop=True)
+        pd.testing.assert_frame_equal(
+            rows.drop(columns="start"), alone.trajectory.drop(columns="start")
+        )
+        assert batched.final.loc[i, "code"] == alone.final.loc[0, "code"]
+
+
+def test_true_metrics_attached_for_evaluated_architectures(
+    seg_predictor: Predictor, frames: dict[str, pd.DataFrame]
+) -> None:
+    seg = frames["seg"]
+    starts = [Arch.from_code(c) for c in seg["code"].iloc[:3]] + sample(1, 99)
+    result = ncp_search(seg_predictor, Objective({"seg": 1.0}), starts, steps=0, truth=frames)
+    final = result.final
+    assert final["evaluated"].tolist() == [True, True, True, False]
+    truth = seg.set_index("code").loc[final["code"].iloc[:3]]
+    assert final["true.seg.mIoU"].iloc[:3].tolist() == truth["mIoU"].tolist()
+    assert np.isnan(final["true.seg.mIoU"].iloc[3])
+
+
+def test_pool_projection_stays_in_the_pool(
+    seg_predictor: Predictor, frames: dict[str, pd.DataFrame]
+) -> None:
+    pool = [Arch.from_code(c) for c in frames["seg"]["code"].iloc[:80]]
+    result = ncp_search(seg_predictor, Objective({"seg": 1.0}), pool[:4], steps=15, pool=pool)
+    assert set(result.trajectory["code"]) <= {a.code for a in pool}
+
+
+def test_weighted_settings_need_a_predictor_that_has_them(
+    multi_predictor: Predictor, seg_predictor: Predictor
+) -> None:
+    objective = Objective({"seg": 0.5, "cls-10c": 0.5}, max_gflops=1.0)
+    result = ncp_search(multi_predictor, objective, sample(4, 2), steps=10)
+    assert {"seg.mIoU", "cls-10c.top1"} <= set(result.final.columns)
+    with pytest.raises(PredictorError, match=r"cls-10c\.top1.*\['seg'\]"):
+        ncp_search(seg_predictor, objective, sample(1, 0), steps=1)
+
+
+def test_hypervolume_of_known_points() -> None:
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0])
+    # (3, 2) is dominated by (2, 3); staircase from ref (4, 0): 1*1 + 2*3
+    assert hypervolume(x, y, (4.0, 0.0)) == pytest.approx(1 * 1 + 2 * 3)
+    assert hypervolume(x, y, (0.5, 0.0)) == 0.0
+
+
+def test_evaluate_search_writes_report_and_plots(
+    frames: dict[str, pd.DataFrame], seg_predictor: Predictor, tmp_path: Path
+) -> None:
+    seg_predictor.save(tmp_path / "predictors")
+    report = evaluate_search(
+        frames, tmp_path / "predictors", tmp_path / "eval", repeats=1, starts=4, steps=5
+    )
+    budgets, pareto = report.budgets, report.pareto
+    assert set(budgets["method"]) == {"ncp", "random", "evolution"}
+    assert (budgets["regret"] >= 0).all() and (budgets["gflops"] <= budgets["budget_gflops"]).all()
+    assert ((pareto["hypervolume_ratio"] >= 0) & (pareto["hypervolume_ratio"] <= 1)).all()
+    test_codes = set(budgets["code"])
+    assert test_codes <= set(frames["seg"]["code"])
+    for name in ("search_budgets.csv", "search_pareto.csv", "search_report.md", "pareto_seg.png"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
+
+
+def test_cli_search_prints_finals_and_writes_trajectories(
+    seg_predictor: Predictor, tmp_path: Path
+) -> None:
+    seg_predictor.save(tmp_path)
+    out = tmp_path / "traj.csv"
+    result = CliRunner().invoke(
+        main,
+        [
+            "search",
+            "--setting",
+            "seg",
+            "--max-gflops",
+            "1.0",
+            "--steps",
+            "5",
+            "--starts",
+            "3",
+            "--seed",
+            "1",
+            "--predictors",
+            str(tmp_path),
+            "--raw",
+            str(tmp_path / "none"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.split("\t")[0].isdigit()]
+    assert len(lines) == 3
+    assert all(float(line.split("\t")[2]) <= 1.0 for line in lines if "\tfeasible\t" in line)
+    assert len(pd.read_csv(out)) == 3 * 6
+
+
+def test_cli_search_rejects_bad_objectives(tmp_path: Path) -> None:
+    runner = CliRunner()
+    both = runner.invoke(main, ["search", "--setting", "seg", "--settings", "seg,video"])
+    assert both.exit_code != 0 and "exactly one of --setting or --settings" in both.output
+    weights = runner.invoke(main, ["search", "--settings", "seg,video", "--weights", "1"])
+    assert weights.exit_code != 0 and "1 weight(s) for 2 setting(s)" in weights.output
+    missing = runner.invoke(
+        main, ["search", "--settings", "seg,video", "--predictors", str(tmp_path)]
+    )
+    assert missing.exit_code != 0 and "multitask" in missing.output

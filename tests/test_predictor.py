@@ -1,0 +1,360 @@
+"""Predictors: features, splits, training, save/load, the report, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from nasmr.cli import main
+from nasmr.complexity import analytic_complexity
+from nasmr.features import (
+    MR_FEATURES,
+    denormalise,
+    embedding_tensor,
+    mr_features,
+    nb201_features,
+    normalise,
+    parse_ops,
+    relaxed_complexity,
+    snap_normalised,
+)
+from nasmr.ingest import load_setting
+from nasmr.predictor import (
+    BASELINE,
+    DEFAULT,
+    MULTITASK,
+    PredictorError,
+    load_predictor,
+    scores,
+    split_labels,
+    train_all,
+    train_predictor,
+)
+from nasmr.space import Arch, sample, snap
+from schemas.predictor import PredictorCard
+from tests.drops import mr_record, write_drop
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: two spin-waiting threads on a shared 2-core machine run 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def synthetic_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Frames shaped like ingested MR settings (plus nas-bench-201), metrics a known function.
+
+    Accuracy grows with log FLOPs and stage-1 channels, plus noise: learnable, not trivial.
+    """
+    rng = np.random.default_rng(seed)
+    archs = sample(n, seed)
+    counts = [analytic_complexity(a) for a in archs]
+    gflops = np.array([c.gmac for c in counts])
+    signal = np.log(gflops) + np.array([a.stages[0].channels[0] for a in archs]) / 64
+    base = {
+        "record_index": np.arange(n),
+        "code": [a.code for a in archs],
+        "flops": gflops,
+        "params": [c.mparams for c in counts],
+    }
+    seg = pd.DataFrame(
+        {
+            **base,
+            "mIoU": 70 + 2 * signal + rng.normal(0, 0.3, n),
+            "mAcc": 80 + 2 * signal + rng.normal(0, 0.3, n),
+            "aAcc": 95 + 0.3 * signal + rng.normal(0, 0.05, n),
+        }
+    )
+    cls = pd.DataFrame(
+        {**base, "top1": 50 + 3 * signal + rng.normal(0, 0.5, n), "top5": 80 + signal}
+    )
+    ops = sorted({"|".join(map(str, rng.integers(0, 5, 6))) for _ in range(n)})
+    cells = np.array([parse_ops(o) for o in ops])
+    nb201 = pd.DataFrame(
+        {
+            "record_index": np.arange(len(ops)),
+            "ops": ops,
+            "Acc": 30
+            + 2 * (cells == 4).sum(1)
+            - 3 * (cells == 1).sum(1)
+            + rng.normal(0, 0.2, len(ops)),
+            "Flops": 10 + 5 * (cells == 4).sum(1) + (cells == 3).sum(1),
+            "Params": 0.1 + 0.05 * (cells == 4).sum(1) + 0.01 * (cells == 3).sum(1),
+        }
+    )
+    return {"seg": seg, "cls-10c": cls, "nas-bench-201": nb201}
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    return synthetic_frames()
+
+
+# -- features -----------------------------------------------------------------------------
+
+
+def test_relaxed_complexity_is_exact_on_valid_architectures() -> None:
+    archs = sample(200, 7)
+    macs, params = relaxed_complexity(embedding_tensor(archs, torch.float64))
+    for arch, m, p in zip(archs, macs.sum(dim=1), params.sum(dim=1), strict=True):
+        count = analytic_complexity(arch)
+        assert (m.item(), p.item()) == (count.macs, count.params), arch.code
+
+
+def test_snap_normalised_matches_space_snap() -> None:
+    z = torch.rand(500, 27, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    z = z * 1.4 - 0.2
+    snapped = snap_normalised(z)
+    for row, values in zip(snapped, denormalise(z), strict=True):
+        expected = snap(values.tolist())
+        assert torch.round(denormalise(row)).long().tolist() == expected.embedding
+
+
+def test_mr_features_are_finite_and_differentiable_over_the_box() -> None:
+    z = torch.rand(64, 27, dtype=torch.float64, requires_grad=True)
+    features = mr_features(z)
+    assert features.shape == (64, len(MR_FEATURES))
+    (grad,) = torch.autograd.grad(features.sum(), z)
+    assert torch.isfinite(features).all() and torch.isfinite(grad).all()
+
+
+def test_nb201_features_one_hot_and_bad_ops_named() -> None:
+    x = nb201_features(["0|3|2|3|2|2"])
+    assert x.shape == (1, 30) and x.sum() == 6 and x[0, 3 * 5 + 0] == 0 and x[0, 5 + 3] == 1
+    with pytest.raises(ValueError, match=r"0\|3\|9\|3\|2\|2"):
+        parse_ops("0|3|9|3|2|2")
+
+
+# -- split and scores ---------------------------------------------------------------------
+
+
+def test_split_is_deterministic_disjoint_and_per_key() -> None:
+    codes = [a.code for a in sample(2000, 1)]
+    labels = split_labels(codes, seed=0)
+    assert (labels == split_labels(codes, seed=0)).all()
+    assert set(labels) == {"train", "val", "test"}
+    fractions = [np.mean(labels == p) for p in ("train", "val", "test")]
+    assert np.allclose(fractions, (0.7, 0.1, 0.2), atol=0.03)
+    # a key's part does not depend on which other keys are present (settings may differ)
+    assert (split_labels(codes[::3], seed=0) == labels[::3]).all()
+    assert (split_labels(codes, seed=1) != labels).mean() > 0.3
+
+
+def test_scores_on_known_rankings() -> None:
+    truth = np.arange(20, dtype=float)
+    perfect = scores(truth, truth * 2)
+    assert perfect["kendall"] == pytest.approx(1.0) and perfect["precision_at_10"] == 1.0
+    reversed_ = scores(truth, -truth)
+    assert reversed_["kendall"] == pytest.approx(-1.0) and reversed_["precision_at_10"] == 0.0
+    assert scores(truth, truth + 1.5)["mae"] == pytest.approx(1.5)
+
+
+# -- training, save and load --------------------------------------------------------------
+
+
+def test_save_load_round_trip_gives_identical_predictions(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    predictor = train_predictor(
+        frames, ["seg"], DEFAULT.with_epochs(10), seed=2, data_version="test-v1"
+    )
+    card_path = predictor.save(tmp_path)
+    loaded = load_predictor(card_path)
+    archs = sample(50, 11)
+    pd.testing.assert_frame_equal(predictor.predict(archs), loaded.predict(archs))
+    z = normalise(embedding_tensor(archs))
+    assert torch.equal(predictor.forward(z), loaded.forward(z))
+    assert list(loaded.predict([archs[0].code]).columns) == [
+        "seg.mIoU",
+        "seg.mAcc",
+        "seg.aAcc",
+        "flops",
+        "params",
+    ]
+
+
+def test_card_records_how_the_model_was_made(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    predictor = train_predictor(
+        frames, ["seg"], DEFAULT.with_epochs(5), seed=3, data_version="v9", report_seeds=(3, 4)
+    )
+    card = PredictorCard.model_validate_json(predictor.save(tmp_path).read_text())
+    assert card.data_version == "v9" and card.split.seed == 3 and card.report_seeds == (3, 4)
+    assert card.split.fractions == (0.7, 0.1, 0.2) and card.split.key == "code"
+    assert card.split.n_train + card.split.n_val + card.split.n_test == len(frames["seg"])
+    assert card.features == MR_FEATURES and len(card.feature_mean) == len(MR_FEATURES)
+    assert card.network.in_features == len(MR_FEATURES)
+    assert card.settings == ("seg",) and card.kind == "per-setting" and card.model == "default"
+    assert {o.column for o in card.outputs} == {m.column for m in card.test_metrics}
+    assert {o.column: o.transform for o in card.outputs}["flops"] == "log"
+    assert 0 <= card.training.selected_epoch < 5
+    assert all(-1 <= m.kendall <= 1 and 0 <= m.precision_at_10 <= 1 for m in card.test_metrics)
+
+
+def test_baseline_is_the_authors_layout(frames: dict[str, pd.DataFrame]) -> None:
+    predictor = train_predictor(frames, ["seg"], BASELINE.with_epochs(2), seed=0)
+    net = predictor.card.network
+    assert net.trunk == (256,) and net.head_hidden == 128 and net.batch_norm
+    assert net.groups == (("seg.mIoU",), ("seg.mAcc", "seg.aAcc"), ("flops", "params"))
+    assert net.head_dropout == (0.5, 0.5, 0.0) and net.trunk_dropout == 0.5
+    assert predictor.card.training.batch_size == 128 and predictor.card.training.lr == 1e-2
+    assert predictor.card.feature_set == "embedding"
+
+
+def test_multitask_shares_the_split_of_per_setting_models(
+    frames: dict[str, pd.DataFrame],
+) -> None:
+    multi = train_predictor(frames, ["seg", "cls-10c"], DEFAULT.with_epochs(3), seed=1)
+    single = train_predictor(frames, ["cls-10c"], DEFAULT.with_epochs(3), seed=1)
+    assert multi.card.name == MULTITASK and multi.card.kind == "multi-task"
+    assert multi.card.split == single.card.split
+    assert {"seg.mIoU", "cls-10c.top1", "flops"} <= set(multi.columns)
+
+
+def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    predictor = train_predictor(frames, ["nas-bench-201"], DEFAULT.with_epochs(5), seed=0)
+    loaded = load_predictor(predictor.save(tmp_path))
+    out = loaded.predict(["0|3|2|3|2|2", "4|4|4|4|4|4"])
+    assert list(out.columns) == ["nas-bench-201.Acc", "nas-bench-201.Flops", "nas-bench-201.Params"]
+    assert loaded.card.split.key == "ops" and loaded.card.feature_set == "nb201-onehot"
+
+
+def test_missing_or_broken_files_are_named(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nothing\.json"):
+        load_predictor(tmp_path / "nothing.json")
+    card = train_predictor(frames, ["seg"], DEFAULT.with_epochs(1)).save(tmp_path)
+    card.write_text(card.read_text().replace('"format": 1', '"format": 7'))
+    with pytest.raises(PredictorError, match=r"seg\.json"):
+        load_predictor(card)
+    bad = dict(frames)
+    bad["seg"] = frames["seg"].drop(columns=["mAcc"])
+    with pytest.raises(PredictorError, match=r"seg.*mAcc"):
+        train_predictor(bad, ["seg"], DEFAULT.with_epochs(1))
+
+
+def test_training_is_deterministic_for_a_seed(frames: dict[str, pd.DataFrame]) -> None:
+    a = train_predictor(frames, ["seg"], DEFAULT.with_epochs(5), seed=4)
+    b = train_predictor(frames, ["seg"], DEFAULT.with_epochs(5), seed=4)
+    assert a.card == b.card
+    archs = sample(20, 0)
+    pd.testing.assert_frame_equal(a.predict(archs), b.predict(archs))
+
+
+def test_real_seg_quick_training_ranks_held_out_architectures(raw_dir: Path) -> None:
+    frame = load_setting(raw_dir, "seg").valid
+    predictor = train_predictor({"seg": frame}, ["seg"], DEFAULT.with_epochs(60), seed=0)
+    miou = {m.column: m for m in predictor.card.test_metrics}["seg.mIoU"]
+    assert predictor.card.split.n_test > 400
+    assert miou.kendall > 0.6, miou
+
+
+# -- train_all and the CLI ----------------------------------------------------------------
+
+
+def test_train_all_writes_models_and_report(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    calls: list[tuple[int, int, str]] = []
+    report = train_all(
+        frames,
+        tmp_path,
+        seeds=(0, 1),
+        data_version="v2",
+        epochs=2,
+        progress=lambda d, t, label: calls.append((d, t, label)),
+    )
+    names = [
+        "seg",
+        "seg.baseline",
+        "cls-10c",
+        "cls-10c.baseline",
+        "nas-bench-201",
+        "nas-bench-201.baseline",
+        MULTITASK,
+    ]
+    for name in names:
+        assert (tmp_path / f"{name}.safetensors").is_file() and (
+            tmp_path / f"{name}.json"
+        ).is_file()
+    assert calls[-1][:2] == (len(names) * 2, len(names) * 2)
+    primary = report[report["primary"]]
+    assert set(zip(primary.setting, primary.model, strict=True)) == {
+        ("seg", "default"),
+        ("seg", "baseline"),
+        ("seg", "multitask"),
+        ("cls-10c", "default"),
+        ("cls-10c", "baseline"),
+        ("cls-10c", "multitask"),
+        ("nas-bench-201", "default"),
+        ("nas-bench-201", "baseline"),
+    }
+    assert (report["seeds"] == 2).all()
+    assert pd.read_csv(tmp_path / "report.csv").shape == report.shape
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| seg | **mIoU** | baseline |" in markdown and "v2" in markdown
+    card = json.loads((tmp_path / "seg.json").read_text())
+    assert card["report_seeds"] == [0, 1] and card["split"]["seed"] == 0
+
+
+def _tiny_drop(root: Path, frames: dict[str, pd.DataFrame]) -> Path:
+    """A raw drop holding the synthetic seg frame, laid out like the real one."""
+    import pickle
+
+    seg = frames["seg"]
+    records = [
+        mr_record(Arch.from_code(r.code), r.flops, r.params, mIoU=r.mIoU, mAcc=r.mAcc, aAcc=r.aAcc)
+        for r in seg.itertuples()
+    ]
+    return write_drop(root, {"seg": pickle.dumps(records)}, list(seg["code"]))
+
+
+def test_cli_trains_then_predicts(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    raw = _tiny_drop(tmp_path / "drop", frames)
+    out = tmp_path / "predictors"
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        [
+            "predictor",
+            "train",
+            "--raw",
+            str(raw),
+            "--out",
+            str(out),
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "| seg | **mIoU** | default |" in result.output
+    assert (out / "seg.json").is_file() and not (out / MULTITASK).with_suffix(".json").exists()
+    code = frames["seg"]["code"].iloc[0]
+    result = runner.invoke(main, ["predict", code, "--setting", "seg", "--predictors", str(out)])
+    assert result.exit_code == 0, result.output
+    values = dict(line.split() for line in result.output.strip().splitlines())
+    expected = load_predictor(out / "seg.json").predict([code]).iloc[0]
+    assert math.isclose(float(values["seg.mIoU"]), expected["seg.mIoU"], abs_tol=1e-4)
+    assert set(values) == {"seg.mIoU", "seg.mAcc", "seg.aAcc", "flops", "params"}
+
+
+def test_cli_predict_explains_missing_predictors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["predict", sample(1, 0)[0].code, "--setting", "seg", "--predictors", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "nasmr predictor train" in result.output
+    assert "nasmr build" in result.output
