@@ -189,3 +189,20 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 def _quote(text: str) -> str:
     return text.replace("'", "''")
+
+
+def setting_frames(path: Path | None = None) -> dict[str, pd.DataFrame]:
+    """Each setting's results as one wide frame, for predictors: MR settings as
+    ``code, <metrics>, flops, params``; nas-bench-201 as ``ops, Acc, Flops, Params``."""
+    frames = {}
+    with connect(path) as con:
+        for setting in MR_SETTINGS:
+            frame = con.execute(f"SELECT * FROM {results_view(setting)}").df()
+            if len(frame):
+                frames[setting] = frame
+        nb201 = con.execute(
+            'SELECT ops, "Acc", "Flops", "Params" FROM nb201_results ORDER BY record_index'
+        ).df()
+    if len(nb201):
+        frames["nas-bench-201"] = nb201
+    return frames

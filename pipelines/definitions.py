@@ -4,12 +4,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.assets import complexity, ingest, logs, raw, release, warehouse
+from pipelines.assets import complexity, ingest, logs, models, raw, release, warehouse
 from pipelines.jobs import build_job, ingest_job, logs_job, refresh_job, weekly_refresh
 from pipelines.resources import BuildOptions, default_resources
 from pipelines.sensors import raw_drop_sensor
 
-ASSET_MODULES = [raw, ingest, complexity, warehouse, logs, release]
+ASSET_MODULES = [raw, ingest, complexity, warehouse, models, logs, release]
 
 
 def build_definitions(

@@ -4,8 +4,7 @@ import dagster as dg
 
 from pipelines.assets import complexity, ingest, warehouse
 from pipelines.assets.logs import LOGS_GROUP
-
-MODELS_GROUP = "models"
+from pipelines.assets.models import MODELS_GROUP
 
 build_job = dg.define_asset_job(
     "build",

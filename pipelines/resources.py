@@ -68,6 +68,8 @@ class BuildOptions(dg.ConfigurableResource):
     complexity_method: Literal["module", "analytic"] = "module"
     complexity_workers: int = 2
     predictor_seeds: int = 5
+    predictor_settings: list[str] | None = None
+    """Settings to train predictors and evaluate searches for; None: every available one."""
     predictor_epochs: int | None = None
     ncp_steps: int = 70
     ncp_starts: int = 16

@@ -27,7 +27,14 @@ from pipelines.sensors import raw_drop_sensor
 from schemas.settings import MR_SETTINGS, SETTINGS
 from tests.drops import exact, mr_record, write_drop
 
-FAST = BuildOptions(complexity_method="analytic", predictor_seeds=1, ncp_starts=4, ncp_steps=10)
+FAST = BuildOptions(
+    complexity_method="analytic",
+    predictor_seeds=1,
+    predictor_epochs=5,
+    predictor_settings=["seg", "video"],
+    ncp_starts=4,
+    ncp_steps=10,
+)
 
 
 def test_definitions_load_with_jobs_schedule_and_sensor() -> None:

@@ -3,11 +3,12 @@
 import dagster as dg
 
 from nasmr.release import list_releases, propose_version, publish_release, verify_release
+from pipelines.assets.models import ncp_results, predictors, search_evaluation
 from pipelines.assets.warehouse import warehouse
 from pipelines.resources import BuildDir, RawDrop, ReleaseDir
 
 
-@dg.asset(group_name="release", deps=[warehouse])
+@dg.asset(group_name="release", deps=[warehouse, predictors, ncp_results, search_evaluation])
 def release(
     context: dg.AssetExecutionContext,
     build_dir: BuildDir,

@@ -1,0 +1,122 @@
+"""Downstream of the warehouse: performance predictors and NCP searches (the refresh job)."""
+
+import dagster as dg
+import pandas as pd
+
+from nasmr import ncp
+from nasmr.predictor import load_predictor, train_all
+from nasmr.release import content_hash
+from nasmr.search_eval import evaluate_search
+from nasmr.space import sample
+from nasmr.warehouse import WAREHOUSE_NAME, connect, setting_frames, write_parquet
+from pipelines.assets.warehouse import warehouse
+from pipelines.metadata import preview, timed
+from pipelines.resources import BuildDir, BuildOptions
+from schemas.release import FileDigest
+
+MODELS_GROUP = "models"
+
+
+def data_version(build_dir: BuildDir) -> str:
+    """The warehouse's content hash: sha256 over its input files' checksums."""
+    with connect(build_dir.root() / WAREHOUSE_NAME) as con:
+        rows = con.execute("SELECT path, bytes, sha256 FROM sources").df()
+    return content_hash(FileDigest(**row) for row in rows.to_dict("records"))
+
+
+def chosen_frames(build_dir: BuildDir, options: BuildOptions) -> dict[str, pd.DataFrame]:
+    """The warehouse's per-setting frames, limited to ``options.predictor_settings``."""
+    frames = setting_frames(build_dir.root() / WAREHOUSE_NAME)
+    wanted = options.predictor_settings
+    return {s: f for s, f in frames.items() if wanted is None or s in wanted}
+
+
+@dg.asset(group_name=MODELS_GROUP, deps=[warehouse])
+def predictors(
+    context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
+) -> dg.MaterializeResult:
+    """Per-setting and multi-task predictors, default and the authors' baseline, trained and
+    tested under one protocol over ``options.predictor_seeds`` splits."""
+    frames = chosen_frames(build_dir, options)
+    out = build_dir.root() / "predictors"
+
+    def progress(done: int, total: int, what: str) -> None:
+        context.log.info(f"predictors: {done}/{total} trained ({what})")
+
+    metadata: dict[str, object] = {}
+    with timed(metadata):
+        report = train_all(
+            frames,
+            out,
+            seeds=range(options.predictor_seeds),
+            data_version=data_version(build_dir),
+            epochs=options.predictor_epochs,
+            progress=progress,
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "path": dg.MetadataValue.path(str(out)),
+            "report": dg.MetadataValue.md((out / "report.md").read_text()),
+            "dagster/row_count": len(report),
+        }
+    )
+
+
+NCP_SEARCHES: dict[str, tuple[dict[str, float], float]] = {
+    "seg_1gflops": ({"seg": 1.0}, 1.0),
+    "seg_video_1gflops": ({"seg": 0.5, "video": 0.5}, 1.0),
+}
+"""Searches the pipeline refreshes: name -> (setting weights, FLOPs budget in GMac)."""
+
+
+@dg.asset(group_name=MODELS_GROUP, deps=[predictors])
+def ncp_results(
+    context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
+) -> dg.MaterializeResult:
+    """NCP from random starts for each search of ``NCP_SEARCHES``: every start's trajectory
+    and its best architecture within the budget, with true metrics where evaluated."""
+    truth = setting_frames(build_dir.root() / WAREHOUSE_NAME)
+    out = build_dir.root() / "ncp"
+    out.mkdir(parents=True, exist_ok=True)
+    metadata: dict[str, object] = {}
+    with timed(metadata):
+        for name, (weights, max_gflops) in NCP_SEARCHES.items():
+            model = "multitask" if len(weights) > 1 else next(iter(weights))
+            predictor = load_predictor(build_dir.root() / "predictors" / f"{model}.json")
+            result = ncp.ncp_search(
+                predictor,
+                ncp.Objective(weights, max_gflops=max_gflops),
+                sample(options.ncp_starts, options.seed),
+                steps=options.ncp_steps,
+                truth=truth,
+            )
+            write_parquet(result.trajectory, out / f"{name}_trajectory.parquet")
+            write_parquet(result.final, out / f"{name}_final.parquet")
+            metadata[name] = preview(result.final)
+            context.log.info(f"ncp {name}: {len(result.final)} starts, {result.queries} queries")
+    return dg.MaterializeResult(metadata={**metadata, "path": dg.MetadataValue.path(str(out))})
+
+
+@dg.asset(group_name=MODELS_GROUP, deps=[predictors])
+def search_evaluation(build_dir: BuildDir, options: BuildOptions) -> dg.MaterializeResult:
+    """NCP vs random search and regularised evolution against the benchmark's ground truth:
+    regret under FLOPs budgets, Pareto fronts, hypervolumes and plots."""
+    out = build_dir.root() / "reports"
+    metadata: dict[str, object] = {}
+    with timed(metadata):
+        evaluate_search(
+            chosen_frames(build_dir, options),
+            build_dir.root() / "predictors",
+            out,
+            seed=options.seed,
+            starts=options.ncp_starts,
+            steps=options.ncp_steps,
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "path": dg.MetadataValue.path(str(out)),
+            "report": dg.MetadataValue.md((out / "search_report.md").read_text()),
+        }
+    )
