@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import torch
 
 from nasmr import paths
 from nasmr.training import TrainConfig, mini
@@ -44,3 +46,12 @@ def log_drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("log-drop")
     mini(2, root, LOG_CONFIG)
     return root
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: two spin-waiting threads on a shared 2-core machine run 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +41,7 @@ from nasmr.space import Arch, sample, snap
 from schemas.predictor import PredictorCard
 from tests.drops import mr_record, write_drop
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: two spin-waiting threads on a shared 2-core machine run 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthetic_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
