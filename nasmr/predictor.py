@@ -386,7 +386,7 @@ def _data(frames: Mapping[str, pd.DataFrame], settings: Sequence[str]) -> _Data:
         inputs = normalise(embedding_tensor([Arch.from_code(k) for k in keys]))
     else:
         inputs = nb201_features(keys)
-    targets = joined[[c for c, _, _ in columns]].to_numpy(dtype=float)
+    targets = joined[[c for c, _, _ in columns]].to_numpy(dtype=float, copy=True)
     for j, (_, _, metric) in enumerate(columns):
         if metric in COMPLEXITY_METRICS:
             targets[:, j] = np.log(targets[:, j])

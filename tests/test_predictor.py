@@ -38,6 +38,7 @@ from nasmr.predictor import (
     train_predictor,
 )
 from nasmr.space import Arch, sample, snap
+from nasmr.warehouse import setting_frames
 from schemas.predictor import PredictorCard
 from tests.drops import mr_record, write_drop
 
@@ -350,3 +351,12 @@ def test_cli_predict_explains_missing_predictors(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0 and "nasmr predictor train" in result.output
     assert "nasmr build" in result.output
+
+
+def test_nas_bench_201_trains_from_warehouse_frames(build: Path) -> None:
+    """Warehouse frames are read-only Arrow-backed arrays; training must not write into them."""
+    frame = setting_frames(build / "nasmr.duckdb")["nas-bench-201"].head(400)
+    predictor = train_predictor(
+        {"nas-bench-201": frame}, ["nas-bench-201"], DEFAULT.with_epochs(2), seed=0
+    )
+    assert "nas-bench-201.Acc" in predictor.predict(frame["ops"].head(3).tolist()).columns
