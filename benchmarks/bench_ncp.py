@@ -18,7 +18,7 @@ from pathlib import Path
 from nasmr import paths
 from nasmr.ingest import load_setting
 from nasmr.ncp import Objective, ncp_search
-from nasmr.predictor import DEFAULT, load_predictor, torch_threads, train_predictor
+from nasmr.predictor import load_predictor, torch_threads, train_predictor
 from nasmr.space import sample
 
 
@@ -40,7 +40,7 @@ def main() -> None:
             print(f"predictor {card}")
         else:
             frames = {"seg": load_setting(args.raw, "seg").valid}
-            predictor = train_predictor(frames, ["seg"], DEFAULT, seed=0)
+            predictor = train_predictor(frames, ["seg"], seed=0)
             print("predictor: default seg, trained now (split seed 0)")
         ncp_search(predictor, Objective({"seg": 1.0}), sample(2, args.seed), steps=2)  # warm-up
 

@@ -7,7 +7,7 @@ machine do not inflate) with its test Kendall tau on the primary metric. With
 predictors and report to --out, then printing the report.
 
     .venv/bin/python benchmarks/bench_predictor.py [--raw DIR] [--settings seg,nas-bench-201]
-    .venv/bin/python benchmarks/bench_predictor.py --full [--seeds 5] [--out DIR]
+    .venv/bin/python benchmarks/bench_predictor.py --full [--seeds 5] [--workers 2] [--out DIR]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nasmr import paths
 from nasmr.ingest import load_setting
-from nasmr.predictor import BASELINE, DEFAULT, torch_threads, train_all, train_predictor
+from nasmr.predictor import BASELINE, default_config, torch_threads, train_all, train_predictor
 from schemas.settings import SETTINGS, get_setting
 
 
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="train_all: the whole report")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None, help="--full output (default: temp)")
+    parser.add_argument("--workers", type=int, default=1, help="--full training processes")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, torch 1 thread")
 
@@ -43,12 +44,15 @@ def main() -> None:
                 frames[name] = load.valid
         out = args.out or Path(tempfile.mkdtemp(prefix="nasmr-predictors-"))
         start, cpu = time.perf_counter(), time.process_time()
-        report = train_all(frames, out, seeds=tuple(range(args.seeds)), data_version="bench")
+        report = train_all(
+            frames, out, seeds=range(args.seeds), data_version="bench", workers=args.workers
+        )
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         print((out / "report.md").read_text())
         print(
             f"train_all: {len(frames)} settings x {args.seeds} seeds, {len(report)} rows, "
-            f"{wall:.1f} s wall, {cpu:.1f} s CPU; output in {out}"
+            f"{args.workers} worker(s), {wall:.1f} s wall, {cpu:.1f} s CPU in this process; "
+            f"output in {out}"
         )
         return
 
@@ -56,7 +60,7 @@ def main() -> None:
     for name in args.settings.split(","):
         frames = {name: load_setting(args.raw, name).valid}
         primary = f"{name}.{get_setting(name).primary_metric}"
-        for config in (DEFAULT, BASELINE):
+        for config in (default_config([name]), BASELINE):
             start, cpu = time.perf_counter(), time.process_time()
             with torch_threads(1):
                 predictor = train_predictor(frames, [name], config, seed=0)

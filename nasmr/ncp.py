@@ -205,7 +205,7 @@ def ncp_search(
             if feasible[i] and value[i] > best_objective[i]:
                 best_objective[i], best_row[i] = value[i], row
         if step < steps:
-            z = _step(model, z, feasible, weights, primary, objective, cost_index, budgets, lr)
+            z = _step(model, z, exact_costs, weights, primary, objective, cost_index, budgets, lr)
 
     trajectory = pd.DataFrame(rows)
     final = _final(starts, best_row, names)
@@ -230,7 +230,7 @@ def _projector(pool: Sequence[Arch] | None) -> Callable[[Tensor], Tensor]:
 def _step(
     model: Predictor,
     z: Tensor,
-    feasible: np.ndarray,
+    exact_costs: np.ndarray,
     weights: Tensor,
     primary: list[int],
     objective: Objective,
@@ -238,13 +238,17 @@ def _step(
     budgets: list[tuple[int, float]],
     lr: float,
 ) -> Tensor:
-    """One normalised gradient-ascent step of every start, clamped to [0, 1]."""
+    """One normalised gradient-ascent step of every start, clamped to [0, 1].
+
+    A budget's barrier acts on a start while its relaxed or its rounded cost is over it.
+    """
     z = z.detach().requires_grad_(True)
     value = model.forward(z)[:, primary] @ weights
     costs = _relaxed_costs(z)
     value = value - objective.cost_weight * costs[:, cost_index].log()
     for index, bound in budgets:
-        over = (costs[:, index].detach() > bound) | torch.from_numpy(~feasible)
+        rounded_over = torch.from_numpy(exact_costs[:, index] > bound)
+        over = (costs[:, index].detach() > bound) | rounded_over
         value = value - BARRIER * over * costs[:, index].log()
     (grad,) = torch.autograd.grad(value.sum(), z)
     scale = grad.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)

@@ -17,10 +17,13 @@ Two configurations are trained under that protocol:
   (0 in the complexity head), Adam lr 1e-2 (weight decay 1e-7) with a one-cycle
   schedule, 200 epochs, batch 128, smooth-L1 on standardised targets, epoch chosen by
   the validation MAE of the first metric (their rule, on our validation split).
-* ``default``: an MLP on the embedding plus differentiable complexity and structure
-  features (``nasmr.features``), two 128-unit SiLU layers, AdamW with weight decay,
-  full-batch one-cycle training, smooth-L1 plus a pairwise logistic ranking loss on
-  the primary metric(s), epoch chosen by validation Kendall tau.
+* ``default``: the same network and optimiser with what measurably helps on this data:
+  the embedding plus differentiable complexity and structure features
+  (``nasmr.features``), an ensemble of two members (predictions averaged), batch 256
+  for 150 epochs. nas-bench-201 (``DEFAULT_NB201``) keeps the one-hot cell encoding,
+  trains 100 epochs of batch 512 at lr 2e-2 and adds a pairwise logistic ranking loss
+  on the accuracy, with the epoch chosen by validation Kendall tau. The multi-task
+  predictor (``MULTITASK_CONFIG``) is the MR default with one head per setting.
 
 FLOPs and params targets are modelled in log space. A saved predictor is a
 safetensors file plus a JSON card (``schemas.predictor.PredictorCard``) from which
@@ -33,8 +36,10 @@ import copy
 import hashlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Literal
 
@@ -108,27 +113,28 @@ class PredictorError(ValueError):
 # -- configurations ----------------------------------------------------------------------
 
 
+TRUNK = 256
+HEAD = 128
+DROPOUT = 0.5
+WEIGHT_DECAY = 1e-7
+"""The authors' network and regulariser, shared by every configuration: one ``TRUNK``-unit
+BatchNorm-SiLU layer, one ``HEAD``-unit BatchNorm-SiLU head per output group, dropout
+``DROPOUT`` after each hidden layer (none in the complexity head), Adam weight decay."""
+
+
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
-    """Network, features and optimisation of one predictor configuration."""
+    """Inputs, ensemble size, output grouping, optimisation and selection of one configuration."""
 
     model: Literal["default", "baseline"]
     feature_set: Literal["embedding", "embedding+structure"]
     members: int
-    trunk: tuple[int, ...]
-    head_hidden: int | None
     grouping: Literal["authors", "by-setting"]
-    batch_norm: bool
-    trunk_dropout: float
-    head_dropout: float
     epochs: int
-    batch_size: int | None
-    optimizer: Literal["adam", "adamw"]
+    batch_size: int
     lr: float
-    weight_decay: float
     rank_weight: float
     rank_pairs: int
-    aux_weight: float
     selection: Literal["val-kendall", "val-loss"]
     eval_every: int
 
@@ -141,47 +147,49 @@ BASELINE = ModelConfig(
     model="baseline",
     feature_set="embedding",
     members=1,
-    trunk=(256,),
-    head_hidden=128,
     grouping="authors",
-    batch_norm=True,
-    trunk_dropout=0.5,
-    head_dropout=0.5,
     epochs=200,
     batch_size=128,
-    optimizer="adam",
     lr=1e-2,
-    weight_decay=1e-7,
     rank_weight=0.0,
     rank_pairs=0,
-    aux_weight=1.0,
     selection="val-loss",
     eval_every=1,
 )
 """The authors' predictor configuration (see the module docstring)."""
 
-DEFAULT = ModelConfig(
+DEFAULT = replace(
+    BASELINE,
     model="default",
     feature_set="embedding+structure",
-    members=1,
-    trunk=(128, 128),
-    head_hidden=None,
-    grouping="by-setting",
-    batch_norm=False,
-    trunk_dropout=0.0,
-    head_dropout=0.0,
-    epochs=300,
-    batch_size=None,
-    optimizer="adamw",
-    lr=3e-3,
-    weight_decay=1e-4,
-    rank_weight=1.0,
-    rank_pairs=4096,
-    aux_weight=0.5,
+    members=2,
+    epochs=150,
+    batch_size=256,
+)
+"""The default MR predictor: structure features, two members, larger batches, fewer epochs."""
+
+DEFAULT_NB201 = replace(
+    BASELINE,
+    model="default",
+    epochs=100,
+    batch_size=512,
+    lr=2e-2,
+    rank_weight=1 / 3,
+    rank_pairs=2048,
     selection="val-kendall",
     eval_every=5,
 )
-"""The default predictor configuration (see the module docstring)."""
+"""The default nas-bench-201 predictor: larger batches and a pairwise ranking loss."""
+
+MULTITASK_CONFIG = replace(DEFAULT, grouping="by-setting")
+"""The multi-task predictor: the default MR recipe with one head per setting."""
+
+
+def default_config(settings: Sequence[str]) -> ModelConfig:
+    """The default configuration for a predictor of ``settings`` (several: multi-task)."""
+    if len(settings) > 1:
+        return MULTITASK_CONFIG
+    return DEFAULT if get_setting(settings[0]).is_mr else DEFAULT_NB201
 
 
 # -- splits and scores -------------------------------------------------------------------
@@ -217,32 +225,23 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 # -- the network -------------------------------------------------------------------------
 
 
-def _head(width: int, hidden: int | None, outputs: int, bn: bool, dropout: float) -> nn.Module:
-    if hidden is None:
-        return nn.Linear(width, outputs)
-    layers: list[nn.Module] = [nn.Linear(width, hidden)]
-    layers += [nn.BatchNorm1d(hidden)] if bn else []
-    layers += [nn.SiLU()] + ([nn.Dropout(dropout)] if dropout else [])
-    return nn.Sequential(*layers, nn.Linear(hidden, outputs))
+def _hidden(width: int, hidden: int, dropout: float) -> list[nn.Module]:
+    """Linear, BatchNorm, SiLU and (unless 0) dropout: the authors' hidden layer."""
+    layers: list[nn.Module] = [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.SiLU()]
+    return [*layers, nn.Dropout(dropout)] if dropout else layers
 
 
 class _Member(nn.Module):
-    """One MLP: optional input BatchNorm, trunk layers, then one head per output group."""
+    """One MLP: input BatchNorm, the shared layer, then one hidden-layer head per group."""
 
     def __init__(self, spec: NetworkSpec) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.BatchNorm1d(spec.in_features)] if spec.batch_norm else []
-        width = spec.in_features
-        for hidden in spec.trunk:
-            layers.append(nn.Linear(width, hidden))
-            layers += [nn.BatchNorm1d(hidden)] if spec.batch_norm else []
-            layers.append(nn.SiLU())
-            layers += [nn.Dropout(spec.trunk_dropout)] if spec.trunk_dropout else []
-            width = hidden
-        self.trunk = nn.Sequential(*layers)
+        self.trunk = nn.Sequential(
+            nn.BatchNorm1d(spec.in_features), *_hidden(spec.in_features, spec.trunk, spec.dropout)
+        )
         self.heads = nn.ModuleList(
-            _head(width, spec.head_hidden, len(group), spec.batch_norm, dropout)
-            for group, dropout in zip(spec.groups, spec.head_dropout, strict=True)
+            nn.Sequential(*_hidden(spec.trunk, spec.head, dropout), nn.Linear(spec.head, len(g)))
+            for g, dropout in zip(spec.groups, spec.head_dropout, strict=True)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -251,7 +250,10 @@ class _Member(nn.Module):
 
 
 class PredictorNet(nn.Module):
-    """Standardise the features, run every ensemble member: ``(members, n, outputs)``."""
+    """Standardise the features, run every ensemble member: ``(members, n, outputs)``.
+
+    The statistics come from the card, not the weights file, so they are not buffers.
+    """
 
     def __init__(self, spec: NetworkSpec, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
@@ -289,11 +291,11 @@ class Predictor:
         return [o.column for o in self.card.outputs]
 
     def encode(self, items: Sequence[Arch | str]) -> Tensor:
-        """Relaxed encodings of architectures: normalised embeddings, or nb201 one-hot."""
+        """Relaxed encodings (float64) of architectures: normalised embeddings, or nb201 one-hot."""
         if self.card.space == "nas-bench-201":
-            return nb201_features([str(i) for i in items])
+            return nb201_features([str(i) for i in items], torch.float64)
         archs = [i if isinstance(i, Arch) else Arch.from_code(i) for i in items]
-        return normalise(embedding_tensor(archs))
+        return normalise(embedding_tensor(archs, torch.float64))
 
     def forward(self, inputs: Tensor) -> Tensor:
         """Standardised predictions ``(n, outputs)`` (ensemble mean), differentiable in inputs.
@@ -438,16 +440,14 @@ def _fit(
     train: np.ndarray,
     val: np.ndarray,
     config: ModelConfig,
-    weights: Tensor,
     primary: list[int],
     generator: torch.Generator,
 ) -> int:
     """Train ``net`` in place on rows ``train``; keep the state of the best validation epoch."""
-    optimizer_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = optimizer_cls(
-        net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+    optimizer = torch.optim.Adam(
+        net.parameters(), lr=config.lr, weight_decay=WEIGHT_DECAY, fused=True
     )
-    batch = config.batch_size or len(train)
+    batch = config.batch_size
     per_epoch = math.ceil(len(train) / batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
@@ -467,13 +467,13 @@ def _fit(
         order = train[torch.randperm(len(train), generator=generator).numpy()]
         for start in range(0, len(order), batch):
             rows = order[start : start + batch]
-            if len(rows) < 2 and config.batch_norm:
-                continue
+            if len(rows) < 2:
+                continue  # BatchNorm needs two rows
             pred = net(x[rows])
             err = nn.functional.smooth_l1_loss(pred, y0[rows].expand_as(pred), reduction="none")
             m = mask[rows].expand_as(pred)
             per_output = (err * m).sum(dim=(0, 1)) / m.sum(dim=(0, 1)).clamp_min(1)
-            loss = (per_output * weights).sum() / weights.sum()
+            loss = per_output.mean()
             for j in primary if config.rank_weight else []:
                 ok = mask[rows, j]
                 loss = loss + config.rank_weight * _pairwise_loss(
@@ -504,7 +504,7 @@ def _fit(
 def train_predictor(
     frames: Mapping[str, pd.DataFrame],
     settings: Sequence[str],
-    config: ModelConfig = DEFAULT,
+    config: ModelConfig | None = None,
     seed: int = 0,
     data_version: str = "unversioned",
     report_seeds: Sequence[int] = (0,),
@@ -513,11 +513,12 @@ def train_predictor(
     """Train one predictor on split ``seed`` for ``settings`` (several: multi-task).
 
     ``frames`` maps each setting to its rows: ``code``, the setting's metrics, ``flops``
-    and ``params`` (MR), or ``ops`` and the metrics (nas-bench-201). The card records the
-    test scores of this seed.
+    and ``params`` (MR), or ``ops`` and the metrics (nas-bench-201). ``config`` defaults to
+    :func:`default_config`. The card records the test scores of this seed.
     """
     if not settings:
         raise PredictorError("no settings to train on")
+    config = config or default_config(settings)
     spaces = {get_setting(s).space for s in settings}
     if len(spaces) != 1 or (len(settings) > 1 and "nas-bench-201" in spaces):
         raise PredictorError(f"settings {list(settings)} mix spaces; multi-task is MR only")
@@ -563,17 +564,15 @@ def train_predictor(
     cols = [index[c] for c in order]
     y = torch.tensor((data.targets[:, cols] - mean[cols]) / std[cols], dtype=torch.float32)
     primary = [j for j, c in enumerate(order) if c in primaries]
-    weights = torch.tensor([1.0 if c in primaries else config.aux_weight for c in order])
     spec = NetworkSpec(
         members=config.members,
         in_features=x.shape[1],
-        trunk=config.trunk,
-        head_hidden=config.head_hidden,
+        trunk=TRUNK,
+        head=HEAD,
         groups=tuple(groups),
-        batch_norm=config.batch_norm,
-        trunk_dropout=config.trunk_dropout,
+        dropout=DROPOUT,
         head_dropout=tuple(
-            0.0 if all(c.split(".")[-1] in COMPLEXITY_METRICS for c in g) else config.head_dropout
+            0.0 if all(c.split(".")[-1] in COMPLEXITY_METRICS for c in g) else DROPOUT
             for g in groups
         ),
     )
@@ -581,7 +580,7 @@ def train_predictor(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = PredictorNet(spec, feature_mean.tolist(), feature_std.tolist())
-        epoch = _fit(net, x, y, parts["train"], parts["val"], config, weights, primary, generator)
+        epoch = _fit(net, x, y, parts["train"], parts["val"], config, primary, generator)
 
     card = PredictorCard(
         name=name or (settings[0] if len(settings) == 1 else MULTITASK),
@@ -600,9 +599,8 @@ def train_predictor(
         training=TrainingSpec(
             epochs=config.epochs,
             batch_size=config.batch_size,
-            optimizer=config.optimizer,
             lr=config.lr,
-            weight_decay=config.weight_decay,
+            weight_decay=WEIGHT_DECAY,
             loss="smooth-l1" + (" + pairwise logistic" if config.rank_weight else ""),
             rank_weight=config.rank_weight,
             selection=config.selection,
@@ -709,6 +707,32 @@ def report_markdown(report: pd.DataFrame, data_version: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One training of :func:`train_all`, self-contained so a worker process can run it."""
+
+    frames: dict[str, pd.DataFrame]
+    settings: list[str]
+    config: ModelConfig
+    seed: int
+    data_version: str
+    report_seeds: tuple[int, ...]
+    name: str
+
+
+def _run(job: _Job) -> Predictor:
+    with torch_threads(1):
+        return train_predictor(
+            job.frames,
+            job.settings,
+            job.config,
+            job.seed,
+            job.data_version,
+            job.report_seeds,
+            job.name,
+        )
+
+
 def train_all(
     frames: Mapping[str, pd.DataFrame],
     out_dir: Path,
@@ -716,7 +740,7 @@ def train_all(
     data_version: str = "unversioned",
     epochs: int | None = None,
     progress: Progress | None = None,
-    threads: int = 1,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Train and evaluate every predictor the pipeline publishes; return the report.
 
@@ -724,41 +748,55 @@ def train_all(
     with two or more MR settings, also the multi-task default predictor. The first seed's
     models are saved in ``out_dir`` (``<setting>``, ``<setting>.baseline``, ``multitask``,
     as safetensors + JSON card) beside ``report.csv`` and ``report.md``. ``epochs``
-    overrides both configurations' epoch budgets (quick runs); ``threads`` is torch's
-    intra-op thread count while training.
+    overrides every configuration's epoch budget (quick runs). Each training uses one
+    torch thread; ``workers`` > 1 runs trainings in that many processes (same results).
     """
     out_dir = Path(out_dir)
+    seeds = tuple(seeds)
     if not seeds:
         raise PredictorError("at least one seed is needed")
     settings = [s for s in frames if len(frames[s])]
     mr = [s for s in MR_SETTINGS if s in settings]
-    jobs: list[tuple[list[str], ModelConfig, str]] = []
+    plan: list[tuple[list[str], ModelConfig, str]] = []
     for setting in settings:
-        jobs.append(([setting], DEFAULT, setting))
-        jobs.append(([setting], BASELINE, f"{setting}.baseline"))
+        plan.append(([setting], default_config([setting]), setting))
+        plan.append(([setting], BASELINE, f"{setting}.baseline"))
     if len(mr) > 1:
-        jobs.append((mr, DEFAULT, MULTITASK))
-    total, done = len(jobs) * len(seeds), 0
-    runs: list[tuple[str, Predictor]] = []
-    for job_settings, config, name in jobs:
-        model = "multitask" if name == MULTITASK else config.model
-        for seed in seeds:
-            with torch_threads(threads):
-                predictor = train_predictor(
-                    frames,
-                    job_settings,
-                    config.with_epochs(epochs),
-                    seed,
-                    data_version,
-                    report_seeds=seeds,
-                    name=name,
-                )
-            if seed == seeds[0]:
-                predictor.save(out_dir)
-            runs.append((model, predictor))
-            done += 1
-            if progress is not None:
-                progress(done, total, f"{name} seed {seed}")
+        plan.append((mr, MULTITASK_CONFIG, MULTITASK))
+    jobs = [
+        _Job(
+            {s: frames[s] for s in names},
+            names,
+            config.with_epochs(epochs),
+            seed,
+            data_version,
+            seeds,
+            name,
+        )
+        for names, config, name in plan
+        for seed in seeds
+    ]
+    results: dict[int, Predictor] = {}
+
+    def collect(index: int, predictor: Predictor) -> None:
+        results[index] = predictor
+        if progress is not None:
+            progress(len(results), len(jobs), f"{jobs[index].name} seed {jobs[index].seed}")
+
+    if workers <= 1:
+        for index, job in enumerate(jobs):
+            collect(index, _run(job))
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_run, job): index for index, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                collect(futures[future], future.result())
+    runs = []
+    for index, job in enumerate(jobs):
+        predictor = results[index]
+        if job.seed == seeds[0]:
+            predictor.save(out_dir)
+        runs.append(("multitask" if job.name == MULTITASK else job.config.model, predictor))
     report = pd.DataFrame(_report_rows(runs, settings), columns=REPORT_COLUMNS)
     order = {s: i for i, s in enumerate(settings)}
     report = report.sort_values(

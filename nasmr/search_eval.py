@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 
 from nasmr.features import embedding_tensor, normalise
 from nasmr.ncp import Objective, ncp_search
-from nasmr.predictor import Predictor, load_predictor, split_labels
+from nasmr.predictor import Predictor, load_predictor, split_labels, torch_threads
 from nasmr.space import Arch
 from schemas.settings import MR_SETTINGS, get_setting
 
@@ -347,9 +347,10 @@ def evaluate_search(
     budget_rows, pareto_rows = [], []
     for setting in chosen:
         predictor = load_predictor(predictor_dir / f"{setting}.json")
-        pool = _pool(predictor, frames[setting], setting)
-        budget_rows += _budget_rows(predictor, pool, setting, seed, repeats, starts, steps)
-        rows, picks = _pareto_rows(predictor, pool, setting, seed, repeats, starts, steps)
+        with torch_threads(1):
+            pool = _pool(predictor, frames[setting], setting)
+            budget_rows += _budget_rows(predictor, pool, setting, seed, repeats, starts, steps)
+            rows, picks = _pareto_rows(predictor, pool, setting, seed, repeats, starts, steps)
         pareto_rows += rows
         _plot(pool, setting, picks, out_dir / f"pareto_{setting}.png")
     budgets, pareto = pd.DataFrame(budget_rows), pd.DataFrame(pareto_rows)

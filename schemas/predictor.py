@@ -37,15 +37,18 @@ class OutputSpec(_Frozen):
 
 
 class NetworkSpec(_Frozen):
-    """An ensemble of MLPs: shared trunk, then one head per output group."""
+    """An ensemble of BatchNorm MLPs: input BatchNorm, a shared layer, one head per group.
+
+    Each hidden layer is Linear, BatchNorm, SiLU and dropout; a head is one hidden layer
+    and a linear output for its group's columns.
+    """
 
     members: int = Field(ge=1)
     in_features: int = Field(ge=1)
-    trunk: tuple[int, ...]
-    head_hidden: int | None = Field(ge=1, description="None: each head is one linear layer")
+    trunk: int = Field(ge=1, description="units of the shared layer")
+    head: int = Field(ge=1, description="units of each head's hidden layer")
     groups: tuple[tuple[str, ...], ...] = Field(description="output columns of each head")
-    batch_norm: bool
-    trunk_dropout: float = Field(ge=0, lt=1)
+    dropout: float = Field(ge=0, lt=1, description="dropout after the shared layer")
     head_dropout: tuple[float, ...]
     activation: Literal["silu"] = "silu"
 
@@ -54,8 +57,8 @@ class TrainingSpec(_Frozen):
     """Optimisation and model selection of one training run."""
 
     epochs: int = Field(ge=1)
-    batch_size: int | None = Field(description="None: full batch")
-    optimizer: Literal["adam", "adamw"]
+    batch_size: int = Field(ge=2)
+    optimizer: Literal["adam"] = "adam"
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     schedule: Literal["one-cycle"] = "one-cycle"
