@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
+
+from schemas.release import FileDigest
 
 _CHUNK = 1 << 20
 
@@ -15,3 +18,9 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def content_hash(sources: Iterable[FileDigest]) -> str:
+    """sha256 of the sha256sum-style listing of the input files (paths relative to the drop)."""
+    listing = "".join(f"{s.sha256}  {s.path}\n" for s in sorted(sources, key=lambda s: s.path))
+    return hashlib.sha256(listing.encode()).hexdigest()

@@ -22,7 +22,6 @@ release, and an existing version is never overwritten.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -41,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nasmr import __version__, clock, paths
-from nasmr.checksums import sha256_file
+from nasmr.checksums import content_hash, sha256_file
 from nasmr.warehouse import PARQUET_DIR, TABLE_DOCS, WAREHOUSE_NAME
 from schemas.release import (
     FLOPS_CONVENTION,
@@ -554,12 +553,6 @@ def _code_version() -> CodeVersion:
         git_commit=commit or None,
         git_dirty=None if status is None else bool(status),
     )
-
-
-def content_hash(sources: Iterable[FileDigest]) -> str:
-    """sha256 of the sha256sum-style listing of the input files (paths relative to the drop)."""
-    listing = "".join(f"{s.sha256}  {s.path}\n" for s in sorted(sources, key=lambda s: s.path))
-    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _predictor_metrics(root: Path) -> tuple[dict[str, str | float | None], ...]:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nasmr import clock, paths
+from nasmr.checksums import content_hash
 from nasmr.ingest import (
     ComplexityMethod,
     build_tables,
@@ -30,6 +31,7 @@ from nasmr.ingest import (
     published_complexity,
     recompute_complexity,
 )
+from schemas.release import FileDigest
 from schemas.settings import MR_SETTINGS, SETTINGS, get_setting
 
 WAREHOUSE_NAME = "nasmr.duckdb"
@@ -189,6 +191,13 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 def _quote(text: str) -> str:
     return text.replace("'", "''")
+
+
+def warehouse_version(path: Path | None = None) -> str:
+    """The warehouse's data version: :func:`~nasmr.checksums.content_hash` of its sources."""
+    with connect(path) as con:
+        rows = con.execute("SELECT path, bytes, sha256 FROM sources").df()
+    return content_hash(FileDigest(**row) for row in rows.to_dict("records"))
 
 
 def setting_frames(path: Path | None = None) -> dict[str, pd.DataFrame]:

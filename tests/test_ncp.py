@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from nasmr.cli import main
 from nasmr.complexity import analytic_complexity
 from nasmr.ncp import Objective, ncp_search
-from nasmr.predictor import DEFAULT, Predictor, PredictorError, train_predictor
+from nasmr.predictor import DEFAULT, Predictor, PredictorError, torch_threads, train_predictor
 from nasmr.search_eval import evaluate_search, hypervolume
 from nasmr.space import Arch, sample
 from tests.test_predictor import synthetic_frames
@@ -27,12 +27,14 @@ def frames() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def seg_predictor(frames: dict[str, pd.DataFrame]) -> Predictor:
-    return train_predictor(frames, ["seg"], DEFAULT.with_epochs(30), seed=0)
+    with torch_threads(1):  # module fixtures run before the per-test one_thread fixture
+        return train_predictor(frames, ["seg"], DEFAULT.with_epochs(30), seed=0)
 
 
 @pytest.fixture(scope="module")
 def multi_predictor(frames: dict[str, pd.DataFrame]) -> Predictor:
-    return train_predictor(frames, ["seg", "cls-10c"], DEFAULT.with_epochs(10), seed=0)
+    with torch_threads(1):
+        return train_predictor(frames, ["seg", "cls-10c"], DEFAULT.with_epochs(10), seed=0)
 
 
 @pytest.mark.parametrize(
@@ -170,8 +172,8 @@ def test_cli_search_prints_finals_and_writes_trajectories(
             "1",
             "--predictors",
             str(tmp_path),
-            "--raw",
-            str(tmp_path / "none"),
+            "--warehouse",
+            str(tmp_path / "none.duckdb"),
             "--out",
             str(out),
         ],

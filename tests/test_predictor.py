@@ -29,8 +29,11 @@ from nasmr.ingest import load_setting
 from nasmr.predictor import (
     BASELINE,
     DEFAULT,
+    DEFAULT_NB201,
     MULTITASK,
+    MULTITASK_CONFIG,
     PredictorError,
+    default_config,
     load_predictor,
     scores,
     split_labels,
@@ -38,7 +41,7 @@ from nasmr.predictor import (
     train_predictor,
 )
 from nasmr.space import Arch, sample, snap
-from nasmr.warehouse import setting_frames
+from nasmr.warehouse import setting_frames, warehouse_version
 from schemas.predictor import PredictorCard
 from tests.drops import mr_record, write_drop
 
@@ -199,11 +202,27 @@ def test_card_records_how_the_model_was_made(
 def test_baseline_is_the_authors_layout(frames: dict[str, pd.DataFrame]) -> None:
     predictor = train_predictor(frames, ["seg"], BASELINE.with_epochs(2), seed=0)
     net = predictor.card.network
-    assert net.trunk == (256,) and net.head_hidden == 128 and net.batch_norm
+    assert (net.trunk, net.head, net.members) == (256, 128, 1)
     assert net.groups == (("seg.mIoU",), ("seg.mAcc", "seg.aAcc"), ("flops", "params"))
-    assert net.head_dropout == (0.5, 0.5, 0.0) and net.trunk_dropout == 0.5
-    assert predictor.card.training.batch_size == 128 and predictor.card.training.lr == 1e-2
-    assert predictor.card.feature_set == "embedding"
+    assert net.head_dropout == (0.5, 0.5, 0.0) and net.dropout == 0.5
+    training = predictor.card.training
+    assert (training.batch_size, training.lr, training.weight_decay) == (128, 1e-2, 1e-7)
+    assert training.selection == "val-loss" and predictor.card.feature_set == "embedding"
+    cls = train_predictor(frames, ["cls-10c"], BASELINE.with_epochs(1), seed=0)
+    assert cls.card.network.groups == (("cls-10c.top1",), ("cls-10c.top5",), ("flops", "params"))
+
+
+def test_default_configurations_per_space(frames: dict[str, pd.DataFrame]) -> None:
+    assert default_config(["seg"]) is DEFAULT and DEFAULT.members == 2
+    assert default_config(["nas-bench-201"]) is DEFAULT_NB201 and DEFAULT_NB201.rank_weight > 0
+    multi = default_config(["seg", "video"])
+    assert multi is MULTITASK_CONFIG and multi.grouping == "by-setting"
+    predictor = train_predictor(frames, ["seg", "cls-10c"], multi.with_epochs(1), seed=0)
+    assert predictor.card.network.groups == (
+        ("seg.mIoU", "seg.mAcc", "seg.aAcc"),
+        ("cls-10c.top1", "cls-10c.top5"),
+        ("flops", "params"),
+    )
 
 
 def test_multitask_shares_the_split_of_per_setting_models(
@@ -315,15 +334,18 @@ def _tiny_drop(root: Path, frames: dict[str, pd.DataFrame]) -> Path:
 
 def test_cli_trains_then_predicts(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     raw = _tiny_drop(tmp_path / "drop", frames)
+    warehouse = tmp_path / "build" / "nasmr.duckdb"
     out = tmp_path / "predictors"
     runner = CliRunner()
+    result = runner.invoke(main, ["ingest", "--raw", str(raw), "--warehouse", str(warehouse)])
+    assert result.exit_code == 0, result.output
     result = runner.invoke(
         main,
         [
             "predictor",
             "train",
-            "--raw",
-            str(raw),
+            "--warehouse",
+            str(warehouse),
             "--out",
             str(out),
             "--seeds",
@@ -334,6 +356,7 @@ def test_cli_trains_then_predicts(frames: dict[str, pd.DataFrame], tmp_path: Pat
     )
     assert result.exit_code == 0, result.output
     assert "| seg | **mIoU** | default |" in result.output
+    assert load_predictor(out / "seg.json").card.data_version == warehouse_version(warehouse)
     assert (out / "seg.json").is_file() and not (out / MULTITASK).with_suffix(".json").exists()
     code = frames["seg"]["code"].iloc[0]
     result = runner.invoke(main, ["predict", code, "--setting", "seg", "--predictors", str(out)])
@@ -360,3 +383,14 @@ def test_nas_bench_201_trains_from_warehouse_frames(build: Path) -> None:
         {"nas-bench-201": frame}, ["nas-bench-201"], DEFAULT.with_epochs(2), seed=0
     )
     assert "nas-bench-201.Acc" in predictor.predict(frame["ops"].head(3).tolist()).columns
+
+
+def test_train_all_in_worker_processes_gives_the_same_report(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    small = {"seg": frames["seg"]}
+    one = train_all(small, tmp_path / "one", seeds=(0,), epochs=2)
+    two = train_all(small, tmp_path / "two", seeds=(0,), epochs=2, workers=2)
+    pd.testing.assert_frame_equal(one, two)
+    a, b = load_predictor(tmp_path / "one" / "seg.json"), load_predictor(tmp_path / "two" / "seg")
+    assert a.card == b.card

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from nasmr import paths
-from nasmr.cli.options import raw_option
+from nasmr.cli.options import warehouse_option
 from schemas.settings import MR_SETTINGS, SETTINGS
 
 if TYPE_CHECKING:
@@ -49,31 +48,15 @@ def _load(predictor_dir: Path, name: str) -> Predictor:
         raise click.ClickException(str(err)) from err
 
 
-def _frames(raw_dir: Path, settings: list[str]) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """Valid rows of each setting that loads, and one note per setting that does not."""
-    from nasmr.ingest import load_setting
+def _warehouse_frames(warehouse: Path, settings: list[str]) -> dict[str, pd.DataFrame]:
+    """The warehouse's results of ``settings`` (those it holds), or a usage error."""
+    from nasmr.warehouse import setting_frames
 
-    frames, notes = {}, []
-    for setting in settings:
-        load = load_setting(raw_dir, setting)
-        if load.status != "ok":
-            notes.append(f"{setting}: {load.status} ({load.reason})")
-            continue
-        frames[setting] = load.valid
-        if len(load.quarantine):
-            notes.append(f"{setting}: {len(load.quarantine)} record(s) quarantined, not used")
-    return frames, notes
-
-
-def _data_version(raw_dir: Path, settings: list[str]) -> str:
-    """A content version of the drop's result files: a hash of their sha256 sums."""
-    from nasmr.checksums import sha256_file
-    from nasmr.rawdrop import trainval_path
-
-    digest = hashlib.sha256()
-    for setting in settings:
-        digest.update(f"{setting}:{sha256_file(trainval_path(raw_dir, setting))}\n".encode())
-    return f"raw-sha256:{digest.hexdigest()[:16]}"
+    try:
+        frames = setting_frames(warehouse)
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from err
+    return {s: frames[s] for s in settings if s in frames}
 
 
 @click.group()
@@ -82,7 +65,7 @@ def predictor() -> None:
 
 
 @predictor.command()
-@raw_option
+@warehouse_option("The warehouse whose results the predictors learn.")
 @click.option(
     "--out",
     "out_dir",
@@ -110,16 +93,27 @@ def predictor() -> None:
     default=None,
     help="Comma-separated settings to train (default: every available one).",
 )
-def train(raw_dir: Path, out_dir: Path, seeds: int, epochs: int | None, only: str | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Training processes (one torch thread each; same results).",
+)
+def train(
+    warehouse: Path, out_dir: Path, seeds: int, epochs: int | None, only: str | None, workers: int
+) -> None:
     """Train default, baseline and multi-task predictors; print the report."""
     from nasmr.predictor import train_all
+    from nasmr.warehouse import warehouse_version
 
     wanted = _split_names(only) if only else list(SETTINGS)
-    frames, notes = _frames(raw_dir, wanted)
-    for note in notes:
-        click.echo(f"skipped {note}", err=True)
+    frames = _warehouse_frames(warehouse, wanted)
+    for setting in wanted:
+        if setting not in frames:
+            click.echo(f"skipped {setting}: no results in {warehouse}", err=True)
     if not frames:
-        raise click.ClickException(f"no setting of {raw_dir} could be loaded")
+        raise click.ClickException(f"{warehouse} holds no results of {', '.join(wanted)}")
 
     def progress(done: int, total: int, label: str) -> None:
         click.echo(f"[{done}/{total}] {label}", err=True)
@@ -128,9 +122,10 @@ def train(raw_dir: Path, out_dir: Path, seeds: int, epochs: int | None, only: st
         frames,
         out_dir,
         seeds=tuple(range(seeds)),
-        data_version=_data_version(raw_dir, list(frames)),
+        data_version=warehouse_version(warehouse),
         epochs=epochs,
         progress=progress,
+        workers=workers,
     )
     click.echo((out_dir / "report.md").read_text(), nl=False)
     click.echo(f"{len(report)} report rows; predictors in {out_dir}", err=True)
@@ -158,6 +153,7 @@ def _split_names(text: str) -> list[str]:
 def predict(code: str, setting: str, predictor_dir: Path) -> None:
     """Print the predicted metrics of the architecture CODE."""
     from nasmr.features import parse_ops
+    from nasmr.predictor import torch_threads
     from nasmr.space import Arch, ArchError
 
     model = _load(predictor_dir, setting)
@@ -167,7 +163,8 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
             parse_ops(item)
     except (ArchError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="CODE") from err
-    row = model.predict([item]).iloc[0]
+    with torch_threads(1):
+        row = model.predict([item]).iloc[0]
     for column, value in row.items():
         click.echo(f"{column:<22} {value:.4f}")
 
@@ -230,7 +227,7 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     help="Write every start's trajectory here (.csv, or .parquet).",
 )
 @predictors_option
-@raw_option
+@warehouse_option("Where true metrics of evaluated architectures come from (if it exists).")
 def search(
     setting: str | None,
     several: str | None,
@@ -245,20 +242,21 @@ def search(
     seed: int,
     out_file: Path | None,
     predictor_dir: Path,
-    raw_dir: Path,
+    warehouse: Path,
 ) -> None:
     """Search architectures with NCP and print each start's best feasible result."""
     from nasmr.ncp import Objective, ncp_search
-    from nasmr.predictor import MULTITASK
+    from nasmr.predictor import MULTITASK, torch_threads
     from nasmr.space import sample
 
     objective_weights = _objective_weights(setting, several, weights)
     name = next(iter(objective_weights)) if len(objective_weights) == 1 else MULTITASK
     model = _load(predictor_dir, name)
     objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
-    truth, _ = _frames(raw_dir, list(objective_weights)) if raw_dir.is_dir() else ({}, [])
+    truth = _warehouse_frames(warehouse, list(objective_weights)) if warehouse.is_file() else {}
     try:
-        result = ncp_search(model, objective, sample(starts, seed), steps, lr, truth=truth)
+        with torch_threads(1):
+            result = ncp_search(model, objective, sample(starts, seed), steps, lr, truth=truth)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     if out_file is not None:

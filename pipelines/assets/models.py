@@ -5,23 +5,14 @@ import pandas as pd
 
 from nasmr import ncp
 from nasmr.predictor import load_predictor, train_all
-from nasmr.release import content_hash
 from nasmr.search_eval import evaluate_search
 from nasmr.space import sample
-from nasmr.warehouse import WAREHOUSE_NAME, connect, setting_frames, write_parquet
+from nasmr.warehouse import WAREHOUSE_NAME, setting_frames, warehouse_version, write_parquet
 from pipelines.assets.warehouse import warehouse
 from pipelines.metadata import preview, timed
 from pipelines.resources import BuildDir, BuildOptions
-from schemas.release import FileDigest
 
 MODELS_GROUP = "models"
-
-
-def data_version(build_dir: BuildDir) -> str:
-    """The warehouse's content hash: sha256 over its input files' checksums."""
-    with connect(build_dir.root() / WAREHOUSE_NAME) as con:
-        rows = con.execute("SELECT path, bytes, sha256 FROM sources").df()
-    return content_hash(FileDigest(**row) for row in rows.to_dict("records"))
 
 
 def chosen_frames(build_dir: BuildDir, options: BuildOptions) -> dict[str, pd.DataFrame]:
@@ -49,7 +40,7 @@ def predictors(
             frames,
             out,
             seeds=range(options.predictor_seeds),
-            data_version=data_version(build_dir),
+            data_version=warehouse_version(build_dir.root() / WAREHOUSE_NAME),
             epochs=options.predictor_epochs,
             progress=progress,
         )
