@@ -66,7 +66,8 @@ class BuildOptions(dg.ConfigurableResource):
     """Knobs of the expensive steps: complexity method, predictor seeds, NCP budget."""
 
     complexity_method: Literal["module", "analytic"] = "module"
-    complexity_workers: int = 2
+    workers: int = 2
+    """Processes for the parallel steps (module-built complexity, predictor training)."""
     predictor_seeds: int = 5
     predictor_settings: list[str] | None = None
     """Settings to train predictors and evaluate searches for; None: every available one."""

@@ -47,7 +47,7 @@ def complexity(
     metadata: dict[str, object] = {}
     with timed(metadata):
         counts = recompute_complexity(
-            codes, options.complexity_method, options.complexity_workers, progress
+            codes, options.complexity_method, options.workers, progress
         )
     frame = pd.DataFrame(
         {

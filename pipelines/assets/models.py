@@ -43,6 +43,7 @@ def predictors(
             data_version=warehouse_version(build_dir.root() / WAREHOUSE_NAME),
             epochs=options.predictor_epochs,
             progress=progress,
+            workers=options.workers,
         )
     return dg.MaterializeResult(
         metadata={
