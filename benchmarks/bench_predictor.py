@@ -1,12 +1,13 @@
 """Time predictor training on the real drop and, with --full, produce the whole report.
 
-Default: one default and one baseline training per setting given (seed 0), each
-timed (wall clock and CPU time; CPU time is what other processes sharing the
-machine do not inflate) with its test Kendall tau on the primary metric. With
+Default: one default and one baseline training per setting given and split seed
+(0..--seeds-1), each timed (wall clock and CPU time; CPU time is what other
+processes sharing the machine do not inflate) with its test Kendall tau on the
+primary metric, then the mean and std of tau over the seeds. With
 --full: ``train_all`` over every available setting and --seeds seeds, writing the
 predictors and report to --out, then printing the report.
 
-    .venv/bin/python benchmarks/bench_predictor.py [--raw DIR] [--settings seg,nas-bench-201]
+    .venv/bin/python benchmarks/bench_predictor.py [--raw DIR] [--settings seg] [--seeds 5]
     .venv/bin/python benchmarks/bench_predictor.py --full [--seeds 5] [--workers 2] [--out DIR]
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -56,18 +58,31 @@ def main() -> None:
         )
         return
 
-    print(f"{'setting':<14}{'model':<10}{'wall s':>8}{'CPU s':>8}{'epoch':>7}{'test tau':>10}")
+    print(
+        f"{'setting':<14}{'model':<10}{'seed':>5}{'wall s':>8}"
+        f"{'CPU s':>8}{'epoch':>7}{'test tau':>10}"
+    )
+    summary = []
     for name in args.settings.split(","):
         frames = {name: load_setting(args.raw, name).valid}
         primary = f"{name}.{get_setting(name).primary_metric}"
         for config in (default_config([name]), BASELINE):
-            start, cpu = time.perf_counter(), time.process_time()
-            with torch_threads(1):
-                predictor = train_predictor(frames, [name], config, seed=0)
-            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-            tau = {m.column: m.kendall for m in predictor.card.test_metrics}[primary]
-            epoch = predictor.card.training.selected_epoch
-            print(f"{name:<14}{config.model:<10}{wall:>8.1f}{cpu:>8.1f}{epoch:>7}{tau:>10.3f}")
+            taus = []
+            for seed in range(args.seeds):
+                start, cpu = time.perf_counter(), time.process_time()
+                with torch_threads(1):
+                    predictor = train_predictor(frames, [name], config, seed=seed)
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+                taus.append({m.column: m.kendall for m in predictor.card.test_metrics}[primary])
+                epoch = predictor.card.training.selected_epoch
+                print(
+                    f"{name:<14}{config.model:<10}{seed:>5}{wall:>8.1f}{cpu:>8.1f}{epoch:>7}"
+                    f"{taus[-1]:>10.3f}"
+                )
+            std = statistics.stdev(taus) if len(taus) > 1 else 0.0
+            mean = statistics.mean(taus)
+            summary.append(f"{primary} {config.model}: tau {mean:.3f} +- {std:.3f}")
+    print("\n".join(summary))
 
 
 if __name__ == "__main__":
