@@ -47,6 +47,13 @@ from nasmr.cli.options import build_option, raw_option, releases_option
     show_default=True,
     help="Predictor seeds (train/validation/test splits).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Processes for complexity counting and predictor training.",
+)
 @click.option("--quiet", is_flag=True, help="Only warnings and the summary.")
 def build(
     raw_dir: Path,
@@ -57,6 +64,7 @@ def build(
     partition: str | None,
     complexity_method: str,
     predictor_seeds: int,
+    workers: int,
     quiet: bool,
 ) -> None:
     """Build the benchmark: a Dagster job run in-process and recorded in .dagster/."""
@@ -70,7 +78,9 @@ def build(
         releases_dir=releases_dir,
         log_dir=log_dir,
         partition=partition,
-        options=BuildOptions(complexity_method=complexity_method, predictor_seeds=predictor_seeds),
+        options=BuildOptions(
+            complexity_method=complexity_method, predictor_seeds=predictor_seeds, workers=workers
+        ),
         log_level="WARNING" if quiet else "INFO",
     )
     status = "succeeded" if outcome.success else "FAILED"
