@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 
 from nasmr.features import embedding_tensor, normalise
 from nasmr.ncp import Objective, ncp_search
-from nasmr.predictor import Predictor, load_predictor, split_labels, torch_threads
+from nasmr.predictor import Predictor, Progress, load_predictor, split_labels, torch_threads
 from nasmr.space import Arch
 from schemas.settings import MR_SETTINGS, get_setting
 
@@ -330,11 +330,13 @@ def evaluate_search(
     repeats: int = 3,
     starts: int = 16,
     steps: int = 70,
+    progress: Progress | None = None,
 ) -> SearchReport:
     """Evaluate NCP against random search and evolution on every MR setting with a predictor.
 
     Reads ``<predictor_dir>/<setting>.json`` predictors; writes ``search_budgets.csv``,
     ``search_pareto.csv``, ``search_report.md`` and ``pareto_<setting>.png`` to ``out_dir``.
+    ``progress`` is called after each setting with (done, total, setting).
     """
     predictor_dir, out_dir = Path(predictor_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -345,7 +347,7 @@ def evaluate_search(
             f"{predictor_dir}: no MR predictor for the given settings; train predictors first"
         )
     budget_rows, pareto_rows = [], []
-    for setting in chosen:
+    for done, setting in enumerate(chosen, start=1):
         predictor = load_predictor(predictor_dir / f"{setting}.json")
         with torch_threads(1):
             pool = _pool(predictor, frames[setting], setting)
@@ -353,6 +355,8 @@ def evaluate_search(
             rows, picks = _pareto_rows(predictor, pool, setting, seed, repeats, starts, steps)
         pareto_rows += rows
         _plot(pool, setting, picks, out_dir / f"pareto_{setting}.png")
+        if progress is not None:
+            progress(done, len(chosen), setting)
     budgets, pareto = pd.DataFrame(budget_rows), pd.DataFrame(pareto_rows)
     budgets.to_csv(out_dir / "search_budgets.csv", index=False)
     pareto.to_csv(out_dir / "search_pareto.csv", index=False)

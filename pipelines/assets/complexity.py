@@ -46,9 +46,7 @@ def complexity(
 
     metadata: dict[str, object] = {}
     with timed(metadata):
-        counts = recompute_complexity(
-            codes, options.complexity_method, options.workers, progress
-        )
+        counts = recompute_complexity(codes, options.complexity_method, options.workers, progress)
     frame = pd.DataFrame(
         {
             "code": list(counts),

@@ -91,11 +91,17 @@ def ncp_results(
 
 
 @dg.asset(group_name=MODELS_GROUP, deps=[predictors])
-def search_evaluation(build_dir: BuildDir, options: BuildOptions) -> dg.MaterializeResult:
+def search_evaluation(
+    context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
+) -> dg.MaterializeResult:
     """NCP vs random search and regularised evolution against the benchmark's ground truth:
     regret under FLOPs budgets, Pareto fronts, hypervolumes and plots."""
     out = build_dir.root() / "reports"
     metadata: dict[str, object] = {}
+
+    def progress(done: int, total: int, setting: str) -> None:
+        context.log.info(f"search evaluation: {done}/{total} settings ({setting})")
+
     with timed(metadata):
         evaluate_search(
             chosen_frames(build_dir, options),
@@ -104,6 +110,7 @@ def search_evaluation(build_dir: BuildDir, options: BuildOptions) -> dg.Material
             seed=options.seed,
             starts=options.ncp_starts,
             steps=options.ncp_steps,
+            progress=progress,
         )
     return dg.MaterializeResult(
         metadata={
