@@ -22,10 +22,17 @@ Rules, applied in this order:
   whose name sorts last is kept (mmcv names runs by start time, so: the latest); the
   others are quarantined (line empty: the whole run).
 
-Speed: the bulk is read by DuckDB's columnar JSON reader in one pass (each line is
-tagged with its file id by one bytes replace per file, so no per-line Python); only
-files where that pass found a problem, or read fewer lines than the file holds, are
-re-read line by line, to number the lines and explain each rejection.
+Speed: the files are listed while DuckDB starts up. DuckDB then pulls them through a
+record batch reader, about 2 MB of files per batch read into one buffer in which numpy
+finds the newlines, so each line becomes a row of an Arrow string column (file id and
+line number alongside) without per-line Python. One query parses the lines with
+``json_transform`` and annotates them, its threads parsing some batches while the next
+is read, into an Arrow table that the aggregation, run and curve queries scan without
+a copy. Python looks at single lines only where it must: lines that do not open with
+``{`` (blank? an object after spaces?), files that are not valid UTF-8 and lines DuckDB
+could not parse (a UDF words the reason as Python's JSON decoder does). The curve query
+returns lines in file and line order, so numpy only checks the order (and sorts only a
+drop with a file logged out of order) before spreading them to the long table.
 
 Derived results (:func:`derive_results`): per run and metric, the *final* value is
 the last evaluation (highest epoch, then iteration) and the *best* value the highest
@@ -35,8 +42,8 @@ value, as the published records do for a fixed schedule.
 
 from __future__ import annotations
 
-import io
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,8 +61,9 @@ RECONCILE_TOLERANCE = 0.005 + 1e-9
 """A log value agrees with a published one within half a unit of the published
 2-decimal rounding (plus float slack): 67.085 from a log agrees with 67.08 and 67.09."""
 
-BATCH_BYTES = 32 * 1024 * 1024
-"""Log bytes handed to the columnar reader at once (bounds memory; lets reading overlap)."""
+BATCH_BYTES = 2 * 1024 * 1024
+"""Log bytes read into one buffer, one Arrow record batch: DuckDB's threads parse batches
+in parallel while the next is read, and only a few are in memory at once."""
 
 CURVE_SERIES: tuple[str, ...] = ("loss", "lr", *METRICS)
 """The ``metric`` values of the curves table, in output order."""
@@ -98,12 +106,8 @@ class _LogFile:
     setting: str
     arch: str
     run: str
-
-    @property
-    def need(self) -> int:
-        """Bit ``i`` set when the setting requires ``METRICS[i]`` on evaluation lines."""
-        metrics = log_setting(self.setting).metrics
-        return sum(1 << i for i, m in enumerate(METRICS) if m in metrics)
+    need: int
+    """Bit ``i`` set when the setting requires ``METRICS[i]`` on evaluation lines."""
 
 
 def parse_log_drop(log_dir: Path) -> LogParse:
@@ -113,27 +117,15 @@ def parse_log_drop(log_dir: Path) -> LogParse:
         root = root / "logs"
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: log folder not found")
-    files, layout = _discover(root)
-    con = duckdb.connect()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        found = pool.submit(_discover, root)  # the files are listed while DuckDB starts up
+        con = duckdb.connect()
     try:
-        con.register("files_df", _files_frame(files))
-        con.execute("CREATE TEMP TABLE files AS SELECT * FROM files_df")
-        con.execute(f"CREATE TEMP TABLE lines ({_LINES_SCHEMA})")
-        physical = pd.DataFrame(
-            {"fid": range(len(files)), "physical_lines": _bulk_read(con, files)}
-        )
-        con.register("physical", physical.astype("int64"))
-        con.execute(f"CREATE TEMP TABLE agg AS {_aggregate_sql('true')}")
+        files, layout = found.result()
+        con.register("files", _files_table(files))
+        con.register("lines", _read(con, files))
+        con.execute(f"CREATE TEMP TABLE agg AS {_AGGREGATE_SQL}")
         con.execute(f"CREATE TEMP TABLE runs AS {_RUNS_SQL}")
-        suspect = [files[fid] for (fid,) in con.execute(_SUSPECT_SQL).fetchall()]
-        if suspect:
-            _exact_read(con, suspect)
-            exact = "fid IN (SELECT fid FROM exact_files)"
-            con.execute(f"DELETE FROM lines WHERE {exact}")
-            con.execute(f"INSERT INTO lines {_annotate_sql('exact_raw')}")
-            con.execute(f"DELETE FROM agg WHERE {exact}")
-            con.execute(f"INSERT INTO agg {_aggregate_sql('f.' + exact)}")
-            con.execute(f"CREATE OR REPLACE TEMP TABLE runs AS {_RUNS_SQL}")
         runs = con.sql(_RUNS_OUT_SQL).df()
         quarantine = _quarantine(con, layout)
         curves = _curves(con, files)
@@ -149,15 +141,14 @@ def _discover(root: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
     """Log files in layout (sorted by path) and ``(file, reason)`` for those out of it."""
     files: list[_LogFile] = []
     problems: list[tuple[str, str]] = []
-    for path in sorted(p for p in root.rglob(f"*{LOG_SUFFIX}") if p.is_file()):
-        parts = path.relative_to(root).parts
+    for parts in _log_paths(root):
         name = "/".join(parts)
         if len(parts) != 3:
             problems.append((name, f"not in the <setting>/<arch code>/<run>{LOG_SUFFIX} layout"))
             continue
         setting, code, filename = parts
         try:
-            log_setting(setting)
+            metrics = log_setting(setting).metrics
         except KeyError as err:
             problems.append((name, f"folder is not a known setting: {err.args[0]}"))
             continue
@@ -169,21 +160,43 @@ def _discover(root: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
         if canonical != code:
             problems.append((name, f"folder is not a canonical architecture code: {canonical}"))
             continue
+        need = sum(1 << i for i, m in enumerate(METRICS) if m in metrics)
         run = filename[: -len(LOG_SUFFIX)]
-        files.append(_LogFile(len(files), path, name, setting, code, run))
+        files.append(_LogFile(len(files), root.joinpath(*parts), name, setting, code, run, need))
     return files, problems
 
 
-def _files_frame(files: Sequence[_LogFile]) -> pd.DataFrame:
-    """One row per log file: names and the metrics its setting requires (``need``)."""
-    return pd.DataFrame(
+def _log_paths(root: Path) -> list[tuple[str, ...]]:
+    """The parts below ``root`` of every ``*.log.json`` file, in path order.
+
+    As with ``Path.rglob``, folders behind symlinks are not entered and unreadable ones
+    are skipped; ``os.scandir`` does it in a quarter of the time.
+    """
+    found: list[tuple[str, ...]] = []
+    folders: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
+    while folders:
+        folder, parts = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append((entry.path, (*parts, entry.name)))
+                    elif entry.name.endswith(LOG_SUFFIX) and entry.is_file():
+                        found.append((*parts, entry.name))
+        except PermissionError:
+            continue
+    return sorted(found)
+
+
+def _files_table(files: Sequence[_LogFile]) -> pa.Table:
+    """One row per log file: its names."""
+    return pa.table(
         {
-            "fid": pd.Series([f.fid for f in files], dtype="int64"),
-            "file": pd.Series([f.name for f in files], dtype="str"),
-            "setting": pd.Series([f.setting for f in files], dtype="str"),
-            "arch": pd.Series([f.arch for f in files], dtype="str"),
-            "run": pd.Series([f.run for f in files], dtype="str"),
-            "need": pd.Series([f.need for f in files], dtype="int64"),
+            "fid": pa.array([f.fid for f in files], pa.int64()),
+            "file": pa.array([f.name for f in files], pa.string()),
+            "setting": pa.array([f.setting for f in files], pa.string()),
+            "arch": pa.array([f.arch for f in files], pa.string()),
+            "run": pa.array([f.run for f in files], pa.string()),
         }
     )
 
@@ -192,15 +205,62 @@ def _files_frame(files: Sequence[_LogFile]) -> pd.DataFrame:
 
 
 def _quoted(key: str) -> str:
+    """``key`` as an SQL identifier (JSON keys hold ``-`` and ``/``)."""
     return '"' + key.replace('"', '""') + '"'
 
 
-def _batches(files: Sequence[_LogFile]) -> Iterator[list[_LogFile]]:
-    batch: list[_LogFile] = []
+_RAW_SCHEMA = pa.schema(
+    [
+        ("fid", pa.int64()),
+        ("need", pa.int64()),
+        ("line", pa.int64()),
+        ("pre", pa.string()),
+        ("cut", pa.bool_()),
+        ("brace", pa.bool_()),
+        ("text", pa.large_string()),
+    ]
+)
+"""A line as DuckDB gets it: file, metrics needed, line number, why it is unreadable, whether
+it is the cut-short last line of a file without a final newline, whether it opens with ``{``
+(after spaces), and its text (newline included)."""
+
+
+def _read(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pa.Table:
+    """The annotated lines of ``files`` (see :func:`_annotate_sql`), as an Arrow table.
+
+    DuckDB pulls the files batch by batch from a record batch reader, so its threads
+    parse some batches while another is read. Arrow output costs it less than a table
+    of its own, and it scans Arrow again without a copy.
+    """
+    failed: list[Exception] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        """The lines of ``files``, one record batch per group of files."""
+        try:
+            yield from (_load(batch) for batch in _batches(files))
+        except Exception as err:  # raised again as itself, not as DuckDB's wrapping of it
+            failed.append(err)
+            raise
+
+    con.create_function("json_problem", _json_problem, ["VARCHAR", "BOOLEAN"], "VARCHAR")
+    con.register("raw", pa.RecordBatchReader.from_batches(_RAW_SCHEMA, batches()))
+    try:
+        return con.sql(_ANNOTATED_SQL).to_arrow_table()
+    except duckdb.Error:
+        if failed:
+            raise failed[0] from None
+        raise
+    finally:
+        con.unregister("raw")
+
+
+def _batches(files: Sequence[_LogFile]) -> Iterator[list[tuple[_LogFile, int]]]:
+    """The files with their sizes, in groups of about :data:`BATCH_BYTES`."""
+    batch: list[tuple[_LogFile, int]] = []
     size = 0
     for f in files:
-        batch.append(f)
-        size += f.path.stat().st_size
+        batch.append((f, f.path.stat().st_size))
+        size += batch[-1][1]
         if size >= BATCH_BYTES:
             yield batch
             batch, size = [], 0
@@ -208,131 +268,117 @@ def _batches(files: Sequence[_LogFile]) -> Iterator[list[_LogFile]]:
         yield batch
 
 
-def _tagged(f: _LogFile, data: bytes) -> bytes:
-    """The file's lines, each opening ``{"_f":<fid>,"_n":<need>,`` (file id, metrics needed).
+def _load(batch: Sequence[tuple[_LogFile, int]]) -> pa.RecordBatch:
+    """A batch of files read into one buffer and split into lines (numpy finds the newlines)."""
+    buf = bytearray(sum(size for _, size in batch) + len(batch))  # room for a final newline each
+    view = memoryview(buf)
+    starts = [0]
+    cut: list[int] = []  # files that lack a final newline (one is added)
+    for i, (f, size) in enumerate(batch):
+        with f.path.open("rb") as fh:
+            end = starts[-1] + fh.readinto(view[starts[-1] : starts[-1] + size])
+        if end > starts[-1] and buf[end - 1] != ord("\n"):
+            buf[end] = ord("\n")
+            end += 1
+            cut.append(i)
+        starts.append(end)
+    data = np.frombuffer(buf, dtype=np.uint8, count=starts[-1])
+    offsets = np.concatenate(([0], np.flatnonzero(data == ord("\n")) + 1))
+    first = np.searchsorted(offsets, starts)  # each file's first line (files end at line ends)
+    counts = np.diff(first)
+    pre = _utf8_problems(view, offsets, first)  # before Arrow sees the text
+    last_line = np.zeros(len(offsets) - 1, dtype=bool)
+    last_line[first[1:][cut] - 1] = True
+    brace, blank = _openings(view, offsets, data)
+    lines = pa.record_batch(
+        {
+            "fid": np.repeat(np.array([f.fid for f, _ in batch], dtype=np.int64), counts),
+            "need": np.repeat(np.array([f.need for f, _ in batch], dtype=np.int64), counts),
+            "line": np.arange(len(offsets) - 1) - np.repeat(first[:-1], counts) + 1,
+            "pre": pre,
+            "cut": last_line,
+            "brace": brace,
+            "text": pa.LargeStringArray.from_buffers(
+                len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(view[: starts[-1]])
+            ),
+        },
+        schema=_RAW_SCHEMA,
+    )
+    return lines.filter(pa.array(~blank)) if blank.any() else lines
 
-    A line the tag cannot reach (not starting with ``{``) or breaks (``{}``) is not
-    counted for its file, which therefore goes to the line-by-line pass; that pass
-    reads the original bytes.
+
+def _utf8_problems(view: memoryview, offsets: np.ndarray, first: np.ndarray) -> pa.Array:
+    """Per line, why it is not valid UTF-8 (else NULL); such a line is overwritten with ``?``.
+
+    Files are decoded whole; only a file that fails is decoded line by line.
     """
-    tag = b'{"_f":%d,"_n":%d,' % (f.fid, f.need)
-    body = data.replace(b"\n{", b"\n" + tag)
-    if body.startswith(b"{"):
-        body = tag + body[1:]
-    return body if not body or body.endswith(b"\n") else body + b"\n"
+    problems: dict[int, str] = {}
+    for i in range(len(first) - 1):
+        try:
+            str(view[offsets[first[i]] : offsets[first[i + 1]]], "utf-8")
+        except UnicodeDecodeError:
+            for row in range(first[i], first[i + 1]):
+                line = view[offsets[row] : offsets[row + 1] - 1]
+                try:
+                    str(line, "utf-8")
+                except UnicodeDecodeError as err:
+                    problems[row] = f"not valid UTF-8: byte {err.start + 1} of the line"
+                    line[:] = b"?" * len(line)  # readable text for DuckDB; ``pre`` rules the line
+    if not problems:
+        return pa.nulls(len(offsets) - 1, pa.string())
+    return pa.array([problems.get(row) for row in range(len(offsets) - 1)], pa.string())
 
 
-def _load(batch: Sequence[_LogFile]) -> tuple[bytes, list[int]]:
-    """The tagged bytes of a batch of files and each file's physical line count."""
-    parts, physical = [], []
-    for f in batch:
-        data = f.path.read_bytes()
-        physical.append(data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1))
-        parts.append(_tagged(f, data))
-    return b"".join(parts), physical
+def _openings(
+    view: memoryview, offsets: np.ndarray, data: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per line, whether it opens with ``{`` after spaces, and whether it is only whitespace.
 
-
-def _bulk_read(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> list[int]:
-    """Append the tagged lines of ``files`` to ``lines``; returns each file's physical lines.
-
-    One thread reads and tags the next batch while DuckDB parses the current one.
+    Lines of a log open with ``{``: only the others are looked at one by one.
     """
-    columns = {"_f": "BIGINT", "_n": "BIGINT", **_COLUMNS}
-    source = (
-        "(SELECT _f AS fid, _n AS need, NULL::BIGINT AS line, NULL::VARCHAR AS pre, "
-        "* EXCLUDE (_f, _n) FROM batch_json WHERE _f IS NOT NULL)"
-    )
-    physical: list[int] = []
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        loads = (pool.submit(_load, batch) for batch in _batches(files))  # submitted lazily
-        ahead = next(loads, None)
-        while ahead is not None:
-            data, counts = ahead.result()
-            ahead = next(loads, None)  # the next batch loads while this one is parsed
-            physical += counts
-            reader = con.read_json(  # keep the relation alive: it owns the in-memory buffer
-                io.BytesIO(data), format="newline_delimited", columns=columns, ignore_errors=True
-            )
-            reader.create_view("batch_json", replace=True)
-            con.execute(f"INSERT INTO lines {_annotate_sql(source)}")
-            del reader
-    return physical
+    brace = data[offsets[:-1]] == ord("{")
+    blank = np.zeros(len(offsets) - 1, dtype=bool)
+    for row in np.flatnonzero(~brace):
+        line = bytes(view[offsets[row] : offsets[row + 1]])
+        brace[row] = line.lstrip(b" ").startswith(b"{")
+        blank[row] = not line.strip()
+    return brace, blank
 
 
-def _exact_read(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> None:
-    """Create ``exact_raw``: the numbered lines of ``files``; ``pre`` says why one is not JSON."""
-    con.register("exact_files_df", pd.DataFrame({"fid": [f.fid for f in files]}, dtype="int64"))
-    con.execute("CREATE OR REPLACE TEMP TABLE exact_files AS SELECT * FROM exact_files_df")
-    fids, numbers, texts, pres, open_ends = [], [], [], [], []
-    for f in files:
-        data = f.path.read_bytes()
-        chunks = data.split(b"\n")
-        for number, chunk in enumerate(chunks, start=1):
-            if not chunk.strip():
-                continue
-            fids.append(f.fid)
-            numbers.append(number)
-            open_ends.append(number == len(chunks))  # the file ended without a newline
-            try:
-                texts.append(chunk.decode("utf-8"))
-                pres.append(None)
-            except UnicodeDecodeError as err:
-                texts.append("")
-                pres.append(f"not valid UTF-8: byte {err.start + 1} of the line")
-    con.register(
-        "exact_text",
-        pa.table(
-            {
-                "fid": pa.array(fids, pa.int64()),
-                "line": pa.array(numbers, pa.int64()),
-                "text": pa.array(texts, pa.string()),
-                "pre": pa.array(pres, pa.string()),
-                "open_end": pa.array(open_ends, pa.bool_()),
-            }
-        ),
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE exact_lines AS SELECT *, "
-        "pre IS NULL AND json_valid(text) AS valid FROM exact_text"
-    )
-    con.unregister("exact_text")
-    bad = con.execute(
-        "SELECT fid, line, text, open_end FROM exact_lines WHERE pre IS NULL AND NOT valid"
-    ).fetchall()
-    reasons = pd.DataFrame(
-        [(fid, line, _json_problem(text, open_end)) for fid, line, text, open_end in bad],
-        columns=["fid", "line", "reason"],
-    ).astype({"fid": "int64", "line": "int64", "reason": "str"})
-    con.register("json_reasons", reasons)
-    struct = json.dumps(_COLUMNS).replace("'", "''")
-    names = ", ".join(f"s.{_quoted(k)}" for k in _COLUMNS)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE exact_raw AS
-        SELECT fid, need, line, pre, {names} FROM (
-            SELECT e.fid, e.line,
-                coalesce(e.pre, j.reason, CASE WHEN NOT starts_with(ltrim(e.text), '{{')
-                                               THEN 'not a JSON object' END) AS pre,
-                CASE WHEN e.valid AND starts_with(ltrim(e.text), '{{')
-                     THEN json_transform(e.text, '{struct}') END AS s
-            FROM exact_lines e LEFT JOIN json_reasons j USING (fid, line)
-        ) JOIN files USING (fid)
-        """
-    )
-    con.unregister("json_reasons")
+def _json_problem(text: str, cut: bool) -> str:
+    """Why a line (newline included) is not JSON, in the words of Python's decoder.
 
-
-def _json_problem(text: str, open_end: bool) -> str:
-    """Why a line is not JSON, in the words of Python's decoder; says so if the file was cut."""
+    DuckDB calls it for the lines it could not parse; ``cut`` says the file ended
+    without a newline, which usually explains a broken last line.
+    """
     try:
-        json.loads(text)
+        json.loads(text[:-1])
     except json.JSONDecodeError as err:
         detail = f"{err.msg} at column {err.colno}"
     else:
         detail = "rejected by DuckDB's JSON reader"
-    if open_end:
+    if cut:
         return f"truncated last line: no newline at the end of the file; {detail}"
     return f"malformed JSON: {detail}"
+
+
+def _parsed_sql() -> str:
+    """``raw`` with every read key as a column; ``pre`` also says why a line is not an object.
+
+    ``TRY(json_transform(...))`` is NULL for a line ``json_valid`` rejects and for the
+    valid ``null``, so only a NULL of a line that opens with ``{`` or fails ``json_valid``
+    is a line that is not JSON.
+    """
+    struct = json.dumps(_COLUMNS).replace("'", "''")
+    names = ", ".join(f"s.{_quoted(k)}" for k in _COLUMNS)
+    return f"""(
+        SELECT fid, need, line, CASE
+                WHEN pre IS NOT NULL THEN pre
+                WHEN s IS NULL AND (brace OR NOT json_valid(text)) THEN json_problem(text, cut)
+                WHEN NOT brace THEN 'not a JSON object'
+            END AS pre, {names}
+        FROM (SELECT *, TRY(json_transform(text, '{struct}')) AS s FROM raw)
+    )"""
 
 
 # -- line and run rules ------------------------------------------------------------
@@ -345,14 +391,6 @@ def _metric_sql() -> dict[str, str]:
         expr = _quoted(mk.key)
         keys[mk.metric].append(f"round(100 * {expr}, 10)" if mk.scale == "fraction" else expr)
     return {m: f"coalesce({', '.join(exprs)})" for m, exprs in keys.items()}
-
-
-_LINES_SCHEMA = (
-    "fid BIGINT, line BIGINT, kind VARCHAR, epoch BIGINT, iter BIGINT, "
-    "lr DOUBLE, loss DOUBLE, config VARCHAR, "
-    + ", ".join(f"{_quoted(m)} DOUBLE" for m in METRICS)
-    + ", problem VARCHAR"
-)
 
 
 def _annotate_sql(source: str) -> str:
@@ -405,24 +443,30 @@ def _annotate_sql(source: str) -> str:
     """
 
 
-def _aggregate_sql(where: str) -> str:
-    """Per-file aggregates of the ``lines`` of the files selected by ``where`` (on ``f``)."""
-    return rf"""
-        SELECT f.fid, f.file, f.setting, f.arch, f.run, p.physical_lines,
-            count(l.fid) AS lines,
-            count(l.problem) AS bad_lines,
-            count(*) FILTER (l.problem IS NULL AND l.kind = 'val') AS evaluations,
-            max(l.epoch) FILTER (l.problem IS NULL AND l.kind = 'val') AS last_epoch,
-            max(l.line) AS last_line,
-            max(TRY_CAST(nullif(regexp_extract(l.config, 'max_epochs\s*=\s*(\d+)', 1), '')
-                AS BIGINT)) FILTER (l.problem IS NULL AND l.kind = 'meta') AS declared_epochs,
-            max(greatest(l.mIoU, l.mAcc, l.aAcc))
-                FILTER (l.problem IS NULL AND l.kind = 'val') AS seg_max
-        FROM files f JOIN physical p USING (fid) LEFT JOIN lines l USING (fid)
-        WHERE {where}
-        GROUP BY ALL
-    """
+_ANNOTATED_SQL = _annotate_sql(_parsed_sql())
+"""The lines of ``raw`` annotated: the ``lines`` columns."""
 
+
+_AGGREGATE_SQL = r"""
+    WITH per_file AS (
+        SELECT fid,
+            count(*) AS lines,
+            count(problem) AS bad_lines,
+            count(*) FILTER (problem IS NULL AND kind = 'val') AS evaluations,
+            max(epoch) FILTER (problem IS NULL AND kind = 'val') AS last_epoch,
+            max(line) AS last_line,
+            max(TRY_CAST(nullif(regexp_extract(config, 'max_epochs\s*=\s*(\d+)', 1), '')
+                AS BIGINT)) FILTER (problem IS NULL AND kind = 'meta') AS declared_epochs,
+            max(greatest(mIoU, mAcc, aAcc)) FILTER (problem IS NULL AND kind = 'val') AS seg_max
+        FROM lines
+        GROUP BY fid
+    )
+    SELECT f.fid, f.file, f.setting, f.arch, f.run, coalesce(p.lines, 0) AS lines,
+        coalesce(p.bad_lines, 0) AS bad_lines, coalesce(p.evaluations, 0) AS evaluations,
+        p.last_epoch, p.last_line, p.declared_epochs, p.seg_max
+    FROM files f LEFT JOIN per_file p USING (fid)
+"""
+"""Per-file aggregates of ``lines``, one row per file (also for a file without lines)."""
 
 _RUNS_SQL = """
     WITH expect AS (
@@ -448,12 +492,6 @@ _RUNS_SQL = """
     FROM judged
 """
 """One row per run file from ``agg``: the expected epoch, a run-level problem, the kept run."""
-
-_SUSPECT_SQL = """
-    SELECT fid FROM runs
-    WHERE bad_lines > 0 OR run_problem IS NOT NULL OR lines <> physical_lines
-    ORDER BY fid
-"""
 
 _RUNS_OUT_SQL = """
     SELECT file, setting, arch, run, lines, bad_lines, evaluations, last_epoch,
@@ -489,41 +527,65 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     """The accepted runs' good lines, one row per (line, series), segmentation fractions scaled.
 
     Rows follow the files (sorted by path), then epoch, iteration and training before
-    evaluation (then the order read), then :data:`CURVE_SERIES`; ``arch``, ``setting``,
+    evaluation (then line order), then :data:`CURVE_SERIES`; ``arch``, ``setting``,
     ``run`` and ``metric`` are categoricals (a full drop has tens of millions of points).
     """
-    seg = {m: f"CASE WHEN r.seg_max <= 1 THEN round(100 * l.{m}, 10) ELSE l.{m} END" for m in _SEG}
+    seg = {
+        m: f"CASE WHEN r.fractions[fid + 1] THEN round(100 * {m}, 10) ELSE {m} END" for m in _SEG
+    }
     series = [
-        "CASE WHEN l.kind = 'train' THEN l.loss END",
-        "CASE WHEN l.kind = 'train' THEN l.lr END",
-        *(seg.get(m, f"l.{_quoted(m)}") for m in METRICS),
+        "CASE WHEN kind = 'train' THEN loss END",
+        "CASE WHEN kind = 'train' THEN lr END",
+        *(seg.get(m, _quoted(m)) for m in METRICS),
     ]
+    # per-file flags as lists indexed by file id: a join would lose the lines' order
     wide = con.sql(
-        f"SELECT l.fid, l.epoch, l.iter, {', '.join(f'{e} AS s{k}' for k, e in enumerate(series))} "
-        "FROM lines l JOIN runs r USING (fid) "
-        "WHERE r.run = r.kept_run AND l.problem IS NULL AND l.kind IN ('train', 'val') "
-        "ORDER BY l.fid, l.epoch, l.iter NULLS FIRST, l.kind = 'val', l.rowid"
+        "WITH r AS (SELECT list(run = kept_run ORDER BY fid) AS kept, "
+        "list(seg_max <= 1 ORDER BY fid) AS fractions FROM runs) "
+        "SELECT fid, epoch, iter, kind = 'val' AS val, line, "
+        f"{', '.join(f'{e} AS s{k}' for k, e in enumerate(series))} "
+        "FROM lines, r "
+        "WHERE r.kept[fid + 1] AND problem IS NULL AND kind IN ('train', 'val')"
     ).to_arrow_table()
     # good lines hold no NaN, so NaN here is a series the line does not have
     values = np.column_stack(
         [wide[f"s{k}"].to_numpy(zero_copy_only=False) for k in range(len(series))]
-    ).ravel()
-    keep = ~np.isnan(values)
-    row = np.repeat(np.arange(wide.num_rows), len(series))[keep]
-    fid = wide["fid"].to_numpy()[row]
-    iters = wide["iter"].fill_null(0).to_numpy()[row]
-    no_iter = wide["iter"].is_null().to_numpy(zero_copy_only=False)[row]
+    )
+    fid, epoch = wide["fid"].to_numpy(), wide["epoch"].to_numpy()
+    has_iter = wide["iter"].is_valid().to_numpy(zero_copy_only=False)
+    iters = wide["iter"].fill_null(0).to_numpy()
+    val = wide["val"].to_numpy(zero_copy_only=False)
+    order = _curve_order(fid, epoch, has_iter, iters, val, wide["line"].to_numpy())
+    if order is not None:
+        fid, epoch, has_iter, iters, values = (
+            a[order] for a in (fid, epoch, has_iter, iters, values)
+        )
+    point = np.flatnonzero(~np.isnan(values))
+    row, metric = np.divmod(point, len(series))
+    fid = fid[row]
     out = {
         col: _categorical([getattr(f, col) for f in files], fid)
         for col in ("arch", "setting", "run")
     }
-    out["epoch"] = wide["epoch"].to_numpy()[row]
-    out["iter"] = pd.arrays.IntegerArray(iters, no_iter)
-    out["metric"] = pd.Categorical.from_codes(
-        np.tile(np.arange(len(series)), wide.num_rows)[keep], categories=CURVE_SERIES
-    )
-    out["value"] = values[keep]
-    return pd.DataFrame(out, columns=list(CURVES_COLUMNS))
+    out["epoch"] = epoch[row]
+    out["iter"] = pd.arrays.IntegerArray(iters[row], ~has_iter[row])
+    out["metric"] = pd.Categorical.from_codes(metric, categories=CURVE_SERIES)
+    out["value"] = values.ravel()[point]
+    return pd.DataFrame(out, columns=list(CURVES_COLUMNS), copy=False)
+
+
+def _curve_order(*keys: np.ndarray) -> np.ndarray | None:
+    """The order that sorts rows by ``keys`` (most significant first); None if they are sorted.
+
+    DuckDB returns the lines in file and line order and logs are written in order, so
+    checking the order is usually all it takes.
+    """
+    tied = np.ones(max(len(keys[0]) - 1, 0), dtype=bool)  # consecutive rows equal so far
+    for key in keys:
+        if (tied & (key[1:] < key[:-1])).any():
+            return np.lexsort(keys[::-1])
+        tied &= key[1:] == key[:-1]
+    return None
 
 
 def _categorical(per_file: Sequence[str], fid: np.ndarray) -> pd.Categorical:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from nasmr import logs
 from nasmr.cli import main
 from nasmr.complexity import analytic_complexity
 from nasmr.export import ExportError, export_results, records_frame, write_trainval
@@ -204,6 +205,10 @@ BAD_LINES = [
     ("unknown-mode", _at(1, lambda b: _set(b, mode="test")), 2, 'unknown mode: "test"', True),
     ("bad-utf8", _at(1, lambda b: b[:-1] + b', "x": "\xff"}'), 2, "not valid UTF-8", True),
     ("leading-space", _at(1, lambda b: b" " + b), None, None, True),
+    ("blank-lines", lambda ls: [ls[0], b"", b" \t", *ls[1:]], None, None, True),
+    ("crlf", lambda ls: [line + b"\r" for line in ls], None, None, True),
+    ("tab-indented", _at(1, lambda b: b"\t" + b), 2, "not a JSON object", True),
+    ("json-null", _insert(2, b"null"), 3, "not a JSON object", True),
     ("stopped-early", lambda ls: ls[:4], 4, "stopped early: last evaluation at epoch 1 of 2",
      False),
     ("no-evaluation", lambda ls: ls[:3], 3, "stopped early: no evaluation line", False),
@@ -245,7 +250,7 @@ def test_bad_lines_are_quarantined_and_other_runs_land(
 
 
 def test_a_bad_line_removes_only_its_own_points(drop: Path, copy: Path) -> None:
-    """The line-by-line pass reads a file exactly as the columnar pass does, minus bad lines."""
+    """A bad line costs only its own points: the rest of its file reads as in a clean drop."""
     path = _logs(copy, "digits-seg")[1]
     lines = path.read_bytes().splitlines()
     lines[4] = _set(lines[4], loss=float("nan"))  # epoch 2, iter 1
@@ -255,6 +260,52 @@ def test_a_bad_line_removes_only_its_own_points(drop: Path, copy: Path) -> None:
     lost &= (before["epoch"] == 2) & (before["iter"] == 1) & before["metric"].isin(["loss", "lr"])
     assert lost.sum() == 2
     pd.testing.assert_frame_equal(after, before[~lost].reset_index(drop=True))
+
+
+def test_lines_logged_out_of_order_give_the_same_curves(drop: Path, copy: Path) -> None:
+    """Curves are sorted by epoch, iteration and training first, not by line order."""
+    path = _logs(copy, "digits-seg")[0]
+    lines = path.read_bytes().splitlines()
+    path.write_bytes(b"\n".join([lines[0], *reversed(lines[1:])]) + b"\n")
+    parsed = parse_log_drop(copy)
+    assert parsed.quarantine.empty
+    pd.testing.assert_frame_equal(parsed.curves, parse_log_drop(drop).curves)
+
+
+def test_batches_of_any_size_parse_the_same(
+    drop: Path, copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drop read one file per batch parses as in one batch, bad lines included."""
+    path = _logs(copy, "digits-cls")[1]
+    path.write_bytes(path.read_bytes()[:-40])  # a cut last line
+    whole = parse_log_drop(copy)
+    monkeypatch.setattr(logs, "BATCH_BYTES", 1)
+    one_by_one = parse_log_drop(copy)
+    for table in ("curves", "quarantine", "runs"):
+        pd.testing.assert_frame_equal(getattr(one_by_one, table), getattr(whole, table))
+    assert len(whole.quarantine) == 2
+
+
+def test_an_unreadable_file_raises_its_own_error(
+    copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error reading a file is not hidden behind DuckDB's wrapping of it."""
+
+    def fail(batch: object) -> None:
+        raise PermissionError("no access")
+
+    monkeypatch.setattr(logs, "_load", fail)
+    with pytest.raises(PermissionError, match="no access"):
+        parse_log_drop(copy)
+
+
+def test_an_empty_drop_parses_to_empty_tables(drop: Path, tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.lines == 0 and parsed.runs.empty and parsed.quarantine.empty
+    assert parsed.curves.empty
+    kinds = parse_log_drop(drop).curves.dtypes.astype(str)
+    pd.testing.assert_series_equal(parsed.curves.dtypes.astype(str), kinds)
 
 
 def test_truncated_last_line_quarantines_the_line_and_the_run(copy: Path) -> None:
