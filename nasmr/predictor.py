@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -63,6 +64,7 @@ from nasmr.features import (
 )
 from nasmr.space import Arch
 from schemas.predictor import (
+    CARD_FORMAT,
     FeatureSet,
     MetricScore,
     NetworkSpec,
@@ -328,6 +330,15 @@ class Predictor:
         return card_path
 
 
+def _card_format(text: str) -> object:
+    """The ``format`` a card's JSON declares, or None if it is not a JSON object."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data.get("format") if isinstance(data, dict) else None
+
+
 def load_predictor(path: Path) -> Predictor:
     """Rebuild a saved predictor from its card and weights (``.json``, ``.safetensors`` or stem)."""
     path = Path(path)
@@ -336,9 +347,16 @@ def load_predictor(path: Path) -> Predictor:
     for p in (card_path, weights_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: predictor file not found")
+    text = card_path.read_text()
     try:
-        card = PredictorCard.model_validate_json(card_path.read_text())
+        card = PredictorCard.model_validate_json(text)
     except ValidationError as err:
+        written = _card_format(text)
+        if written is not None and written != CARD_FORMAT:
+            raise PredictorError(
+                f"{card_path}: predictor card format {written}, this nasmr reads format "
+                f"{CARD_FORMAT}: retrain (`nasmr predictor train` or `nasmr build --job refresh`)"
+            ) from err
         raise PredictorError(f"{card_path}: invalid predictor card: {err}") from err
     net = PredictorNet(card.network, card.feature_mean, card.feature_std)
     try:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CARD_FORMAT = 1
+CARD_FORMAT = 2
 """Version of the card layout; a loader refuses cards of another format."""
 
 Space = Literal["nasbench-mr", "nas-bench-201"]
@@ -97,7 +97,7 @@ class MetricScore(_Frozen):
 class PredictorCard(_Frozen):
     """Metadata of a saved predictor (the JSON next to its safetensors weights)."""
 
-    format: Literal[1] = CARD_FORMAT
+    format: Literal[2] = CARD_FORMAT
     name: str
     model: Literal["default", "baseline"]
     kind: Literal["per-setting", "multi-task"]

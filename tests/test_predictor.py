@@ -247,8 +247,12 @@ def test_missing_or_broken_files_are_named(frames: dict[str, pd.DataFrame], tmp_
     with pytest.raises(FileNotFoundError, match=r"nothing\.json"):
         load_predictor(tmp_path / "nothing.json")
     card = train_predictor(frames, ["seg"], DEFAULT.with_epochs(1)).save(tmp_path)
-    card.write_text(card.read_text().replace('"format": 1', '"format": 7'))
-    with pytest.raises(PredictorError, match=r"seg\.json"):
+    text = card.read_text()
+    card.write_text(text.replace('"format": 2', '"format": 1'))
+    with pytest.raises(PredictorError, match=r"seg\.json: predictor card format 1.*retrain"):
+        load_predictor(card)
+    card.write_text(text.replace('"members": 2', '"members": 0'))
+    with pytest.raises(PredictorError, match=r"(?s)seg\.json: invalid predictor card.*members"):
         load_predictor(card)
     bad = dict(frames)
     bad["seg"] = frames["seg"].drop(columns=["mAcc"])
