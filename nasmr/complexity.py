@@ -10,13 +10,13 @@ counts it with thop. The two are independent and must agree with every record.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
+from nasmr.parallel import pool_size
 from nasmr.space import Arch
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ def module_complexity_many(
     is called after each result.
     """
     total = len(archs)
-    workers = max(1, min(workers or os.cpu_count() or 1, total))
+    workers = pool_size(workers, total)
     if workers == 1:
         return _collect(map(module_complexity, archs), total, progress)
     with ProcessPoolExecutor(

@@ -62,6 +62,7 @@ from nasmr.features import (
     nb201_features,
     normalise,
 )
+from nasmr.parallel import pool_size
 from nasmr.space import Arch
 from schemas.predictor import (
     CARD_FORMAT,
@@ -758,7 +759,7 @@ def train_all(
     data_version: str = "unversioned",
     epochs: int | None = None,
     progress: Progress | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
 ) -> pd.DataFrame:
     """Train and evaluate every predictor the pipeline publishes; return the report.
 
@@ -767,7 +768,8 @@ def train_all(
     models are saved in ``out_dir`` (``<setting>``, ``<setting>.baseline``, ``multitask``,
     as safetensors + JSON card) beside ``report.csv`` and ``report.md``. ``epochs``
     overrides every configuration's epoch budget (quick runs). Each training uses one
-    torch thread; ``workers`` > 1 runs trainings in that many processes (same results).
+    torch thread; ``workers`` > 1 (None: the CPU count) runs trainings in that many
+    processes, with the same results.
     """
     out_dir = Path(out_dir)
     seeds = tuple(seeds)
@@ -801,7 +803,8 @@ def train_all(
         if progress is not None:
             progress(len(results), len(jobs), f"{jobs[index].name} seed {jobs[index].seed}")
 
-    if workers <= 1:
+    workers = pool_size(workers, len(jobs))
+    if workers == 1:
         for index, job in enumerate(jobs):
             collect(index, _run(job))
     else:

@@ -66,8 +66,9 @@ class BuildOptions(dg.ConfigurableResource):
     """Knobs of the expensive steps: complexity method, predictor seeds, NCP budget."""
 
     complexity_method: Literal["module", "analytic"] = "module"
-    workers: int = 2
-    """Processes for the parallel steps (module-built complexity, predictor training)."""
+    workers: int | None = None
+    """Processes for the parallel steps (module-built complexity, predictor training);
+    None: the CPU count."""
     predictor_seeds: int = 5
     predictor_settings: list[str] | None = None
     """Settings to train predictors and evaluate searches for; None: every available one."""

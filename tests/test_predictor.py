@@ -393,7 +393,7 @@ def test_train_all_in_worker_processes_gives_the_same_report(
     frames: dict[str, pd.DataFrame], tmp_path: Path
 ) -> None:
     small = {"seg": frames["seg"]}
-    one = train_all(small, tmp_path / "one", seeds=(0,), epochs=2)
+    one = train_all(small, tmp_path / "one", seeds=(0,), epochs=2, workers=1)
     two = train_all(small, tmp_path / "two", seeds=(0,), epochs=2, workers=2)
     pd.testing.assert_frame_equal(one, two)
     a, b = load_predictor(tmp_path / "one" / "seg.json"), load_predictor(tmp_path / "two" / "seg")

@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from nasmr import paths
-from nasmr.cli.options import build_option, raw_option, releases_option
+from nasmr.cli.options import (
+    build_option,
+    raw_option,
+    releases_option,
+    seeds_option,
+    workers_option,
+)
 
 
 @click.command()
@@ -39,21 +45,8 @@ from nasmr.cli.options import build_option, raw_option, releases_option
     show_default=True,
     help="Recount FLOPs/params by building every supernet, or by the closed form.",
 )
-@click.option(
-    "--seeds",
-    "predictor_seeds",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Predictor seeds (train/validation/test splits).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=2,
-    show_default=True,
-    help="Processes for complexity counting and predictor training.",
-)
+@seeds_option
+@workers_option("Processes for complexity counting and predictor training.")
 @click.option("--quiet", is_flag=True, help="Only warnings and the summary.")
 def build(
     raw_dir: Path,
@@ -63,8 +56,8 @@ def build(
     job_name: str,
     partition: str | None,
     complexity_method: str,
-    predictor_seeds: int,
-    workers: int,
+    seeds: int,
+    workers: int | None,
     quiet: bool,
 ) -> None:
     """Build the benchmark: a Dagster job run in-process and recorded in .dagster/."""
@@ -79,7 +72,7 @@ def build(
         log_dir=log_dir,
         partition=partition,
         options=BuildOptions(
-            complexity_method=complexity_method, predictor_seeds=predictor_seeds, workers=workers
+            complexity_method=complexity_method, predictor_seeds=seeds, workers=workers
         ),
         log_level="WARNING" if quiet else "INFO",
     )

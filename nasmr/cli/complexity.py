@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from nasmr.cli.options import raw_option
+from nasmr.cli.options import raw_option, workers_option
 from schemas.settings import MR_SETTINGS
 
 METHOD = click.option(
@@ -69,7 +69,7 @@ def show(code: str, method: str) -> None:
 )
 @METHOD
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Check the first N only.")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (module).")
+@workers_option("Processes for --method module.")
 def verify(
     raw_dir: Path, setting: str, method: str, limit: int | None, workers: int | None
 ) -> None:

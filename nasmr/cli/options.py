@@ -45,3 +45,23 @@ def warehouse_option(help_text: str) -> click.decorators.FC:
         show_default="NASMR_WAREHOUSE or warehouse/build/nasmr.duckdb",
         help=help_text,
     )
+
+
+def workers_option(help_text: str) -> click.decorators.FC:
+    """``--workers N``, processes of a parallel step (default: the CPU count)."""
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        show_default="the CPU count",
+        help=help_text,
+    )
+
+
+seeds_option = click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Predictor split seeds 0..N-1 of the report; the models saved are seed 0's.",
+)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from nasmr import paths
-from nasmr.cli.options import warehouse_option
+from nasmr.cli.options import seeds_option, warehouse_option, workers_option
 from schemas.settings import MR_SETTINGS, SETTINGS
 
 if TYPE_CHECKING:
@@ -74,13 +74,7 @@ def predictor() -> None:
     show_default="NASMR_OUT/predictors or warehouse/build/predictors",
     help="Where the predictors, report.csv and report.md go.",
 )
-@click.option(
-    "--seeds",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Split seeds 0..N-1 of the report; the models saved are seed 0's.",
-)
+@seeds_option
 @click.option(
     "--epochs",
     type=click.IntRange(min=1),
@@ -93,15 +87,14 @@ def predictor() -> None:
     default=None,
     help="Comma-separated settings to train (default: every available one).",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Training processes (one torch thread each; same results).",
-)
+@workers_option("Training processes (one torch thread each; same results).")
 def train(
-    warehouse: Path, out_dir: Path, seeds: int, epochs: int | None, only: str | None, workers: int
+    warehouse: Path,
+    out_dir: Path,
+    seeds: int,
+    epochs: int | None,
+    only: str | None,
+    workers: int | None,
 ) -> None:
     """Train default, baseline and multi-task predictors; print the report."""
     from nasmr.predictor import train_all

@@ -8,7 +8,7 @@ from typing import TextIO
 
 import click
 
-from nasmr.cli.options import raw_option, warehouse_option
+from nasmr.cli.options import raw_option, warehouse_option, workers_option
 
 
 @click.command()
@@ -22,7 +22,7 @@ from nasmr.cli.options import raw_option, warehouse_option
     show_default=True,
     help="Recompute FLOPs/params by formula, or by counting the built PyTorch module (slow).",
 )
-@click.option("--workers", type=int, default=None, help="Processes for --complexity module.")
+@workers_option("Processes for --complexity module.")
 def ingest(raw_dir: Path, warehouse: Path, method: str, workers: int | None) -> None:
     """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load."""
     from nasmr.ingest import IngestError
