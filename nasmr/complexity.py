@@ -14,13 +14,16 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from nasmr.parallel import pool_size
 from nasmr.space import Arch
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
+
+ComplexityMethod = Literal["analytic", "module"]
+"""How to count: by the closed form, or by building the supernet and counting it with thop."""
 
 INPUT_SIZE = 128
 NUM_CLASSES = 50

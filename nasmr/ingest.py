@@ -25,7 +25,12 @@ import pandas as pd
 from pydantic import ValidationError
 
 from nasmr.checksums import sha256_file
-from nasmr.complexity import Complexity, analytic_complexity, module_complexity_many
+from nasmr.complexity import (
+    Complexity,
+    ComplexityMethod,
+    analytic_complexity,
+    module_complexity_many,
+)
 from nasmr.rawdrop import (
     RawDropError,
     load_pickle,
@@ -38,7 +43,6 @@ from schemas.records import MRRecord, Nb201Record, Record, describe_errors, reco
 from schemas.settings import MR_SETTINGS, SETTINGS, get_setting
 
 Status = Literal["ok", "missing", "failed"]
-ComplexityMethod = Literal["analytic", "module"]
 
 QUARANTINE_SCHEMA: dict[str, str] = {
     "setting": "str",

@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 
 from nasmr import clock, paths
 from nasmr.checksums import content_hash
+from nasmr.complexity import ComplexityMethod
 from nasmr.ingest import (
-    ComplexityMethod,
     build_tables,
     complexity_table,
     load_architectures,

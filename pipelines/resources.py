@@ -1,11 +1,11 @@
 """Configuration of the pipeline as Dagster resources; defaults come from ``nasmr.paths``."""
 
 from pathlib import Path
-from typing import Literal
 
 import dagster as dg
 
 from nasmr import paths
+from nasmr.complexity import ComplexityMethod
 
 
 class RawDrop(dg.ConfigurableResource):
@@ -65,7 +65,7 @@ class ReleaseDir(dg.ConfigurableResource):
 class BuildOptions(dg.ConfigurableResource):
     """Knobs of the expensive steps: complexity method, predictor seeds, NCP budget."""
 
-    complexity_method: Literal["module", "analytic"] = "module"
+    complexity_method: ComplexityMethod = "module"
     workers: int | None = None
     """Processes for the parallel steps (module-built complexity, predictor training);
     None: the CPU count."""

@@ -9,11 +9,13 @@ import click
 from nasmr import paths
 from nasmr.cli.options import (
     build_option,
+    complexity_option,
     raw_option,
     releases_option,
     seeds_option,
     workers_option,
 )
+from nasmr.complexity import ComplexityMethod
 
 
 @click.command()
@@ -37,14 +39,7 @@ from nasmr.cli.options import (
     help="build: everything; ingest: validation to warehouse; refresh: models; logs: from logs.",
 )
 @click.option("--partition", default=None, help="Run one setting only (e.g. seg).")
-@click.option(
-    "--complexity",
-    "complexity_method",
-    type=click.Choice(["module", "analytic"]),
-    default="module",
-    show_default=True,
-    help="Recount FLOPs/params by building every supernet, or by the closed form.",
-)
+@complexity_option("--complexity", default="module")
 @seeds_option
 @workers_option("Processes for complexity counting and predictor training.")
 @click.option("--quiet", is_flag=True, help="Only warnings and the summary.")
@@ -55,7 +50,7 @@ def build(
     log_dir: Path,
     job_name: str,
     partition: str | None,
-    complexity_method: str,
+    complexity_method: ComplexityMethod,
     seeds: int,
     workers: int | None,
     quiet: bool,

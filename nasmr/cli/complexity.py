@@ -7,16 +7,9 @@ from pathlib import Path
 
 import click
 
-from nasmr.cli.options import raw_option, workers_option
+from nasmr.cli.options import complexity_option, raw_option, workers_option
+from nasmr.complexity import ComplexityMethod
 from schemas.settings import MR_SETTINGS
-
-METHOD = click.option(
-    "--method",
-    type=click.Choice(["analytic", "module"]),
-    default="analytic",
-    show_default=True,
-    help="Count by formula, or by building the PyTorch supernet and counting it with thop.",
-)
 
 
 class _CodeOrCommand(click.Group):
@@ -42,8 +35,8 @@ def complexity() -> None:
 
 @complexity.command()
 @click.argument("code")
-@METHOD
-def show(code: str, method: str) -> None:
+@complexity_option("--method", default="analytic")
+def show(code: str, complexity_method: ComplexityMethod) -> None:
     """Print the FLOPs and params of the architecture CODE (a search-list code string)."""
     from nasmr.complexity import analytic_complexity, module_complexity
     from nasmr.space import Arch, ArchError
@@ -52,7 +45,7 @@ def show(code: str, method: str) -> None:
         arch = Arch.from_code(code)
     except ArchError as err:
         raise click.ClickException(str(err)) from err
-    count = analytic_complexity(arch) if method == "analytic" else module_complexity(arch)
+    count = module_complexity(arch) if complexity_method == "module" else analytic_complexity(arch)
     click.echo(f"code    {arch.code}")
     click.echo(f"FLOPs   {count.gmac:.9f} GMac ({count.macs} multiply-accumulates)")
     click.echo(f"params  {count.mparams:.6f} M ({count.params} parameters)")
@@ -67,11 +60,15 @@ def show(code: str, method: str) -> None:
     show_default=True,
     help="Whose trainval.pkl to check (every NAS-Bench-MR setting publishes the same values).",
 )
-@METHOD
+@complexity_option("--method", default="analytic")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Check the first N only.")
 @workers_option("Processes for --method module.")
 def verify(
-    raw_dir: Path, setting: str, method: str, limit: int | None, workers: int | None
+    raw_dir: Path,
+    setting: str,
+    complexity_method: ComplexityMethod,
+    limit: int | None,
+    workers: int | None,
 ) -> None:
     """Recompute the published FLOPs/params of a drop; exit 1 on any mismatch or bad record."""
     from nasmr.ingest import complexity_table, load_setting, recompute_complexity
@@ -85,18 +82,18 @@ def verify(
         published = published[published["record_index"] < limit]
         bad = bad[bad["record_index"] < limit]
     codes = published["code"].tolist()
-    if method == "module":
+    if complexity_method == "module":
         with click.progressbar(length=len(codes), label="counting", file=sys.stderr) as bar:
             recomputed = recompute_complexity(
-                codes, method, workers, lambda done, _total: bar.update(done - bar.pos)
+                codes, complexity_method, workers, lambda done, _total: bar.update(done - bar.pos)
             )
     else:
-        recomputed = recompute_complexity(codes, method)
-    table = complexity_table(published, recomputed, method)
+        recomputed = recompute_complexity(codes, complexity_method)
+    table = complexity_table(published, recomputed, complexity_method)
     wrong = table[~table["match"].astype(bool)]
     click.echo(
         f"{trainval_path(raw_dir, setting)}: {len(table) - len(wrong)}/{len(table)} matched "
-        f"({method}), {len(bad)} invalid records"
+        f"({complexity_method}), {len(bad)} invalid records"
     )
     for row in wrong.itertuples(index=False):
         click.echo(

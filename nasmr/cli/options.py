@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import click
 
 from nasmr import paths
+from nasmr.complexity import ComplexityMethod
 
 raw_option = click.option(
     "--raw",
@@ -65,3 +67,16 @@ seeds_option = click.option(
     show_default=True,
     help="Predictor split seeds 0..N-1 of the report; the models saved are seed 0's.",
 )
+
+
+def complexity_option(flag: str, default: ComplexityMethod) -> click.decorators.FC:
+    """``flag`` (``--method`` or ``--complexity``): count FLOPs/params by formula or by module."""
+    return click.option(
+        flag,
+        "complexity_method",
+        type=click.Choice(get_args(ComplexityMethod)),
+        default=default,
+        show_default=True,
+        help="analytic: the closed form (microseconds); module: build the PyTorch supernet "
+        "and count it with thop-0.0.31 rules (slow, the reference).",
+    )

@@ -8,22 +8,18 @@ from typing import TextIO
 
 import click
 
-from nasmr.cli.options import raw_option, warehouse_option, workers_option
+from nasmr.cli.options import complexity_option, raw_option, warehouse_option, workers_option
+from nasmr.complexity import ComplexityMethod
 
 
 @click.command()
 @raw_option
 @warehouse_option("The DuckDB file to (re)build; Parquet tables go to parquet/ beside it.")
-@click.option(
-    "--complexity",
-    "method",
-    type=click.Choice(["analytic", "module"]),
-    default="analytic",
-    show_default=True,
-    help="Recompute FLOPs/params by formula, or by counting the built PyTorch module (slow).",
-)
+@complexity_option("--complexity", default="analytic")
 @workers_option("Processes for --complexity module.")
-def ingest(raw_dir: Path, warehouse: Path, method: str, workers: int | None) -> None:
+def ingest(
+    raw_dir: Path, warehouse: Path, complexity_method: ComplexityMethod, workers: int | None
+) -> None:
     """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load."""
     from nasmr.ingest import IngestError
     from nasmr.rawdrop import RawDropError
@@ -31,13 +27,13 @@ def ingest(raw_dir: Path, warehouse: Path, method: str, workers: int | None) -> 
 
     def progress(done: int, total: int) -> None:
         if done % 250 == 0 or done == total:
-            click.echo(f"complexity ({method}): {done}/{total}", err=True)
+            click.echo(f"complexity ({complexity_method}): {done}/{total}", err=True)
 
     try:
         result = run_ingest(
             raw_dir,
             warehouse.parent,
-            method,
+            complexity_method,
             db_name=warehouse.name,
             workers=workers,
             progress=progress,
@@ -51,8 +47,8 @@ def ingest(raw_dir: Path, warehouse: Path, method: str, workers: int | None) -> 
     complexity = result.tables["complexity"]
     compared = complexity["match"].notna()
     click.echo(
-        f"complexity ({method}): {int(complexity['match'].sum())} of {int(compared.sum())} "
-        "published FLOPs/params reproduced exactly"
+        f"complexity ({complexity_method}): {int(complexity['match'].sum())} of "
+        f"{int(compared.sum())} published FLOPs/params reproduced exactly"
     )
     click.echo(f"search-list codes without results: {len(result.unevaluated)}")
     for code in result.unevaluated:
