@@ -701,15 +701,21 @@ def _report_rows(
     return rows
 
 
+def _mean_std(mean: float, std: float) -> str:
+    """``mean ± std`` to three decimals; the mean alone when there is no std (one seed)."""
+    return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
 def report_markdown(report: pd.DataFrame, data_version: str) -> str:
     """The report as markdown: protocol, then one table row per setting, metric and model."""
     seeds = int(report["seeds"].max()) if len(report) else 0
+    spread = f"mean ± sample std over {seeds} seeds" if seeds > 1 else "one seed, so no std"
     lines = [
         "# Predictor report",
         "",
         f"Data version `{data_version}`. Architectures split by key into train/val/test "
         f"(expected {FRACTIONS[0]:.0%}/{FRACTIONS[1]:.0%}/{FRACTIONS[2]:.0%}), epoch chosen "
-        f"on validation, scores on test; mean ± sample std over {seeds} seed(s). "
+        f"on validation, scores on test; {spread}. "
         "`baseline`: the authors' MLP configuration; `default`: this project's predictor; "
         "`multitask`: one trunk with a head per MR setting.",
         "",
@@ -718,7 +724,7 @@ def report_markdown(report: pd.DataFrame, data_version: str) -> str:
     ]
     for row in report.itertuples():
         cells = [
-            f"{getattr(row, f'{s}_mean'):.3f} ± {getattr(row, f'{s}_std'):.3f}"
+            _mean_std(getattr(row, f"{s}_mean"), getattr(row, f"{s}_std"))
             for s in ("kendall", "spearman", "mae", "precision_at_10")
         ]
         metric = f"**{row.metric}**" if row.primary else row.metric

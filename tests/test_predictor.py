@@ -320,6 +320,8 @@ def test_train_all_writes_models_and_report(
     assert pd.read_csv(tmp_path / "report.csv").shape == report.shape
     markdown = (tmp_path / "report.md").read_text()
     assert "| seg | **mIoU** | baseline |" in markdown and "v2" in markdown
+    cells = [c for line in markdown.splitlines() if line.startswith("| ") for c in line.split("|")]
+    assert "over 2 seeds" in markdown and sum(" ± " in c for c in cells) == 4 * len(report)
     card = json.loads((tmp_path / "seg.json").read_text())
     assert card["report_seeds"] == [0, 1] and card["split"]["seed"] == 0
 
@@ -360,6 +362,7 @@ def test_cli_trains_then_predicts(frames: dict[str, pd.DataFrame], tmp_path: Pat
     )
     assert result.exit_code == 0, result.output
     assert "| seg | **mIoU** | default |" in result.output
+    assert "one seed, so no std" in result.output and "nan" not in result.output
     assert load_predictor(out / "seg.json").card.data_version == warehouse_version(warehouse)
     assert (out / "seg.json").is_file() and not (out / MULTITASK).with_suffix(".json").exists()
     code = frames["seg"]["code"].iloc[0]
