@@ -188,7 +188,13 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     default=None,
     help="Hard params budget (M).",
 )
-@click.option("--cost", type=click.Choice(["flops", "params"]), default="flops", show_default=True)
+@click.option(
+    "--cost",
+    type=click.Choice(["flops", "params"]),
+    default="flops",
+    show_default=True,
+    help="What --cost-weight penalises (the objective subtracts lambda * log cost).",
+)
 @click.option(
     "--cost-weight",
     type=float,
@@ -196,7 +202,13 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     show_default=True,
     help="lambda: penalty per e-fold of the cost, in standardised metric units.",
 )
-@click.option("--steps", type=click.IntRange(min=0), default=70, show_default=True)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=0),
+    default=70,
+    show_default=True,
+    help="Gradient steps per start (0: evaluate the starts only).",
+)
 @click.option(
     "--starts",
     type=click.IntRange(min=1),
