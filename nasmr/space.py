@@ -23,7 +23,6 @@ CHANNELS = tuple(range(8, 129, 8))
 COUNTS = (1, 2, 3, 4)
 CODE_LENGTH = 31
 EMBEDDING_LENGTH = 27
-SPACE_SIZE = len(CHANNELS) ** 3 * len(COUNTS) ** 4 * (len(COUNTS) * len(CHANNELS)) ** 10
 
 
 class ArchError(ValueError):
@@ -159,7 +158,7 @@ class Arch:
         values: list[int] = []
         for group in groups:
             for token in group.split("_"):
-                if not token.isdigit():
+                if not (token.isascii() and token.isdigit()):
                     raise ArchError("code", len(values), token, "a non-negative integer")
                 values.append(int(token))
         if len(values) != CODE_LENGTH:

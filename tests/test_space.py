@@ -1,0 +1,99 @@
+"""The architecture space: every encoding round-trips, bad encodings name the position."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
+from nasmr.space import EMBEDDING_LENGTH, Arch, ArchError, domain, sample, snap
+
+SMALLEST = "8_8-1_1_1_8-1_2_1_1_8_8-1_3_1_1_1_8_8_8-1_4_1_1_1_1_8_8_8_8-8"
+
+
+def _round_trips(arch: Arch) -> None:
+    assert Arch.from_code(arch.code) == arch
+    assert Arch.from_embedding(arch.embedding) == arch
+    assert Arch.from_setting(arch.input_channel, arch.setting, arch.last_channel) == arch
+    assert len(arch.setting) == arch.n_modules
+
+
+def test_every_search_list_code_round_trips(raw_dir: Path) -> None:
+    codes = read_search_list(raw_dir)
+    assert len(codes) == 2511
+    for code in codes:
+        arch = Arch.from_code(code)
+        assert arch.code == code
+        _round_trips(arch)
+
+
+def test_every_published_record_agrees_with_itself_and_the_search_list(raw_dir: Path) -> None:
+    codes = set(read_search_list(raw_dir))
+    records = load_pickle(trainval_path(raw_dir, "seg"))
+    assert len(records) == 2507
+    for record in records:
+        arch = Arch.from_embedding(record["embedding"])
+        assert arch.setting == record["inverted_residual_setting"]
+        assert arch.input_channel == record["input_channel"]
+        assert arch.last_channel == record["last_channel"]
+        assert arch.code in codes
+
+
+def test_sampled_architectures_round_trip() -> None:
+    archs = sample(500, seed=0)
+    assert sample(500, seed=0) == archs and len(set(archs)) == 500
+    for arch in archs:
+        _round_trips(arch)
+
+
+def test_neighbours_differ_in_exactly_one_position() -> None:
+    arch = Arch.from_code(SMALLEST)
+    neighbours = list(arch.neighbours())
+    changes = sum(len(domain(p)) - 1 for p in range(EMBEDDING_LENGTH))
+    assert len(neighbours) == len(set(neighbours)) == changes == 13 * 15 + 14 * 3
+    for other in neighbours:
+        assert sum(a != b for a, b in zip(arch.embedding, other.embedding, strict=True)) == 1
+
+
+def test_snap_clamps_rounds_and_breaks_ties_downwards() -> None:
+    arch = sample(1, seed=5)[0]
+    assert snap([v + 0.4 for v in arch.embedding]) == arch
+    low = snap([-100.0] * EMBEDDING_LENGTH).embedding
+    high = snap([1000.0] * EMBEDDING_LENGTH).embedding
+    assert low == [domain(p)[0] for p in range(EMBEDDING_LENGTH)]
+    assert high == [domain(p)[-1] for p in range(EMBEDDING_LENGTH)]
+    halfway = snap([12.0, 12.0, 2.5, *arch.embedding[3:]]).embedding
+    assert halfway[:3] == [8, 8, 2]
+
+
+@pytest.mark.parametrize(
+    ("code", "names"),
+    [
+        ("8_8-1_1_1_8", ["6 '-'-separated groups"]),
+        (SMALLEST.replace("8_8-", "8_x-", 1), ["position 1 (stem.c1)", "'x'"]),
+        (SMALLEST.replace("8_8-", "8_²-", 1), ["position 1 (stem.c1)", "non-negative integer"]),
+        (SMALLEST.replace("8_8-", "8_-8-", 1), ["6 '-'-separated groups"]),
+        (SMALLEST.replace("1_2_1_1", "1_3_1_1", 1), ["position 7 (stage2.branches)"]),
+        (SMALLEST.replace("8_8-", "12_8-", 1), ["position 0 (stem.c0)", "multiple of 8"]),
+        (SMALLEST.replace("-1_1_1_8-", "-5_1_1_8-", 1), ["stage1.repeats", "[1, 4]"]),
+        (SMALLEST[:-1] + "136", ["position 30 (last_channel)", "multiple of 8"]),
+    ],
+)
+def test_bad_codes_name_the_position_and_the_rule(code: str, names: list[str]) -> None:
+    with pytest.raises(ArchError) as err:
+        Arch.from_code(code)
+    for name in names:
+        assert name in str(err.value)
+
+
+def test_bad_embeddings_and_settings_are_refused() -> None:
+    arch = Arch.from_code(SMALLEST)
+    with pytest.raises(ArchError, match="27 ints"):
+        Arch.from_embedding(arch.embedding[:-1])
+    with pytest.raises(ArchError, match=r"position 2 \(stage1.repeats\).*an integer"):
+        Arch.from_embedding([8, 8, True, *arch.embedding[3:]])
+    with pytest.raises(ArchError, match="no module after stage 4"):
+        Arch.from_setting(arch.input_channel, [*arch.setting, [1, [1], [8]]], arch.last_channel)
+    with pytest.raises(ArchError, match="a module of stage 4"):
+        Arch.from_setting(arch.input_channel, arch.setting[:3], arch.last_channel)
