@@ -55,7 +55,9 @@ import pandas as pd
 import pyarrow as pa
 
 from nasmr.space import Arch, ArchError
+from nasmr.warehouse import write_parquet
 from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, line_columns, log_setting
+from schemas.settings import SEG_METRICS
 
 RECONCILE_TOLERANCE = 0.005 + 1e-9
 """A log value agrees with a published one within half a unit of the published
@@ -71,7 +73,6 @@ CURVE_SERIES: tuple[str, ...] = ("loss", "lr", *METRICS)
 _UNREAD = ("env_info", "seed", "exp_name", "memory", "data_time", "time")
 _COLUMNS = {k: t for k, t in line_columns().items() if k not in _UNREAD}
 _NUMERIC = [k for k, t in _COLUMNS.items() if t == "DOUBLE"]
-_SEG = ("mIoU", "mAcc", "aAcc")
 
 CURVES_COLUMNS = ("arch", "setting", "run", "epoch", "iter", "metric", "value")
 QUARANTINE_COLUMNS = ("file", "line", "reason")
@@ -531,7 +532,8 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     ``run`` and ``metric`` are categoricals (a full drop has tens of millions of points).
     """
     seg = {
-        m: f"CASE WHEN r.fractions[fid + 1] THEN round(100 * {m}, 10) ELSE {m} END" for m in _SEG
+        m: f"CASE WHEN r.fractions[fid + 1] THEN round(100 * {m}, 10) ELSE {m} END"
+        for m in SEG_METRICS
     }
     series = [
         "CASE WHEN kind = 'train' THEN loss END",
@@ -652,6 +654,25 @@ def results_long(derived: pd.DataFrame) -> pd.DataFrame:
         columns={"final_value": "value"}
     )
     return out.reset_index(drop=True)
+
+
+def write_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
+    """Derive results from ``parsed`` and write its five tables as ``out/<name>.parquet``.
+
+    Returns the tables by name: curves, derived, results (long form), runs, quarantine.
+    """
+    derived = derive_results(parsed.curves)
+    tables = {
+        "curves": parsed.curves,
+        "derived": derived,
+        "results": results_long(derived),
+        "runs": parsed.runs,
+        "quarantine": parsed.quarantine,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        write_parquet(frame, out / f"{name}.parquet")
+    return tables
 
 
 def reconcile(

@@ -32,8 +32,8 @@ class Setting(BaseModel):
         return self.space == "nasbench-mr"
 
 
-_SEG = ("mIoU", "mAcc", "aAcc")
-_CLS = ("top1", "top5")
+SEG_METRICS = ("mIoU", "mAcc", "aAcc")
+CLS_METRICS = ("top1", "top5")
 
 SETTINGS: dict[str, Setting] = {
     s.name: s
@@ -42,56 +42,56 @@ SETTINGS: dict[str, Setting] = {
             name="seg",
             task=Task.SEGMENTATION,
             description="Cityscapes segmentation",
-            metrics=_SEG,
+            metrics=SEG_METRICS,
             primary_metric="mIoU",
         ),
         Setting(
             name="seg-4x",
             task=Task.SEGMENTATION,
             description="Cityscapes segmentation, longer schedule",
-            metrics=_SEG,
+            metrics=SEG_METRICS,
             primary_metric="mIoU",
         ),
         Setting(
             name="cls-10c",
             task=Task.CLASSIFICATION,
             description="ImageNet subset classification (10 classes)",
-            metrics=_CLS,
+            metrics=CLS_METRICS,
             primary_metric="top1",
         ),
         Setting(
             name="cls-10-1000",
             task=Task.CLASSIFICATION,
             description="ImageNet subset classification (10 classes x 1000 images)",
-            metrics=_CLS,
+            metrics=CLS_METRICS,
             primary_metric="top1",
         ),
         Setting(
             name="cls-50-100",
             task=Task.CLASSIFICATION,
             description="ImageNet subset classification (50 classes x 100 images)",
-            metrics=_CLS,
+            metrics=CLS_METRICS,
             primary_metric="top1",
         ),
         Setting(
             name="cls-50-1000",
             task=Task.CLASSIFICATION,
             description="ImageNet subset classification (50 classes x 1000 images)",
-            metrics=_CLS,
+            metrics=CLS_METRICS,
             primary_metric="top1",
         ),
         Setting(
             name="video",
             task=Task.VIDEO,
             description="HMDB51 video recognition",
-            metrics=_CLS,
+            metrics=CLS_METRICS,
             primary_metric="top1",
         ),
         Setting(
             name="video-p",
             task=Task.VIDEO,
             description="HMDB51 video recognition, pretrained variant",
-            metrics=_CLS,
+            metrics=CLS_METRICS,
             primary_metric="top1",
         ),
         Setting(

@@ -127,20 +127,10 @@ def logs() -> None:
 )
 def parse(log_dir: Path, out: Path) -> None:
     """Parse LOG_DIR into curves, derived results and quarantine tables (Parquet)."""
-    from nasmr.logs import derive_results, parse_log_drop, results_long
+    from nasmr.logs import parse_log_drop, write_log_tables
 
     parsed = parse_log_drop(log_dir)
-    derived = derive_results(parsed.curves)
-    out.mkdir(parents=True, exist_ok=True)
-    tables = {
-        "curves": parsed.curves,
-        "derived": derived,
-        "results": results_long(derived),
-        "runs": parsed.runs,
-        "quarantine": parsed.quarantine,
-    }
-    for name, frame in tables.items():
-        frame.to_parquet(out / f"{name}.parquet", index=False)
+    write_log_tables(parsed, out)
     click.echo(parsed.summary())
     click.echo(f"tables: {out}")
 

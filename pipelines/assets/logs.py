@@ -1,11 +1,13 @@
 """Results regenerated from raw training logs, reconciled with the published records."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
 from nasmr import staging
 from nasmr.export import export_results
-from nasmr.logs import LogParse, derive_results, parse_log_drop, reconcile, results_long
+from nasmr.logs import LogParse, parse_log_drop, reconcile, write_log_tables
 from nasmr.warehouse import write_parquet
 from pipelines.assets.ingest import load_validated, validated_records
 from pipelines.metadata import check_result, preview, table_metadata, timed
@@ -15,8 +17,9 @@ from schemas.settings import SETTINGS
 LOGS_GROUP = "logs"
 
 
-def _logs_dir(build_dir: BuildDir) -> str:
-    return str(build_dir.root() / "logs")
+def _logs_dir(build_dir: BuildDir) -> Path:
+    """Where the log-derived tables of a build go."""
+    return build_dir.root() / "logs"
 
 
 @dg.asset(group_name=LOGS_GROUP)
@@ -47,18 +50,13 @@ def log_results(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.Ma
     """Final- and best-epoch results per run, the long results table regenerated from logs
     alone, and its export as trainval.pkl files in the published record format."""
     parsed = staging.load(LogParse, build_dir.staging("logs"))
-    derived = derive_results(parsed.curves)
-    results = results_long(derived)
-    out = build_dir.root() / "logs"
-    out.mkdir(parents=True, exist_ok=True)
-    write_parquet(parsed.curves, out / "curves.parquet")
-    write_parquet(derived, out / "derived.parquet")
-    write_parquet(results, out / "results.parquet")
-    written = export_results(results, out / "trainval")
+    out = _logs_dir(build_dir)
+    tables = write_log_tables(parsed, out)
+    written = export_results(tables["results"], out / "trainval")
     context.log.info(f"exported {', '.join(str(p) for p in written.values())}")
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(derived),
+            **table_metadata(tables["derived"]),
             "path": dg.MetadataValue.path(str(out)),
             "exported": dg.MetadataValue.json({s: str(p) for s, p in written.items()}),
         }
@@ -68,14 +66,14 @@ def log_results(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.Ma
 @dg.asset(group_name=LOGS_GROUP, deps=[log_results, validated_records])
 def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
     """Log-derived vs published values wherever both exist (settings of the benchmark)."""
-    derived = pd.read_parquet(build_dir.root() / "logs" / "derived.parquet")
+    derived = pd.read_parquet(_logs_dir(build_dir) / "derived.parquet")
     published = {}
     for setting in sorted(set(derived["setting"]) & set(SETTINGS)):
         loaded = load_validated(build_dir, setting)
         if loaded.status == "ok":
             published[setting] = loaded.valid
     table = reconcile(derived, published)
-    write_parquet(table, build_dir.root() / "logs" / "log_reconciliation.parquet")
+    write_parquet(table, _logs_dir(build_dir) / "log_reconciliation.parquet")
     compared = table.dropna(subset=["published_value"])
     return dg.MaterializeResult(
         metadata={
@@ -89,6 +87,6 @@ def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
 @dg.asset_check(asset=log_reconciliation, description="Logs agree with published values.")
 def logs_agree_with_published(build_dir: BuildDir) -> dg.AssetCheckResult:
     """Every log value that has a published counterpart is within the reconcile tolerance."""
-    table = pd.read_parquet(build_dir.root() / "logs" / "log_reconciliation.parquet")
+    table = pd.read_parquet(_logs_dir(build_dir) / "log_reconciliation.parquet")
     compared = table.dropna(subset=["published_value"])
     return check_result(compared[~compared["agree"].astype(bool)], checked=len(compared))
