@@ -389,10 +389,11 @@ def publish_release(
 ) -> Path:
     """Publish a build as ``releases_dir/<version>/`` and return that folder.
 
-    ``version`` defaults to :func:`propose_version` against the latest release; a
-    given version must not exist and must be at least the proposal against the
-    highest lower release. With ``raw_dir`` the build's recorded input checksums
-    are re-checked against the drop (a stale build is refused).
+    ``version`` defaults to :func:`propose_version` against the latest release. A
+    given version must not exist and, when a lower release exists, must be at least
+    the proposal against the highest lower one; with none below it any version is
+    accepted (a first release may be 0.1.0). With ``raw_dir`` the build's recorded
+    input checksums are re-checked against the drop (a stale build is refused).
     """
     build_dir, releases_dir = Path(build_dir), Path(releases_dir)
     _check_build(build_dir)
