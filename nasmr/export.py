@@ -21,17 +21,9 @@ from nasmr.complexity import analytic_complexity
 from nasmr.rawdrop import TRAINVAL
 from nasmr.space import Arch, ArchError
 from schemas.logs import log_setting
-from schemas.records import ClsRecord, Det3dRecord, Record, SegRecord, describe_errors
-from schemas.settings import Task
+from schemas.records import RECORD_MODELS, Record, describe_errors
 
 PICKLE_PROTOCOL = 3
-
-_RECORD_MODELS: dict[Task, type[Record]] = {
-    Task.SEGMENTATION: SegRecord,
-    Task.CLASSIFICATION: ClsRecord,
-    Task.VIDEO: ClsRecord,
-    Task.DETECTION_3D: Det3dRecord,
-}
 
 
 class ExportError(ValueError):
@@ -68,7 +60,7 @@ def write_trainval(records: pd.DataFrame, setting: str, path: Path) -> Path:
     missing = [c for c in needed if c not in records.columns]
     if missing:
         raise ExportError(f"{path}: records lack column(s) {', '.join(missing)}")
-    model = _RECORD_MODELS[spec.task]
+    model = RECORD_MODELS[spec.task]
     out = [
         _record(row, spec.metrics, model, path, i)
         for i, row in enumerate(records[needed].itertuples(index=False))

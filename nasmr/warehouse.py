@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +22,10 @@ import pyarrow.parquet as pq
 
 from nasmr import clock, paths
 from nasmr.checksums import content_hash
-from nasmr.complexity import ComplexityMethod
+from nasmr.complexity import Complexity, ComplexityMethod
 from nasmr.ingest import (
+    SearchListLoad,
+    SettingLoad,
     build_tables,
     complexity_table,
     load_architectures,
@@ -53,13 +55,14 @@ TABLE_DOCS: dict[str, str] = {
 
 @dataclass(frozen=True, eq=False)
 class IngestResult:
-    """What :func:`ingest` built: the tables and the warehouse file."""
+    """What :func:`ingest` or :func:`assemble` built: the tables and the warehouse file."""
 
     tables: dict[str, pd.DataFrame]
     warehouse: Path
 
     @property
     def report(self) -> pd.DataFrame:
+        """Per setting file: status, records read, valid and quarantined."""
         return self.tables["ingest_report"]
 
     @property
@@ -171,9 +174,21 @@ def ingest(
     search_list = load_architectures(raw_dir)
     loads = [load_setting(raw_dir, setting) for setting in SETTINGS]
     codes = search_list.architectures["code"].tolist()
-    complexity = complexity_table(
-        published_complexity(loads), recompute_complexity(codes, method, workers, progress), method
-    )
+    recomputed = recompute_complexity(codes, method, workers, progress)
+    return assemble(search_list, loads, recomputed, method, out_dir, ingested_at, db_name)
+
+
+def assemble(
+    search_list: SearchListLoad,
+    loads: Sequence[SettingLoad],
+    recomputed: Mapping[str, Complexity],
+    method: str,
+    out_dir: Path,
+    ingested_at: datetime | None = None,
+    db_name: str = WAREHOUSE_NAME,
+) -> IngestResult:
+    """Build the tables from loaded inputs and recomputed counts; write the warehouse."""
+    complexity = complexity_table(published_complexity(loads), recomputed, method)
     tables = build_tables(search_list, loads, complexity, ingested_at or clock.now())
     return IngestResult(tables, write_warehouse(tables, out_dir, db_name))
 

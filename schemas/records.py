@@ -193,18 +193,19 @@ class Nb201Record(Record):
         return "+".join("|" + "|".join(inputs) + "|" for inputs in nodes.values())
 
 
-_MODELS: dict[Task, type[Record]] = {
+RECORD_MODELS: dict[Task, type[Record]] = {
     Task.SEGMENTATION: SegRecord,
     Task.CLASSIFICATION: ClsRecord,
     Task.VIDEO: ClsRecord,
     Task.DETECTION_3D: Det3dRecord,
     Task.CELL: Nb201Record,
 }
+"""The record model of each task (video results are classification records)."""
 
 
 def record_model(setting: str) -> type[Record]:
     """The record model of a setting, chosen by its task (an unknown setting lists the known)."""
-    return _MODELS[get_setting(setting).task]
+    return RECORD_MODELS[get_setting(setting).task]
 
 
 def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, str]]:

@@ -2,9 +2,7 @@
 
 import dagster as dg
 
-from nasmr import clock
-from nasmr.ingest import build_tables, complexity_table, published_complexity
-from nasmr.warehouse import WAREHOUSE_NAME, connect, write_warehouse
+from nasmr.warehouse import WAREHOUSE_NAME, assemble, connect
 from pipelines.assets.complexity import complexity, load_recomputed
 from pipelines.assets.ingest import (
     architectures,
@@ -31,21 +29,24 @@ def warehouse(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.Mate
     with timed(metadata):
         loads = [load_validated(build_dir, s) for s in settings_partitions.get_partition_keys()]
         recomputed = load_recomputed(build_dir)
-        table = complexity_table(
-            published_complexity(loads), recomputed.as_dict(), recomputed.method
+        built = assemble(
+            load_search_list(build_dir),
+            loads,
+            recomputed.as_dict(),
+            recomputed.method,
+            build_dir.root(),
         )
-        tables = build_tables(load_search_list(build_dir), loads, table, clock.now())
-        path = write_warehouse(tables, build_dir.root())
+    tables, path = built.tables, built.warehouse
     counts = {name: len(frame) for name, frame in sorted(tables.items())}
     context.log.info(f"warehouse written to {path}: {counts}")
-    report = tables["ingest_report"]
+    report = built.report
     return dg.MaterializeResult(
         metadata={
             **metadata,
             "path": dg.MetadataValue.path(str(path)),
             "row_counts": dg.MetadataValue.json(counts),
             "quarantined": int(report["quarantined"].sum()),
-            "complexity_match_rate": float(table["match"].dropna().mean()),
+            "complexity_match_rate": float(tables["complexity"]["match"].dropna().mean()),
             "ingest_report": preview(report, rows=len(report)),
         }
     )
