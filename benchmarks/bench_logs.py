@@ -24,9 +24,10 @@ from pathlib import Path
 from nasmr.logs import parse_log_drop
 from nasmr.space import sample
 from nasmr.training import TrainConfig, config_text, env_info, log_path
+from schemas.logs import DIGITS_SETTINGS
 
 TRAIN_LINES_PER_EPOCH = 10
-SETTINGS = ("digits-cls", "digits-seg")
+SETTINGS = tuple(DIGITS_SETTINGS)
 
 
 def generate(root: Path, runs: int, epochs: int, bad: int, seed: int) -> tuple[int, int]:

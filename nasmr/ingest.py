@@ -40,7 +40,7 @@ from nasmr.rawdrop import (
 )
 from nasmr.space import EMBEDDING_COLUMNS, Arch, ArchError
 from schemas.records import MRRecord, Nb201Record, Record, describe_errors, record_model
-from schemas.settings import MR_SETTINGS, SETTINGS, get_setting
+from schemas.settings import MR_SETTINGS, NB201, SETTINGS, get_setting
 
 Status = Literal["ok", "missing", "failed"]
 
@@ -52,8 +52,6 @@ QUARANTINE_SCHEMA: dict[str, str] = {
     "reason": "str",
 }
 """Columns of a quarantine table; ``setting`` is null for rows of the search list."""
-
-NB201 = "nas-bench-201"
 
 
 class IngestError(ValueError):

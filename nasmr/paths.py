@@ -28,6 +28,10 @@ def log_dir() -> Path:
     return _env_path("NASMR_LOGS", raw_dir())
 
 
+WAREHOUSE_NAME = "nasmr.duckdb"
+"""File name of the DuckDB warehouse inside a build folder (and a release)."""
+
+
 def out_dir() -> Path:
     """Where a build writes Parquet tables, the DuckDB file and models (``NASMR_OUT``)."""
     return _env_path("NASMR_OUT", REPO_ROOT / "warehouse" / "build")
@@ -35,7 +39,7 @@ def out_dir() -> Path:
 
 def warehouse_file() -> Path:
     """The DuckDB warehouse that queries read by default (``NASMR_WAREHOUSE``)."""
-    return _env_path("NASMR_WAREHOUSE", out_dir() / "nasmr.duckdb")
+    return _env_path("NASMR_WAREHOUSE", out_dir() / WAREHOUSE_NAME)
 
 
 def releases_dir() -> Path:

@@ -51,7 +51,7 @@ from schemas.release import (
     TableInfo,
     Version,
 )
-from schemas.settings import SETTINGS
+from schemas.settings import NB201, SETTINGS
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -62,7 +62,6 @@ EXTRA_DIRS = ("predictors", "ncp", "reports")
 PREDICTOR_REPORT = "predictors/report.csv"
 RECORD_KEY = ("setting", "code", "metric")
 LATEST = "latest"
-NB201 = "nas-bench-201"
 COMPLEXITY = "complexity"
 ORIGINAL_REPOSITORY = "https://github.com/dingmyu/NCP"
 BIBTEX = """@inproceedings{ding2022learning,

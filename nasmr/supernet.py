@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nasmr.complexity import IN_CHANNELS, NUM_CLASSES
 from nasmr.space import Arch
 
 Head = Literal["cls", "seg"]
-IN_CHANNELS = 3
 
 
 class ConvBN(nn.Module):
@@ -163,7 +163,7 @@ class Supernet(nn.Module):
     def __init__(
         self,
         arch: Arch,
-        num_classes: int = 50,
+        num_classes: int = NUM_CLASSES,
         head: Head = "cls",
         init_weights: bool = True,
     ) -> None:

@@ -33,10 +33,10 @@ from nasmr.ingest import (
     published_complexity,
     recompute_complexity,
 )
+from nasmr.paths import WAREHOUSE_NAME
 from schemas.release import FileDigest
-from schemas.settings import MR_SETTINGS, SETTINGS, get_setting
+from schemas.settings import MR_SETTINGS, NB201, SETTINGS, get_setting
 
-WAREHOUSE_NAME = "nasmr.duckdb"
 PARQUET_DIR = "parquet"
 
 TABLE_DOCS: dict[str, str] = {
@@ -228,5 +228,5 @@ def setting_frames(path: Path | None = None) -> dict[str, pd.DataFrame]:
             'SELECT ops, "Acc", "Flops", "Params" FROM nb201_results ORDER BY record_index'
         ).df()
     if len(nb201):
-        frames["nas-bench-201"] = nb201
+        frames[NB201] = nb201
     return frames

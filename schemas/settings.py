@@ -32,6 +32,9 @@ class Setting(BaseModel):
         return self.space == "nasbench-mr"
 
 
+NB201 = "nas-bench-201"
+"""Name of the NAS-Bench-201 setting (and of its cell space)."""
+
 SEG_METRICS = ("mIoU", "mAcc", "aAcc")
 CLS_METRICS = ("top1", "top5")
 
@@ -102,12 +105,12 @@ SETTINGS: dict[str, Setting] = {
             primary_metric="moderate",
         ),
         Setting(
-            name="nas-bench-201",
+            name=NB201,
             task=Task.CELL,
             description="NAS-Bench-201 cell space, ImageNet16-120 accuracy",
             metrics=("Acc", "Flops", "Params"),
             primary_metric="Acc",
-            space="nas-bench-201",
+            space=NB201,
         ),
     ]
 }

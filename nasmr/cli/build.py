@@ -78,9 +78,8 @@ def build(
         click.echo(f"  failed step {failure}", err=True)
     for check, rows in outcome.failed_checks.items():
         click.echo(f"  failed check {check}; offending rows:\n{rows}", err=True)
-    click.echo(
-        f"outputs: {out_dir} (warehouse: {out_dir / 'nasmr.duckdb'}; releases: {releases_dir})"
-    )
+    warehouse = out_dir / paths.WAREHOUSE_NAME
+    click.echo(f"outputs: {out_dir} (warehouse: {warehouse}; releases: {releases_dir})")
     click.echo(f"run history: DAGSTER_HOME={paths.dagster_home()} dagster dev -m pipelines")
     if not outcome.success or outcome.failed_checks:
         raise SystemExit(1)

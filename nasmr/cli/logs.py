@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from nasmr import paths
+from schemas.logs import DIGITS_SETTINGS
 
 if TYPE_CHECKING:
     from nasmr.training import TrainConfig
 
-DIGITS = ("digits-cls", "digits-seg")
+DIGITS = tuple(DIGITS_SETTINGS)
 _OUT_DIR = click.Path(file_okay=False, path_type=Path)
 
 
