@@ -3,6 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DAGSTER_HOME ?= $(CURDIR)/.dagster
 
 .PHONY: build test lint bench ui
 
@@ -21,4 +22,5 @@ test: $(STAMP)
 	$(VENV)/bin/pytest
 
 ui: $(STAMP)
-	DAGSTER_HOME=$(CURDIR)/.dagster $(VENV)/bin/dagster dev -m pipelines
+	DAGSTER_HOME=$(DAGSTER_HOME) $(PY) -c 'from pipelines.run import local_instance; local_instance()'
+	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -m pipelines

@@ -30,6 +30,8 @@ from nasmr.release import (
 )
 from nasmr.space import Arch
 from nasmr.warehouse import ingest, write_parquet
+from pipelines.assets.release import release_verifies
+from pipelines.resources import ReleaseDir
 from schemas.release import SCHEMA_VERSION, Version
 from schemas.settings import MR_SETTINGS
 
@@ -258,6 +260,14 @@ def test_verify_detects_tampering(releases: Path, tmp_path: Path, tamper: str) -
     assert getattr(report, expected[0]) == (expected[1],)
     result = CliRunner().invoke(main, ["release", "verify", str(copy)])
     assert result.exit_code == 1 and expected[1] in result.output
+    check = release_verifies(ReleaseDir(path=str(tmp_path)))
+    assert not check.passed and check.metadata["offending"].value == 1
+    assert expected[1] in check.metadata["offending_rows"].value
+
+
+def test_release_check_fails_when_nothing_is_published(tmp_path: Path) -> None:
+    check = release_verifies(ReleaseDir(path=str(tmp_path)))
+    assert not check.passed and "no release" in check.metadata["offending_rows"].value
 
 
 def test_unknown_release_lists_the_published_ones(releases: Path) -> None:

@@ -1,10 +1,12 @@
 """The last asset of the main job: an immutable, checksummed, versioned data release."""
 
 import dagster as dg
+import pandas as pd
 
 from nasmr.release import list_releases, propose_version, publish_release, verify_release
 from pipelines.assets.models import ncp_results, predictors, search_evaluation
 from pipelines.assets.warehouse import warehouse
+from pipelines.metadata import check_result
 from pipelines.resources import BuildDir, RawDrop, ReleaseDir
 
 
@@ -38,11 +40,18 @@ def release(
 
 @dg.asset_check(asset=release, description="Every file of the latest release matches SHA256SUMS.")
 def release_verifies(release_dir: ReleaseDir) -> dg.AssetCheckResult:
+    """The latest release is intact; the offending rows name each bad file and its problem."""
     published = list_releases(release_dir.root())
     if not published:
-        return dg.AssetCheckResult(passed=False, metadata={"reason": "no release published"})
+        offending = pd.DataFrame({"file": [str(release_dir.root())], "problem": ["no release"]})
+        return check_result(offending, checked=0)
     report = verify_release(published[-1].version, release_dir.root())
-    return dg.AssetCheckResult(
-        passed=report.ok,
-        metadata={"version": published[-1].version, "summary": report.summary()},
+    problems = {"checksum mismatch": report.mismatched, "missing": report.missing}
+    problems["not in SHA256SUMS"] = report.unlisted
+    offending = pd.DataFrame(
+        [(name, problem) for problem, names in problems.items() for name in names],
+        columns=["file", "problem"],
+    )
+    return check_result(
+        offending, checked=report.checked, version=published[-1].version, summary=report.summary()
     )

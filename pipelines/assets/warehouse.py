@@ -80,7 +80,7 @@ def published_complexity_reproduced(build_dir: BuildDir) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=warehouse)
+@dg.asset_check(asset=warehouse, blocking=True)
 def no_duplicate_architectures(build_dir: BuildDir) -> dg.AssetCheckResult:
     """One result per (setting, architecture, metric), one row per architecture code."""
     return _sql_check(
@@ -92,7 +92,7 @@ def no_duplicate_architectures(build_dir: BuildDir) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=warehouse)
+@dg.asset_check(asset=warehouse, blocking=True)
 def results_reference_known_architectures(build_dir: BuildDir) -> dg.AssetCheckResult:
     """Every result row names an architecture of the search list."""
     return _sql_check(
@@ -102,7 +102,7 @@ def results_reference_known_architectures(build_dir: BuildDir) -> dg.AssetCheckR
     )
 
 
-@dg.asset_check(asset=warehouse)
+@dg.asset_check(asset=warehouse, blocking=True)
 def metric_ranges(build_dir: BuildDir) -> dg.AssetCheckResult:
     """Metrics are finite percentages in [0, 100]; published FLOPs and params are positive."""
     return _sql_check(
