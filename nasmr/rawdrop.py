@@ -68,6 +68,7 @@ def trainval_path(raw_dir: Path, setting: str) -> Path:
 
 
 def search_list_path(raw_dir: Path) -> Path:
+    """``<raw_dir>/data/search_list.txt``, the architecture codes of the drop."""
     return Path(raw_dir) / "data" / SEARCH_LIST
 
 

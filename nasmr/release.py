@@ -76,7 +76,7 @@ BIBTEX = """@inproceedings{ding2022learning,
 
 PRIMARY_KEYS: dict[str, list[str]] = {
     "architectures": ["code"],
-    "results": ["setting", "code", "metric"],
+    "results": list(RECORD_KEY),
     "complexity": ["code"],
     "sources": ["path"],
     "nb201_results": ["ops"],

@@ -51,6 +51,7 @@ class Stage:
 
     @property
     def branches(self) -> int:
+        """Parallel branches of the stage (stage k has k)."""
         return len(self.convs)
 
 
@@ -222,6 +223,7 @@ class Arch:
 
     @property
     def input_channel(self) -> list[int]:
+        """The two stem widths, as ``trainval.pkl`` records them."""
         return list(self.stem)
 
     @property
@@ -237,6 +239,7 @@ class Arch:
 
     @property
     def n_modules(self) -> int:
+        """Modules in the whole network (entries of the network setting)."""
         return sum(stage.repeats for stage in self.stages)
 
     @property

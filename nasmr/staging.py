@@ -51,8 +51,13 @@ def load(cls: type[T], folder: Path) -> T:
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         if hints[field.name] is pd.DataFrame:
             kwargs[field.name] = pd.read_parquet(folder / f"{field.name}.parquet")
-        else:
+        elif field.name in plain:
             kwargs[field.name] = _revive(hints[field.name], plain[field.name])
+        else:
+            raise ValueError(
+                f"{folder / _FIELDS}: no field {field.name!r} of {cls.__name__} "
+                "(saved by another version? materialize the step that writes it again)"
+            )
     return cls(**kwargs)
 
 

@@ -82,7 +82,9 @@ class Fuse(nn.Module):
         super().__init__()
         n_in, n_out = len(in_channels), len(out_channels)
         if not n_in <= n_out <= n_in + 1:
-            raise ValueError(f"a module goes from {n_in} to {n_in} or {n_in + 1} branches")
+            raise ValueError(
+                f"a module goes from {n_in} to {n_in} or {n_in + 1} branches, not {n_out}"
+            )
         self.sources: list[tuple[int, ...]] = []
         self.paths = nn.ModuleList()
         for i in range(n_in if n_out > n_in else n_out):

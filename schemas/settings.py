@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Task(StrEnum):
+    """The task of a setting; it decides the record model and the metrics."""
+
     SEGMENTATION = "segmentation"
     CLASSIFICATION = "classification"
     VIDEO = "video"
@@ -29,6 +31,7 @@ class Setting(BaseModel):
 
     @property
     def is_mr(self) -> bool:
+        """One of the NAS-Bench-MR settings (the 2507 multi-resolution architectures)."""
         return self.space == "nasbench-mr"
 
 

@@ -21,6 +21,7 @@ class Recomputed:
     counts: pd.DataFrame
 
     def as_dict(self) -> dict[str, Complexity]:
+        """Code -> exact counts, the form ``nasmr.warehouse.assemble`` takes."""
         return {
             row.code: Complexity(int(row.macs), int(row.params))
             for row in self.counts.itertuples(index=False)
@@ -28,6 +29,7 @@ class Recomputed:
 
 
 def load_recomputed(build_dir: BuildDir) -> Recomputed:
+    """The counts as the ``complexity`` asset staged them."""
     return staging.load(Recomputed, build_dir.staging("complexity"))
 
 

@@ -16,6 +16,7 @@ def load_validated(build_dir: BuildDir, setting: str) -> SettingLoad:
 
 
 def load_search_list(build_dir: BuildDir) -> SearchListLoad:
+    """The search list as the ``architectures`` asset staged it."""
     return staging.load(SearchListLoad, build_dir.staging("search_list"))
 
 
