@@ -41,7 +41,8 @@ import pyarrow.parquet as pq
 
 from nasmr import __version__, clock, paths
 from nasmr.checksums import content_hash, sha256_file
-from nasmr.warehouse import PARQUET_DIR, TABLE_DOCS, WAREHOUSE_NAME
+from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
+from nasmr.warehouse import PARQUET_DIR, WAREHOUSE_NAME
 from schemas.release import (
     FLOPS_CONVENTION,
     SCHEMA_VERSION,
@@ -690,7 +691,14 @@ def _datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
                 "bytes": (root / rel).stat().st_size,
                 "hash": f"sha256:{sha256_file(root / rel)}",
                 "schema": {
-                    "fields": [{"name": f.name, "type": _field_type(f.type)} for f in schema]
+                    "fields": [
+                        {
+                            "name": f.name,
+                            "type": _field_type(f.type),
+                            "description": COLUMN_DOCS.get(name, {}).get(f.name, ""),
+                        }
+                        for f in schema
+                    ]
                 }
                 | ({"primaryKey": PRIMARY_KEYS[name]} if name in PRIMARY_KEYS else {}),
             }

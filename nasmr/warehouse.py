@@ -34,23 +34,11 @@ from nasmr.ingest import (
     recompute_complexity,
 )
 from nasmr.paths import WAREHOUSE_NAME
+from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
 from schemas.release import FileDigest
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS, get_setting
 
 PARQUET_DIR = "parquet"
-
-TABLE_DOCS: dict[str, str] = {
-    "architectures": "The search list: one row per architecture, its 27 embedding values, size, "
-    "and whether any setting evaluated it.",
-    "results": "Every MR-setting metric value, long form: code, setting, metric, value.",
-    "complexity": "Published vs recomputed multiply-accumulates and parameters per architecture.",
-    "sources": "The raw files ingested: path relative to the drop, bytes, sha256, time.",
-    "quarantine": "Records and codes rejected by validation, with the field and the reason.",
-    "ingest_report": "Per file: status, records read, valid and quarantined.",
-    "nb201_results": "NAS-Bench-201 cells (op index per edge, NAS-Bench-201 arch string) with "
-    "Acc, Flops (MFLOPs) and Params (M) as in the drop.",
-}
-"""The warehouse tables and what each holds (also stored as DuckDB table comments)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +103,8 @@ def write_warehouse(
                 con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet(?)', [file])
                 if name in TABLE_DOCS:
                     con.execute(f"COMMENT ON TABLE \"{name}\" IS '{_quote(TABLE_DOCS[name])}'")
+                for column, doc in COLUMN_DOCS.get(name, {}).items():
+                    con.execute(f'COMMENT ON COLUMN "{name}"."{column}" IS \'{_quote(doc)}\'')
             for sql in view_statements():
                 con.execute(sql)
         _replace_dir(parquet_dir, out_dir / PARQUET_DIR)

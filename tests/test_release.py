@@ -154,6 +154,10 @@ def test_datapackage_is_valid_frictionless(releases: Path) -> None:
     tables = {r["name"]: r for r in package["resources"] if r.get("type") == "table"}
     assert set(tables) == set(load_manifest(root).tables)
     assert tables["results"]["schema"]["primaryKey"] == ["setting", "code", "metric"]
+    for table in tables.values():
+        assert all(field["description"] for field in table["schema"]["fields"]), table["name"]
+    value = next(f for f in tables["results"]["schema"]["fields"] if f["name"] == "value")
+    assert "percent" in value["description"]
     for resource in package["resources"]:
         assert resource["hash"] == "sha256:" + sums(root)[resource["path"]]
         assert resource["bytes"] == (root / resource["path"]).stat().st_size

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from nasmr.checksums import sha256_file
 from nasmr.cli import main
 from nasmr.rawdrop import load_pickle, trainval_path
+from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
 from nasmr.warehouse import (
     PARQUET_DIR,
-    TABLE_DOCS,
     IngestResult,
     connect,
     ingest,
@@ -54,6 +54,12 @@ def test_duckdb_holds_tables_views_and_comments(built: IngestResult) -> None:
             assert con.sql(f"SELECT count(*) FROM {name}").fetchall() == [(len(frame),)]
         comments = dict(con.sql("SELECT table_name, comment FROM duckdb_tables()").fetchall())
         assert comments == TABLE_DOCS
+        columns = con.sql(
+            "SELECT table_name, column_name, comment FROM duckdb_columns() "
+            "WHERE table_name IN (SELECT table_name FROM duckdb_tables())"
+        ).fetchall()
+        documented = {(t, c): doc for t, cols in COLUMN_DOCS.items() for c, doc in cols.items()}
+        assert {(t, c): doc for t, c, doc in columns} == documented
         seg = con.sql(f"SELECT * FROM {results_view('seg')}").df()
         assert list(seg.columns) == ["code", "mIoU", "mAcc", "aAcc", "flops", "params"]
         assert sorted(seg["code"]) == sorted(a.code for a in EVALUATED)
