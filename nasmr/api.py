@@ -56,6 +56,17 @@ class UnknownMetricError(BenchmarkKeyError):
     """A metric the setting does not report."""
 
 
+def pareto_front(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Indices, by increasing cost, of the points no other beats on lower cost and higher value.
+
+    Of equal points the first is kept; NaN values are never on the front.
+    """
+    order = np.lexsort((-value, cost))
+    ranked = value[order]
+    best_before = np.fmax.accumulate(np.concatenate(([-np.inf], ranked)))[:-1]
+    return order[ranked > best_before]
+
+
 @dataclass(frozen=True, slots=True)
 class _SettingTable:
     """One setting's metric values: ``values[i, j]`` is metric ``j`` of architecture ``i``."""
@@ -299,12 +310,9 @@ class Benchmark:
 
         Sorted by FLOPs; columns as in :meth:`best`.
         """
-        frame = self._frame(setting, metric).sort_values(
-            ["flops", metric, "index"], ascending=[True, False, True]
-        )
-        values = frame[metric].to_numpy()
-        best_before = np.concatenate(([-np.inf], np.maximum.accumulate(values)[:-1]))
-        return frame[values > best_before].reset_index(drop=True)
+        frame = self._frame(setting, metric)
+        front = pareto_front(frame["flops"].to_numpy(), frame[metric].to_numpy())
+        return frame.iloc[front].reset_index(drop=True)
 
     def _frame(self, setting: str, metric: str) -> pd.DataFrame:
         """index, code, metric, flops, params of the architectures that have the metric."""

@@ -19,9 +19,9 @@ a batch of starts gives the same results as each start alone.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,21 +30,20 @@ from torch import Tensor
 
 from nasmr.complexity import analytic_complexity
 from nasmr.features import (
+    archs_from_normalised,
     denormalise,
     embedding_tensor,
     normalise,
     relaxed_complexity,
     snap_normalised,
 )
-from nasmr.predictor import Predictor, PredictorError
+from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STEPS
+from nasmr.predictor import Predictor, PredictorError, load_predictor, predictor_name
 from nasmr.space import Arch
 from schemas.settings import get_setting
 
 BARRIER = 10.0
 """Weight of the log-cost push while a start is over a hard budget."""
-
-DEFAULT_STEPS = 70
-DEFAULT_LR = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,21 +88,18 @@ class _Exact:
 
 
 class _Exacts:
-    """Architecture and exact complexity of rounded embeddings, cached by embedding."""
+    """Architecture and exact complexity of rounded embeddings, cached by architecture."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[int, ...], _Exact] = {}
+        self._cache: dict[Arch, _Exact] = {}
 
     def __call__(self, z: Tensor) -> list[_Exact]:
-        raw = torch.round(denormalise(z)).to(torch.int64).tolist()
         out = []
-        for row in raw:
-            key = tuple(row)
-            if key not in self._cache:
-                arch = Arch.from_embedding(row)
+        for arch in archs_from_normalised(z):
+            if arch not in self._cache:
                 count = analytic_complexity(arch)
-                self._cache[key] = _Exact(arch.code, count.gmac, count.mparams)
-            out.append(self._cache[key])
+                self._cache[arch] = _Exact(arch.code, count.gmac, count.mparams)
+            out.append(self._cache[arch])
         return out
 
 
@@ -163,7 +159,7 @@ def ncp_search(
     if steps < 0 or lr <= 0:
         raise ValueError(f"steps must be >= 0 and lr > 0, got steps={steps} lr={lr}")
     primary, shown = _metric_columns(predictor, objective)
-    model = Predictor(predictor.card, copy.deepcopy(predictor.net).double())
+    model = predictor.double()
     weights = torch.tensor([objective.weights[s] for s in objective.weights], dtype=torch.float64)
     cost_index = 0 if objective.cost == "flops" else 1
     budgets = _budgets(objective)
@@ -287,3 +283,25 @@ def attach_truth(
         evaluated |= out["code"].isin(frame.index)
     out["evaluated"] = evaluated
     return out
+
+
+def search_predictors(
+    searches: Mapping[str, Objective], predictor_dir: Path
+) -> tuple[dict[str, Predictor], dict[str, str]]:
+    """The saved default predictor (:func:`nasmr.predictor.predictor_name`) of each search's
+    settings, and why each search without one that predicts all of them is skipped."""
+    found: dict[str, Predictor] = {}
+    skipped: dict[str, str] = {}
+    for name, objective in searches.items():
+        settings = list(objective.weights)
+        card = Path(predictor_dir) / f"{predictor_name(settings)}.json"
+        if not card.is_file():
+            skipped[name] = f"no predictor {card.stem!r} of {settings} in {predictor_dir}"
+            continue
+        predictor = load_predictor(card)
+        missing = [s for s in settings if s not in predictor.card.settings]
+        if missing:
+            skipped[name] = f"predictor {card.stem!r} does not predict {missing}"
+        else:
+            found[name] = predictor
+    return found, skipped

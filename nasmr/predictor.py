@@ -83,7 +83,7 @@ SEEDS = (0, 1, 2, 3, 4)
 """Split (and initialisation) seeds of the full report."""
 
 MULTITASK = "multitask"
-"""File name of the multi-task predictor (one head per MR setting)."""
+"""File name and report label of the multi-task predictor (one head per MR setting)."""
 
 COMPLEXITY_METRICS = frozenset({"flops", "params", "Flops", "Params"})
 """Targets modelled in log space and grouped in their own head."""
@@ -186,6 +186,11 @@ DEFAULT_NB201 = replace(
 
 MULTITASK_CONFIG = replace(DEFAULT, grouping="by-setting")
 """The multi-task predictor: the default MR recipe with one head per setting."""
+
+
+def predictor_name(settings: Sequence[str]) -> str:
+    """File name of the default predictor of ``settings``: the setting, or ``MULTITASK``."""
+    return settings[0] if len(settings) == 1 else MULTITASK
 
 
 def default_config(settings: Sequence[str]) -> ModelConfig:
@@ -320,6 +325,10 @@ class Predictor:
             values = self.to_units(self.forward(self.encode(items)).double())
         return pd.DataFrame(values.numpy(), columns=self.columns)
 
+    def double(self) -> Predictor:
+        """A float64 copy, for searches and scores that must not round to float32."""
+        return Predictor(self.card, copy.deepcopy(self.net).double())
+
     def save(self, directory: Path) -> Path:
         """Write ``<name>.safetensors`` and ``<name>.json`` to ``directory``; return the card."""
         directory = Path(directory)
@@ -390,7 +399,9 @@ def _data(frames: Mapping[str, pd.DataFrame], settings: Sequence[str]) -> _Data:
     parts, columns = [], []
     for setting in settings:
         frame = frames[setting]
-        missing = [c for c in (key, *get_setting(setting).metrics) if c not in frame.columns]
+        required = [key, *get_setting(setting).metrics]
+        required += ["flops", "params"] if space == "nasbench-mr" else []
+        missing = [c for c in required if c not in frame.columns]
         if missing:
             raise PredictorError(f"frame of setting {setting!r} lacks column(s) {missing}")
         metrics = list(get_setting(setting).metrics)
@@ -602,7 +613,7 @@ def train_predictor(
         epoch = _fit(net, x, y, parts["train"], parts["val"], config, primary, generator)
 
     card = PredictorCard(
-        name=name or (settings[0] if len(settings) == 1 else MULTITASK),
+        name=name or predictor_name(settings),
         model=config.model,
         kind="per-setting" if len(settings) == 1 else "multi-task",
         space=data.space,
@@ -785,10 +796,10 @@ def train_all(
     mr = [s for s in MR_SETTINGS if s in settings]
     plan: list[tuple[list[str], ModelConfig, str]] = []
     for setting in settings:
-        plan.append(([setting], default_config([setting]), setting))
+        plan.append(([setting], default_config([setting]), predictor_name([setting])))
         plan.append(([setting], BASELINE, f"{setting}.baseline"))
     if len(mr) > 1:
-        plan.append((mr, MULTITASK_CONFIG, MULTITASK))
+        plan.append((mr, MULTITASK_CONFIG, predictor_name(mr)))
     jobs = [
         _Job(
             {s: frames[s] for s in names},
@@ -823,7 +834,7 @@ def train_all(
         predictor = results[index]
         if job.seed == seeds[0]:
             predictor.save(out_dir)
-        runs.append(("multitask" if job.name == MULTITASK else job.config.model, predictor))
+        runs.append((MULTITASK if job.name == MULTITASK else job.config.model, predictor))
     report = pd.DataFrame(_report_rows(runs, settings), columns=REPORT_COLUMNS)
     order = {s: i for i, s in enumerate(settings)}
     report = report.sort_values(

@@ -22,7 +22,6 @@ metric). Means and std are over ``repeats`` seeded repetitions.
 
 from __future__ import annotations
 
-import copy
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,9 +32,18 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from nasmr.api import pareto_front
 from nasmr.features import embedding_tensor, normalise
 from nasmr.ncp import Objective, ncp_search
-from nasmr.predictor import Predictor, Progress, load_predictor, split_labels, torch_threads
+from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
+from nasmr.predictor import (
+    Predictor,
+    Progress,
+    load_predictor,
+    predictor_name,
+    split_labels,
+    torch_threads,
+)
 from nasmr.space import Arch
 from schemas.settings import MR_SETTINGS, get_setting
 
@@ -78,7 +86,7 @@ def _pool(predictor: Predictor, frame: pd.DataFrame, setting: str) -> _Pool:
     test = frame[split_labels(frame["code"].tolist(), predictor.card.split.seed) == "test"]
     archs = [Arch.from_code(c) for c in test["code"]]
     z = normalise(embedding_tensor(archs, torch.float64))
-    model = Predictor(predictor.card, copy.deepcopy(predictor.net).double())
+    model = predictor.double()
     column = predictor.columns.index(f"{setting}.{metric}")
     with torch.no_grad():
         predicted = model.forward(z)[:, column].numpy()
@@ -144,24 +152,13 @@ def _ncp(
     return index[best["code"]], result.queries
 
 
-def _front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Indices of the points not dominated when minimising x and maximising y."""
-    order = np.lexsort((-y, x))
-    keep, best = [], -np.inf
-    for i in order:
-        if y[i] > best:
-            keep.append(i)
-            best = y[i]
-    return np.array(keep, dtype=int)
-
-
 def hypervolume(x: np.ndarray, y: np.ndarray, ref: tuple[float, float]) -> float:
     """Area dominated by the points (minimise x, maximise y) and bounded by ``ref``."""
     inside = (x <= ref[0]) & (y >= ref[1])
     x, y = x[inside], y[inside]
     if not len(x):
         return 0.0
-    front = _front(x, y)
+    front = pareto_front(x, y)
     xs, ys = x[front], y[front]
     edges = np.append(xs[1:], ref[0])
     return float(np.sum((edges - xs) * (ys - ref[1])))
@@ -264,7 +261,7 @@ def _plot(pool: _Pool, setting: str, picks: dict[str, np.ndarray], path: Path) -
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
     ax.scatter(pool.gflops, pool.metric, s=6, c="0.8", label="pool (test architectures)")
-    front = _front(np.log(pool.gflops), pool.metric)
+    front = pareto_front(np.log(pool.gflops), pool.metric)
     ax.step(pool.gflops[front], pool.metric[front], where="post", c="k", lw=1, label="true front")
     styles = {"ncp": ("tab:red", "o"), "random": ("tab:blue", "s"), "evolution": ("tab:green", "^")}
     for method, idx in picks.items():
@@ -328,8 +325,8 @@ def evaluate_search(
     seed: int = 0,
     settings: Sequence[str] | None = None,
     repeats: int = 3,
-    starts: int = 16,
-    steps: int = 70,
+    starts: int = DEFAULT_STARTS,
+    steps: int = DEFAULT_STEPS,
     progress: Progress | None = None,
 ) -> SearchReport:
     """Evaluate NCP against random search and evolution on every MR setting with a predictor.
@@ -341,14 +338,14 @@ def evaluate_search(
     predictor_dir, out_dir = Path(predictor_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     chosen = [s for s in (settings or MR_SETTINGS) if s in frames and len(frames[s])]
-    chosen = [s for s in chosen if (predictor_dir / f"{s}.json").is_file()]
+    chosen = [s for s in chosen if (predictor_dir / f"{predictor_name([s])}.json").is_file()]
     if not chosen:
         raise FileNotFoundError(
             f"{predictor_dir}: no MR predictor for the given settings; train predictors first"
         )
     budget_rows, pareto_rows = [], []
     for done, setting in enumerate(chosen, start=1):
-        predictor = load_predictor(predictor_dir / f"{setting}.json")
+        predictor = load_predictor(predictor_dir / f"{predictor_name([setting])}.json")
         with torch_threads(1):
             pool = _pool(predictor, frames[setting], setting)
             budget_rows += _budget_rows(predictor, pool, setting, seed, repeats, starts, steps)

@@ -6,6 +6,7 @@ import dagster as dg
 
 from nasmr import paths
 from nasmr.complexity import ComplexityMethod
+from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
 
 
 class RawDrop(dg.ConfigurableResource):
@@ -73,8 +74,8 @@ class BuildOptions(dg.ConfigurableResource):
     predictor_settings: list[str] | None = None
     """Settings to train predictors and evaluate searches for; None: every available one."""
     predictor_epochs: int | None = None
-    ncp_steps: int = 70
-    ncp_starts: int = 16
+    ncp_steps: int = DEFAULT_STEPS
+    ncp_starts: int = DEFAULT_STARTS
     seed: int = 0
 
 

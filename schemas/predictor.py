@@ -66,7 +66,8 @@ class TrainingSpec(_Frozen):
     rank_weight: float = Field(ge=0)
     selection: Literal["val-kendall", "val-loss"] = Field(
         description="val-kendall: best mean Kendall tau of the primary metrics on validation; "
-        "val-loss: lowest smooth-L1 of the first output on validation (the authors' rule)"
+        "val-loss: lowest MAE of the first primary metric (standardised) on validation "
+        "(the authors' rule; the name is kept for saved cards)"
     )
     selected_epoch: int = Field(ge=0)
     seed: int

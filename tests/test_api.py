@@ -17,6 +17,7 @@ from nasmr.api import (
     UnknownArchitectureError,
     UnknownMetricError,
     UnknownSettingError,
+    pareto_front,
 )
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import ReleaseError, publish_release
@@ -122,6 +123,13 @@ def test_pareto_front_is_exactly_the_non_dominated_set(bench: Benchmark) -> None
     # among equal (flops, top1) pairs the front keeps the first in search order
     expected = non_dominated.drop_duplicates(["flops", "top1"]).sort_values("flops")
     assert front["code"].tolist() == expected["code"].tolist()
+
+
+def test_pareto_front_keeps_the_first_of_equal_points_and_skips_nan() -> None:
+    cost = np.array([2.0, 1.0, 1.0, 3.0, 2.0, 4.0])
+    value = np.array([5.0, 3.0, 3.0, np.nan, 5.0, 6.0])
+    assert pareto_front(cost, value).tolist() == [1, 0, 5]
+    assert pareto_front(np.array([]), np.array([])).tolist() == []
 
 
 def test_unknown_codes_say_what_exists(bench: Benchmark, releases: Path) -> None:

@@ -13,12 +13,15 @@ import pytest
 import scipy.stats
 from click.testing import CliRunner
 
+from nasmr import ncp
 from nasmr.cli import main
+from nasmr.predictor import train_all
 from nasmr.rawdrop import load_pickle
 from nasmr.release import list_releases
 from nasmr.space import sample
 from nasmr.warehouse import connect
 from pipelines import defs
+from pipelines.assets.models import NCP_SEARCHES
 from pipelines.definitions import build_definitions
 from pipelines.jobs import weekly_refresh
 from pipelines.resources import BuildOptions, RawDrop
@@ -26,6 +29,7 @@ from pipelines.run import BuildOutcome, run_job
 from pipelines.sensors import raw_drop_sensor
 from schemas.settings import MR_SETTINGS, SETTINGS
 from tests.drops import exact, mr_record, write_drop
+from tests.test_predictor import synthetic_frames
 
 FAST = BuildOptions(
     complexity_method="analytic",
@@ -37,11 +41,21 @@ FAST = BuildOptions(
 )
 
 
+def _job_assets(definitions: dg.Definitions, job: str) -> set[str]:
+    """The assets ``job`` materialises."""
+    layer = definitions.resolve_job_def(job).asset_layer
+    return {key.to_user_string() for key in layer.executable_asset_keys}
+
+
 def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
-    for job in ("build", "ingest", "refresh"):
-        assert defs.resolve_job_def(job) is not None
+    ingest = {"architectures", "validated_records", "complexity", "warehouse"}
+    models = {"predictors", "ncp_results", "search_evaluation"}
+    assert _job_assets(defs, "ingest") == ingest
+    assert _job_assets(defs, "refresh") == models
+    assert _job_assets(defs, "build") == ingest | models | {"release"}
+    assert _job_assets(defs, "logs").isdisjoint(_job_assets(defs, "build"))
     assert defs.resolve_schedule_def("weekly_refresh").cron_schedule == "0 3 * * 1"
-    assert defs.resolve_sensor_def("raw_drop_sensor") is not None
+    assert defs.resolve_sensor_def("raw_drop_sensor").job_name == "ingest"
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"raw_trainval", "validated_records", "complexity", "warehouse"} <= keys
@@ -156,7 +170,32 @@ def test_weekly_schedule_requests_a_refresh_run() -> None:
 
 def test_definitions_accept_another_drop(tmp_path: Path) -> None:
     other = build_definitions(raw_dir=tmp_path / "x", out_dir=tmp_path / "y")
-    assert other.resolve_job_def("build") is not None
+    assert other.resources["raw_drop"].path == str(tmp_path / "x")
+    assert other.resources["build_dir"].path == str(tmp_path / "y")
+    assert defs.resources["raw_drop"].path != str(tmp_path / "x")
+
+
+@pytest.mark.parametrize(
+    ("settings", "run"),
+    [
+        (["seg"], ["seg_1gflops"]),
+        (["seg", "cls-10c"], ["seg_1gflops"]),
+        (["seg", "video"], ["seg_1gflops", "seg_video_1gflops"]),
+        (["cls-10c"], []),
+    ],
+)
+def test_ncp_runs_the_searches_the_chosen_predictors_cover(
+    settings: list[str], run: list[str], tmp_path: Path
+) -> None:
+    frames = synthetic_frames(n=120)
+    frames["video"] = frames["cls-10c"]
+    train_all({s: frames[s] for s in settings}, tmp_path, seeds=[0], epochs=1)
+    found, skipped = ncp.search_predictors(NCP_SEARCHES, tmp_path)
+    assert sorted(found) == run
+    assert sorted(skipped) == sorted(set(NCP_SEARCHES) - set(run))
+    for name, predictor in found.items():
+        result = ncp.ncp_search(predictor, NCP_SEARCHES[name], sample(2, 0), steps=1)
+        assert len(result.final) == 2
 
 
 def test_shipped_sql_runs_and_kendall_agrees_with_scipy(

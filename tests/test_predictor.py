@@ -35,6 +35,7 @@ from nasmr.predictor import (
     PredictorError,
     default_config,
     load_predictor,
+    predictor_name,
     scores,
     split_labels,
     train_all,
@@ -180,6 +181,15 @@ def test_save_load_round_trip_gives_identical_predictions(
     ]
 
 
+def test_double_is_a_float64_copy(frames: dict[str, pd.DataFrame]) -> None:
+    predictor = train_predictor(frames, ["seg"], DEFAULT.with_epochs(1))
+    wide = predictor.double()
+    assert {p.dtype for p in wide.net.parameters()} == {torch.float64}
+    assert {p.dtype for p in predictor.net.parameters()} == {torch.float32}
+    archs = sample(20, 3)
+    pd.testing.assert_frame_equal(wide.predict(archs), predictor.predict(archs), rtol=1e-5)
+
+
 def test_card_records_how_the_model_was_made(
     frames: dict[str, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -223,6 +233,20 @@ def test_default_configurations_per_space(frames: dict[str, pd.DataFrame]) -> No
         ("cls-10c.top1", "cls-10c.top5"),
         ("flops", "params"),
     )
+
+
+@pytest.mark.parametrize("column", ["flops", "params"])
+def test_a_missing_complexity_column_names_the_setting(
+    frames: dict[str, pd.DataFrame], column: str
+) -> None:
+    bad = {**frames, "cls-10c": frames["cls-10c"].drop(columns=[column])}
+    with pytest.raises(PredictorError, match=rf"'cls-10c' lacks column\(s\) \['{column}'\]"):
+        train_predictor(bad, ["seg", "cls-10c"], DEFAULT.with_epochs(1))
+
+
+def test_predictor_names() -> None:
+    assert predictor_name(["seg"]) == "seg"
+    assert predictor_name(["seg", "video"]) == MULTITASK
 
 
 def test_multitask_shares_the_split_of_per_setting_models(

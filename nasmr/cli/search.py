@@ -10,6 +10,7 @@ import click
 
 from nasmr import paths
 from nasmr.cli.options import seeds_option, warehouse_option, workers_option
+from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
 from schemas.settings import MR_SETTINGS, SETTINGS
 
 if TYPE_CHECKING:
@@ -146,10 +147,10 @@ def _split_names(text: str) -> list[str]:
 def predict(code: str, setting: str, predictor_dir: Path) -> None:
     """Print the predicted metrics of the architecture CODE."""
     from nasmr.features import parse_ops
-    from nasmr.predictor import torch_threads
+    from nasmr.predictor import predictor_name, torch_threads
     from nasmr.space import Arch, ArchError
 
-    model = _load(predictor_dir, setting)
+    model = _load(predictor_dir, predictor_name([setting]))
     try:
         item: Arch | str = code if model.card.space == "nas-bench-201" else Arch.from_code(code)
         if isinstance(item, str):
@@ -205,21 +206,21 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
 @click.option(
     "--steps",
     type=click.IntRange(min=0),
-    default=70,
+    default=DEFAULT_STEPS,
     show_default=True,
     help="Gradient steps per start (0: evaluate the starts only).",
 )
 @click.option(
     "--starts",
     type=click.IntRange(min=1),
-    default=16,
+    default=DEFAULT_STARTS,
     show_default=True,
     help="Random starting architectures, searched as one batch.",
 )
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
-    default=0.05,
+    default=DEFAULT_LR,
     show_default=True,
     help="Largest move of a normalised embedding position per step.",
 )
@@ -251,12 +252,11 @@ def search(
 ) -> None:
     """Search architectures with NCP and print each start's best feasible result."""
     from nasmr.ncp import Objective, ncp_search
-    from nasmr.predictor import MULTITASK, torch_threads
+    from nasmr.predictor import predictor_name, torch_threads
     from nasmr.space import sample
 
     objective_weights = _objective_weights(setting, several, weights)
-    name = next(iter(objective_weights)) if len(objective_weights) == 1 else MULTITASK
-    model = _load(predictor_dir, name)
+    model = _load(predictor_dir, predictor_name(list(objective_weights)))
     objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
     truth = _warehouse_frames(warehouse, list(objective_weights)) if warehouse.is_file() else {}
     try:

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from nasmr import ncp
-from nasmr.predictor import load_predictor, train_all
+from nasmr.predictor import train_all
 from nasmr.search_eval import evaluate_search
 from nasmr.space import sample
 from nasmr.warehouse import WAREHOUSE_NAME, setting_frames, warehouse_version, write_parquet
@@ -55,30 +55,32 @@ def predictors(
     )
 
 
-NCP_SEARCHES: dict[str, tuple[dict[str, float], float]] = {
-    "seg_1gflops": ({"seg": 1.0}, 1.0),
-    "seg_video_1gflops": ({"seg": 0.5, "video": 0.5}, 1.0),
+NCP_SEARCHES: dict[str, ncp.Objective] = {
+    "seg_1gflops": ncp.Objective({"seg": 1.0}, max_gflops=1.0),
+    "seg_video_1gflops": ncp.Objective({"seg": 0.5, "video": 0.5}, max_gflops=1.0),
 }
-"""Searches the pipeline refreshes: name -> (setting weights, FLOPs budget in GMac)."""
+"""Searches the pipeline refreshes: name -> objective (run if a predictor covers it)."""
 
 
 @dg.asset(group_name=MODELS_GROUP, deps=[predictors])
 def ncp_results(
     context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
 ) -> dg.MaterializeResult:
-    """NCP from random starts for each search of ``NCP_SEARCHES``: every start's trajectory
-    and its best architecture within the budget, with true metrics where evaluated."""
+    """NCP from random starts for each search of ``NCP_SEARCHES`` that the trained predictors
+    cover (the others are logged and skipped): every start's trajectory and its best
+    architecture within the budget, with true metrics where evaluated."""
     truth = setting_frames(build_dir.root() / WAREHOUSE_NAME)
     out = build_dir.root() / "ncp"
     out.mkdir(parents=True, exist_ok=True)
     metadata: dict[str, object] = {}
     with timed(metadata):
-        for name, (weights, max_gflops) in NCP_SEARCHES.items():
-            model = "multitask" if len(weights) > 1 else next(iter(weights))
-            predictor = load_predictor(build_dir.root() / "predictors" / f"{model}.json")
+        found, skipped = ncp.search_predictors(NCP_SEARCHES, build_dir.root() / "predictors")
+        for name, reason in skipped.items():
+            context.log.warning(f"ncp {name}: skipped, {reason}")
+        for name, predictor in found.items():
             result = ncp.ncp_search(
                 predictor,
-                ncp.Objective(weights, max_gflops=max_gflops),
+                NCP_SEARCHES[name],
                 sample(options.ncp_starts, options.seed),
                 steps=options.ncp_steps,
                 truth=truth,
@@ -87,7 +89,13 @@ def ncp_results(
             write_parquet(result.final, out / f"{name}_final.parquet")
             metadata[name] = preview(result.final)
             context.log.info(f"ncp {name}: {len(result.final)} starts, {result.queries} queries")
-    return dg.MaterializeResult(metadata={**metadata, "path": dg.MetadataValue.path(str(out))})
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "path": dg.MetadataValue.path(str(out)),
+            "skipped": dg.MetadataValue.json(skipped),
+        }
+    )
 
 
 @dg.asset(group_name=MODELS_GROUP, deps=[predictors])
