@@ -23,4 +23,4 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	DAGSTER_HOME=$(DAGSTER_HOME) $(PY) -c 'from pipelines.run import local_instance; local_instance()'
-	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -m pipelines
+	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -m pipelines.definitions

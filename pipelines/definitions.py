@@ -1,4 +1,7 @@
-"""The code location: every asset, check, job, schedule, sensor and resource in one place."""
+"""The code location: every asset, check, job, schedule, sensor and resource in one place.
+
+``dagster dev -m pipelines.definitions`` loads ``defs``.
+"""
 
 from pathlib import Path
 
@@ -28,3 +31,6 @@ def build_definitions(
         sensors=[raw_drop_sensor],
         resources=default_resources(raw_dir, out_dir, releases_dir, log_dir, options),
     )
+
+
+defs = build_definitions()

@@ -14,15 +14,14 @@ import scipy.stats
 from click.testing import CliRunner
 
 from nasmr import ncp
-from nasmr.cli import main
 from nasmr.predictor import train_all
 from nasmr.rawdrop import load_pickle
 from nasmr.release import list_releases
 from nasmr.space import sample
 from nasmr.warehouse import connect
-from pipelines import defs
 from pipelines.assets.models import NCP_SEARCHES
-from pipelines.definitions import build_definitions
+from pipelines.cli import main
+from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
 from pipelines.resources import BuildOptions, RawDrop
 from pipelines.run import BuildOutcome, run_job

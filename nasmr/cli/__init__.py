@@ -1,4 +1,7 @@
-"""The ``nasmr`` command: one click group, one module per command family."""
+"""The ``nasmr`` command: one click group, one module per command family.
+
+``nasmr build`` runs Dagster, so it is added by ``pipelines.cli``, the console script's entry.
+"""
 
 from __future__ import annotations
 
@@ -26,10 +29,6 @@ main.add_command(export)
 from nasmr.cli.complexity import complexity  # noqa: E402
 
 main.add_command(complexity)
-
-from nasmr.cli.build import build  # noqa: E402
-
-main.add_command(build)
 
 from nasmr.cli.logs import logs, mini, train  # noqa: E402
 

@@ -1,4 +1,8 @@
-"""``nasmr build``: run a job of the Dagster pipeline in-process on the local instance."""
+"""The ``nasmr`` command with ``nasmr build``, which runs a Dagster job in-process.
+
+The domain library's commands (``nasmr.cli``) do not import Dagster; this module adds the
+one that does, and the ``nasmr`` console script points here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 import click
 
 from nasmr import paths
+from nasmr.cli import main
 from nasmr.cli.options import (
     build_option,
     complexity_option,
@@ -80,6 +85,13 @@ def build(
         click.echo(f"  failed check {check}; offending rows:\n{rows}", err=True)
     warehouse = out_dir / paths.WAREHOUSE_NAME
     click.echo(f"outputs: {out_dir} (warehouse: {warehouse}; releases: {releases_dir})")
-    click.echo(f"run history: DAGSTER_HOME={paths.dagster_home()} dagster dev -m pipelines")
+    click.echo(
+        f"run history: DAGSTER_HOME={paths.dagster_home()} dagster dev -m pipelines.definitions"
+    )
     if not outcome.success or outcome.failed_checks:
         raise SystemExit(1)
+
+
+main.add_command(build)
+
+__all__ = ["main"]
