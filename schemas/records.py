@@ -5,6 +5,9 @@ values, ranges and, for NAS-Bench-MR records, that the three encodings of the
 architecture (``embedding``; ``input_channel`` + ``inverted_residual_setting`` +
 ``last_channel``) describe the same network. :func:`describe_errors` turns a
 validation failure into ``(field, reason)`` pairs for the quarantine table.
+
+The one import from the domain library is ``nasmr.space``: the definition of the
+architecture space (pure Python, no other dependency), which is part of the contract.
 """
 
 from __future__ import annotations
