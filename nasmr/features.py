@@ -21,6 +21,7 @@ from torch import Tensor
 
 from nasmr.complexity import IN_CHANNELS, INPUT_SIZE, NUM_CLASSES
 from nasmr.space import EMBEDDING_COLUMNS, EMBEDDING_LENGTH, N_STAGES, Arch, domain
+from schemas.records import NB201_EDGES, NB201_OPS
 
 EMBEDDING_LOW: tuple[float, ...] = tuple(float(domain(p)[0]) for p in range(EMBEDDING_LENGTH))
 """Smallest allowed value of each embedding position (normalised to 0)."""
@@ -59,10 +60,9 @@ stages; ``head_width``: channels the head concatenates (stage 4's branches).
 MR_FEATURES: tuple[str, ...] = (*EMBEDDING_COLUMNS, *COMPLEXITY_FEATURES, *STRUCTURE_FEATURES)
 """Names of the columns of :func:`mr_features`."""
 
-NB201_EDGES = 6
-NB201_OPS = 5
+_EDGES, _OPS = len(NB201_EDGES), len(NB201_OPS)
 NB201_FEATURES: tuple[str, ...] = tuple(
-    f"edge{e}_op{o}" for e in range(NB201_EDGES) for o in range(NB201_OPS)
+    f"edge{e}_op{o}" for e in range(_EDGES) for o in range(_OPS)
 )
 """Names of the one-hot columns of :func:`nb201_features` (edge-major, as in the drop)."""
 
@@ -287,15 +287,16 @@ def mr_features(z: Tensor) -> Tensor:
 def parse_ops(ops: str) -> list[int]:
     """The 6 op indices of a nas-bench-201 cell written as ingested (``0|3|2|3|2|2``)."""
     parts = ops.split("|")
-    if len(parts) != NB201_EDGES or not all(p.isdigit() and int(p) < NB201_OPS for p in parts):
+    valid = all(p.isascii() and p.isdigit() and int(p) < _OPS for p in parts)
+    if len(parts) != _EDGES or not valid:
         raise ValueError(
-            f"invalid nas-bench-201 ops {ops!r}: expected {NB201_EDGES} op indices in "
-            f"0..{NB201_OPS - 1} joined by '|'"
+            f"invalid nas-bench-201 ops {ops!r}: expected {_EDGES} op indices in "
+            f"0..{_OPS - 1} joined by '|'"
         )
     return [int(p) for p in parts]
 
 
 def nb201_features(cells: Sequence[str], dtype: torch.dtype = torch.float32) -> Tensor:
     """One-hot ``(n, 30)`` inputs of nas-bench-201 cells given as ``ops`` strings."""
-    index = torch.tensor([parse_ops(c) for c in cells], dtype=torch.int64).reshape(-1, NB201_EDGES)
-    return torch.nn.functional.one_hot(index, NB201_OPS).reshape(len(cells), -1).to(dtype)
+    index = torch.tensor([parse_ops(c) for c in cells], dtype=torch.int64).reshape(-1, _EDGES)
+    return torch.nn.functional.one_hot(index, _OPS).reshape(len(cells), -1).to(dtype)

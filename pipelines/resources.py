@@ -7,6 +7,7 @@ import dagster as dg
 from nasmr import paths
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
+from nasmr.rawdrop import search_list_path
 
 
 class RawDrop(dg.ConfigurableResource):
@@ -17,7 +18,7 @@ class RawDrop(dg.ConfigurableResource):
     def root(self) -> Path:
         """The drop's folder; a missing drop is an error that says how to point at one."""
         root = Path(self.path)
-        if not (root / "data" / "search_list.txt").is_file():
+        if not search_list_path(root).is_file():
             raise FileNotFoundError(
                 f"raw drop not found at {root} (no data/search_list.txt): set NASMR_RAW to the "
                 "folder holding data/, or pass --raw DIR to nasmr build"
