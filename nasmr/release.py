@@ -14,9 +14,10 @@ It keeps the build's layout, so a release folder is also a valid warehouse:
   the archive is the same minus the archive's own line.
 
 Versions are semantic: a schema change is major, added or removed records minor,
-corrected values patch. A release is written in a temporary folder inside the
-releases dir and renamed into place, so an interrupted publish leaves no partial
-release, and an existing version is never overwritten.
+corrected values or changed model outputs (predictors, NCP results, reports) patch.
+A release is written in a temporary folder inside the releases dir and renamed into
+place, so an interrupted publish leaves no partial release, and an existing version
+is never overwritten.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ DATASHEET = "README.md"
 CHANGELOG = "CHANGELOG.md"
 DATAPACKAGE = "datapackage.json"
 EXTRA_DIRS = ("predictors", "ncp", "reports")
+MODEL_CHANGES_SHOWN = 20
+"""Model-output changes a changelog lists by name; the rest are counted."""
 PREDICTOR_REPORT = "predictors/report.csv"
 RECORD_KEY = ("setting", "code", "metric")
 LATEST = "latest"
@@ -166,15 +169,19 @@ class SettingChanges:
 
 @dataclass(frozen=True, slots=True)
 class ReleaseDiff:
-    """What changed between two versions of the data: schema changes and record changes.
+    """What changed between two versions of the data: schema, records and model outputs.
 
     Records are the long results (``results``), the nas-bench-201 cells (setting
     ``nas-bench-201``, keyed by their ``ops``) and the published and recomputed
-    complexity (setting ``complexity``).
+    complexity (setting ``complexity``). Model outputs are the files of
+    ``EXTRA_DIRS`` (predictors, NCP results, reports): retrained predictors alone
+    make a patch release.
     """
 
     schema_changes: tuple[str, ...]
     settings: tuple[SettingChanges, ...]
+    model_changes: tuple[str, ...] = ()
+    """``added|removed|changed <path>`` for each file of the model outputs that differs."""
 
     @property
     def level(self) -> str:
@@ -187,9 +194,11 @@ class ReleaseDiff:
 
     @property
     def unchanged(self) -> bool:
-        """No schema change and no record added, removed or changed."""
-        return not self.schema_changes and not any(
-            s.added or s.removed or s.changed for s in self.settings
+        """No schema change, no record added, removed or changed, no model output changed."""
+        return (
+            not self.schema_changes
+            and not self.model_changes
+            and not any(s.added or s.removed or s.changed for s in self.settings)
         )
 
     def to_markdown(self) -> str:
@@ -198,6 +207,11 @@ class ReleaseDiff:
         lines += [f"- {change}" for change in self.schema_changes]
         lines += ["", "| setting | added | removed | changed |", "|---|---:|---:|---:|"]
         lines += [f"| {s.setting} | {s.added} | {s.removed} | {s.changed} |" for s in self.settings]
+        shown = self.model_changes[:MODEL_CHANGES_SHOWN]
+        lines += ["", f"Model outputs: {len(self.model_changes) or 'no'} file(s) differ."]
+        lines += [f"- {change}" for change in shown]
+        if len(self.model_changes) > len(shown):
+            lines.append(f"- ... and {len(self.model_changes) - len(shown)} more")
         return "\n".join(lines)
 
 
@@ -290,7 +304,33 @@ def _diff(old: Path | None, new: Path) -> ReleaseDiff:
         SettingChanges(str(name), int(row.added), int(row.removed), int(row.changed))
         for name, row in sorted(counts.iterrows(), key=lambda item: order.get(item[0], 99))
     )
-    return ReleaseDiff(tuple(schema), settings)
+    return ReleaseDiff(tuple(schema), settings, _model_changes(old, new))
+
+
+def _model_digests(root: Path | None) -> dict[str, str]:
+    """Relative path -> sha256 of every file of the model outputs (``EXTRA_DIRS``) in ``root``."""
+    if root is None:
+        return {}
+    return {
+        f"{name}/{rel}": sha256_file(root / name / rel)
+        for name in EXTRA_DIRS
+        if (root / name).is_dir()
+        for rel in _relative_files(root / name)
+    }
+
+
+def _model_changes(old: Path | None, new: Path) -> tuple[str, ...]:
+    """``added|removed|changed <path>`` for each model-output file that differs, sorted by path."""
+    before, after = _model_digests(old), _model_digests(new)
+    changes = []
+    for path in sorted(before.keys() | after.keys()):
+        if path not in before:
+            changes.append(f"added {path}")
+        elif path not in after:
+            changes.append(f"removed {path}")
+        elif before[path] != after[path]:
+            changes.append(f"changed {path}")
+    return tuple(changes)
 
 
 def diff_releases(
@@ -867,7 +907,7 @@ also govern this derived release. If you use this data, cite the original benchm
 ## Maintenance
 
 Releases are immutable and semantically versioned: a schema change is a major
-release, added or removed records a minor one, corrected values a patch.
-Corrections are published as new versions; `{CHANGELOG}` lists what changed per
-setting since each previous release.
+release, added or removed records a minor one, corrected values or changed model
+outputs a patch. Corrections are published as new versions; `{CHANGELOG}` lists what
+changed per setting, and which model-output files, since each previous release.
 """

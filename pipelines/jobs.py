@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.assets import complexity, ingest, warehouse
+from pipelines.assets import complexity, ingest, release, warehouse
 from pipelines.assets.logs import LOGS_GROUP
 from pipelines.assets.models import MODELS_GROUP
 
@@ -24,8 +24,9 @@ ingest_job = dg.define_asset_job(
 
 refresh_job = dg.define_asset_job(
     "refresh",
-    selection=dg.AssetSelection.groups(MODELS_GROUP),
-    description="Retrain the predictors and rerun NCP on the current warehouse.",
+    selection=dg.AssetSelection.groups(MODELS_GROUP) | dg.AssetSelection.assets(release.release),
+    description="Retrain the predictors and rerun NCP on the current warehouse; publish a patch "
+    "release when their outputs changed.",
 )
 
 weekly_refresh = dg.ScheduleDefinition(
@@ -33,7 +34,8 @@ weekly_refresh = dg.ScheduleDefinition(
     job=refresh_job,
     cron_schedule="0 3 * * 1",
     execution_timezone="UTC",
-    description="Refresh predictors and NCP results every Monday at 03:00 UTC.",
+    description="Refresh predictors and NCP results (and release them if they changed) every "
+    "Monday at 03:00 UTC.",
 )
 
 logs_job = dg.define_asset_job(

@@ -50,7 +50,7 @@ def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
     ingest = {"architectures", "validated_records", "complexity", "warehouse"}
     models = {"predictors", "ncp_results", "search_evaluation"}
     assert _job_assets(defs, "ingest") == ingest
-    assert _job_assets(defs, "refresh") == models
+    assert _job_assets(defs, "refresh") == models | {"release"}
     assert _job_assets(defs, "build") == ingest | models | {"release"}
     assert _job_assets(defs, "logs").isdisjoint(_job_assets(defs, "build"))
     assert defs.resolve_schedule_def("weekly_refresh").cron_schedule == "0 3 * * 1"

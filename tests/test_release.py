@@ -297,6 +297,9 @@ def edited_build(build: Path, target: Path, edit: str) -> Path:
     elif edit == "column":
         path = copy / "parquet" / "complexity.parquet"
         write_parquet(pd.read_parquet(path).assign(latency_ms=1.0), path)
+    elif edit == "model":
+        (copy / "predictors").mkdir()
+        (copy / "predictors" / "report.csv").write_text("setting,model\nseg,default\n")
     return copy
 
 
@@ -307,6 +310,7 @@ def edited_build(build: Path, target: Path, edit: str) -> Path:
         ("value", "1.0.1", "patch", {"video": (0, 0, 1)}),
         ("removed", "1.1.0", "minor", {"seg": (0, 3, 0)}),
         ("column", "2.0.0", "major", {}),
+        ("model", "1.0.1", "patch", {}),
     ],
 )
 def test_propose_version_bumps_by_kind_of_change(
@@ -329,7 +333,11 @@ def test_propose_version_bumps_by_kind_of_change(
     assert diff.schema_changes == (
         ("column complexity.latency_ms added",) if edit == "column" else ()
     )
+    assert diff.model_changes == (("added predictors/report.csv",) if edit == "model" else ())
     assert diff.unchanged == (edit == "none")
+    if edit == "model":
+        listed = "Model outputs: 1 file(s) differ.\n- added predictors/report.csv"
+        assert listed in diff.to_markdown()
 
 
 def test_first_release_is_1_0_0_with_every_table_added(build: Path) -> None:
