@@ -304,7 +304,8 @@ def _diff(old: Path | None, new: Path) -> ReleaseDiff:
         SettingChanges(str(name), int(row.added), int(row.removed), int(row.changed))
         for name, row in sorted(counts.iterrows(), key=lambda item: order.get(item[0], 99))
     )
-    return ReleaseDiff(tuple(schema), settings, _model_changes(old, new))
+    models = _model_changes(old, new) if old is not None else ()
+    return ReleaseDiff(tuple(schema), settings, models)
 
 
 def _model_digests(root: Path | None) -> dict[str, str]:

@@ -41,7 +41,8 @@ from nasmr.complexity import ComplexityMethod
     type=click.Choice(["build", "ingest", "refresh", "logs"]),
     default="build",
     show_default=True,
-    help="build: everything; ingest: validation to warehouse; refresh: models; logs: from logs.",
+    help="build: everything; ingest: validation to warehouse; refresh: models and release; "
+    "logs: from logs.",
 )
 @click.option("--partition", default=None, help="Run one setting only (e.g. seg).")
 @complexity_option("--complexity", default="module")

@@ -24,9 +24,11 @@ ingest_job = dg.define_asset_job(
 
 refresh_job = dg.define_asset_job(
     "refresh",
-    selection=dg.AssetSelection.groups(MODELS_GROUP) | dg.AssetSelection.assets(release.release),
-    description="Retrain the predictors and rerun NCP on the current warehouse; publish a patch "
-    "release when their outputs changed.",
+    selection=dg.AssetSelection.groups(MODELS_GROUP)
+    | dg.AssetSelection.assets(release.release)
+    | dg.AssetSelection.checks_for_assets(warehouse.warehouse, complexity.complexity),
+    description="Re-check the current warehouse, retrain the predictors, rerun NCP and publish "
+    "a release when anything differs from the latest one.",
 )
 
 weekly_refresh = dg.ScheduleDefinition(

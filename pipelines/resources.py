@@ -1,5 +1,6 @@
 """Configuration of the pipeline as Dagster resources; defaults come from ``nasmr.paths``."""
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -48,7 +49,16 @@ class BuildDir(dg.ConfigurableResource):
     path: str
 
     def root(self) -> Path:
+        """The build folder."""
         return Path(self.path)
+
+    def fresh(self, name: str) -> Path:
+        """``<root>/<name>`` emptied, for a step that writes all of it: nothing of an earlier
+        run (a setting no longer trained, a search now skipped) survives into a release."""
+        folder = self.root() / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return folder
 
     def staging(self, *parts: str) -> Path:
         """Per-asset outputs that later steps read (one writer per file)."""
@@ -61,6 +71,7 @@ class ReleaseDir(dg.ConfigurableResource):
     path: str
 
     def root(self) -> Path:
+        """The releases folder."""
         return Path(self.path)
 
 

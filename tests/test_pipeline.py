@@ -8,12 +8,13 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import pytest
 import scipy.stats
 from click.testing import CliRunner
 
-from nasmr import ncp
+from nasmr import ncp, paths
 from nasmr.predictor import train_all
 from nasmr.rawdrop import load_pickle
 from nasmr.release import list_releases
@@ -23,7 +24,7 @@ from pipelines.assets.models import NCP_SEARCHES
 from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
-from pipelines.resources import BuildOptions, RawDrop
+from pipelines.resources import BuildDir, BuildOptions, RawDrop
 from pipelines.run import BuildOutcome, run_job
 from pipelines.sensors import raw_drop_sensor
 from schemas.settings import MR_SETTINGS, SETTINGS
@@ -171,7 +172,7 @@ def test_definitions_accept_another_drop(tmp_path: Path) -> None:
     other = build_definitions(raw_dir=tmp_path / "x", out_dir=tmp_path / "y")
     assert other.resources["raw_drop"].path == str(tmp_path / "x")
     assert other.resources["build_dir"].path == str(tmp_path / "y")
-    assert defs.resources["raw_drop"].path != str(tmp_path / "x")
+    assert defs.resources["raw_drop"].path == str(paths.raw_dir())
 
 
 @pytest.mark.parametrize(
@@ -214,6 +215,32 @@ def test_shipped_sql_runs_and_kendall_agrees_with_scipy(
     expected = scipy.stats.kendalltau(joined["mIoU"], joined["top1"]).statistic
     row = tau[(tau["s1"] == "seg") & (tau["s2"] == "video")]
     assert row["kendall_tau_b"].iloc[0] == pytest.approx(expected, abs=1e-3)
+
+
+def test_fresh_folders_keep_nothing_of_an_earlier_run(tmp_path: Path) -> None:
+    build_dir = BuildDir(path=str(tmp_path))
+    (tmp_path / "predictors").mkdir()
+    (tmp_path / "predictors" / "multitask.json").write_text("{}")
+    assert list(build_dir.fresh("predictors").iterdir()) == []
+    assert build_dir.fresh("ncp").is_dir()
+
+
+def test_refresh_publishes_nothing_from_a_warehouse_failing_its_checks(tmp_path: Path) -> None:
+    archs = sample(3, seed=5)
+    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    folders = {"raw_dir": raw, "out_dir": tmp_path / "out", "releases_dir": tmp_path / "rel"}
+    with dg.instance_for_test() as instance:
+        ingested = run_job("ingest", **folders, options=FAST, instance=instance)
+        assert ingested.success and not ingested.failed_checks, ingested.failures
+        with duckdb.connect(str(tmp_path / "out" / "nasmr.duckdb")) as con:
+            con.execute("UPDATE results SET value = 150 WHERE metric = 'top1'")
+        refreshed = run_job("refresh", **folders, options=FAST, instance=instance)
+        trained = instance.get_latest_materialization_event(dg.AssetKey("predictors"))
+    assert "warehouse.metric_ranges" in refreshed.failed_checks
+    assert trained is None
+    assert [f.split(":")[0] for f in refreshed.failures] == ["warehouse_metric_ranges"]
+    assert list_releases(tmp_path / "rel") == []
 
 
 def test_logs_job_regenerates_results_from_real_logs(log_drop: Path, tmp_path: Path) -> None:

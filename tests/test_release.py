@@ -340,6 +340,21 @@ def test_propose_version_bumps_by_kind_of_change(
         assert listed in diff.to_markdown()
 
 
+def test_model_outputs_are_compared_file_by_file(build: Path, tmp_path: Path) -> None:
+    first = copy_build(build, tmp_path / "first")
+    (first / "predictors").mkdir()
+    (first / "predictors" / "seg.json").write_text("{}")
+    (first / "predictors" / "video.json").write_text("{}")
+    releases = tmp_path / "releases"
+    publish_release(first, releases, created_at=CREATED)
+    assert propose_version(first, "1.0.0", releases)[1].unchanged
+    (first / "predictors" / "seg.json").write_text('{"retrained": true}')
+    (first / "predictors" / "video.json").unlink()
+    version, diff = propose_version(first, "1.0.0", releases)
+    assert version == "1.0.1" and not diff.unchanged
+    assert diff.model_changes == ("changed predictors/seg.json", "removed predictors/video.json")
+
+
 def test_first_release_is_1_0_0_with_every_table_added(build: Path) -> None:
     version, diff = propose_version(build, None)
     assert version == "1.0.0"

@@ -50,7 +50,7 @@ def log_results(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.Ma
     """Final- and best-epoch results per run, the long results table regenerated from logs
     alone, and its export as trainval.pkl files in the published record format."""
     parsed = staging.load(LogParse, build_dir.staging("logs"))
-    out = _logs_dir(build_dir)
+    out = build_dir.fresh("logs")
     tables = write_log_tables(parsed, out)
     written = export_results(tables["results"], out / "trainval")
     context.log.info(f"exported {', '.join(str(p) for p in written.values())}")

@@ -29,7 +29,7 @@ def predictors(
     """Per-setting and multi-task predictors, default and the authors' baseline, trained and
     tested under one protocol over ``options.predictor_seeds`` splits."""
     frames = chosen_frames(build_dir, options)
-    out = build_dir.root() / "predictors"
+    out = build_dir.fresh("predictors")
 
     def progress(done: int, total: int, what: str) -> None:
         context.log.info(f"predictors: {done}/{total} trained ({what})")
@@ -70,8 +70,7 @@ def ncp_results(
     cover (the others are logged and skipped): every start's trajectory and its best
     architecture within the budget, with true metrics where evaluated."""
     truth = setting_frames(build_dir.root() / WAREHOUSE_NAME)
-    out = build_dir.root() / "ncp"
-    out.mkdir(parents=True, exist_ok=True)
+    out = build_dir.fresh("ncp")
     metadata: dict[str, object] = {}
     with timed(metadata):
         found, skipped = ncp.search_predictors(NCP_SEARCHES, build_dir.root() / "predictors")
@@ -104,7 +103,7 @@ def search_evaluation(
 ) -> dg.MaterializeResult:
     """NCP vs random search and regularised evolution against the benchmark's ground truth:
     regret under FLOPs budgets, Pareto fronts, hypervolumes and plots."""
-    out = build_dir.root() / "reports"
+    out = build_dir.fresh("reports")
     metadata: dict[str, object] = {}
 
     def progress(done: int, total: int, setting: str) -> None:

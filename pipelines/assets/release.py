@@ -1,4 +1,4 @@
-"""The last asset of the main job: an immutable, checksummed, versioned data release."""
+"""The last asset of the build and refresh jobs: an immutable, checksummed, versioned release."""
 
 import dagster as dg
 import pandas as pd
@@ -23,7 +23,7 @@ def release(
     previous = published[-1].version if published else None
     version, diff = propose_version(build_dir.root(), previous, release_dir.root())
     if previous is not None and diff.unchanged:
-        context.log.info(f"no data changed since release {previous}: nothing published")
+        context.log.info(f"no data or model output changed since {previous}: nothing published")
         return dg.MaterializeResult(metadata={"version": previous, "published": False})
     path = publish_release(build_dir.root(), release_dir.root(), version, raw_dir=raw_drop.root())
     context.log.info(f"published release {version} at {path}")
