@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
 import click
+from click.decorators import FC
 
 from nasmr import paths
 from nasmr.complexity import ComplexityMethod
@@ -38,7 +40,7 @@ releases_option = click.option(
 )
 
 
-def warehouse_option(help_text: str) -> click.decorators.FC:
+def warehouse_option(help_text: str) -> Callable[[FC], FC]:
     """``--warehouse FILE``, the DuckDB file (``NASMR_WAREHOUSE``)."""
     return click.option(
         "--warehouse",
@@ -49,7 +51,7 @@ def warehouse_option(help_text: str) -> click.decorators.FC:
     )
 
 
-def workers_option(help_text: str) -> click.decorators.FC:
+def workers_option(help_text: str) -> Callable[[FC], FC]:
     """``--workers N``, processes of a parallel step (default: the CPU count)."""
     return click.option(
         "--workers",
@@ -69,7 +71,7 @@ seeds_option = click.option(
 )
 
 
-def complexity_option(flag: str, default: ComplexityMethod) -> click.decorators.FC:
+def complexity_option(flag: str, default: ComplexityMethod) -> Callable[[FC], FC]:
     """``flag`` (``--method`` or ``--complexity``): count FLOPs/params by formula or by module."""
     return click.option(
         flag,
