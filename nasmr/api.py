@@ -25,6 +25,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from nasmr.pareto import pareto_front
 from nasmr.rawdrop import search_list_path, trainval_path
 from nasmr.release import MANIFEST, load_manifest, resolve_release
 from nasmr.space import Arch, ArchError
@@ -54,17 +55,6 @@ class UnknownSettingError(BenchmarkKeyError):
 
 class UnknownMetricError(BenchmarkKeyError):
     """A metric the setting does not report."""
-
-
-def pareto_front(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Indices, by increasing cost, of the points no other beats on lower cost and higher value.
-
-    Of equal points the first is kept; NaN values are never on the front.
-    """
-    order = np.lexsort((-value, cost))
-    ranked = value[order]
-    best_before = np.fmax.accumulate(np.concatenate(([-np.inf], ranked)))[:-1]
-    return order[ranked > best_before]
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,10 +32,10 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from nasmr.api import pareto_front
 from nasmr.features import embedding_tensor, normalise
 from nasmr.ncp import Objective, ncp_search
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
+from nasmr.pareto import pareto_front
 from nasmr.predictor import (
     Predictor,
     Progress,

@@ -1,4 +1,5 @@
-"""Small raw drops generated in code, laid out like the real one (never copied from it)."""
+"""Small inputs generated in code (never copied from the real drop): raw drops laid out like
+the real one, and frames shaped like ingested settings."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from nasmr.complexity import analytic_complexity
+from nasmr.features import parse_ops
 from nasmr.rawdrop import trainval_path
-from nasmr.space import Arch
+from nasmr.space import Arch, sample
 
 
 def exact(arch: Arch) -> tuple[float, float]:
@@ -50,3 +53,47 @@ def write_drop(root: Path, files: dict[str, bytes], codes: list[str]) -> Path:
         path.parent.mkdir(parents=True)
         path.write_bytes(payload)
     return root
+
+
+def synthetic_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Frames shaped like ingested MR settings (plus nas-bench-201), metrics a known function.
+
+    Accuracy grows with log FLOPs and stage-1 channels, plus noise: learnable, not trivial.
+    """
+    rng = np.random.default_rng(seed)
+    archs = sample(n, seed)
+    counts = [analytic_complexity(a) for a in archs]
+    gflops = np.array([c.gmac for c in counts])
+    signal = np.log(gflops) + np.array([a.stages[0].channels[0] for a in archs]) / 64
+    base = {
+        "record_index": np.arange(n),
+        "code": [a.code for a in archs],
+        "flops": gflops,
+        "params": [c.mparams for c in counts],
+    }
+    seg = pd.DataFrame(
+        {
+            **base,
+            "mIoU": 70 + 2 * signal + rng.normal(0, 0.3, n),
+            "mAcc": 80 + 2 * signal + rng.normal(0, 0.3, n),
+            "aAcc": 95 + 0.3 * signal + rng.normal(0, 0.05, n),
+        }
+    )
+    cls = pd.DataFrame(
+        {**base, "top1": 50 + 3 * signal + rng.normal(0, 0.5, n), "top5": 80 + signal}
+    )
+    ops = sorted({"|".join(map(str, rng.integers(0, 5, 6))) for _ in range(n)})
+    cells = np.array([parse_ops(o) for o in ops])
+    nb201 = pd.DataFrame(
+        {
+            "record_index": np.arange(len(ops)),
+            "ops": ops,
+            "Acc": 30
+            + 2 * (cells == 4).sum(1)
+            - 3 * (cells == 1).sum(1)
+            + rng.normal(0, 0.2, len(ops)),
+            "Flops": 10 + 5 * (cells == 4).sum(1) + (cells == 3).sum(1),
+            "Params": 0.1 + 0.05 * (cells == 4).sum(1) + 0.01 * (cells == 3).sum(1),
+        }
+    )
+    return {"seg": seg, "cls-10c": cls, "nas-bench-201": nb201}

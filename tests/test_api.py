@@ -17,8 +17,8 @@ from nasmr.api import (
     UnknownArchitectureError,
     UnknownMetricError,
     UnknownSettingError,
-    pareto_front,
 )
+from nasmr.pareto import pareto_front
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import ReleaseError, publish_release
 from nasmr.space import Arch

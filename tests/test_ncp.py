@@ -15,7 +15,7 @@ from nasmr.ncp import Objective, ncp_search
 from nasmr.predictor import DEFAULT, Predictor, PredictorError, torch_threads, train_predictor
 from nasmr.search_eval import evaluate_search, hypervolume
 from nasmr.space import Arch, sample
-from tests.test_predictor import synthetic_frames
+from tests.drops import synthetic_frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

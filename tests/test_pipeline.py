@@ -28,8 +28,7 @@ from pipelines.resources import BuildDir, BuildOptions, RawDrop
 from pipelines.run import BuildOutcome, run_job
 from pipelines.sensors import raw_drop_sensor
 from schemas.settings import MR_SETTINGS, SETTINGS
-from tests.drops import exact, mr_record, write_drop
-from tests.test_predictor import synthetic_frames
+from tests.drops import exact, mr_record, synthetic_frames, write_drop
 
 FAST = BuildOptions(
     complexity_method="analytic",
