@@ -116,21 +116,23 @@ class PredictorError(ValueError):
 # -- configurations ----------------------------------------------------------------------
 
 
-TRUNK = 256
-HEAD = 128
-DROPOUT = 0.5
-WEIGHT_DECAY = 1e-7
-"""The authors' network and regulariser, shared by every configuration: one ``TRUNK``-unit
-BatchNorm-SiLU layer, one ``HEAD``-unit BatchNorm-SiLU head per output group, dropout
-``DROPOUT`` after each hidden layer (none in the complexity head), Adam weight decay."""
-
-
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
-    """Inputs, ensemble size, output grouping, optimisation and selection of one configuration."""
+    """Inputs, network, ensemble size, output grouping, optimisation and selection.
+
+    The network is one ``trunk``-unit BatchNorm-SiLU layer and one ``head``-unit
+    BatchNorm-SiLU head per output group, with ``dropout`` after each hidden layer (none
+    in the complexity head); Adam uses ``weight_decay``, the loss is smooth-L1 with
+    ``smooth_l1_beta`` on standardised targets.
+    """
 
     model: Literal["default", "baseline"]
     feature_set: Literal["embedding", "embedding+structure"]
+    trunk: int
+    head: int
+    dropout: float
+    weight_decay: float
+    smooth_l1_beta: float
     members: int
     grouping: Literal["authors", "by-setting"]
     epochs: int
@@ -149,6 +151,11 @@ class ModelConfig:
 BASELINE = ModelConfig(
     model="baseline",
     feature_set="embedding",
+    trunk=256,
+    head=128,
+    dropout=0.5,
+    weight_decay=1e-7,
+    smooth_l1_beta=1.0,
     members=1,
     grouping="authors",
     epochs=200,
@@ -475,7 +482,7 @@ def _fit(
 ) -> int:
     """Train ``net`` in place on rows ``train``; keep the state of the best validation epoch."""
     optimizer = torch.optim.Adam(
-        net.parameters(), lr=config.lr, weight_decay=WEIGHT_DECAY, fused=True
+        net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
     )
     batch = config.batch_size
     per_epoch = math.ceil(len(train) / batch)
@@ -500,7 +507,9 @@ def _fit(
             if len(rows) < 2:
                 continue  # BatchNorm needs two rows
             pred = net(x[rows])
-            err = nn.functional.smooth_l1_loss(pred, y0[rows].expand_as(pred), reduction="none")
+            err = nn.functional.smooth_l1_loss(
+                pred, y0[rows].expand_as(pred), reduction="none", beta=config.smooth_l1_beta
+            )
             m = mask[rows].expand_as(pred)
             per_output = (err * m).sum(dim=(0, 1)) / m.sum(dim=(0, 1)).clamp_min(1)
             loss = per_output.mean()
@@ -597,12 +606,12 @@ def train_predictor(
     spec = NetworkSpec(
         members=config.members,
         in_features=x.shape[1],
-        trunk=TRUNK,
-        head=HEAD,
+        trunk=config.trunk,
+        head=config.head,
         groups=tuple(groups),
-        dropout=DROPOUT,
+        dropout=config.dropout,
         head_dropout=tuple(
-            0.0 if all(c.split(".")[-1] in COMPLEXITY_METRICS for c in g) else DROPOUT
+            0.0 if all(c.split(".")[-1] in COMPLEXITY_METRICS for c in g) else config.dropout
             for g in groups
         ),
     )
@@ -630,7 +639,8 @@ def train_predictor(
             epochs=config.epochs,
             batch_size=config.batch_size,
             lr=config.lr,
-            weight_decay=WEIGHT_DECAY,
+            weight_decay=config.weight_decay,
+            smooth_l1_beta=config.smooth_l1_beta,
             loss="smooth-l1" + (" + pairwise logistic" if config.rank_weight else ""),
             rank_weight=config.rank_weight,
             selection=config.selection,
@@ -650,13 +660,17 @@ def train_predictor(
         test_metrics=(),
     )
     predictor = Predictor(card, net)
-    test = _test_scores(predictor, data, parts["test"])
-    predictor.card = card.model_copy(update={"test_metrics": test})
+    predictor.card = card.model_copy(
+        update={
+            "val_metrics": _scores_on(predictor, data, parts["val"]),
+            "test_metrics": _scores_on(predictor, data, parts["test"]),
+        }
+    )
     return predictor
 
 
-def _test_scores(predictor: Predictor, data: _Data, rows: np.ndarray) -> tuple[MetricScore, ...]:
-    """Scores of every output on the test rows, in the metrics' own units."""
+def _scores_on(predictor: Predictor, data: _Data, rows: np.ndarray) -> tuple[MetricScore, ...]:
+    """Scores of every output on ``rows``, in the metrics' own units."""
     with torch.no_grad():
         pred = predictor.to_units(predictor.forward(data.inputs[rows].double())).double().numpy()
     index = {c: j for j, (c, _, _) in enumerate(data.columns)}

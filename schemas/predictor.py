@@ -62,6 +62,9 @@ class TrainingSpec(_Frozen):
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     schedule: Literal["one-cycle"] = "one-cycle"
+    smooth_l1_beta: float = Field(
+        default=1.0, gt=0, description="where smooth-L1 turns from quadratic to linear"
+    )
     loss: str
     rank_weight: float = Field(ge=0)
     selection: Literal["val-kendall", "val-loss"] = Field(
@@ -116,5 +119,8 @@ class PredictorCard(_Frozen):
     split: SplitSpec
     report_seeds: tuple[int, ...] = Field(
         description="split seeds of the report this model belongs to; the model is the first one's"
+    )
+    val_metrics: tuple[MetricScore, ...] = Field(
+        default=(), description="scores on the validation split, the only ones tuning may use"
     )
     test_metrics: tuple[MetricScore, ...]

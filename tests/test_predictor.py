@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from benchmarks.tune_predictor import TUNED, best_config, mean_tau, tune
 from nasmr.cli import main
 from nasmr.complexity import analytic_complexity
 from nasmr.features import (
@@ -161,6 +163,8 @@ def test_card_records_how_the_model_was_made(
     assert card.network.in_features == len(MR_FEATURES)
     assert card.settings == ("seg",) and card.kind == "per-setting" and card.model == "default"
     assert {o.column for o in card.outputs} == {m.column for m in card.test_metrics}
+    assert [m.column for m in card.val_metrics] == [m.column for m in card.test_metrics]
+    assert card.val_metrics != card.test_metrics
     assert {o.column: o.transform for o in card.outputs}["flops"] == "log"
     assert 0 <= card.training.selected_epoch < 5
     assert all(-1 <= m.kendall <= 1 and 0 <= m.precision_at_10 <= 1 for m in card.test_metrics)
@@ -174,6 +178,7 @@ def test_baseline_is_the_authors_layout(frames: dict[str, pd.DataFrame]) -> None
     assert net.head_dropout == (0.5, 0.5, 0.0) and net.dropout == 0.5
     training = predictor.card.training
     assert (training.batch_size, training.lr, training.weight_decay) == (128, 1e-2, 1e-7)
+    assert training.smooth_l1_beta == 1.0
     assert training.selection == "val-loss" and predictor.card.feature_set == "embedding"
     cls = train_predictor(frames, ["cls-10c"], BASELINE.with_epochs(1), seed=0)
     assert cls.card.network.groups == (("cls-10c.top1",), ("cls-10c.top5",), ("flops", "params"))
@@ -190,6 +195,39 @@ def test_default_configurations_per_space(frames: dict[str, pd.DataFrame]) -> No
         ("cls-10c.top1", "cls-10c.top5"),
         ("flops", "params"),
     )
+
+
+def test_network_and_loss_come_from_the_configuration(frames: dict[str, pd.DataFrame]) -> None:
+    config = replace(
+        DEFAULT.with_epochs(3),
+        trunk=32,
+        head=16,
+        dropout=0.1,
+        weight_decay=1e-3,
+        smooth_l1_beta=0.1,
+    )
+    predictor = train_predictor(frames, ["seg"], config, seed=0)
+    net, training = predictor.card.network, predictor.card.training
+    assert (net.trunk, net.head, net.dropout, net.head_dropout) == (32, 16, 0.1, (0.1, 0.1, 0.0))
+    assert (training.weight_decay, training.smooth_l1_beta) == (1e-3, 0.1)
+    loss = train_predictor(frames, ["seg"], replace(config, smooth_l1_beta=2.0), seed=0)
+    assert not loss.predict(frames["seg"]["code"][:5]).equals(
+        predictor.predict(frames["seg"]["code"][:5])
+    )
+
+
+def test_tuner_selects_on_validation_and_resumes(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    storage = tmp_path / "study.journal"
+    study = tune(frames, "seg", trials=2, seeds=(0,), storage=storage)
+    assert len(study.trials) == 2 and storage.is_file()
+    assert study.trials[0].params == {name: getattr(DEFAULT, name) for name in TUNED}
+    best = best_config(study, "seg")
+    assert best.members == DEFAULT.members and best.trunk == study.best_trial.params["trunk"]
+    replayed = mean_tau(frames, "seg", replace(best, members=1), (0,), "val")
+    assert replayed == pytest.approx(study.best_value)
+    assert len(tune(frames, "seg", trials=1, seeds=(0,), storage=storage).trials) == 3
 
 
 @pytest.mark.parametrize("column", ["flops", "params"])
