@@ -50,9 +50,12 @@ TUNED = (
 """The ``ModelConfig`` fields :func:`suggest` draws; a new study's first trial is the default."""
 
 
-def suggest(trial: optuna.Trial, base: ModelConfig) -> ModelConfig:
-    """``base`` with the network, regulariser, loss and optimiser drawn from the search space."""
-    rank_weight = trial.suggest_categorical("rank_weight", [0.0, 0.2])
+def suggest(trial: optuna.trial.BaseTrial, base: ModelConfig) -> ModelConfig:
+    """``base`` with the network, regulariser, loss and optimiser drawn from the search space.
+
+    The space holds ``base`` itself, so a study can start from the setting's default.
+    """
+    rank_weight = trial.suggest_categorical("rank_weight", sorted({0.0, 0.2, base.rank_weight}))
     return replace(
         base,
         members=1,
@@ -61,7 +64,7 @@ def suggest(trial: optuna.Trial, base: ModelConfig) -> ModelConfig:
         dropout=trial.suggest_float("dropout", 0.0, 0.6),
         weight_decay=trial.suggest_float("weight_decay", 1e-7, 1e-2, log=True),
         smooth_l1_beta=trial.suggest_float("smooth_l1_beta", 0.05, 2.0, log=True),
-        epochs=trial.suggest_int("epochs", 60, 240, step=30),
+        epochs=trial.suggest_int("epochs", 60, 240, step=10),
         batch_size=trial.suggest_categorical("batch_size", [128, 256, 512]),
         lr=trial.suggest_float("lr", 1e-3, 3e-2, log=True),
         grouping=trial.suggest_categorical("grouping", ["authors", "by-setting"]),
@@ -97,14 +100,20 @@ def tune(
     sampler_seed: int = 0,
     timeout: float | None = None,
 ) -> optuna.Study:
-    """Run (or continue) the study of ``setting`` stored in ``storage``; maximise validation tau."""
+    """Run (or continue) the study of ``setting`` stored in ``storage``; maximise validation tau.
+
+    The sampler is seeded by ``sampler_seed`` and the number of trials already stored, so a
+    resumed run draws new configurations instead of replaying the first run's draws.
+    """
     base = default_config([setting])
     study = optuna.create_study(
         study_name=f"{setting}-predictor",
         direction="maximize",
         storage=JournalStorage(JournalFileBackend(str(storage))),
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=10),
         load_if_exists=True,
+    )
+    study.sampler = optuna.samplers.TPESampler(
+        seed=sampler_seed * 1_000_000 + len(study.trials), n_startup_trials=10
     )
     if not study.trials:
         study.enqueue_trial({name: getattr(base, name) for name in TUNED})
@@ -140,7 +149,10 @@ def main() -> None:
     storage.parent.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, torch 1 thread")
 
-    frames = {args.setting: load_setting(args.raw, args.setting).valid}
+    load = load_setting(args.raw, args.setting)
+    if load.status != "ok":
+        parser.error(f"{args.setting} in {args.raw}: {load.status} ({load.reason})")
+    frames = {args.setting: load.valid}
     seeds = range(args.seeds)
     study = tune(frames, args.setting, args.trials, seeds, storage, args.sampler_seed, args.timeout)
     done = [t for t in study.trials if t.value is not None]

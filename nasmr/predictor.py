@@ -553,7 +553,8 @@ def train_predictor(
 
     ``frames`` maps each setting to its rows: ``code``, the setting's metrics, ``flops``
     and ``params`` (MR), or ``ops`` and the metrics (nas-bench-201). ``config`` defaults to
-    :func:`default_config`. The card records the test scores of this seed.
+    :func:`default_config`. The card records the validation and test scores of
+    this seed.
     """
     if not settings:
         raise PredictorError("no settings to train on")

@@ -216,7 +216,7 @@ def test_network_and_loss_come_from_the_configuration(frames: dict[str, pd.DataF
     )
 
 
-def test_tuner_selects_on_validation_and_resumes(
+def test_tuner_selects_on_validation_and_resumes_with_new_draws(
     frames: dict[str, pd.DataFrame], tmp_path: Path
 ) -> None:
     storage = tmp_path / "study.journal"
@@ -227,7 +227,15 @@ def test_tuner_selects_on_validation_and_resumes(
     assert best.members == DEFAULT.members and best.trunk == study.best_trial.params["trunk"]
     replayed = mean_tau(frames, "seg", replace(best, members=1), (0,), "val")
     assert replayed == pytest.approx(study.best_value)
-    assert len(tune(frames, "seg", trials=1, seeds=(0,), storage=storage).trials) == 3
+    resumed = tune(frames, "seg", trials=1, seeds=(0,), storage=storage).trials
+    assert len(resumed) == 3 and resumed[2].params != resumed[1].params
+
+
+def test_tuner_starts_nas_bench_201_from_its_default(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    study = tune(frames, "nas-bench-201", trials=1, seeds=(0,), storage=tmp_path / "nb.journal")
+    assert study.trials[0].params == {name: getattr(DEFAULT_NB201, name) for name in TUNED}
 
 
 @pytest.mark.parametrize("column", ["flops", "params"])
