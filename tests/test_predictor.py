@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from benchmarks.token_predictor import TOKENS, TokenConfig, branch_tokens, fit_and_score
 from benchmarks.tune_predictor import TUNED, best_config, mean_tau, tune
 from nasmr.cli import main
 from nasmr.complexity import analytic_complexity
@@ -236,6 +237,24 @@ def test_tuner_starts_nas_bench_201_from_its_default(
 ) -> None:
     study = tune(frames, "nas-bench-201", trials=1, seeds=(0,), storage=tmp_path / "nb.journal")
     assert study.trials[0].params == {name: getattr(DEFAULT_NB201, name) for name in TUNED}
+
+
+def test_branch_tokens_hold_each_stage_branch() -> None:
+    arch = sample(1, seed=5)[0]
+    z = normalise(embedding_tensor([arch]))
+    tokens = branch_tokens(z)[0]
+    assert tokens.shape == (TOKENS, 3)
+    z4 = z[0, 27 - 1 - 9 : 27 - 1]  # stage 4: repeats, 4 conv counts, 4 channel counts
+    last_branch = torch.stack([z4[0], z4[4], z4[8]])
+    assert torch.equal(tokens[-2], last_branch)
+    assert torch.equal(tokens[0, :2], z[0, :2]) and tokens[-1, 0] == z[0, -1]
+
+
+def test_token_model_scores_are_deterministic_for_a_seed(frames: dict[str, pd.DataFrame]) -> None:
+    config = TokenConfig(width=16, epochs=5, batch_size=64, rank_pairs=64)
+    first = fit_and_score(frames["seg"], "seg", seed=1, config=config)
+    assert first == fit_and_score(frames["seg"], "seg", seed=1, config=config)
+    assert all(-1 <= tau <= 1 for tau in first)
 
 
 @pytest.mark.parametrize("column", ["flops", "params"])
