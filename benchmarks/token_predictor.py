@@ -37,7 +37,7 @@ from benchmarks.tune_predictor import mean_tau
 from nasmr import paths
 from nasmr.features import embedding_tensor, mr_features, normalise
 from nasmr.ingest import load_setting
-from nasmr.predictor import default_config, split_labels, torch_threads
+from nasmr.predictor import default_config, pairwise_loss, split_labels, torch_threads
 from nasmr.space import N_STAGES, Arch
 from schemas.settings import get_setting
 
@@ -132,11 +132,9 @@ def fit_and_score(
                 continue  # BatchNorm needs two rows
             pred = net(z[rows])
             loss = nn.functional.smooth_l1_loss(pred, y[rows], beta=config.smooth_l1_beta)
-            i, j = (torch.randint(0, len(rows), (config.rank_pairs,), generator=generator)
-                    for _ in range(2))  # fmt: skip
-            sign = torch.sign(y[rows][i, primary] - y[rows][j, primary])
-            gap = pred[i, primary] - pred[j, primary]
-            loss = loss + config.rank_weight * nn.functional.softplus(-sign * gap * 4.0).mean()
+            loss = loss + config.rank_weight * pairwise_loss(
+                pred[None, :, primary], y[rows, primary], config.rank_pairs, generator
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
