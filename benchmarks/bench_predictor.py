@@ -1,9 +1,9 @@
 """Time predictor training on the real drop and, with --full, produce the whole report.
 
-Default: one default and one baseline training per setting given and split seed
-(0..--seeds-1), each timed (wall clock and CPU time; CPU time is what other
-processes sharing the machine do not inflate) with its test Kendall tau on the
-primary metric, then the mean and std of tau over the seeds. With
+Default: one default, one baseline and (MR settings) one ``BRANCH_ATTENTION`` training
+per setting given and split seed (0..--seeds-1), each timed (wall clock and CPU time;
+CPU time is what other processes sharing the machine do not inflate) with its test
+Kendall tau on the primary metric, then the mean and std of tau over the seeds. With
 --full: ``train_all`` over every available setting and --seeds seeds, writing the
 predictors and report to --out, then printing the report.
 
@@ -22,7 +22,14 @@ from pathlib import Path
 
 from nasmr import paths
 from nasmr.ingest import load_setting
-from nasmr.predictor import BASELINE, default_config, torch_threads, train_all, train_predictor
+from nasmr.predictor import (
+    BASELINE,
+    BRANCH_ATTENTION,
+    default_config,
+    torch_threads,
+    train_all,
+    train_predictor,
+)
 from schemas.settings import SETTINGS, get_setting
 
 
@@ -66,7 +73,10 @@ def main() -> None:
     for name in args.settings.split(","):
         frames = {name: load_setting(args.raw, name).valid}
         primary = f"{name}.{get_setting(name).primary_metric}"
-        for config in (default_config([name]), BASELINE):
+        configs = {"default": default_config([name]), "baseline": BASELINE}
+        if get_setting(name).is_mr:
+            configs["attention"] = BRANCH_ATTENTION
+        for label, config in configs.items():
             taus = []
             for seed in range(args.seeds):
                 start, cpu = time.perf_counter(), time.process_time()
@@ -76,12 +86,12 @@ def main() -> None:
                 taus.append({m.column: m.kendall for m in predictor.card.test_metrics}[primary])
                 epoch = predictor.card.training.selected_epoch
                 print(
-                    f"{name:<14}{config.model:<10}{seed:>5}{wall:>8.1f}{cpu:>8.1f}{epoch:>7}"
+                    f"{name:<14}{label:<10}{seed:>5}{wall:>8.1f}{cpu:>8.1f}{epoch:>7}"
                     f"{taus[-1]:>10.3f}"
                 )
             std = statistics.stdev(taus) if len(taus) > 1 else 0.0
             mean = statistics.mean(taus)
-            summary.append(f"{primary} {config.model}: tau {mean:.3f} +- {std:.3f}")
+            summary.append(f"{primary} {label}: tau {mean:.3f} +- {std:.3f}")
     print("\n".join(summary))
 
 

@@ -4,11 +4,12 @@ Each trial trains one configuration (a single member, for speed) on split seeds
 0..--seeds-1 and scores the mean validation Kendall tau of the setting's primary
 metric, read from the predictor card's ``val_metrics``: the test split plays no part
 in the choice. A new study's first trial is the default configuration, as the
-yardstick. After the trials, the best configuration is retrained with the default's
-number of members and its test tau printed next to the default's, which is the one
-look at the test split. The study lives in an Optuna journal file, so a run can be
-resumed or extended, and a second process on the other core can share it (same
---storage, another --sampler-seed).
+yardstick; for MR settings the space includes branch-token attention (the network
+of ``nasmr.predictor.BRANCH_ATTENTION``). After the trials, the best configuration
+is retrained with the default's number of members and its test tau printed next to
+the default's, which is the one look at the test split. The study lives in an
+Optuna journal file, so a run can be resumed or extended, and a second process on
+the other core can share it (same --storage, another --sampler-seed).
 
     .venv/bin/python benchmarks/tune_predictor.py --setting seg --trials 30 [--storage FILE]
 
@@ -36,6 +37,7 @@ from nasmr.predictor import ModelConfig, default_config, torch_threads, train_pr
 from schemas.settings import get_setting
 
 TUNED = (
+    "attention",
     "rank_weight",
     "trunk",
     "head",
@@ -50,15 +52,18 @@ TUNED = (
 """The ``ModelConfig`` fields :func:`suggest` draws; a new study's first trial is the default."""
 
 
-def suggest(trial: optuna.trial.BaseTrial, base: ModelConfig) -> ModelConfig:
+def suggest(trial: optuna.trial.BaseTrial, base: ModelConfig, mr: bool) -> ModelConfig:
     """``base`` with the network, regulariser, loss and optimiser drawn from the search space.
 
     The space holds ``base`` itself, so a study can start from the setting's default.
+    Branch-token attention (0: none) is drawn only for MR settings (``mr``).
     """
+    widths = sorted({0, 32, 64, 96, base.attention} if mr else {base.attention})
     rank_weight = trial.suggest_categorical("rank_weight", sorted({0.0, 0.2, base.rank_weight}))
     return replace(
         base,
         members=1,
+        attention=trial.suggest_categorical("attention", widths),
         trunk=trial.suggest_categorical("trunk", [128, 256, 512]),
         head=trial.suggest_categorical("head", [64, 128, 256]),
         dropout=trial.suggest_float("dropout", 0.0, 0.6),
@@ -118,7 +123,9 @@ def tune(
     if not study.trials:
         study.enqueue_trial({name: getattr(base, name) for name in TUNED})
     study.optimize(
-        lambda trial: mean_tau(frames, setting, suggest(trial, base), seeds, "val"),
+        lambda trial: mean_tau(
+            frames, setting, suggest(trial, base, get_setting(setting).is_mr), seeds, "val"
+        ),
         n_trials=trials,
         timeout=timeout,
     )
@@ -128,7 +135,8 @@ def tune(
 def best_config(study: optuna.Study, setting: str) -> ModelConfig:
     """The best trial's configuration with the default's ensemble size."""
     base = default_config([setting])
-    config = suggest(optuna.trial.FixedTrial(study.best_trial.params), base)
+    trial = optuna.trial.FixedTrial(study.best_trial.params)
+    config = suggest(trial, base, get_setting(setting).is_mr)
     return replace(config, members=base.members)
 
 

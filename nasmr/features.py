@@ -284,6 +284,31 @@ def mr_features(z: Tensor) -> Tensor:
     return torch.cat([z, macs.log(), params.log(), totals.log(), relaxed_structure(raw)], dim=1)
 
 
+BRANCH_TOKENS = 2 + N_STAGES * (N_STAGES + 1) // 2
+"""Tokens of :func:`branch_tokens`: the stem, each branch of stages 1..4 (1+2+3+4), the head."""
+
+TOKEN_FIELDS = 3
+"""Fields of a branch token: the stage's repeats, the branch's conv count, its channels."""
+
+
+def branch_tokens(z: Tensor) -> Tensor:
+    """``(n, BRANCH_TOKENS, TOKEN_FIELDS)`` tokens of normalised embeddings ``z`` ``(n, 27)``.
+
+    One token per branch of every stage (the stage's repeats, the branch's conv count
+    and channels), a stem token (its two channel positions) and a head token (its
+    width); absent fields are 0. Differentiable in ``z``, like every predictor input.
+    """
+    zero = torch.zeros_like(z[:, 0])
+    tokens = [torch.stack([z[:, 0], z[:, 1], zero], 1)]
+    i = 2
+    for k in range(1, N_STAGES + 1):
+        repeats, convs, channels = z[:, i], z[:, i + 1 : i + 1 + k], z[:, i + 1 + k : i + 1 + 2 * k]
+        tokens += [torch.stack([repeats, convs[:, b], channels[:, b]], 1) for b in range(k)]
+        i += 1 + 2 * k
+    tokens.append(torch.stack([z[:, i], zero, zero], 1))
+    return torch.stack(tokens, 1)
+
+
 def parse_ops(ops: str) -> list[int]:
     """The 6 op indices of a nas-bench-201 cell written as ingested (``0|3|2|3|2|2``)."""
     parts = ops.split("|")

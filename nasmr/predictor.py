@@ -25,6 +25,14 @@ Two configurations are trained under that protocol:
   on the accuracy, with the epoch chosen by validation Kendall tau. The multi-task
   predictor (``MULTITASK_CONFIG``) is the MR default with one head per setting.
 
+``BRANCH_ATTENTION`` is an MR recipe for research use (the tuner explores it; it is
+not the default because it loses to the baseline on cls-10-1000, see the README): one
+self-attention layer over the code's branch tokens (one per branch of each stage, plus
+stem and head), pooled and joined to the shared layer's input so branches of
+different resolutions interact as the network's fusion layers make them; one member,
+smooth-L1 with beta 0.13 plus the ranking loss on the primary metric, Adam lr 3e-3
+(weight decay 1e-4), 70 epochs of batch 256, epoch chosen by validation Kendall tau.
+
 FLOPs and params targets are modelled in log space. A saved predictor is a
 safetensors file plus a JSON card (``schemas.predictor.PredictorCard``) from which
 :func:`load_predictor` rebuilds the network.
@@ -54,18 +62,22 @@ from torch import Tensor, nn
 
 from nasmr import __version__
 from nasmr.features import (
+    BRANCH_TOKENS,
     EMBEDDING_COLUMNS,
     MR_FEATURES,
     NB201_FEATURES,
+    TOKEN_FIELDS,
+    branch_tokens,
     embedding_tensor,
     mr_features,
     nb201_features,
     normalise,
 )
 from nasmr.parallel import pool_size
-from nasmr.space import Arch
+from nasmr.space import EMBEDDING_LENGTH, Arch
 from schemas.predictor import (
     CARD_FORMAT,
+    AttentionSpec,
     FeatureSet,
     MetricScore,
     NetworkSpec,
@@ -87,6 +99,9 @@ MULTITASK = "multitask"
 
 COMPLEXITY_METRICS = frozenset({"flops", "params", "Flops", "Params"})
 """Targets modelled in log space and grouped in their own head."""
+
+ATTENTION_HEADS = 4
+"""Attention heads of the branch-token encoder."""
 
 SPLIT_RULE = "part of sha256(f'{seed}/{key}') / 2**64 against cumulative fractions"
 
@@ -122,14 +137,17 @@ class ModelConfig:
 
     The network is one ``trunk``-unit BatchNorm-SiLU layer and one ``head``-unit
     BatchNorm-SiLU head per output group, with ``dropout`` after each hidden layer (none
-    in the complexity head); Adam uses ``weight_decay``, the loss is smooth-L1 with
-    ``smooth_l1_beta`` on standardised targets.
+    in the complexity head); ``attention`` > 0 adds self-attention over the code's
+    branch tokens at that width (MR only: nas-bench-201 predictors ignore it, as they
+    ignore ``feature_set``). Adam uses ``weight_decay``, the loss is
+    smooth-L1 with ``smooth_l1_beta`` on standardised targets.
     """
 
     model: Literal["default", "baseline"]
     feature_set: Literal["embedding", "embedding+structure"]
     trunk: int
     head: int
+    attention: int
     dropout: float
     weight_decay: float
     smooth_l1_beta: float
@@ -153,6 +171,7 @@ BASELINE = ModelConfig(
     feature_set="embedding",
     trunk=256,
     head=128,
+    attention=0,
     dropout=0.5,
     weight_decay=1e-7,
     smooth_l1_beta=1.0,
@@ -177,6 +196,21 @@ DEFAULT = replace(
     batch_size=256,
 )
 """The default MR predictor: structure features, two members, larger batches, fewer epochs."""
+
+BRANCH_ATTENTION = replace(
+    DEFAULT,
+    attention=64,
+    members=1,
+    epochs=70,
+    lr=3e-3,
+    weight_decay=1e-4,
+    smooth_l1_beta=0.13,
+    rank_weight=0.2,
+    rank_pairs=2048,
+    selection="val-kendall",
+    eval_every=5,
+)
+"""The MR recipe with branch-token attention, one member (see the module docstring)."""
 
 DEFAULT_NB201 = replace(
     BASELINE,
@@ -246,21 +280,51 @@ def _hidden(width: int, hidden: int, dropout: float) -> list[nn.Module]:
     return [*layers, nn.Dropout(dropout)] if dropout else layers
 
 
+class _BranchAttention(nn.Module):
+    """Self-attention over the branch tokens of normalised embeddings, mean- and max-pooled.
+
+    Branches of different resolutions interact here, as the network's fusion layers
+    make them do; the flat MLP input cannot express that as directly.
+    """
+
+    def __init__(self, spec: AttentionSpec) -> None:
+        super().__init__()
+        self.project = nn.Linear(TOKEN_FIELDS, spec.width)
+        self.place = nn.Parameter(torch.randn(BRANCH_TOKENS, spec.width) * 0.1)
+        layer = nn.TransformerEncoderLayer(
+            spec.width, spec.heads, 2 * spec.width, spec.dropout, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, spec.layers, enable_nested_tensor=False)
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.encoder(self.project(branch_tokens(z)) + self.place)
+        return torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=1)
+
+
 class _Member(nn.Module):
-    """One MLP: input BatchNorm, the shared layer, then one hidden-layer head per group."""
+    """One MLP: input BatchNorm, the shared layer, then one hidden-layer head per group.
+
+    With attention, the pooled branch tokens join the normalised input of the shared layer.
+    """
 
     def __init__(self, spec: NetworkSpec) -> None:
         super().__init__()
+        attention = spec.attention
+        self.attention = _BranchAttention(attention) if attention else None
+        width = spec.in_features + (2 * attention.width if attention else 0)
         self.trunk = nn.Sequential(
-            nn.BatchNorm1d(spec.in_features), *_hidden(spec.in_features, spec.trunk, spec.dropout)
+            nn.BatchNorm1d(spec.in_features), *_hidden(width, spec.trunk, spec.dropout)
         )
         self.heads = nn.ModuleList(
             nn.Sequential(*_hidden(spec.trunk, spec.head, dropout), nn.Linear(spec.head, len(g)))
             for g, dropout in zip(spec.groups, spec.head_dropout, strict=True)
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.trunk(x)
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        h = self.trunk[0](x)
+        if self.attention is not None:
+            h = torch.cat([h, self.attention(z)], dim=1)
+        h = self.trunk[1:](h)
         return torch.cat([head(h) for head in self.heads], dim=1)
 
 
@@ -268,6 +332,7 @@ class PredictorNet(nn.Module):
     """Standardise the features, run every ensemble member: ``(members, n, outputs)``.
 
     The statistics come from the card, not the weights file, so they are not buffers.
+    MR features begin with the normalised embedding, which attention reads unstandardised.
     """
 
     def __init__(self, spec: NetworkSpec, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -278,7 +343,8 @@ class PredictorNet(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         x = (features - self.mean.to(features.dtype)) / self.std.to(features.dtype)
-        return torch.stack([member(x) for member in self.members])
+        z = features[:, :EMBEDDING_LENGTH]
+        return torch.stack([member(x, z) for member in self.members])
 
 
 # -- the predictor -----------------------------------------------------------------------
@@ -571,6 +637,8 @@ def train_predictor(
     feature_set: FeatureSet = (
         "nb201-onehot" if data.space == "nas-bench-201" else config.feature_set
     )
+    if config.attention and data.space != "nasbench-mr":
+        config = replace(config, attention=0)
     feature_names = {
         "nb201-onehot": NB201_FEATURES,
         "embedding": EMBEDDING_COLUMNS,
@@ -614,6 +682,11 @@ def train_predictor(
         head_dropout=tuple(
             0.0 if all(c.split(".")[-1] in COMPLEXITY_METRICS for c in g) else config.dropout
             for g in groups
+        ),
+        attention=(
+            AttentionSpec(width=config.attention, heads=ATTENTION_HEADS, layers=1, dropout=0.1)
+            if config.attention
+            else None
         ),
     )
     generator = torch.Generator().manual_seed(seed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CARD_FORMAT = 2
 """Version of the card layout; a loader refuses cards of another format."""
@@ -36,11 +36,34 @@ class OutputSpec(_Frozen):
     ranked: bool = Field(description="whether a pairwise ranking loss trained this output")
 
 
+class AttentionSpec(_Frozen):
+    """Self-attention over the branch tokens of the code (``nasmr.features.branch_tokens``).
+
+    Each token is projected to ``width`` units plus a learned embedding of its place,
+    then runs through ``layers`` pre-norm transformer encoder layers (feed-forward of
+    twice the width, ReLU); the tokens' mean and max join the shared layer's input.
+    """
+
+    width: int = Field(ge=1)
+    heads: int = Field(ge=1)
+    layers: int = Field(ge=1)
+    dropout: float = Field(ge=0, lt=1, description="dropout inside the encoder layers")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> AttentionSpec:
+        if self.width % self.heads:
+            raise ValueError(
+                f"attention width {self.width} is not a multiple of {self.heads} heads"
+            )
+        return self
+
+
 class NetworkSpec(_Frozen):
     """An ensemble of BatchNorm MLPs: input BatchNorm, a shared layer, one head per group.
 
     Each hidden layer is Linear, BatchNorm, SiLU and dropout; a head is one hidden layer
-    and a linear output for its group's columns.
+    and a linear output for its group's columns. With ``attention``, the pooled branch
+    tokens are concatenated to the normalised input of the shared layer.
     """
 
     members: int = Field(ge=1)
@@ -51,6 +74,9 @@ class NetworkSpec(_Frozen):
     dropout: float = Field(ge=0, lt=1, description="dropout after the shared layer")
     head_dropout: tuple[float, ...]
     activation: Literal["silu"] = "silu"
+    attention: AttentionSpec | None = Field(
+        default=None, description="branch-token self-attention (MR inputs only), or none"
+    )
 
 
 class TrainingSpec(_Frozen):
@@ -124,3 +150,9 @@ class PredictorCard(_Frozen):
         default=(), description="scores on the validation split, the only ones tuning may use"
     )
     test_metrics: tuple[MetricScore, ...]
+
+    @model_validator(mode="after")
+    def _attention_reads_mr_codes(self) -> PredictorCard:
+        if self.network.attention is not None and self.space != "nasbench-mr":
+            raise ValueError(f"network.attention reads MR branch tokens; space is {self.space}")
+        return self

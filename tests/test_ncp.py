@@ -12,7 +12,14 @@ from click.testing import CliRunner
 from nasmr.cli import main
 from nasmr.complexity import analytic_complexity
 from nasmr.ncp import Objective, ncp_search
-from nasmr.predictor import DEFAULT, Predictor, PredictorError, torch_threads, train_predictor
+from nasmr.predictor import (
+    BRANCH_ATTENTION,
+    DEFAULT,
+    Predictor,
+    PredictorError,
+    torch_threads,
+    train_predictor,
+)
 from nasmr.search_eval import evaluate_search, hypervolume
 from nasmr.space import Arch, sample
 from tests.drops import synthetic_frames
@@ -71,6 +78,15 @@ def test_search_improves_the_prediction_and_returns_valid_architectures(
     final = result.final.set_index("start")["objective"]
     assert (final >= first).all() and (final > first).mean() > 0.5
     assert result.queries == result.trajectory["code"].nunique()
+
+
+def test_search_follows_an_attention_predictor(frames: dict[str, pd.DataFrame]) -> None:
+    """Branch tokens are torch functions of the relaxed code, so NCP can ascend through them."""
+    predictor = train_predictor(frames, ["seg"], BRANCH_ATTENTION.with_epochs(10), seed=0)
+    result = ncp_search(predictor, Objective({"seg": 1.0}), sample(6, 3), steps=15)
+    first = result.trajectory[result.trajectory["step"] == 0].set_index("start")["objective"]
+    final = result.final.set_index("start")["objective"]
+    assert (final >= first).all() and (final > first).any()
 
 
 def test_unreachable_budget_reports_infeasible_starts(seg_predictor: Predictor) -> None:

@@ -13,12 +13,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from benchmarks.token_predictor import TOKENS, TokenConfig, branch_tokens, fit_and_score
 from benchmarks.tune_predictor import TUNED, best_config, mean_tau, tune
 from nasmr.cli import main
 from nasmr.complexity import analytic_complexity
 from nasmr.features import (
+    BRANCH_TOKENS,
     MR_FEATURES,
+    TOKEN_FIELDS,
+    branch_tokens,
     denormalise,
     embedding_tensor,
     mr_features,
@@ -31,6 +33,7 @@ from nasmr.features import (
 from nasmr.ingest import load_setting
 from nasmr.predictor import (
     BASELINE,
+    BRANCH_ATTENTION,
     DEFAULT,
     DEFAULT_NB201,
     MULTITASK,
@@ -186,10 +189,10 @@ def test_baseline_is_the_authors_layout(frames: dict[str, pd.DataFrame]) -> None
 
 
 def test_default_configurations_per_space(frames: dict[str, pd.DataFrame]) -> None:
-    assert default_config(["seg"]) is DEFAULT and DEFAULT.members == 2
+    assert default_config(["seg"]) is DEFAULT and DEFAULT.members == 2 and not DEFAULT.attention
     assert default_config(["nas-bench-201"]) is DEFAULT_NB201 and DEFAULT_NB201.rank_weight > 0
     multi = default_config(["seg", "video"])
-    assert multi is MULTITASK_CONFIG and multi.grouping == "by-setting"
+    assert multi is MULTITASK_CONFIG and multi.grouping == "by-setting" and not multi.attention
     predictor = train_predictor(frames, ["seg", "cls-10c"], multi.with_epochs(1), seed=0)
     assert predictor.card.network.groups == (
         ("seg.mIoU", "seg.mAcc", "seg.aAcc"),
@@ -243,18 +246,40 @@ def test_branch_tokens_hold_each_stage_branch() -> None:
     arch = sample(1, seed=5)[0]
     z = normalise(embedding_tensor([arch]))
     tokens = branch_tokens(z)[0]
-    assert tokens.shape == (TOKENS, 3)
+    assert tokens.shape == (BRANCH_TOKENS, TOKEN_FIELDS)
     z4 = z[0, 27 - 1 - 9 : 27 - 1]  # stage 4: repeats, 4 conv counts, 4 channel counts
     last_branch = torch.stack([z4[0], z4[4], z4[8]])
     assert torch.equal(tokens[-2], last_branch)
     assert torch.equal(tokens[0, :2], z[0, :2]) and tokens[-1, 0] == z[0, -1]
 
 
-def test_token_model_scores_are_deterministic_for_a_seed(frames: dict[str, pd.DataFrame]) -> None:
-    config = TokenConfig(width=16, epochs=5, batch_size=64, rank_pairs=64)
-    first = fit_and_score(frames["seg"], "seg", seed=1, config=config)
-    assert first == fit_and_score(frames["seg"], "seg", seed=1, config=config)
-    assert all(-1 <= tau <= 1 for tau in first)
+def test_attention_is_in_the_card_and_drives_predictions(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    predictor = train_predictor(frames, ["seg"], BRANCH_ATTENTION.with_epochs(3), seed=0)
+    spec = predictor.card.network.attention
+    assert spec is not None and (spec.width, spec.heads, spec.layers) == (64, 4, 1)
+    codes = list(frames["seg"]["code"][:6])
+    loaded = load_predictor(predictor.save(tmp_path))
+    assert loaded.predict(codes).equals(predictor.predict(codes))
+    card = predictor.card.model_dump()
+    with pytest.raises(ValueError, match="not a multiple of 4 heads"):
+        PredictorCard.model_validate(
+            {
+                **card,
+                "network": {
+                    **card["network"],
+                    "attention": {**card["network"]["attention"], "width": 30},
+                },
+            }
+        )
+    with pytest.raises(ValueError, match="reads MR branch tokens; space is nas-bench-201"):
+        PredictorCard.model_validate({**card, "space": "nas-bench-201"})
+    mlp = train_predictor(
+        frames, ["seg"], replace(BRANCH_ATTENTION.with_epochs(3), attention=0), seed=0
+    )
+    assert mlp.card.network.attention is None
+    assert not mlp.predict(codes).equals(predictor.predict(codes))
 
 
 @pytest.mark.parametrize("column", ["flops", "params"])
@@ -282,11 +307,13 @@ def test_multitask_shares_the_split_of_per_setting_models(
 
 
 def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
-    predictor = train_predictor(frames, ["nas-bench-201"], DEFAULT.with_epochs(5), seed=0)
+    config = BRANCH_ATTENTION.with_epochs(5)
+    predictor = train_predictor(frames, ["nas-bench-201"], config, seed=0)
     loaded = load_predictor(predictor.save(tmp_path))
     out = loaded.predict(["0|3|2|3|2|2", "4|4|4|4|4|4"])
     assert list(out.columns) == ["nas-bench-201.Acc", "nas-bench-201.Flops", "nas-bench-201.Params"]
     assert loaded.card.split.key == "ops" and loaded.card.feature_set == "nb201-onehot"
+    assert loaded.card.network.attention is None  # branch tokens are MR only
 
 
 def test_missing_or_broken_files_are_named(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
