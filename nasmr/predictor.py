@@ -519,7 +519,7 @@ def _groups(
 # -- training ----------------------------------------------------------------------------
 
 
-def pairwise_loss(pred: Tensor, target: Tensor, pairs: int, generator: torch.Generator) -> Tensor:
+def _pairwise_loss(pred: Tensor, target: Tensor, pairs: int, generator: torch.Generator) -> Tensor:
     """Logistic loss on random pairs for ordering ``pred`` (members, n) like ``target`` (n)."""
     n = target.shape[0]
     i = torch.randint(0, n, (pairs,), generator=generator)
@@ -581,7 +581,7 @@ def _fit(
             loss = per_output.mean()
             for j in primary if config.rank_weight else []:
                 ok = mask[rows, j]
-                loss = loss + config.rank_weight * pairwise_loss(
+                loss = loss + config.rank_weight * _pairwise_loss(
                     pred[:, ok, j], y0[rows][ok, j], config.rank_pairs, generator
                 )
             optimizer.zero_grad()
