@@ -274,10 +274,27 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 # -- the network -------------------------------------------------------------------------
 
 
+class _Dropout(nn.Module):
+    """Inverted dropout, as ``nn.Dropout``, with the mask drawn from uniform samples.
+
+    torch's CPU Bernoulli sampler is about four times slower than its uniform one, and
+    at these layer sizes ``nn.Dropout`` took a fifth of a predictor's training time.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or not self.p:
+            return x
+        return x * (torch.rand_like(x) >= self.p).to(x.dtype).mul_(1 / (1 - self.p))
+
+
 def _hidden(width: int, hidden: int, dropout: float) -> list[nn.Module]:
     """Linear, BatchNorm, SiLU and (unless 0) dropout: the authors' hidden layer."""
     layers: list[nn.Module] = [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.SiLU()]
-    return [*layers, nn.Dropout(dropout)] if dropout else layers
+    return [*layers, _Dropout(dropout)] if dropout else layers
 
 
 class _BranchAttention(nn.Module):
@@ -294,6 +311,7 @@ class _BranchAttention(nn.Module):
         layer = nn.TransformerEncoderLayer(
             spec.width, spec.heads, 2 * spec.width, spec.dropout, batch_first=True, norm_first=True
         )
+        layer.dropout, layer.dropout1, layer.dropout2 = (_Dropout(spec.dropout) for _ in range(3))
         self.encoder = nn.TransformerEncoder(layer, spec.layers, enable_nested_tensor=False)
 
     def forward(self, z: Tensor) -> Tensor:

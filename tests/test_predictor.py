@@ -39,6 +39,7 @@ from nasmr.predictor import (
     MULTITASK,
     MULTITASK_CONFIG,
     PredictorError,
+    _Dropout,
     default_config,
     load_predictor,
     predictor_name,
@@ -218,6 +219,17 @@ def test_network_and_loss_come_from_the_configuration(frames: dict[str, pd.DataF
     assert not loss.predict(frames["seg"]["code"][:5]).equals(
         predictor.predict(frames["seg"]["code"][:5])
     )
+
+
+def test_dropout_drops_at_its_rate_keeps_the_mean_and_is_off_in_eval() -> None:
+    x = torch.ones(200_000)
+    for p in (0.1, 0.5):
+        dropout = _Dropout(p).train()
+        y = dropout(x)
+        assert abs(float((y == 0).float().mean()) - p) < 0.005
+        assert abs(float(y.mean()) - 1.0) < 0.01
+        assert torch.equal(torch.unique(y), torch.tensor([0.0, 1 / (1 - p)]))
+        assert torch.equal(dropout.eval()(x), x)
 
 
 def test_tuner_selects_on_validation_and_resumes_with_new_draws(
