@@ -193,8 +193,9 @@ def test_default_configurations_per_space(frames: dict[str, pd.DataFrame]) -> No
     assert default_config(["seg"]) is DEFAULT and DEFAULT.members == 2 and not DEFAULT.attention
     assert default_config(["nas-bench-201"]) is DEFAULT_NB201 and DEFAULT_NB201.rank_weight > 0
     multi = default_config(["seg", "video"])
-    assert multi is MULTITASK_CONFIG and multi.grouping == "by-setting" and not multi.attention
+    assert multi is MULTITASK_CONFIG and multi.grouping == "by-setting" and multi.attention
     predictor = train_predictor(frames, ["seg", "cls-10c"], multi.with_epochs(1), seed=0)
+    assert predictor.card.network.attention is not None
     assert predictor.card.network.groups == (
         ("seg.mIoU", "seg.mAcc", "seg.aAcc"),
         ("cls-10c.top1", "cls-10c.top5"),
