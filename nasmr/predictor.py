@@ -835,7 +835,7 @@ def report_markdown(report: pd.DataFrame, data_version: str) -> str:
         f"(expected {FRACTIONS[0]:.0%}/{FRACTIONS[1]:.0%}/{FRACTIONS[2]:.0%}), epoch chosen "
         f"on validation, scores on test; {spread}. "
         "`baseline`: the authors' MLP configuration; `default`: this project's predictor; "
-        "`multitask`: one trunk with a head per MR setting.",
+        "`multitask`: one trunk with branch-token attention and a head per MR setting.",
         "",
         "| setting | metric | model | Kendall tau | Spearman | MAE | precision@10% |",
         "|---|---|---|---|---|---|---|",
