@@ -3,17 +3,20 @@
 Each trial trains one configuration (a single member, for speed) on split seeds
 0..--seeds-1 and scores the mean validation Kendall tau of the setting's primary
 metric, read from the predictor card's ``val_metrics``: the test split plays no part
-in the choice. A new study's first trial is the default configuration, as the
-yardstick; for MR settings the space includes branch-token attention (the network
-of ``nasmr.predictor.BRANCH_ATTENTION``). After the trials, the best configuration
-is retrained with the default's number of members and its test tau printed next to
-the default's, which is the one look at the test split. The study lives in an
-Optuna journal file, so a run can be resumed or extended, and a second process on
-the other core can share it (same --storage, another --sampler-seed).
+in the choice. The study varies a base recipe (``--recipe``): the setting's default,
+or ``attention`` (``nasmr.predictor.BRANCH_ATTENTION``, MR only), whose epoch
+selection rule it keeps; a new study's first trial is the base itself, as the
+yardstick. For MR settings the space includes branch-token attention. After the
+trials, the best configuration is retrained with the base's number of members and
+its test tau printed next to the base's, which is the one look at the test split.
+The study lives in an Optuna journal file, so a run can be resumed or extended, and a
+second process on the other core can share it (same --storage, another --sampler-seed).
 
-    .venv/bin/python benchmarks/tune_predictor.py --setting seg --trials 30 [--storage FILE]
+    .venv/bin/python benchmarks/tune_predictor.py --setting seg --trials 30 \
+        [--recipe attention] [--storage FILE]
 
-``--storage`` defaults to ``<build>/tuning/<setting>.journal`` (``NASMR_OUT``, git-ignored).
+``--storage`` defaults to ``<build>/tuning/<setting>-<recipe>.journal`` (``NASMR_OUT``,
+git-ignored).
 """
 
 from __future__ import annotations
@@ -33,7 +36,13 @@ from optuna.storages.journal import JournalFileBackend
 
 from nasmr import paths
 from nasmr.ingest import load_setting
-from nasmr.predictor import ModelConfig, default_config, torch_threads, train_predictor
+from nasmr.predictor import (
+    BRANCH_ATTENTION,
+    ModelConfig,
+    default_config,
+    torch_threads,
+    train_predictor,
+)
 from schemas.settings import get_setting
 
 TUNED = (
@@ -49,7 +58,19 @@ TUNED = (
     "lr",
     "grouping",
 )
-"""The ``ModelConfig`` fields :func:`suggest` draws; a new study's first trial is the default."""
+"""The ``ModelConfig`` fields :func:`suggest` draws; a new study's first trial is its base."""
+
+RECIPES = ("default", "attention")
+"""Base recipes a study can vary (``--recipe``)."""
+
+
+def base_recipe(setting: str, recipe: str = "default") -> ModelConfig:
+    """The configuration a study of ``setting`` starts from and keeps the selection rule of."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {RECIPES}")
+    if recipe == "attention" and not get_setting(setting).is_mr:
+        raise ValueError(f"the attention recipe is for MR settings, not {setting!r}")
+    return BRANCH_ATTENTION if recipe == "attention" else default_config([setting])
 
 
 def suggest(trial: optuna.trial.BaseTrial, base: ModelConfig, mr: bool) -> ModelConfig:
@@ -104,15 +125,16 @@ def tune(
     storage: Path,
     sampler_seed: int = 0,
     timeout: float | None = None,
+    recipe: str = "default",
 ) -> optuna.Study:
     """Run (or continue) the study of ``setting`` stored in ``storage``; maximise validation tau.
 
     The sampler is seeded by ``sampler_seed`` and the number of trials already stored, so a
     resumed run draws new configurations instead of replaying the first run's draws.
     """
-    base = default_config([setting])
+    base = base_recipe(setting, recipe)
     study = optuna.create_study(
-        study_name=f"{setting}-predictor",
+        study_name=f"{setting}-{recipe}-predictor",
         direction="maximize",
         storage=JournalStorage(JournalFileBackend(str(storage))),
         load_if_exists=True,
@@ -132,16 +154,16 @@ def tune(
     return study
 
 
-def best_config(study: optuna.Study, setting: str) -> ModelConfig:
-    """The best trial's configuration with the default's ensemble size."""
-    base = default_config([setting])
+def best_config(study: optuna.Study, setting: str, recipe: str = "default") -> ModelConfig:
+    """The best trial's configuration with the base recipe's ensemble size."""
+    base = base_recipe(setting, recipe)
     trial = optuna.trial.FixedTrial(study.best_trial.params)
     config = suggest(trial, base, get_setting(setting).is_mr)
     return replace(config, members=base.members)
 
 
 def main() -> None:
-    """Tune on validation, then print the best configuration's and the default's test tau."""
+    """Tune on validation, then print the test tau of the best configuration and of the base."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", type=Path, default=paths.raw_dir())
     parser.add_argument("--setting", default="seg")
@@ -149,11 +171,20 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=None, help="seconds for the trials")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--sampler-seed", type=int, default=0)
+    parser.add_argument("--recipe", choices=RECIPES, default="default", help="base recipe")
     parser.add_argument(
-        "--storage", type=Path, default=None, help="default: <build>/tuning/<setting>.journal"
+        "--storage",
+        type=Path,
+        default=None,
+        help="default: <build>/tuning/<setting>-<recipe>.journal",
     )
     args = parser.parse_args()
-    storage = args.storage or paths.out_dir() / "tuning" / f"{args.setting}.journal"
+    try:
+        base = base_recipe(args.setting, args.recipe)
+    except ValueError as error:
+        parser.error(str(error))
+    name = f"{args.setting}-{args.recipe}.journal"
+    storage = args.storage or paths.out_dir() / "tuning" / name
     storage.parent.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, torch 1 thread")
 
@@ -162,18 +193,26 @@ def main() -> None:
         parser.error(f"{args.setting} in {args.raw}: {load.status} ({load.reason})")
     frames = {args.setting: load.valid}
     seeds = range(args.seeds)
-    study = tune(frames, args.setting, args.trials, seeds, storage, args.sampler_seed, args.timeout)
+    study = tune(
+        frames,
+        args.setting,
+        args.trials,
+        seeds,
+        storage,
+        args.sampler_seed,
+        args.timeout,
+        args.recipe,
+    )
     done = [t for t in study.trials if t.value is not None]
     print(f"{len(done)} trials in {storage}; best validation tau first:")
     for t in sorted(done, key=lambda t: -t.value)[:5]:
         print(f"  #{t.number:<4} val tau {t.value:.4f}  {t.params}")
-    default = default_config([args.setting])
-    print(f"test tau over {args.seeds} seeds, {default.members} members:")
-    for name, config in (
-        (f"best trial #{study.best_trial.number}", best_config(study, args.setting)),
-        ("default", default),
+    print(f"test tau over {args.seeds} seeds, {base.members} member(s):")
+    for label, config in (
+        (f"best trial #{study.best_trial.number}", best_config(study, args.setting, args.recipe)),
+        (args.recipe, base),
     ):
-        print(f"  {name}: {mean_tau(frames, args.setting, config, seeds, 'test'):.4f}")
+        print(f"  {label}: {mean_tau(frames, args.setting, config, seeds, 'test'):.4f}")
 
 
 if __name__ == "__main__":

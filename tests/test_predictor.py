@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from benchmarks.tune_predictor import TUNED, best_config, mean_tau, tune
+from benchmarks.tune_predictor import TUNED, base_recipe, best_config, mean_tau, tune
 from nasmr.cli import main
 from nasmr.complexity import analytic_complexity
 from nasmr.features import (
@@ -253,6 +253,19 @@ def test_tuner_starts_nas_bench_201_from_its_default(
 ) -> None:
     study = tune(frames, "nas-bench-201", trials=1, seeds=(0,), storage=tmp_path / "nb.journal")
     assert study.trials[0].params == {name: getattr(DEFAULT_NB201, name) for name in TUNED}
+
+
+def test_tuner_varies_the_attention_recipe_for_mr_settings_only(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    storage = tmp_path / "attention.journal"
+    study = tune(frames, "seg", trials=1, seeds=(0,), storage=storage, recipe="attention")
+    assert study.trials[0].params == {name: getattr(BRANCH_ATTENTION, name) for name in TUNED}
+    assert best_config(study, "seg", "attention") == BRANCH_ATTENTION
+    with pytest.raises(ValueError, match="MR settings"):
+        base_recipe("nas-bench-201", "attention")
+    with pytest.raises(ValueError, match="unknown recipe"):
+        base_recipe("seg", "transformer")
 
 
 def test_branch_tokens_hold_each_stage_branch() -> None:
