@@ -1,31 +1,100 @@
 """Reading the raw drop safely: file layout and a restricted unpickler.
 
 A ``trainval.pkl`` is untrusted input, and a pickle is a program. The loader
-allows only the globals the real drop needs (numpy's array reconstruction for
-nas-bench-201) and refuses everything else before anything runs.
+allows only the globals the real drop needs (NumPy's array reconstruction for
+nas-bench-201) and refuses everything else before anything runs. Even those run
+none of NumPy's own unpickling code: stand-ins accept plain numeric dtypes only
+and build each array from bytes the file holds, so a forged dtype cannot corrupt
+memory and a claimed shape cannot allocate more than the file's size.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import pickle
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 SEARCH_LIST = "search_list.txt"
 TRAINVAL = "trainval.pkl"
 MAX_PICKLE_BYTES = 256 * 1024 * 1024
 
-ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    (module, name)
-    for prefix in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for module, name in [(prefix, "_reconstruct"), (prefix, "scalar")]
-) | {("numpy", "ndarray"), ("numpy", "dtype")}
-"""(module, name) pairs a raw-drop pickle may reference; NumPy 2 spells some ``numpy._core``."""
+PLAIN_KINDS = "biuf"
+"""NumPy dtype kinds an array in the drop may have: bool, signed and unsigned int, float."""
 
 
 class RawDropError(Exception):
     """A raw-drop file could not be read; the message names the file and the reason."""
+
+
+class _NDArray:
+    """Stand-in for ``numpy.ndarray``: only marks what ``_reconstruct`` is asked to build."""
+
+
+class _DType:
+    """Stand-in for ``numpy.dtype``: a plain numeric type code and its byte order."""
+
+    def __init__(self, code: object, align: object = False, copy: object = True) -> None:
+        dtype = np.dtype(code) if isinstance(code, str) and len(code) <= 4 else None
+        if dtype is None or dtype.kind not in PLAIN_KINDS or dtype.fields is not None:
+            raise ValueError(f"array dtype {code!r} is not a plain numeric type")
+        self.dtype = dtype
+
+    def __setstate__(self, state: object) -> None:
+        # (version, byte order, subarray, names, fields, item size, alignment, flags)
+        if not isinstance(state, tuple) or len(state) < 5 or state[2:5] != (None, None, None):
+            raise ValueError("array dtype with fields or subarrays")
+        if state[1] in ("<", ">"):
+            self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class _Array:
+    """Stand-in for an unpickled ``numpy.ndarray``, built by ``__setstate__`` from raw bytes."""
+
+    def __init__(self) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: object) -> None:
+        # (version, shape, dtype, Fortran order, data)
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise ValueError("array state is not (version, shape, dtype, order, data)")
+        _, shape, dtype, fortran, data = state
+        if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+            raise ValueError(f"array shape {shape!r} is not a tuple of sizes")
+        if not isinstance(dtype, _DType) or not isinstance(fortran, bool):
+            raise ValueError("array state without a plain dtype and order flag")
+        expected = math.prod(shape) * dtype.dtype.itemsize
+        if not isinstance(data, bytes) or len(data) != expected:
+            size = len(data) if isinstance(data, bytes) else type(data).__name__
+            raise ValueError(
+                f"array of shape {shape} {dtype.dtype} needs {expected} bytes, got {size}"
+            )
+        order = "F" if fortran else "C"
+        self.array = np.frombuffer(data, dtype.dtype).reshape(shape, order=order).copy()
+
+
+def _reconstruct(cls: object, shape: object, code: object) -> _Array:
+    """Stand-in for NumPy's ``_reconstruct``: an empty array whose state comes next."""
+    if cls is not _NDArray:
+        raise ValueError("_reconstruct called on something other than numpy.ndarray")
+    return _Array()
+
+
+STAND_INS: dict[tuple[str, str], object] = {
+    **{
+        (prefix, "_reconstruct"): _reconstruct
+        for prefix in ("numpy.core.multiarray", "numpy._core.multiarray")
+    },
+    ("numpy", "ndarray"): _NDArray,
+    ("numpy", "dtype"): _DType,
+}
+"""The only globals a raw-drop pickle may reference, and the stand-in each resolves to.
+
+NumPy 2 pickles spell ``_reconstruct``'s module ``numpy._core``; older ones ``numpy.core``.
+"""
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -34,11 +103,24 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._path = path
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in ALLOWED_GLOBALS:
+        if (module, name) not in STAND_INS:
             raise RawDropError(
                 f"{self._path}: refused global {module}.{name} (not needed by the drop)"
             )
-        return super().find_class(module, name)
+        return STAND_INS[module, name]
+
+
+def _arrays(records: list[Any], path: Path) -> list[Any]:
+    """Records with each array stand-in among their fields replaced by its NumPy array."""
+    for record in records:
+        if not isinstance(record, dict):
+            continue
+        for key, value in record.items():
+            if isinstance(value, _Array):
+                if value.array is None:
+                    raise RawDropError(f"{path}: not a readable pickle (array {key!r} has no data)")
+                record[key] = value.array
+    return records
 
 
 def load_pickle(path: Path, max_bytes: int = MAX_PICKLE_BYTES) -> list[Any]:
@@ -59,7 +141,7 @@ def load_pickle(path: Path, max_bytes: int = MAX_PICKLE_BYTES) -> list[Any]:
         raise RawDropError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from err
     if not isinstance(data, list):
         raise RawDropError(f"{path}: expected a list of records, found {type(data).__name__}")
-    return data
+    return _arrays(data, path)
 
 
 def trainval_path(raw_dir: Path, setting: str) -> Path:

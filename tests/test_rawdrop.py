@@ -77,6 +77,53 @@ def test_numpy_arrays_load(tmp_path: Path, protocol: int) -> None:
     assert loaded[0]["embedding"].dtype == np.float32
 
 
+class _ForgedDType:
+    """Pickles as ``numpy.dtype('V8')`` with an object field overlapping an int field."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        fields = {"a": (np.dtype("O"), 0), "b": (np.dtype("<i8"), 0)}
+        return np.dtype, ("V8", False, True), (3, "|", None, ("a", "b"), fields, 8, -1, 27)
+
+
+class _ForgedArray:
+    """Pickles as an array of that dtype whose state plants an arbitrary pointer."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
+        state = (1, (1,), _ForgedDType(), False, [("x", 0x4141414141)])
+        return reconstruct, (np.ndarray, (0,), b"b"), state
+
+
+class _HollowArray:
+    """Pickles as a float32 array that claims ``n`` items but carries 8 bytes."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __reduce__(self) -> tuple[object, ...]:
+        reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
+        state = (1, (self.n,), np.dtype("float32"), False, b"\0" * 8)
+        return reconstruct, (np.ndarray, (0,), b"b"), state
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (_ForgedArray(), "array dtype 'V8' is not a plain numeric type"),
+        (_HollowArray(5_000_000_000), "needs 20000000000 bytes, got 8"),
+    ],
+    ids=["forged-dtype", "shape-beyond-the-file"],
+)
+def test_allowed_numpy_names_cannot_forge_arrays(
+    tmp_path: Path, payload: object, reason: str
+) -> None:
+    """Only NumPy's array names are allowed, and even they build plain arrays from real bytes."""
+    path = _write(tmp_path / "trainval.pkl", pickle.dumps([{"embedding": payload}], protocol=4))
+    with pytest.raises(RawDropError, match=reason) as err:
+        load_pickle(path)
+    assert str(err.value).startswith(f"{path}: not a readable pickle")
+
+
 def test_search_list_drops_blank_lines(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
