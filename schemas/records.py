@@ -12,6 +12,7 @@ architecture space (pure Python, no other dependency), which is part of the cont
 
 from __future__ import annotations
 
+import reprlib
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
@@ -211,6 +212,19 @@ def record_model(setting: str) -> type[Record]:
     return RECORD_MODELS[get_setting(setting).task]
 
 
+def _shown(value: Any, limit: int) -> str:
+    """A short repr of a rejected value: nesting cut at 3 levels, text at ``limit`` characters.
+
+    Bounded so that a value nested too deeply to ``repr`` still gets its record quarantined.
+    """
+    shorten = reprlib.Repr()
+    for name in ("maxdict", "maxlist", "maxtuple", "maxset", "maxstring", "maxother"):
+        setattr(shorten, name, limit)
+    shorten.maxlevel = 3
+    shown = shorten.repr(value)
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
 def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, str]]:
     """``(field, reason)`` per error; a field reads like ``inverted_residual_setting[2][1]``.
 
@@ -225,8 +239,6 @@ def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, st
         elif item["type"] == "missing":
             reason = item["msg"]
         else:
-            shown = repr(item["input"])
-            shown = shown if len(shown) <= limit else shown[:limit] + "..."
-            reason = f"{item['msg']} (got {shown})"
+            reason = f"{item['msg']} (got {_shown(item['input'], limit)})"
         out.append((field or "record", reason))
     return out

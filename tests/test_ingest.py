@@ -419,3 +419,15 @@ def test_real_nb201_record_0_is_nas_bench_201_architecture_0(real: dict[str, Set
         "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|"
         "+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
     )
+
+
+def test_a_value_nested_too_deep_to_print_is_quarantined(tmp_path: Path) -> None:
+    """A record holding a list nested 100,000 deep is quarantined, not a crash of the load."""
+    depth = 100_000
+    nested = b"]" * depth + b"a" * (depth - 1)  # EMPTY_LIST depth times, APPEND depth-1 times
+    payload = b"\x80\x02](}U\x04deep" + nested + b"se."  # [{"deep": [[[...]]]}], protocol 2
+    load = load_setting(write_drop(tmp_path, {"seg": payload}), "seg")
+    assert (load.status, load.read, len(load.valid)) == ("ok", 1, 0)
+    row = _quarantined(load, 0)
+    assert row["field"].endswith("deep")
+    assert "deep: Extra inputs are not permitted (got [[[[...]]]])" in row["reason"]
