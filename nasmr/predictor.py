@@ -444,8 +444,9 @@ def _card_format(text: str) -> object:
 def load_predictor(path: Path) -> Predictor:
     """Rebuild a saved predictor from its card and weights (``.json``, ``.safetensors`` or stem)."""
     path = Path(path)
-    stem = path.with_suffix("") if path.suffix in {".json", ".safetensors"} else path
-    card_path, weights_path = stem.with_suffix(".json"), stem.with_suffix(".safetensors")
+    # strip the suffix by name: Path.with_suffix would also cut the ".baseline" of seg.baseline
+    name = path.name.removesuffix(".json").removesuffix(".safetensors")
+    card_path, weights_path = path.with_name(f"{name}.json"), path.with_name(f"{name}.safetensors")
     for p in (card_path, weights_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: predictor file not found")

@@ -332,6 +332,16 @@ def test_multitask_shares_the_split_of_per_setting_models(
     assert {"seg.mIoU", "cls-10c.top1", "flops"} <= set(multi.columns)
 
 
+def test_dotted_names_load_their_own_files(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    """``seg.baseline`` beside ``seg`` loads the baseline, whichever of its paths is given."""
+    train_predictor(frames, ["seg"], DEFAULT.with_epochs(1)).save(tmp_path)
+    baseline = train_predictor(frames, ["seg"], BASELINE.with_epochs(1), name="seg.baseline")
+    baseline.save(tmp_path)
+    for given in ("seg.baseline.json", "seg.baseline.safetensors", "seg.baseline"):
+        loaded = load_predictor(tmp_path / given)
+        assert (loaded.card.name, loaded.card.model) == ("seg.baseline", "baseline"), given
+
+
 def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     config = BRANCH_ATTENTION.with_epochs(5)
     predictor = train_predictor(frames, ["nas-bench-201"], config, seed=0)
