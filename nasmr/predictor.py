@@ -651,9 +651,16 @@ def train_predictor(
     data = _data(frames, settings)
     labels = split_labels(data.keys, seed)
     parts = {p: np.flatnonzero(labels == p) for p in ("train", "val", "test")}
-    for part, rows in parts.items():
-        if len(rows) < 2:
-            raise PredictorError(f"split seed {seed}: {part} holds {len(rows)} architectures")
+    primaries = {f"{s}.{get_setting(s).primary_metric}" for s in settings}
+    for j, (column, _, _) in enumerate(data.columns):
+        for part, rows in parts.items():
+            known = data.targets[rows, j][~np.isnan(data.targets[rows, j])]
+            if column in primaries and len(np.unique(known)) < 2:
+                raise PredictorError(
+                    f"split seed {seed}: {column} has {len(known)} {part} architectures with "
+                    f"{len(np.unique(known))} distinct values; selecting and scoring a predictor "
+                    "needs at least 2 in each of train, val and test"
+                )
     feature_set: FeatureSet = (
         "nb201-onehot" if data.space == "nas-bench-201" else config.feature_set
     )
@@ -676,7 +683,6 @@ def train_predictor(
     groups = _groups(config, data.columns)
     order = [c for g in groups for c in g]
     index = {c: j for j, (c, _, _) in enumerate(data.columns)}
-    primaries = {f"{s}.{get_setting(s).primary_metric}" for s in settings}
     outputs = tuple(
         OutputSpec(
             column=c,

@@ -342,6 +342,19 @@ def test_dotted_names_load_their_own_files(frames: dict[str, pd.DataFrame], tmp_
         assert (loaded.card.name, loaded.card.model) == ("seg.baseline", "baseline"), given
 
 
+def test_a_setting_without_two_validation_values_is_refused(
+    frames: dict[str, pd.DataFrame],
+) -> None:
+    """Epoch selection needs a validation ranking of every primary metric, not a silent NaN."""
+    cls = frames["cls-10c"]
+    labels = split_labels(cls["code"].tolist(), seed=0)
+    one_val = (labels != "val") | (np.cumsum(labels == "val") == 1)
+    sparse = dict(frames) | {"cls-10c": cls[one_val]}
+    message = r"cls-10c\.top1 has 1 val architectures with 1 distinct values"
+    with pytest.raises(PredictorError, match=message):
+        train_predictor(sparse, ["seg", "cls-10c"], DEFAULT.with_epochs(1), seed=0)
+
+
 def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     config = BRANCH_ATTENTION.with_epochs(5)
     predictor = train_predictor(frames, ["nas-bench-201"], config, seed=0)
