@@ -19,6 +19,7 @@ a batch of starts gives the same results as each start alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,12 @@ class Objective:
     def __post_init__(self) -> None:
         if not self.weights:
             raise ValueError("objective needs at least one setting weight")
+        numbers = {f"weight of {s}": w for s, w in self.weights.items()}
+        numbers |= {"cost_weight": self.cost_weight, "max_gflops": self.max_gflops}
+        numbers |= {"max_mparams": self.max_mparams}
+        for name, value in numbers.items():
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"objective {name} must be a finite number, got {value}")
         if self.cost not in ("flops", "params"):
             raise ValueError(f"objective cost {self.cost!r}: expected 'flops' or 'params'")
         for name, bound in (("max_gflops", self.max_gflops), ("max_mparams", self.max_mparams)):
@@ -156,8 +163,10 @@ def ncp_search(
         raise PredictorError(f"NCP searches the MR space; predictor {name!r} is not an MR model")
     if not starts:
         raise ValueError("NCP needs at least one start")
-    if steps < 0 or lr <= 0:
-        raise ValueError(f"steps must be >= 0 and lr > 0, got steps={steps} lr={lr}")
+    if steps < 0 or not lr > 0 or not math.isfinite(lr):
+        raise ValueError(
+            f"steps must be >= 0 and lr a finite number > 0, got steps={steps} lr={lr}"
+        )
     primary, shown = _metric_columns(predictor, objective)
     model = predictor.double()
     weights = torch.tensor([objective.weights[s] for s in objective.weights], dtype=torch.float64)

@@ -211,3 +211,33 @@ def test_cli_search_rejects_bad_objectives(tmp_path: Path) -> None:
         main, ["search", "--settings", "seg,video", "--predictors", str(tmp_path)]
     )
     assert missing.exit_code != 0 and "multitask" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--cost-weight", "nan"], "cost_weight must be a finite number"),
+        (["--max-gflops", "nan"], "max_gflops must be a finite number"),
+        (["--lr", "nan"], "lr a finite number > 0"),
+    ],
+    ids=["cost-weight", "budget", "lr"],
+)
+def test_cli_search_rejects_non_finite_numbers(
+    seg_predictor: Predictor, tmp_path: Path, option: list[str], message: str
+) -> None:
+    """A NaN must not turn into a garbage architecture or a silently infeasible search."""
+    seg_predictor.save(tmp_path)
+    args = ["search", "--setting", "seg", "--steps", "2", "--starts", "2", *option]
+    result = CliRunner().invoke(main, [*args, "--predictors", str(tmp_path)])
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_cli_search_names_an_unreadable_warehouse(seg_predictor: Predictor, tmp_path: Path) -> None:
+    seg_predictor.save(tmp_path)
+    warehouse = tmp_path / "not-duckdb.duckdb"
+    warehouse.write_text("code,mIoU\n")
+    args = ["search", "--setting", "seg", "--steps", "1", "--starts", "1"]
+    args += ["--predictors", str(tmp_path), "--warehouse", str(warehouse)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert f"{warehouse}: cannot read the warehouse" in result.output

@@ -51,12 +51,16 @@ def _load(predictor_dir: Path, name: str) -> Predictor:
 
 def _warehouse_frames(warehouse: Path, settings: list[str]) -> dict[str, pd.DataFrame]:
     """The warehouse's results of ``settings`` (those it holds), or a usage error."""
+    import duckdb
+
     from nasmr.warehouse import setting_frames
 
     try:
         frames = setting_frames(warehouse)
     except FileNotFoundError as err:
         raise click.ClickException(str(err)) from err
+    except duckdb.Error as err:  # locked by a writer, or not a nasmr warehouse
+        raise click.ClickException(f"{warehouse}: cannot read the warehouse: {err}") from err
     return {s: frames[s] for s in settings if s in frames}
 
 
@@ -257,9 +261,9 @@ def search(
 
     objective_weights = _objective_weights(setting, several, weights)
     model = _load(predictor_dir, predictor_name(list(objective_weights)))
-    objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
     truth = _warehouse_frames(warehouse, list(objective_weights)) if warehouse.is_file() else {}
     try:
+        objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
         with torch_threads(1):
             result = ncp_search(model, objective, sample(starts, seed), steps, lr, truth=truth)
     except ValueError as err:
