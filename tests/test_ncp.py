@@ -181,7 +181,7 @@ def test_cli_search_prints_finals_and_writes_trajectories(
             "--max-gflops",
             "1.0",
             "--steps",
-            "5",
+            "20",
             "--starts",
             "3",
             "--seed",
@@ -197,8 +197,10 @@ def test_cli_search_prints_finals_and_writes_trajectories(
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.split("\t")[0].isdigit()]
     assert len(lines) == 3
-    assert all(float(line.split("\t")[2]) <= 1.0 for line in lines if "\tfeasible\t" in line)
-    assert len(pd.read_csv(out)) == 3 * 6
+    feasible = [line.split("\t")[-1] for line in lines if "\tfeasible\t" in line]
+    assert feasible  # the printed GMac has 3 decimals; the budget holds on the exact count
+    assert all(analytic_complexity(Arch.from_code(code)).gmac <= 1.0 for code in feasible)
+    assert len(pd.read_csv(out)) == 3 * 21
 
 
 def test_cli_search_rejects_bad_objectives(tmp_path: Path) -> None:
