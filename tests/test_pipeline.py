@@ -157,7 +157,34 @@ def test_sensor_ingests_exactly_the_changed_settings(raw_dir: Path, tmp_path: Pa
     path.write_bytes(pickle.dumps(records))
     changed = _sensor_tick(raw, unchanged.cursor)
     assert [r.partition_key for r in changed.run_requests] == ["video"]
-    assert json.loads(changed.cursor)["video"] != json.loads(first.cursor)["video"]
+    assert (
+        json.loads(changed.cursor)["checksums"]["video"]
+        != json.loads(first.cursor)["checksums"]["video"]
+    )
+
+
+def test_sensor_ingests_a_file_that_returns_to_earlier_bytes(tmp_path: Path) -> None:
+    """Reverting a bad file to its good bytes, or losing it twice, re-ingests it every time:
+    each change gets a run key of its own, and a retried tick (same cursor) the same key."""
+    archs = sample(3, seed=5)
+    good, bad = (
+        pickle.dumps([mr_record(a, *exact(a), top1=top1, top5=80.0) for a in archs])
+        for top1 in (50.0, 51.0)
+    )
+    raw = write_drop(tmp_path / "raw", {"video": good}, [a.code for a in archs])
+    path = raw / "data" / "video" / "trainval.pkl"
+    cursor, keys = None, []
+    for payload in [good, bad, good, None, good, None]:
+        if payload is None:
+            path.unlink()
+        else:
+            path.write_bytes(payload)
+        tick = _sensor_tick(raw, cursor)
+        assert [r.partition_key for r in tick.run_requests] == ["video"]
+        assert _sensor_tick(raw, cursor).run_requests == tick.run_requests
+        keys.append(tick.run_requests[0].run_key)
+        cursor = tick.cursor
+    assert len(set(keys)) == len(keys), keys
 
 
 def test_weekly_schedule_requests_a_refresh_run() -> None:
