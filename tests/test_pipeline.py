@@ -282,9 +282,32 @@ def test_logs_job_regenerates_results_from_real_logs(log_drop: Path, tmp_path: P
     assert len(exported) == results.loc[results["setting"] == "digits-cls", "code"].nunique()
 
 
+@pytest.mark.parametrize(
+    ("drop", "out"),
+    [("drop", "drop"), ("drop", "drop/logs/digits-cls"), ("build/logs/drop", "build")],
+)
+def test_logs_job_refuses_to_empty_its_own_log_drop(
+    drop: str, out: str, log_drop: Path, tmp_path: Path
+) -> None:
+    """A build whose logs/ holds or lies inside the drop's logs/ fails naming both, and every
+    log file survives."""
+    shutil.copytree(log_drop, tmp_path / drop)
+    before = sorted((tmp_path / drop).rglob("*.log.json"))
+    assert len(before) == 4
+    with dg.instance_for_test() as instance:
+        outcome = run_job(
+            "logs", out_dir=tmp_path / out, log_dir=tmp_path / drop, instance=instance
+        )
+    assert not outcome.success
+    assert sorted((tmp_path / drop).rglob("*.log.json")) == before
+    [failure] = outcome.failures
+    assert failure.startswith("log_results:")
+    assert str(tmp_path / out / "logs") in failure and str(tmp_path / drop / "logs") in failure
+
+
 def test_logs_job_without_a_drop_says_how_to_make_one(tmp_path: Path) -> None:
     with dg.instance_for_test() as instance:
-        outcome = run_job("logs", out_dir=tmp_path, log_dir=tmp_path, instance=instance)
+        outcome = run_job("logs", out_dir=tmp_path / "out", log_dir=tmp_path, instance=instance)
     assert not outcome.success
     assert any("nasmr mini" in failure for failure in outcome.failures)
 

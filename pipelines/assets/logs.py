@@ -45,11 +45,24 @@ def log_curves(
     )
 
 
+def _refuse_to_clear_the_drop(out: Path, logs: Path) -> None:
+    """Stop before emptying ``out`` when it holds the drop's ``logs/`` or lies inside it
+    (``--out`` the log drop itself): the run would delete its own input."""
+    if out.resolve().is_relative_to(logs.resolve()) or logs.resolve().is_relative_to(out.resolve()):
+        raise ValueError(
+            f"the logs job empties {out}, which overlaps the log drop's {logs}: "
+            "write the build elsewhere (--out or NASMR_OUT)"
+        )
+
+
 @dg.asset(group_name=LOGS_GROUP, deps=[log_curves])
-def log_results(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.MaterializeResult:
+def log_results(
+    context: dg.AssetExecutionContext, log_drop: LogDrop, build_dir: BuildDir
+) -> dg.MaterializeResult:
     """Final- and best-epoch results per run, the long results table regenerated from logs
     alone, and its export as trainval.pkl files in the published record format."""
     parsed = staging.load(LogParse, build_dir.staging("logs"))
+    _refuse_to_clear_the_drop(_logs_dir(build_dir), log_drop.root() / "logs")
     out = build_dir.fresh("logs")
     tables = write_log_tables(parsed, out)
     written = export_results(tables["results"], out / "trainval")
