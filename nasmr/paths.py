@@ -48,5 +48,6 @@ def releases_dir() -> Path:
 
 
 def dagster_home() -> Path:
-    """The local Dagster instance kept in the repository (``DAGSTER_HOME``)."""
-    return _env_path("DAGSTER_HOME", REPO_ROOT / ".dagster")
+    """The local Dagster instance kept in the repository (``DAGSTER_HOME``), made absolute
+    (a relative one is relative to the working directory), as Dagster requires."""
+    return _env_path("DAGSTER_HOME", REPO_ROOT / ".dagster").absolute()

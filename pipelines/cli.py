@@ -44,7 +44,11 @@ from nasmr.complexity import ComplexityMethod
     help="build: everything; ingest: validation to warehouse; refresh: models and release; "
     "logs: from logs.",
 )
-@click.option("--partition", default=None, help="Run one setting only (e.g. seg).")
+@click.option(
+    "--partition",
+    default=None,
+    help="Run one setting only (e.g. seg); ingest and build jobs only.",
+)
 @complexity_option("--complexity", default="module")
 @seeds_option
 @workers_option("Processes for complexity counting and predictor training.")
@@ -63,20 +67,23 @@ def build(
 ) -> None:
     """Build the benchmark: a Dagster job run in-process and recorded in .dagster/."""
     from pipelines.resources import BuildOptions
-    from pipelines.run import run_job
+    from pipelines.run import PartitionError, run_job
 
-    outcome = run_job(
-        job_name,
-        raw_dir=raw_dir,
-        out_dir=out_dir,
-        releases_dir=releases_dir,
-        log_dir=log_dir,
-        partition=partition,
-        options=BuildOptions(
-            complexity_method=complexity_method, predictor_seeds=seeds, workers=workers
-        ),
-        log_level="WARNING" if quiet else "INFO",
-    )
+    try:
+        outcome = run_job(
+            job_name,
+            raw_dir=raw_dir,
+            out_dir=out_dir,
+            releases_dir=releases_dir,
+            log_dir=log_dir,
+            partition=partition,
+            options=BuildOptions(
+                complexity_method=complexity_method, predictor_seeds=seeds, workers=workers
+            ),
+            log_level="WARNING" if quiet else "INFO",
+        )
+    except PartitionError as error:
+        raise click.BadParameter(str(error), param_hint="--partition") from error
     status = "succeeded" if outcome.success else "FAILED"
     click.echo(f"\nrun {outcome.run_id} ({job_name}): {status}")
     click.echo(f"checks: {len(outcome.passed_checks)} passed, {len(outcome.failed_checks)} failed")

@@ -9,7 +9,6 @@ from dagster_shared.error import SerializableErrorInfo
 
 from nasmr import paths
 from pipelines.definitions import build_definitions
-from pipelines.partitions import settings_partitions
 from pipelines.resources import BuildOptions
 
 
@@ -57,19 +56,11 @@ def run_job(
     instance: dg.DagsterInstance | None = None,
     log_level: str = "INFO",
 ) -> BuildOutcome:
-    """Execute one job of the code location in-process; all partitions unless one is named."""
+    """Execute one job of the code location in-process; all partitions unless one is named
+    (a partition the job does not have raises PartitionError before anything runs)."""
     defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options)
     job = defs.resolve_job_def(job_name)
-    keys = settings_partitions.get_partition_keys()
-    if partition:
-        tags = {"dagster/partition": partition}
-    elif job.partitions_def is not None:
-        tags = {
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
-        }
-    else:
-        tags = {}
+    tags = _partition_tags(job, partition)
     result = job.execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         instance=instance or local_instance(),
@@ -90,6 +81,30 @@ def run_job(
             rows = evaluation.metadata.get("offending_rows")
             failed[name] = str(rows.value) if rows is not None else ""
     return BuildOutcome(result.run_id, result.success, failures, passed, failed)
+
+
+class PartitionError(ValueError):
+    """A partition a job cannot run: the job is not partitioned, or has no such key."""
+
+
+def _partition_tags(job: dg.JobDefinition, partition: str | None) -> dict[str, str]:
+    """Run tags for the one partition named, or for all of a partitioned job's partitions."""
+    partitions = job.partitions_def
+    if partitions is None:
+        if partition is not None:
+            raise PartitionError(
+                f"job {job.name!r} is not partitioned by setting: run it without a partition"
+            )
+        return {}
+    keys = partitions.get_partition_keys()
+    if partition is None:
+        return {
+            "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1],
+        }
+    if partition not in keys:
+        raise PartitionError(f"no setting {partition!r}: choose one of {', '.join(keys)}")
+    return {"dagster/partition": partition}
 
 
 def _root_cause(error: SerializableErrorInfo) -> str:

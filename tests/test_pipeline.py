@@ -331,3 +331,39 @@ def test_nasmr_build_cli_runs_a_job_and_fails_loudly(
     assert bad.exit_code == 1
     assert "failed check warehouse.published_complexity_reproduced" in bad.output
     assert archs[1].code in bad.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--job", "ingest", "--partition", "sge"], f"choose one of {', '.join(SETTINGS)}"),
+        (["--job", "refresh", "--partition", "seg"], "job 'refresh' is not partitioned"),
+    ],
+)
+def test_nasmr_build_rejects_a_partition_before_running_anything(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", *args, "--raw", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --partition" in result.output
+    assert message in result.output
+    assert not out.exists() and not (tmp_path / "dagster").exists()
+
+
+def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", "dagster")
+    archs = sample(3, seed=5)
+    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    args = ["build", "--job", "ingest", "--complexity", "analytic"]
+    result = CliRunner().invoke(main, [*args, "--raw", str(raw), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert f"DAGSTER_HOME={tmp_path / 'dagster'} dagster dev" in result.output
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        [run] = instance.get_runs()
+    assert run.job_name == "ingest" and run.is_success
