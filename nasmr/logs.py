@@ -9,10 +9,12 @@ Rules, applied in this order:
 * **Layout**: a file outside ``<setting>/<code>/<run>.log.json``, of an unknown setting
   or under a folder that is not a canonical architecture code is quarantined whole.
 * **Lines**: malformed or truncated JSON, invalid UTF-8, a JSON value that is not an
-  object, an unknown ``mode``, a NaN/inf number, a training/evaluation line without an
-  integer ``epoch``, a training line without ``loss``, an evaluation line without one
-  of the setting's metrics, or a metric outside [0, 100] quarantines that line (file,
-  line number, reason); the rest of the run is kept.
+  object, an unknown ``mode``, a NaN/inf number, an ``epoch``, ``iter`` or ``step`` that
+  is not a 64-bit JSON integer (``2.6``, ``"2"``) at or above its bound in
+  :class:`~schemas.logs.LogLine` (epoch 1, iter and step 0), a training/evaluation line
+  without an ``epoch``, a training line without ``loss``, an evaluation line without
+  one of the setting's metrics, or a metric outside [0, 100] quarantines that line
+  (file, line number, reason); the rest of the run is kept.
 * **Runs**: a run without an evaluation line, or whose last good evaluation is at an
   epoch below the expected one, stopped early and is quarantined whole (line: its
   last line). The expected epoch is ``max_epochs`` from the run's config (meta line)
@@ -56,7 +58,7 @@ import pyarrow as pa
 
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import write_parquet
-from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, line_columns, log_setting
+from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
 from schemas.settings import SEG_METRICS
 
 RECONCILE_TOLERANCE = 0.005 + 1e-9
@@ -73,6 +75,15 @@ CURVE_SERIES: tuple[str, ...] = ("loss", "lr", *METRICS)
 _UNREAD = ("env_info", "seed", "exp_name", "memory", "data_time", "time")
 _COLUMNS = {k: t for k, t in line_columns().items() if k not in _UNREAD}
 _NUMERIC = [k for k, t in _COLUMNS.items() if t == "DOUBLE"]
+_INTEGERS = {
+    k: next(m.ge for m in LogLine.model_fields[k].metadata if hasattr(m, "ge"))
+    for k, t in _COLUMNS.items()
+    if t == "BIGINT"
+}
+"""The integer keys read (epoch, iter, step) and their lower bound in :class:`LogLine`.
+
+They are read as JSON and checked before the cast: DuckDB would round ``2.6`` and accept
+``"2"`` on its way into a BIGINT."""
 
 CURVES_COLUMNS = ("arch", "setting", "run", "epoch", "iter", "metric", "value")
 QUARANTINE_COLUMNS = ("file", "line", "reason")
@@ -370,7 +381,8 @@ def _parsed_sql() -> str:
     valid ``null``, so only a NULL of a line that opens with ``{`` or fails ``json_valid``
     is a line that is not JSON.
     """
-    struct = json.dumps(_COLUMNS).replace("'", "''")
+    read = {k: "JSON" if k in _INTEGERS else t for k, t in _COLUMNS.items()}
+    struct = json.dumps(read).replace("'", "''")
     names = ", ".join(f"s.{_quoted(k)}" for k in _COLUMNS)
     return f"""(
         SELECT fid, need, line, CASE
@@ -399,7 +411,17 @@ def _annotate_sql(source: str) -> str:
 
     Adds the line's ``kind`` (train/val/meta; mode-less lines are inferred), the
     benchmark metrics (``auto`` keys still raw) and ``problem`` (NULL for a good line).
+    The :data:`_INTEGERS` keys come as JSON and leave as BIGINT, NULL unless a JSON integer.
     """
+    integer = {
+        k: f"CASE WHEN json_type(r.{k}) IN ('BIGINT', 'UBIGINT') THEN TRY_CAST(r.{k} AS BIGINT) END"
+        for k in _INTEGERS
+    }
+    bad_integer = " ".join(
+        f"WHEN NOT coalesce({integer[k]} >= {low}, r.{k} IS NULL) "
+        f"THEN 'not an integer in [{low}, {2**63 - 1}]: \"{k}\" is ' || r.{k}"
+        for k, low in _INTEGERS.items()
+    )
     metric_keys = " OR ".join(f"r.{_quoted(mk.key)} IS NOT NULL" for mk in METRIC_KEYS)
     metrics = ", ".join(f"{expr} AS {_quoted(m)}" for m, expr in _metric_sql().items())
     nonfinite = " ".join(
@@ -421,9 +443,11 @@ def _annotate_sql(source: str) -> str:
                      WHEN {metric_keys} THEN 'val'
                      WHEN r.loss IS NOT NULL THEN 'train'
                      ELSE 'meta' END AS kind,
-                coalesce(r.epoch, r.step) AS epoch, r.iter, r.lr, r.loss, r.config,
+                coalesce({integer["epoch"]}, {integer["step"]}) AS epoch,
+                {integer["iter"]} AS iter, r.lr, r.loss, r.config,
                 {metrics},
-                CASE {nonfinite} END AS nonfinite
+                CASE {nonfinite} END AS nonfinite,
+                CASE {bad_integer} END AS bad_integer
             FROM {source} r
         )
         SELECT fid, line, kind, epoch, iter, lr, loss, config,
@@ -433,6 +457,7 @@ def _annotate_sql(source: str) -> str:
                 WHEN kind NOT IN ('train', 'val', 'meta') THEN 'unknown mode: ' || to_json(kind)
                 WHEN nonfinite IS NOT NULL THEN 'not a finite number: ' || nonfinite
                 WHEN kind = 'meta' THEN NULL
+                WHEN bad_integer IS NOT NULL THEN bad_integer
                 WHEN epoch IS NULL THEN 'missing or non-integer "epoch"'
                 WHEN epoch < 1 THEN 'epoch below 1: ' || epoch
                 WHEN kind = 'train' AND loss IS NULL THEN 'training line without a numeric "loss"'

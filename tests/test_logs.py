@@ -202,6 +202,14 @@ BAD_LINES = [
      "metric outside [0, 100]", True),
     ("no-epoch", _at(4, lambda b: _drop_key(b, "epoch")), 5, 'missing or non-integer "epoch"',
      True),
+    ("float-epoch", _at(6, lambda b: _set(b, epoch=1.5)), 7,
+     'not an integer in [1, 9223372036854775807]: "epoch" is 1.5', False),
+    ("string-epoch", _at(4, lambda b: _set(b, epoch="2")), 5,
+     'not an integer in [1, 9223372036854775807]: "epoch" is "2"', True),
+    ("negative-iter", _at(4, lambda b: _set(b, iter=-5)), 5,
+     'not an integer in [0, 9223372036854775807]: "iter" is -5', True),
+    ("float-step", _at(4, lambda b: _set(_drop_key(b, "epoch"), step=2.0)), 5,
+     'not an integer in [0, 9223372036854775807]: "step" is 2.0', True),
     ("unknown-mode", _at(1, lambda b: _set(b, mode="test")), 2, 'unknown mode: "test"', True),
     ("bad-utf8", _at(1, lambda b: b[:-1] + b', "x": "\xff"}'), 2, "not valid UTF-8", True),
     ("leading-space", _at(1, lambda b: b" " + b), None, None, True),
@@ -332,6 +340,23 @@ def test_without_max_epochs_the_longest_run_sets_the_length(copy: Path) -> None:
         "(the furthest any run of digits-cls evaluated)"
     ]
     assert parsed.runs.set_index("file").loc[_name(copy, short), "expected_epochs"] == 2
+
+
+def test_a_non_integer_epoch_does_not_set_the_length(copy: Path) -> None:
+    """An evaluation at epoch 2.6 is quarantined, not rounded to 3 to outrun every good run."""
+    for path in _logs(copy, "digits-cls"):
+        _rewrite(path, lambda ls: [{k: v for k, v in o.items() if k != "config"} for o in ls])
+    odd = _logs(copy, "digits-cls")[0]
+    _rewrite(odd, lambda ls: [*ls[:-1], ls[-1] | {"epoch": 2.6}])
+    parsed = parse_log_drop(copy)
+    assert parsed.quarantine["reason"].tolist() == [
+        'not an integer in [1, 9223372036854775807]: "epoch" is 2.6',
+        "stopped early: last evaluation at epoch 1 of 2 "
+        "(the furthest any run of digits-cls evaluated)",
+    ]
+    runs = parsed.runs.set_index("file")["status"]
+    assert runs[_name(copy, odd)] == "quarantined"
+    assert (runs.drop(_name(copy, odd)) == "accepted").all()
 
 
 def test_duplicate_runs_keep_the_latest(copy: Path, clean: pd.DataFrame) -> None:
