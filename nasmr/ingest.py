@@ -178,9 +178,12 @@ def _key_and_row(record: Record) -> tuple[str, dict[str, object]]:
 
 
 def load_architectures(raw_dir: Path) -> SearchListLoad:
-    """Decode the search list into one row per architecture (code, position, embedding, size)."""
+    """Decode the search list into one row per architecture (code, line, embedding, size).
+
+    ``search_index`` (and a quarantined code's ``record_index``) is the code's 0-based line.
+    """
     raw_dir = Path(raw_dir)
-    codes = read_search_list(raw_dir)
+    lines = read_search_list(raw_dir)
     source = Source.of(raw_dir, search_list_path(raw_dir))
     schema = {
         "code": "str",
@@ -192,7 +195,7 @@ def load_architectures(raw_dir: Path) -> SearchListLoad:
     rows: list[dict[str, object]] = []
     quarantine: list[dict[str, object]] = []
     first_seen: dict[str, int] = {}
-    for index, text in enumerate(codes):
+    for index, text in lines:
         try:
             arch = Arch.from_code(text)
         except ArchError as err:
@@ -214,7 +217,7 @@ def load_architectures(raw_dir: Path) -> SearchListLoad:
             }
         )
     return SearchListLoad(
-        source, _frame(rows, schema), _frame(quarantine, QUARANTINE_SCHEMA), read=len(codes)
+        source, _frame(rows, schema), _frame(quarantine, QUARANTINE_SCHEMA), read=len(lines)
     )
 
 

@@ -14,7 +14,7 @@ import io
 import math
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -154,9 +154,21 @@ def search_list_path(raw_dir: Path) -> Path:
     return Path(raw_dir) / "data" / SEARCH_LIST
 
 
-def read_search_list(raw_dir: Path) -> list[str]:
-    """The architecture codes of the search list, in file order, blank lines dropped."""
+class SearchLine(NamedTuple):
+    """A non-blank line of the search list: its 0-based line number and its stripped text."""
+
+    index: int
+    text: str
+
+
+def read_search_list(raw_dir: Path) -> list[SearchLine]:
+    """The non-blank lines of the search list in file order, numbered as in the file.
+
+    Blank lines are skipped after numbering, so ``index`` stays the line an editor shows
+    (minus one) and a rejected code can be found in the file.
+    """
     path = search_list_path(raw_dir)
     if not path.is_file():
         raise RawDropError(f"{path}: file not found")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    lines = enumerate(path.read_text().split("\n"))
+    return [SearchLine(index, line.strip()) for index, line in lines if line.strip()]

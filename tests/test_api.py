@@ -55,7 +55,7 @@ def test_architectures_are_the_evaluated_ones_in_search_order(
     bench: Benchmark, raw_dir: Path
 ) -> None:
     evaluated = {tuple(r["embedding"]) for r in load_pickle(trainval_path(raw_dir, "seg"))}
-    search_order = [Arch.from_code(code) for code in read_search_list(raw_dir)]
+    search_order = [Arch.from_code(line.text) for line in read_search_list(raw_dir)]
     assert len(bench) == len(evaluated) == 2507
     assert list(bench) == [a for a in search_order if tuple(a.embedding) in evaluated]
     first = bench.arch(0)

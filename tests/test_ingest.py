@@ -288,6 +288,17 @@ def test_search_list(drop: Path) -> None:
     assert search.read == 9
 
 
+def test_search_list_positions_are_line_numbers(tmp_path: Path) -> None:
+    """Blank lines are skipped, not renumbered: search_index and record_index find the line."""
+    codes = [EVALUATED[0].code, "", "BAD", " ", EVALUATED[1].code, EVALUATED[0].code]
+    search = load_architectures(write_drop(tmp_path, {}, codes))
+    assert search.architectures["search_index"].tolist() == [0, 4]
+    quarantine = search.quarantine.set_index("record_index")["reason"]
+    assert quarantine.index.tolist() == [2, 5]
+    assert quarantine[5] == f"duplicate architecture {EVALUATED[0].code} (first at search_index 0)"
+    assert search.read == 4 == len(search.architectures) + len(search.quarantine)
+
+
 def test_tables(tables: dict[str, pd.DataFrame], loads: dict[str, SettingLoad]) -> None:
     archs = tables["architectures"]
     assert archs.loc[~archs["evaluated"], "code"].tolist() == [UNEVALUATED.code]

@@ -124,15 +124,17 @@ def test_allowed_numpy_names_cannot_forge_arrays(
     assert str(err.value).startswith(f"{path}: not a readable pickle")
 
 
-def test_search_list_drops_blank_lines(tmp_path: Path) -> None:
+def test_search_list_skips_blank_lines_but_counts_them(tmp_path: Path) -> None:
+    """Each code keeps the 0-based number of its line, so a rejected one can be found."""
     data = tmp_path / "data"
     data.mkdir()
-    (data / "search_list.txt").write_text("a\n\n  b  \n\n")
-    assert read_search_list(tmp_path) == ["a", "b"]
+    (data / "search_list.txt").write_text("a\n\n  b  \r\n \t\nc\n\n")
+    assert read_search_list(tmp_path) == [(0, "a"), (2, "b"), (4, "c")]
 
 
 def test_real_drop_reads_with_the_allow_list(raw_dir: Path) -> None:
     records = load_pickle(raw_dir / "data" / "nas-bench-201" / "trainval.pkl")
     assert len(records) == 15625
     assert records[0]["embedding"].shape == (30,)
-    assert len(read_search_list(raw_dir)) == 2511
+    lines = read_search_list(raw_dir)
+    assert [line.index for line in lines] == list(range(2511))

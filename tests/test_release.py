@@ -98,9 +98,8 @@ def test_manifest_describes_the_build_and_its_inputs(releases: Path, raw_dir: Pa
     assert manifest.settings_missing == ("3ddet",)
     assert set(manifest.settings_present) == set(MR_SETTINGS) - {"3ddet"} | {"nas-bench-201"}
     evaluated = {tuple(r["embedding"]) for r in load_pickle(trainval_path(raw_dir, "seg"))}
-    expected = [
-        c for c in read_search_list(raw_dir) if tuple(Arch.from_code(c).embedding) not in evaluated
-    ]
+    codes = [line.text for line in read_search_list(raw_dir)]
+    expected = [c for c in codes if tuple(Arch.from_code(c).embedding) not in evaluated]
     assert list(manifest.unevaluated_codes) == expected and len(expected) == 4
 
     assert manifest.row_counts["results"] == 2507 * (2 * 3 + 6 * 2)

@@ -21,7 +21,7 @@ def _round_trips(arch: Arch) -> None:
 
 
 def test_every_search_list_code_round_trips(raw_dir: Path) -> None:
-    codes = read_search_list(raw_dir)
+    codes = [line.text for line in read_search_list(raw_dir)]
     assert len(codes) == 2511
     for code in codes:
         arch = Arch.from_code(code)
@@ -30,7 +30,7 @@ def test_every_search_list_code_round_trips(raw_dir: Path) -> None:
 
 
 def test_every_published_record_agrees_with_itself_and_the_search_list(raw_dir: Path) -> None:
-    codes = set(read_search_list(raw_dir))
+    codes = {line.text for line in read_search_list(raw_dir)}
     settings = [s for s in MR_SETTINGS if trainval_path(raw_dir, s).is_file()]
     assert len(settings) == 8  # 3ddet's results were never published
     for setting in settings:
