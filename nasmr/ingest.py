@@ -195,7 +195,10 @@ def load_architectures(raw_dir: Path) -> SearchListLoad:
     rows: list[dict[str, object]] = []
     quarantine: list[dict[str, object]] = []
     first_seen: dict[str, int] = {}
-    for index, text in lines:
+    for index, text, problem in lines:
+        if problem is not None:
+            quarantine.append(_quarantine_row(None, source.path, index, [("code", problem)]))
+            continue
         try:
             arch = Arch.from_code(text)
         except ArchError as err:

@@ -155,20 +155,32 @@ def search_list_path(raw_dir: Path) -> Path:
 
 
 class SearchLine(NamedTuple):
-    """A non-blank line of the search list: its 0-based line number and its stripped text."""
+    """A non-blank line of the search list: its 0-based line number, its stripped text and,
+    for a line that is not UTF-8, why (its text then shows bad bytes as U+FFFD)."""
 
     index: int
     text: str
+    problem: str | None = None
 
 
 def read_search_list(raw_dir: Path) -> list[SearchLine]:
     """The non-blank lines of the search list in file order, numbered as in the file.
 
     Blank lines are skipped after numbering, so ``index`` stays the line an editor shows
-    (minus one) and a rejected code can be found in the file.
+    (minus one) and a rejected code can be found in the file. A line that is not UTF-8
+    comes with a ``problem`` instead of stopping the read: one bad line loses no others.
     """
     path = search_list_path(raw_dir)
     if not path.is_file():
         raise RawDropError(f"{path}: file not found")
-    lines = enumerate(path.read_text().split("\n"))
-    return [SearchLine(index, line.strip()) for index, line in lines if line.strip()]
+    lines = [_search_line(i, line) for i, line in enumerate(path.read_bytes().splitlines())]
+    return [line for line in lines if line.text]
+
+
+def _search_line(index: int, line: bytes) -> SearchLine:
+    """One line of the search list decoded as UTF-8, or why it cannot be."""
+    try:
+        return SearchLine(index, line.decode("utf-8").strip())
+    except UnicodeDecodeError as err:
+        problem = f"not valid UTF-8: byte {err.start + 1} of the line"
+        return SearchLine(index, line.decode("utf-8", errors="replace").strip(), problem)

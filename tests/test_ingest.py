@@ -299,6 +299,26 @@ def test_search_list_positions_are_line_numbers(tmp_path: Path) -> None:
     assert search.read == 4 == len(search.architectures) + len(search.quarantine)
 
 
+def test_a_search_list_line_that_is_not_utf8_is_quarantined(tmp_path: Path) -> None:
+    """One undecodable line is quarantined with its line number; the other codes land."""
+    root = write_drop(tmp_path, {}, [EVALUATED[0].code, "x", EVALUATED[1].code])
+    path = root / "data" / "search_list.txt"
+    path.write_bytes(path.read_bytes().replace(b"x", b"16_\xff\xfe"))
+    search = load_architectures(root)
+    assert search.architectures["code"].tolist() == [EVALUATED[0].code, EVALUATED[1].code]
+    assert search.quarantine[["source_file", "record_index", "field", "reason"]].to_dict(
+        "records"
+    ) == [
+        {
+            "source_file": "data/search_list.txt",
+            "record_index": 1,
+            "field": "code",
+            "reason": "not valid UTF-8: byte 4 of the line",
+        }
+    ]
+    assert search.read == 3
+
+
 def test_tables(tables: dict[str, pd.DataFrame], loads: dict[str, SettingLoad]) -> None:
     archs = tables["architectures"]
     assert archs.loc[~archs["evaluated"], "code"].tolist() == [UNEVALUATED.code]

@@ -129,7 +129,7 @@ def test_search_list_skips_blank_lines_but_counts_them(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     (data / "search_list.txt").write_text("a\n\n  b  \r\n \t\nc\n\n")
-    assert read_search_list(tmp_path) == [(0, "a"), (2, "b"), (4, "c")]
+    assert read_search_list(tmp_path) == [(0, "a", None), (2, "b", None), (4, "c", None)]
 
 
 def test_real_drop_reads_with_the_allow_list(raw_dir: Path) -> None:
