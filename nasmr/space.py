@@ -14,7 +14,7 @@ times; in that module branch b stacks ``convs[b]`` basic blocks of
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +96,30 @@ def _field_name(encoding: str, position: int | None) -> str:
     return names[position] if position is not None and position < len(names) else encoding
 
 
+def _is_collection(value: Any) -> bool:
+    """Whether ``value`` holds items (a list, tuple or array), not a string or a number."""
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes)
+
+
+def _as_list(encoding: str, position: int | None, value: Any, allowed: str) -> list[Any]:
+    """``value``'s items as a list, or an ArchError when it is not a collection."""
+    if not _is_collection(value):
+        raise ArchError(encoding, position, value, allowed)
+    return list(value)
+
+
+_MODULE_SHAPE = "[branches, [convs], [channels]]"
+
+
+def _module(position: int, module: Any) -> tuple[Any, list[Any], list[Any]]:
+    """One entry of a network setting as ``(branches, convs, channels)``, or an ArchError."""
+    parts = _as_list("setting", position, module, _MODULE_SHAPE)
+    if len(parts) != 3 or not all(_is_collection(part) for part in parts[1:]):
+        raise ArchError("setting", position, module, _MODULE_SHAPE)
+    branches, convs, channels = parts
+    return branches, list(convs), list(channels)
+
+
 def _check_int(encoding: str, position: int, value: Any, kind: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ArchError(encoding, position, value, "an integer")
@@ -128,7 +152,7 @@ class Arch:
     @classmethod
     def from_embedding(cls, embedding: Sequence[Any]) -> Arch:
         """Build from the 27-int embedding of ``trainval.pkl``."""
-        values = list(embedding)
+        values = _as_list("embedding", None, embedding, f"{EMBEDDING_LENGTH} ints")
         if len(values) != EMBEDDING_LENGTH:
             raise ArchError("embedding", None, len(values), f"{EMBEDDING_LENGTH} ints")
         for pos, ((_, kind), value) in enumerate(zip(EMBEDDING_FIELDS, values, strict=True)):
@@ -182,26 +206,27 @@ class Arch:
         cls, input_channel: Sequence[int], setting: Sequence[Sequence[Any]], last_channel: int
     ) -> Arch:
         """Build from a network setting (one ``[branches, convs, channels]`` per module)."""
-        if len(input_channel) != 2:
+        stem = _as_list("input_channel", None, input_channel, "2 ints")
+        if len(stem) != 2:
             raise ArchError("input_channel", None, input_channel, "2 ints")
-        embedding: list[Any] = list(input_channel)
+        raw = _as_list("setting", None, setting, f"a list of {_MODULE_SHAPE} modules")
+        modules = [_module(i, module) for i, module in enumerate(raw)]
+        embedding: list[Any] = stem
         i = 0
         for k in range(1, N_STAGES + 1):
-            if i >= len(setting):
+            if i >= len(modules):
                 raise ArchError("setting", i, None, f"a module of stage {k}")
-            first = setting[i]
-            if not isinstance(first, Sequence) or len(first) != 3:
-                raise ArchError("setting", i, first, "[branches, [convs], [channels]]")
+            first = modules[i]
             repeats = 0
-            while i < len(setting) and list(setting[i]) == list(first):
+            while i < len(modules) and modules[i] == first:
                 repeats += 1
                 i += 1
             branches, convs, chans = first
             if branches != k or len(convs) != k or len(chans) != k:
-                raise ArchError("setting", i - 1, first, f"[{k}, {k} convs, {k} channels]")
+                raise ArchError("setting", i - 1, raw[i - 1], f"[{k}, {k} convs, {k} channels]")
             embedding += [repeats, *convs, *chans]
-        if i != len(setting):
-            raise ArchError("setting", i, setting[i], "no module after stage 4")
+        if i != len(modules):
+            raise ArchError("setting", i, raw[i], "no module after stage 4")
         embedding.append(last_channel)
         return cls.from_embedding(embedding)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,32 @@ def test_bad_embeddings_and_settings_are_refused() -> None:
         Arch.from_setting(arch.input_channel, [*arch.setting, [1, [1], [8]]], arch.last_channel)
     with pytest.raises(ArchError, match="a module of stage 4"):
         Arch.from_setting(arch.input_channel, arch.setting[:3], arch.last_channel)
+
+
+_ARCH = Arch.from_code(SMALLEST)
+MALFORMED: list[tuple[str, Callable[[], Arch], str]] = [
+    ("int-input-channel", lambda: Arch.from_setting(8, _ARCH.setting, 8),  # type: ignore[arg-type]
+     "invalid input_channel: value 8, expected 2 ints"),
+    ("int-setting", lambda: Arch.from_setting([8, 8], 8, 8),  # type: ignore[arg-type]
+     "invalid setting: value 8, expected a list of [branches, [convs], [channels]] modules"),
+    ("int-convs", lambda: Arch.from_setting([8, 8], [[1, 1, [8]], *_ARCH.setting[1:]], 8),
+     "invalid setting: position 0 (setting) value [1, 1, [8]], expected [branches, [convs]"),
+    ("int-module", lambda: Arch.from_setting([8, 8], [*_ARCH.setting[:2], 5], 8),
+     "invalid setting: position 2 (setting) value 5, expected [branches, [convs], [channels]]"),
+    ("str-module", lambda: Arch.from_setting([8, 8], ["1_1_8", *_ARCH.setting[1:]], 8),
+     "invalid setting: position 0 (setting) value '1_1_8', expected [branches"),
+    ("int-embedding", lambda: Arch.from_embedding(8),  # type: ignore[arg-type]
+     "invalid embedding: value 8, expected 27 ints"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("build", "message"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
+)
+def test_malformed_encodings_raise_arch_error_naming_the_part(
+    build: Callable[[], Arch], message: str
+) -> None:
+    """A number or string where a list belongs is an ArchError, not a TypeError from len()."""
+    with pytest.raises(ArchError) as err:
+        build()
+    assert message in str(err.value)
