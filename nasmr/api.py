@@ -183,12 +183,12 @@ class Benchmark:
         """Position of an architecture among the evaluated ones."""
         key = code.code if isinstance(code, Arch) else code
         found = self._index.get(key) if isinstance(key, str) else None
-        if found is not None:
-            return found
-        return self._index[self._unknown(code)]
+        if found is None:
+            raise self._unknown(code)
+        return found
 
-    def _unknown(self, code: object) -> str:
-        """The canonical code for a non-canonical spelling of a known one, else an error."""
+    def _unknown(self, code: object) -> UnknownArchitectureError:
+        """Why ``code`` is not an evaluated architecture: not a code, unevaluated, or outside."""
         size = f"the benchmark has {len(self._codes)} evaluated architectures"
         if isinstance(code, Arch):
             canonical = code.code
@@ -196,17 +196,15 @@ class Benchmark:
             try:
                 canonical = Arch.from_code(code).code  # type: ignore[arg-type]
             except ArchError as err:
-                raise UnknownArchitectureError(
+                return UnknownArchitectureError(
                     f"{code!r} is not a valid architecture code ({err}); {size}"
-                ) from None
-        if canonical in self._index:
-            return canonical
+                )
         if canonical in self._unevaluated:
-            raise UnknownArchitectureError(
+            return UnknownArchitectureError(
                 f"architecture {canonical} is in the search list but has no results in any "
                 f"setting; {size}"
             )
-        raise UnknownArchitectureError(
+        return UnknownArchitectureError(
             f"architecture {canonical} is in the space but not in the benchmark; {size} "
             "(see Benchmark.codes)"
         )

@@ -165,12 +165,9 @@ def _discover(root: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
             problems.append((name, f"folder is not a known setting: {err.args[0]}"))
             continue
         try:
-            canonical = Arch.from_code(code).code
+            Arch.from_code(code)
         except ArchError as err:
             problems.append((name, f"folder is not an architecture code: {err}"))
-            continue
-        if canonical != code:
-            problems.append((name, f"folder is not a canonical architecture code: {canonical}"))
             continue
         need = sum(1 << i for i, m in enumerate(METRICS) if m in metrics)
         run = filename[: -len(LOG_SUFFIX)]

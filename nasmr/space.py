@@ -174,17 +174,22 @@ class Arch:
 
     @classmethod
     def from_code(cls, code: str) -> Arch:
-        """Build from the 31-int code string of ``search_list.txt``."""
+        """Build from the 31-int code string of ``search_list.txt``, spelled as :attr:`code` is.
+
+        One architecture has one code, so a space anywhere or a leading zero is an ArchError.
+        """
         if not isinstance(code, str):
             raise ArchError("code", None, code, "a string")
-        groups = code.strip().split("-")
+        groups = code.split("-")
         if len(groups) != 2 + N_STAGES:
             raise ArchError("code", None, code, "6 '-'-separated groups of '_'-separated ints")
         values: list[int] = []
         for group in groups:
             for token in group.split("_"):
-                if not (token.isascii() and token.isdigit()):
-                    raise ArchError("code", len(values), token, "a non-negative integer")
+                if not (token.isascii() and token.isdigit()) or token != str(int(token)):
+                    raise ArchError(
+                        "code", len(values), token, "a non-negative integer without leading zeros"
+                    )
                 values.append(int(token))
         if len(values) != CODE_LENGTH:
             raise ArchError("code", None, len(values), f"{CODE_LENGTH} ints")

@@ -149,6 +149,8 @@ def test_unknown_codes_say_what_exists(bench: Benchmark, releases: Path) -> None
     assert outside not in bench
     with pytest.raises(KeyError):
         bench.index("nonsense")
+    with pytest.raises(UnknownArchitectureError, match=r"not a valid.*position 0 \(stem\.c0\)"):
+        bench.index(" " + bench.codes[0])  # one architecture, one spelling
 
 
 def test_unknown_settings_and_metrics_list_the_choices(bench: Benchmark) -> None:

@@ -299,6 +299,15 @@ def test_search_list_positions_are_line_numbers(tmp_path: Path) -> None:
     assert search.read == 4 == len(search.architectures) + len(search.quarantine)
 
 
+def test_search_list_codes_are_stripped_but_must_be_canonical(tmp_path: Path) -> None:
+    """Spaces around a line are dropped on read; a leading zero is quarantined, not rewritten."""
+    codes = [f"  {EVALUATED[0].code}\t", EVALUATED[1].code.replace("_", "_0", 1)]
+    search = load_architectures(write_drop(tmp_path, {}, codes))
+    assert search.architectures["code"].tolist() == [EVALUATED[0].code]
+    (reason,) = search.quarantine["reason"]
+    assert "position 1 (stem.c1)" in reason and "without leading zeros" in reason
+
+
 def test_a_search_list_line_that_is_not_utf8_is_quarantined(tmp_path: Path) -> None:
     """One undecodable line is quarantined with its line number; the other codes land."""
     root = write_drop(tmp_path, {}, [EVALUATED[0].code, "x", EVALUATED[1].code])

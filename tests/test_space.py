@@ -83,9 +83,15 @@ def test_snap_clamps_rounds_and_breaks_ties_downwards() -> None:
         (SMALLEST.replace("8_8-", "12_8-", 1), ["position 0 (stem.c0)", "multiple of 8"]),
         (SMALLEST.replace("-1_1_1_8-", "-5_1_1_8-", 1), ["stage1.repeats", "[1, 4]"]),
         (SMALLEST[:-1] + "136", ["position 30 (last_channel)", "multiple of 8"]),
+        ("0" + SMALLEST, ["position 0 (stem.c0)", "'08'", "without leading zeros"]),
+        (SMALLEST.replace("-1_1_1_8-", "-1_1_01_8-", 1), ["position 4 (stage1.convs[0])", "'01'"]),
+        (" " + SMALLEST, ["position 0 (stem.c0)", "' 8'"]),
+        (SMALLEST + "\n", ["position 30 (last_channel)", "'8\\n'"]),
+        (SMALLEST.replace("8_8-", "8_ 8-", 1), ["position 1 (stem.c1)", "' 8'"]),
     ],
 )
 def test_bad_codes_name_the_position_and_the_rule(code: str, names: list[str]) -> None:
+    """Only the spelling ``Arch.code`` writes is a code: one architecture, one key."""
     with pytest.raises(ArchError) as err:
         Arch.from_code(code)
     for name in names:
