@@ -2,7 +2,9 @@
 
 The steps are separate so a pipeline can run one setting per partition:
 :func:`load_architectures` (the search list), :func:`load_setting` (one
-``trainval.pkl``), :func:`published_complexity` + :func:`complexity_table`
+``trainval.pkl``), :func:`settle_complexity` (where settings publish different
+FLOPs or params for an architecture, the records that are not the exact count
+are quarantined), :func:`published_complexity` + :func:`complexity_table`
 (published vs recomputed FLOPs and params) and :func:`build_tables`, which
 assembles the warehouse tables. Same inputs, same tables: rows are sorted and the
 only time-dependent value, ``ingested_at``, is a parameter.
@@ -16,7 +18,7 @@ the op names inferred from the data (see ``schemas.records.NB201_OPS``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -52,10 +54,6 @@ QUARANTINE_SCHEMA: dict[str, str] = {
     "reason": "str",
 }
 """Columns of a quarantine table; ``setting`` is null for rows of the search list."""
-
-
-class IngestError(ValueError):
-    """The drop contradicts itself across files (e.g. settings disagree on an architecture)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,23 +222,80 @@ def load_architectures(raw_dir: Path) -> SearchListLoad:
     )
 
 
+def settle_complexity(
+    loads: Sequence[SettingLoad], exact: Mapping[str, Complexity]
+) -> list[SettingLoad]:
+    """``loads`` with the records quarantined that lose a dispute over published complexity.
+
+    Where MR settings publish different flops or params for one architecture, each of
+    its records that is not the ``exact`` count (:func:`recompute_complexity`) moves to
+    quarantine naming its value and the exact one; other records and settings carry on.
+    Architectures without an exact count (outside the search list) are left as they are.
+    """
+    stated: dict[str, set[Complexity]] = {}
+    for load in filter(_publishes_complexity, loads):
+        for row in load.valid.itertuples(index=False):
+            stated.setdefault(row.code, set()).add(Complexity.from_published(row.flops, row.params))
+    disputed = {code for code, counts in stated.items() if len(counts) > 1 and code in exact}
+    return [
+        _settled(load, disputed, exact) if _publishes_complexity(load) else load for load in loads
+    ]
+
+
+def _publishes_complexity(load: SettingLoad) -> bool:
+    """Whether ``load`` holds records with published flops and params (a loaded MR setting)."""
+    return load.status == "ok" and get_setting(load.setting).is_mr
+
+
+def _settled(load: SettingLoad, disputed: set[str], exact: Mapping[str, Complexity]) -> SettingLoad:
+    """``load`` with its records of ``disputed`` architectures that are not exact quarantined."""
+    keep: list[bool] = []
+    moved: list[dict[str, object]] = []
+    for row in load.valid.itertuples(index=False):
+        errors = []
+        if row.code in disputed:
+            errors = _complexity_errors(row.flops, row.params, exact[row.code])
+        keep.append(not errors)
+        if errors:
+            index = int(row.record_index)
+            moved.append(_quarantine_row(load.setting, load.source_file, index, errors))
+    if not moved:
+        return load
+    quarantine = pd.concat([load.quarantine, _frame(moved, QUARANTINE_SCHEMA)], ignore_index=True)
+    return replace(load, valid=load.valid[keep].reset_index(drop=True), quarantine=quarantine)
+
+
+def _complexity_errors(flops: float, params: float, exact: Complexity) -> list[tuple[str, str]]:
+    """``(field, reason)`` for each of a record's flops and params that is not the exact count."""
+    stated = Complexity.from_published(flops, params)
+    compared = [
+        ("flops", flops, stated.macs, exact.macs, exact.gmac, "GMac"),
+        ("params", params, stated.params, exact.params, exact.mparams, "M"),
+    ]
+    return [
+        (
+            field,
+            f"settings disagree on this architecture's {field}: this record's {value!r} "
+            f"is not the exact count {count!r} {unit}",
+        )
+        for field, value, mine, theirs, count, unit in compared
+        if mine != theirs
+    ]
+
+
 def published_complexity(loads: Sequence[SettingLoad]) -> pd.DataFrame:
-    """``code, flops, params`` as published; every loaded MR setting must agree on them."""
+    """``code, flops, params`` as published, from the first loaded MR setting with the code.
+
+    Run :func:`settle_complexity` first, so that the settings agree on every architecture
+    of the search list.
+    """
     frames = [
-        load.valid[["code", "flops", "params"]].assign(setting=load.setting)
-        for load in loads
-        if load.status == "ok" and get_setting(load.setting).is_mr
+        load.valid[["code", "flops", "params"]] for load in filter(_publishes_complexity, loads)
     ]
     columns = {"code": "str", "flops": "float64", "params": "float64"}
     if not frames:
         return _frame([], columns)
     every = pd.concat(frames, ignore_index=True)
-    for column in ("flops", "params"):
-        spread = every.groupby("code")[column].nunique()
-        if (spread > 1).any():
-            code = sorted(spread[spread > 1].index)[0]
-            values = every.loc[every["code"] == code, ["setting", column]].to_dict("records")
-            raise IngestError(f"settings disagree on the {column} of architecture {code}: {values}")
     first = every.drop_duplicates("code").sort_values("code", ignore_index=True)
     return first[list(columns)].astype(columns)
 

@@ -32,6 +32,7 @@ from nasmr.ingest import (
     load_setting,
     published_complexity,
     recompute_complexity,
+    settle_complexity,
 )
 from nasmr.paths import WAREHOUSE_NAME
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
@@ -177,7 +178,12 @@ def assemble(
     ingested_at: datetime | None = None,
     db_name: str = WAREHOUSE_NAME,
 ) -> IngestResult:
-    """Build the tables from loaded inputs and recomputed counts; write the warehouse."""
+    """Build the tables from loaded inputs and recomputed counts; write the warehouse.
+
+    A record whose flops or params other settings contradict and the recomputed count
+    does not confirm is quarantined (:func:`~nasmr.ingest.settle_complexity`).
+    """
+    loads = settle_complexity(loads, recomputed)
     complexity = complexity_table(published_complexity(loads), recomputed, method)
     tables = build_tables(search_list, loads, complexity, ingested_at or clock.now())
     return IngestResult(tables, write_warehouse(tables, out_dir, db_name))

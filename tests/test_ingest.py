@@ -17,7 +17,6 @@ import pytest
 
 from nasmr.complexity import Complexity
 from nasmr.ingest import (
-    IngestError,
     SettingLoad,
     build_tables,
     complexity_table,
@@ -28,10 +27,11 @@ from nasmr.ingest import (
 )
 from nasmr.rawdrop import trainval_path
 from nasmr.space import EMBEDDING_COLUMNS, Arch, sample
+from nasmr.warehouse import ingest
 from schemas.records import record_model
 from schemas.settings import MR_SETTINGS, SETTINGS
 from tests import drops
-from tests.drops import mr_record, nb201_record
+from tests.drops import exact, mr_record, nb201_record
 
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ARCHS = sample(7, seed=3)
@@ -374,14 +374,40 @@ def test_tables_are_deterministic(drop: Path, tables: dict[str, pd.DataFrame]) -
         pd.testing.assert_frame_equal(again[name], frame, obj=name)
 
 
-def test_settings_must_agree_on_published_complexity(tmp_path: Path) -> None:
-    seg = [seg_record(a) for a in EVALUATED]
-    cls = [cls_record(a) for a in EVALUATED]
-    cls[1]["flops"] += 1.0
-    root = write_drop(tmp_path, {"seg": pickle.dumps(seg), "cls-10c": pickle.dumps(cls)})
-    loads = [load_setting(root, "seg"), load_setting(root, "cls-10c")]
-    with pytest.raises(IngestError, match=f"flops of architecture {EVALUATED[1].code}"):
-        published_complexity(loads)
+def test_a_disputed_complexity_quarantines_only_the_records_that_are_not_exact(
+    tmp_path: Path,
+) -> None:
+    """Settings disagreeing on an architecture's flops or params stop nothing: the records
+    that are not the exact count are quarantined, every other record and setting lands."""
+    seg = [mr_record(a, *exact(a), mIoU=60.0, mAcc=70.0, aAcc=90.0) for a in EVALUATED]
+    cls = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in EVALUATED]
+    cls[1]["flops"] += 0.5
+    seg[2]["params"] -= 0.25
+    files = {"seg": pickle.dumps(seg), "cls-10c": pickle.dumps(cls)}
+    root = write_drop(tmp_path / "drop", files)
+    tables = ingest(root, tmp_path / "out", "analytic", ingested_at=WHEN).tables
+
+    quarantine = tables["quarantine"]
+    assert quarantine[["setting", "record_index", "field"]].values.tolist() == [
+        ["cls-10c", 1, "flops"],
+        ["seg", 2, "params"],
+    ]
+    assert quarantine["reason"].tolist() == [
+        f"settings disagree on this architecture's flops: this record's {cls[1]['flops']!r} "
+        f"is not the exact count {exact(EVALUATED[1])[0]!r} GMac",
+        f"settings disagree on this architecture's params: this record's {seg[2]['params']!r} "
+        f"is not the exact count {exact(EVALUATED[2])[1]!r} M",
+    ]
+    report = tables["ingest_report"].set_index("source_file")
+    assert (report["read"] == report["valid"] + report["quarantined"]).all()
+    assert report.loc["data/seg/trainval.pkl", ["valid", "quarantined"]].tolist() == [4, 1]
+    assert report.loc["data/cls-10c/trainval.pkl", ["valid", "quarantined"]].tolist() == [4, 1]
+    results = tables["results"].groupby("setting")["code"].unique()
+    codes = [a.code for a in EVALUATED]
+    assert sorted(results["seg"]) == sorted(codes[:2] + codes[3:])
+    assert sorted(results["cls-10c"]) == sorted(codes[:1] + codes[2:])
+    complexity = tables["complexity"].set_index("code").loc[codes]
+    assert complexity["match"].tolist() == [True] * len(codes)
 
 
 def test_complexity_table_matches_exact_counts() -> None:

@@ -21,7 +21,6 @@ def ingest(
     raw_dir: Path, warehouse: Path, complexity_method: ComplexityMethod, workers: int | None
 ) -> None:
     """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load."""
-    from nasmr.ingest import IngestError
     from nasmr.rawdrop import RawDropError
     from nasmr.warehouse import ingest as run_ingest
 
@@ -38,7 +37,7 @@ def ingest(
             workers=workers,
             progress=progress,
         )
-    except (RawDropError, IngestError) as err:
+    except RawDropError as err:
         raise click.ClickException(str(err)) from err
     report = result.report.fillna({"setting": "(search list)", "reason": ""})
     click.echo(report[["setting", "status", "read", "valid", "quarantined"]].to_string(index=False))
