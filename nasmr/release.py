@@ -431,34 +431,31 @@ def publish_release(
     """Publish a build as ``releases_dir/<version>/`` and return that folder.
 
     ``version`` defaults to :func:`propose_version` against the latest release. A
-    given version must not exist and, when a lower release exists, must be at least
-    the proposal against the highest lower one; with none below it any version is
-    accepted (a first release may be 0.1.0). With ``raw_dir`` the build's recorded
-    input checksums are re-checked against the drop (a stale build is refused).
+    given version must not exist and must be at least that proposal, so versions
+    only grow; with no release yet any version is accepted (a first release may be
+    0.1.0). With ``raw_dir`` the build's recorded input checksums are re-checked
+    against the drop (a stale build is refused).
     """
     build_dir, releases_dir = Path(build_dir), Path(releases_dir)
     _check_build(build_dir)
     if raw_dir is not None:
         _check_sources(build_dir, Path(raw_dir))
     published = [Version.parse(m.version) for m in list_releases(releases_dir)]
+    previous = published[-1] if published else None
+    proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
     if version is None:
-        previous = published[-1] if published else None
-        version, diff = propose_version(build_dir, _ref(previous), releases_dir)
-    else:
-        wanted = Version.parse(version)
-        if wanted in published:
-            raise ReleaseError(
-                f"release {version} already exists in {releases_dir}; releases are immutable, "
-                "publish a new version"
-            )
-        lower = [v for v in published if v < wanted]
-        previous = lower[-1] if lower else None
-        proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
-        if previous is not None and wanted < Version.parse(proposed):
-            raise ReleaseError(
-                f"version {version} is too low: the changes since {previous} need a "
-                f"{diff.level} bump (at least {proposed})"
-            )
+        version = proposed
+    elif Version.parse(version) in published:
+        raise ReleaseError(
+            f"release {version} already exists in {releases_dir}; releases are immutable, "
+            "publish a new version"
+        )
+    elif previous is not None and Version.parse(version) < Version.parse(proposed):
+        raise ReleaseError(
+            f"version {version} is too low: the latest release is {previous}, and the changes "
+            f"since it need a {diff.level} bump (at least {proposed}); publish {proposed} or "
+            "higher, or leave out --version"
+        )
     target = releases_dir / version
     if target.exists():
         raise ReleaseError(f"{target} already exists; releases are immutable")

@@ -381,6 +381,23 @@ def test_next_release_records_its_changes(build: Path, releases: Path, tmp_path:
         publish_release(removed, root, version="1.0.2")
 
 
+def test_a_version_not_above_the_latest_release_is_refused(
+    build: Path, releases: Path, tmp_path: Path
+) -> None:
+    root = copy_release(releases, tmp_path / "releases")
+    publish_release(build, root, version="2.0.0", created_at=CREATED)
+    for low in ("0.9.0", "1.5.0"):
+        with pytest.raises(
+            ReleaseError,
+            match=rf"{low} is too low: the latest release is 2\.0\.0.*at least 2\.0\.1",
+        ):
+            publish_release(build, root, version=low)
+    args = ["--build", str(build), "--version", "0.9.0", "--releases", str(root)]
+    refused = CliRunner().invoke(main, ["release", "publish", *args])
+    assert refused.exit_code == 1 and "the latest release is 2.0.0" in refused.output
+    assert [m.version for m in list_releases(root)] == ["1.0.0", "2.0.0"]
+
+
 def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path) -> None:
     source = copy_build(build, tmp_path / "build")
     (source / "predictors").mkdir()
