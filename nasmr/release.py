@@ -5,7 +5,9 @@ It keeps the build's layout, so a release folder is also a valid warehouse:
 
 * ``parquet/<table>.parquet`` and ``nasmr.duckdb``: the build's tables and its
   self-contained DuckDB file (tables and wide views), copied byte for byte;
-* ``predictors/``, ``ncp/``, ``reports/``: copied when the build has them;
+* ``predictors/``, ``ncp/``, ``reports/``: copied when the build has them, and only
+  when every model output that records its data version (predictor cards, the
+  predictor report) records the build's own, so no model trained on other data ships;
 * ``manifest.json`` (:class:`schemas.release.ReleaseManifest`), ``README.md`` (a
   datasheet), ``CHANGELOG.md`` (this release's entry, then every earlier one) and
   ``datapackage.json`` (a Frictionless Data Package);
@@ -25,6 +27,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -64,6 +67,8 @@ EXTRA_DIRS = ("predictors", "ncp", "reports")
 MODEL_CHANGES_SHOWN = 20
 """Model-output changes a changelog lists by name; the rest are counted."""
 PREDICTOR_REPORT = "predictors/report.csv"
+DATA_VERSION_LINE = re.compile(r"^Data version `([^`]+)`", re.MULTILINE)
+"""How a markdown model output records its data version (``predictors/report.md``)."""
 RECORD_KEY = ("setting", "code", "metric")
 LATEST = "latest"
 COMPLEXITY = "complexity"
@@ -308,16 +313,21 @@ def _diff(old: Path | None, new: Path) -> ReleaseDiff:
     return ReleaseDiff(tuple(schema), settings, models)
 
 
+def _model_files(root: Path) -> list[str]:
+    """Every file of the model outputs (``EXTRA_DIRS``) in ``root``, relative to it."""
+    return [
+        f"{name}/{rel}"
+        for name in EXTRA_DIRS
+        if (root / name).is_dir()
+        for rel in _relative_files(root / name)
+    ]
+
+
 def _model_digests(root: Path | None) -> dict[str, str]:
     """Relative path -> sha256 of every file of the model outputs (``EXTRA_DIRS``) in ``root``."""
     if root is None:
         return {}
-    return {
-        f"{name}/{rel}": sha256_file(root / name / rel)
-        for name in EXTRA_DIRS
-        if (root / name).is_dir()
-        for rel in _relative_files(root / name)
-    }
+    return {rel: sha256_file(root / rel) for rel in _model_files(root)}
 
 
 def _model_changes(old: Path | None, new: Path) -> tuple[str, ...]:
@@ -438,6 +448,7 @@ def publish_release(
     """
     build_dir, releases_dir = Path(build_dir), Path(releases_dir)
     _check_build(build_dir)
+    _check_model_outputs(build_dir)
     if raw_dir is not None:
         _check_sources(build_dir, Path(raw_dir))
     published = [Version.parse(m.version) for m in list_releases(releases_dir)]
@@ -493,6 +504,59 @@ def _check_build(build_dir: Path) -> None:
         raise ReleaseError(f"{build_dir}: not a complete build, {WAREHOUSE_NAME} is missing")
     if database.with_name(database.name + ".wal").exists():
         raise ReleaseError(f"{database}: has an unflushed write-ahead log; close its writers first")
+
+
+def _sources(root: Path) -> tuple[FileDigest, ...]:
+    """The input files a build or release was made from (its ``sources`` table)."""
+    return tuple(
+        FileDigest(path=row.path, bytes=row.bytes, sha256=row.sha256)
+        for row in _read_table(root, "sources").itertuples(index=False)
+    )
+
+
+def _recorded_data_versions(root: Path) -> dict[str, str]:
+    """Relative path -> data version of each model output that records one: JSON with a
+    ``data_version`` (predictor cards) or markdown with a ``DATA_VERSION_LINE`` (reports)."""
+    found = {}
+    for rel in _model_files(root):
+        path = root / rel
+        version = None
+        if path.suffix == ".json":
+            try:
+                data = json.loads(path.read_bytes())
+            except ValueError:
+                continue
+            version = data.get("data_version") if isinstance(data, dict) else None
+        elif path.suffix == ".md":
+            match = DATA_VERSION_LINE.search(path.read_text(errors="replace"))
+            version = match.group(1) if match else None
+        if isinstance(version, str):
+            found[rel] = version
+    return found
+
+
+def _check_model_outputs(build_dir: Path) -> None:
+    """Model outputs recording a data version must record the build's: a predictor trained
+    before the drop changed must not ship with the new data."""
+    current = content_hash(_sources(build_dir))
+    stale: dict[str, list[str]] = {}
+    for rel, version in _recorded_data_versions(build_dir).items():
+        if version != current:
+            stale.setdefault(version, []).append(rel)
+    if stale:
+        listing = "\n".join(
+            f"  made from data version {version}: {', '.join(files)}"
+            for version, files in sorted(stale.items())
+        )
+        raise ReleaseError(
+            f"{build_dir}: model outputs made from other data than the build's "
+            f"(data version {current}):\n{listing}\n"
+            f"Retrain them on this build: `nasmr build --job refresh --out {build_dir}` "
+            "(predictors, NCP, reports, then the release), or "
+            f"`nasmr predictor train --warehouse {build_dir / WAREHOUSE_NAME} "
+            f"--out {build_dir / 'predictors'}` (predictors only); or move them out of "
+            "the build to publish its data alone."
+        )
 
 
 def _check_sources(build_dir: Path, raw_dir: Path) -> None:
@@ -614,10 +678,7 @@ def _manifest(
     views: tuple[str, ...],
     extras: tuple[str, ...],
 ) -> ReleaseManifest:
-    sources = tuple(
-        FileDigest(path=row.path, bytes=row.bytes, sha256=row.sha256)
-        for row in _read_table(root, "sources").itertuples(index=False)
-    )
+    sources = _sources(root)
     report = _read_table(root, "ingest_report").dropna(subset=["setting"])
     architectures = _read_table(root, "architectures")
     unevaluated = architectures.loc[~architectures["evaluated"]].sort_values("search_index")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
 import tarfile
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from nasmr.release import (
     write_archive,
 )
 from nasmr.space import Arch
-from nasmr.warehouse import ingest, write_parquet
+from nasmr.warehouse import ingest, warehouse_version, write_parquet
 from pipelines.assets.release import release_verifies
 from pipelines.resources import ReleaseDir
 from schemas.release import SCHEMA_VERSION, Version
@@ -352,6 +353,42 @@ def test_model_outputs_are_compared_file_by_file(build: Path, tmp_path: Path) ->
     version, diff = propose_version(first, "1.0.0", releases)
     assert version == "1.0.1" and not diff.unchanged
     assert diff.model_changes == ("changed predictors/seg.json", "removed predictors/video.json")
+
+
+def test_models_trained_on_other_data_are_refused(
+    build: Path, raw_dir: Path, tmp_path: Path
+) -> None:
+    """Predictors trained before the drop changed must not ship with the re-ingested data."""
+    drop = Path(shutil.copytree(raw_dir, tmp_path / "drop"))
+    out = copy_build(build, tmp_path / "build")
+    runner = CliRunner()
+    warehouse = ["--warehouse", str(out / "nasmr.duckdb")]
+    train = ["predictor", "train", *warehouse, "--out", str(out / "predictors")]
+    train += ["--settings", "seg", "--seeds", "1", "--epochs", "1", "--workers", "1"]
+    assert runner.invoke(main, train).exit_code == 0
+    old = json.loads((out / "predictors" / "seg.json").read_text())["data_version"]
+
+    seg = trainval_path(drop, "seg")
+    records = load_pickle(seg)
+    records[0]["mIoU"] += 0.01
+    seg.write_bytes(pickle.dumps(records))
+    assert runner.invoke(main, ["ingest", "--raw", str(drop), *warehouse]).exit_code == 0
+    publish = ["release", "publish", "--build", str(out), "--raw", str(drop)]
+    publish += ["--releases", str(tmp_path / "releases")]
+    refused = runner.invoke(main, publish)
+    assert refused.exit_code == 1
+    new = warehouse_version(out / "nasmr.duckdb")
+    assert f"data version {new}" in refused.output and f"data version {old}:" in refused.output
+    assert "predictors/report.md" in refused.output and "predictors/seg.json" in refused.output
+    assert f"nasmr build --job refresh --out {out}" in refused.output
+    assert list_releases(tmp_path / "releases") == []
+
+    assert runner.invoke(main, train).exit_code == 0
+    assert runner.invoke(main, publish).exit_code == 0
+    manifest = load_manifest(tmp_path / "releases" / "1.0.0")
+    card = json.loads((tmp_path / "releases" / "1.0.0" / "predictors" / "seg.json").read_text())
+    assert manifest.content_hash == card["data_version"] == new != old
+    assert manifest.predictor_metrics
 
 
 def test_first_release_is_1_0_0_with_every_table_added(build: Path) -> None:

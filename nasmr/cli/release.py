@@ -34,7 +34,8 @@ def release() -> None:
 )
 @releases_option
 def publish(build_dir: Path, version: str | None, raw_dir: Path | None, releases_dir: Path) -> None:
-    """Publish a build as a new release; refuses an existing version or a stale build."""
+    """Publish a build as a new release; refuses an existing version, a stale build, or model
+    outputs made from other data than the build's."""
     from nasmr.rawdrop import search_list_path
     from nasmr.release import ReleaseError, diff_releases, load_manifest, publish_release
 
