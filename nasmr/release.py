@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from nasmr import __version__, clock, paths
 from nasmr.checksums import content_hash, sha256_file
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
-from nasmr.warehouse import PARQUET_DIR, WAREHOUSE_NAME
+from nasmr.warehouse import PARQUET_DIR, WAREHOUSE_NAME, wal_path, writer_pid
 from schemas.release import (
     FLOPS_CONVENTION,
     SCHEMA_VERSION,
@@ -492,7 +492,8 @@ def _ref(version: Version | None) -> str | None:
 
 
 def _check_build(build_dir: Path) -> None:
-    """A build must hold every warehouse table as Parquet and a checkpointed DuckDB file."""
+    """A build must hold every warehouse table as Parquet and a checkpointed DuckDB file that
+    no process is writing."""
     missing = [t for t in TABLE_DOCS if not (build_dir / PARQUET_DIR / f"{t}.parquet").is_file()]
     if missing:
         raise ReleaseError(
@@ -502,8 +503,15 @@ def _check_build(build_dir: Path) -> None:
     database = build_dir / WAREHOUSE_NAME
     if not database.is_file():
         raise ReleaseError(f"{build_dir}: not a complete build, {WAREHOUSE_NAME} is missing")
-    if database.with_name(database.name + ".wal").exists():
-        raise ReleaseError(f"{database}: has an unflushed write-ahead log; close its writers first")
+    holder = writer_pid(database)
+    if holder is not None:
+        raise ReleaseError(f"{database}: open for writing by process {holder}; close it first")
+    if wal_path(database).exists():
+        raise ReleaseError(
+            f"{database}: has the write-ahead log of a read-write session that did not close, "
+            "with changes that are not in parquet/; rebuild the warehouse (`nasmr ingest "
+            f"--warehouse {database}`) before publishing"
+        )
 
 
 def _sources(root: Path) -> tuple[FileDigest, ...]:

@@ -40,6 +40,12 @@ from schemas.release import FileDigest
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS, get_setting
 
 PARQUET_DIR = "parquet"
+PROC_LOCKS = Path("/proc/locks")
+"""Linux's table of file locks, where DuckDB's write lock on a database file shows."""
+
+
+class WarehouseError(Exception):
+    """The warehouse cannot be rebuilt where asked; the message says why and what to do."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,7 +90,9 @@ def write_warehouse(
 
     Both are built in a staging folder inside ``out_dir``, then moved into place
     with ``os.replace`` (Parquet folder first, then the DuckDB file). A failure
-    before the moves leaves the previous warehouse untouched.
+    before the moves leaves the previous warehouse untouched. The old file's
+    write-ahead log (left by a read-write session that never closed) goes with the
+    old file; a process still holding the old file open for writing is an error.
     """
     missing = set(TABLE_DOCS) - set(tables)
     if missing:
@@ -108,8 +116,17 @@ def write_warehouse(
                     con.execute(f'COMMENT ON COLUMN "{name}"."{column}" IS \'{_quote(doc)}\'')
             for sql in view_statements():
                 con.execute(sql)
-        _replace_dir(parquet_dir, out_dir / PARQUET_DIR)
         target = out_dir / db_name
+        holder = writer_pid(target)
+        if holder is not None:
+            raise WarehouseError(
+                f"{target} is open for writing by process {holder}: close that session, then "
+                "rebuild (replacing the file under a writer would lose its writes)"
+            )
+        _replace_dir(parquet_dir, out_dir / PARQUET_DIR)
+        wal = wal_path(target)
+        if wal.exists():
+            os.replace(wal, staging / wal.name)
         os.replace(database, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -198,6 +215,29 @@ def _replace_dir(new: Path, target: Path) -> None:
     os.replace(new, target)
     if old is not None:
         shutil.rmtree(old)
+
+
+def wal_path(database: Path) -> Path:
+    """The write-ahead log DuckDB keeps beside ``database`` while a writer has changes."""
+    return database.with_name(database.name + ".wal")
+
+
+def writer_pid(database: Path) -> int | None:
+    """The process holding DuckDB's write lock on ``database``; None when none does (or
+    the platform has no ``/proc/locks``). Reads the lock table rather than opening the file:
+    closing any descriptor of a file drops this process's own locks on it."""
+    try:
+        stat = database.stat()
+        table = PROC_LOCKS.read_text()
+    except FileNotFoundError:
+        return None
+    inode = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    for line in table.splitlines():
+        # "1: POSIX  ADVISORY  WRITE 4214 fe:00:2156684 0 EOF"; a waiter's line has "->"
+        fields = [f for f in line.split() if f != "->"]
+        if len(fields) >= 6 and fields[3] == "WRITE" and fields[5] == inode:
+            return int(fields[4])
+    return None
 
 
 def _quote(text: str) -> str:

@@ -6,6 +6,8 @@ import hashlib
 import json
 import pickle
 import shutil
+import subprocess
+import sys
 import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ from pipelines.assets.release import release_verifies
 from pipelines.resources import ReleaseDir
 from schemas.release import SCHEMA_VERSION, Version
 from schemas.settings import MR_SETTINGS
+from tests.test_warehouse import CRASHED_WRITER
 
 CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 DATA_FILES = ("parquet/", "nasmr.duckdb", "predictors/", "ncp/", "reports/")
@@ -231,6 +234,13 @@ def test_incomplete_build_is_refused(build: Path, tmp_path: Path) -> None:
     (partial / "parquet" / "sources.parquet").unlink()
     with pytest.raises(ReleaseError, match="missing tables in parquet/: sources"):
         publish_release(partial, tmp_path / "releases")
+
+
+def test_a_build_with_a_crashed_writers_log_is_refused(build: Path, tmp_path: Path) -> None:
+    copy = copy_build(build, tmp_path / "build")
+    subprocess.run([sys.executable, "-c", CRASHED_WRITER, str(copy / "nasmr.duckdb")], check=True)
+    with pytest.raises(ReleaseError, match=r"did not close.*rebuild the warehouse \(`nasmr ingest"):
+        publish_release(copy, tmp_path / "releases")
 
 
 # -- verification ----------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -17,10 +20,13 @@ from nasmr.rawdrop import load_pickle, trainval_path
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
 from nasmr.warehouse import (
     PARQUET_DIR,
+    PROC_LOCKS,
     IngestResult,
+    WarehouseError,
     connect,
     ingest,
     results_view,
+    wal_path,
     write_warehouse,
 )
 from schemas.settings import MR_SETTINGS
@@ -39,6 +45,31 @@ def built(drop: Path, tmp_path_factory: pytest.TempPathFactory) -> IngestResult:
 
 def _digests(out_dir: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(out_dir.rglob("*")) if p.is_file()}
+
+
+CRASHED_WRITER = """
+import os, sys, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("PRAGMA disable_checkpoint_on_shutdown")
+con.execute("SET checkpoint_threshold = '1GB'")
+con.execute("UPDATE results SET value = -1")
+os._exit(0)
+"""
+"""A read-write session that dies before a checkpoint: its changes stay in the WAL."""
+
+LIVE_WRITER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("open", flush=True)
+sys.stdin.read()
+"""
+"""A read-write session that stays open until its standard input closes."""
+
+
+def _opens_read_write(database: Path) -> bool:
+    """Whether another process can open ``database`` for writing (no one holds its lock)."""
+    code = "import sys, duckdb; duckdb.connect(sys.argv[1]).close()"
+    return subprocess.run([sys.executable, "-c", code, str(database)]).returncode == 0
 
 
 def test_parquet_round_trips_every_table(built: IngestResult) -> None:
@@ -112,6 +143,51 @@ def test_failed_rebuild_leaves_the_previous_warehouse(
     with connect(out / "nasmr.duckdb") as con:
         assert con.sql("SELECT count(*) FROM results").fetchall() == [(0,)]
     assert pd.read_parquet(out / PARQUET_DIR / "results.parquet").empty
+
+
+def test_rebuild_drops_the_write_ahead_log_of_the_file_it_replaces(
+    built: IngestResult, tmp_path: Path
+) -> None:
+    out = tmp_path / "wh"
+    database = write_warehouse(built.tables, out)
+    subprocess.run([sys.executable, "-c", CRASHED_WRITER, str(database)], check=True)
+    assert wal_path(database).is_file()
+    write_warehouse(built.tables, out)
+    with connect(database) as con:
+        assert con.sql("SELECT count(*) FROM results WHERE value = -1").fetchall() == [(0,)]
+    assert sorted(p.name for p in out.iterdir()) == ["nasmr.duckdb", PARQUET_DIR]
+
+
+@pytest.mark.skipif(not PROC_LOCKS.is_file(), reason="writers are found in Linux's /proc/locks")
+def test_rebuild_under_a_live_writer_is_refused(
+    built: IngestResult, drop: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "wh"
+    database = write_warehouse(built.tables, out)
+    before = _digests(out)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", LIVE_WRITER, str(database)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "open\n"
+        with pytest.raises(WarehouseError, match=rf"open for writing by process {writer.pid}"):
+            write_warehouse(built.tables, out)
+        args = ["ingest", "--raw", str(drop), "--warehouse", str(database)]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and f"by process {writer.pid}: close" in result.output
+        assert _digests(out) == before
+    finally:
+        writer.communicate("")
+
+    with duckdb.connect(str(database)):
+        with pytest.raises(WarehouseError, match=f"by process {os.getpid()}"):
+            write_warehouse(built.tables, out)
+        assert not _opens_read_write(database)
+    write_warehouse(built.tables, out)
+    assert _opens_read_write(database)
 
 
 def test_write_warehouse_requires_every_table(built: IngestResult, tmp_path: Path) -> None:

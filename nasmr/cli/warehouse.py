@@ -22,6 +22,7 @@ def ingest(
 ) -> None:
     """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load."""
     from nasmr.rawdrop import RawDropError
+    from nasmr.warehouse import WarehouseError
     from nasmr.warehouse import ingest as run_ingest
 
     def progress(done: int, total: int) -> None:
@@ -37,7 +38,7 @@ def ingest(
             workers=workers,
             progress=progress,
         )
-    except RawDropError as err:
+    except (RawDropError, WarehouseError) as err:
         raise click.ClickException(str(err)) from err
     report = result.report.fillna({"setting": "(search list)", "reason": ""})
     click.echo(report[["setting", "status", "read", "valid", "quarantined"]].to_string(index=False))
