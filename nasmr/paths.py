@@ -30,6 +30,33 @@ def log_dir() -> Path:
 
 WAREHOUSE_NAME = "nasmr.duckdb"
 """File name of the DuckDB warehouse inside a build folder (and a release)."""
+RELEASE_MANIFEST = "manifest.json"
+RELEASE_SUMS = "SHA256SUMS"
+"""The two files that mark a folder as a published release."""
+
+
+class ReleaseFolderError(Exception):
+    """Build outputs were about to be written into a published release, which is immutable."""
+
+
+def outside_releases(folder: Path) -> Path:
+    """``folder``, checked for writing build outputs into: a published release, or a folder
+    inside one, is refused (its read-only folders stop other writers, but not root)."""
+    folder = Path(folder)
+    resolved = folder.resolve()
+    for parent in (resolved, *resolved.parents):
+        if (parent / RELEASE_MANIFEST).is_file() and (parent / RELEASE_SUMS).is_file():
+            where = (
+                "is a published release"
+                if parent == resolved
+                else f"lies inside the published release {parent}"
+            )
+            raise ReleaseFolderError(
+                f"{folder} {where}, and releases are immutable: "
+                "write the build elsewhere (--out or NASMR_OUT, --warehouse or NASMR_WAREHOUSE) "
+                "and publish it as a new version with `nasmr release publish`"
+            )
+    return folder
 
 
 def out_dir() -> Path:

@@ -61,7 +61,7 @@ from safetensors.torch import load_file, save_file
 from scipy.stats import kendalltau, spearmanr
 from torch import Tensor, nn
 
-from nasmr import __version__
+from nasmr import __version__, paths
 from nasmr.features import (
     BRANCH_TOKENS,
     EMBEDDING_COLUMNS,
@@ -900,9 +900,9 @@ def train_all(
     as safetensors + JSON card) beside ``report.csv`` and ``report.md``. ``epochs``
     overrides every configuration's epoch budget (quick runs). Each training uses one
     torch thread; ``workers`` > 1 (None: the CPU count) runs trainings in that many
-    processes, with the same results.
+    processes, with the same results. An ``out_dir`` in a published release is refused.
     """
-    out_dir = Path(out_dir)
+    out_dir = paths.outside_releases(out_dir)
     seeds = tuple(seeds)
     if not seeds:
         raise PredictorError("at least one seed is needed")

@@ -19,11 +19,13 @@ Versions are semantic: a schema change is major, added or removed records minor,
 corrected values or changed model outputs (predictors, NCP results, reports) patch.
 A release is written in a temporary folder inside the releases dir and renamed into
 place, so an interrupted publish leaves no partial release, and an existing version
-is never overwritten.
+is never overwritten. Its files and folders are read-only, and the writers of build
+outputs refuse a release folder (:func:`nasmr.paths.outside_releases`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -58,8 +60,8 @@ from schemas.release import (
 )
 from schemas.settings import NB201, SETTINGS
 
-MANIFEST = "manifest.json"
-SUMS = "SHA256SUMS"
+MANIFEST = paths.RELEASE_MANIFEST
+SUMS = paths.RELEASE_SUMS
 DATASHEET = "README.md"
 CHANGELOG = "CHANGELOG.md"
 DATAPACKAGE = "datapackage.json"
@@ -477,14 +479,24 @@ def publish_release(
         _write_release(staging, build_dir, version, previous_dir, diff, created_at)
         os.rename(staging, target)
     except OSError as err:
-        shutil.rmtree(staging, ignore_errors=True)
+        _discard(staging)
         if target.exists():
             raise ReleaseError(f"{target} appeared while publishing; not overwritten") from err
         raise
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _discard(staging)
         raise
     return target
+
+
+def _discard(folder: Path) -> None:
+    """Delete an unfinished release, read-only folders included (best effort: the error that
+    stopped the publish is the one to report)."""
+    with contextlib.suppress(OSError):
+        for path in [folder, *folder.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _ref(version: Version | None) -> str | None:
@@ -606,8 +618,8 @@ def _write_release(
     write_archive(root, archive, prefix=f"nasmr-{version}")
     _write_sums(root, _relative_files(root))
     for path in root.rglob("*"):
-        path.chmod(0o444 if path.is_file() else 0o755)
-    root.chmod(0o755)
+        path.chmod(0o444 if path.is_file() else 0o555)
+    root.chmod(0o555)
 
 
 def _check_database(root: Path) -> tuple[str, ...]:

@@ -90,14 +90,15 @@ def write_warehouse(
 
     Both are built in a staging folder inside ``out_dir``, then moved into place
     with ``os.replace`` (Parquet folder first, then the DuckDB file). A failure
-    before the moves leaves the previous warehouse untouched. The old file's
+    before the moves leaves the previous warehouse untouched. A published release
+    (``out_dir`` or a folder above it) is refused. The old file's
     write-ahead log (left by a read-write session that never closed) goes with the
     old file; a process still holding the old file open for writing is an error.
     """
     missing = set(TABLE_DOCS) - set(tables)
     if missing:
         raise ValueError(f"tables missing from the warehouse: {', '.join(sorted(missing))}")
-    out_dir = Path(out_dir)
+    out_dir = paths.outside_releases(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
     try:

@@ -49,8 +49,8 @@ class BuildDir(dg.ConfigurableResource):
     path: str
 
     def root(self) -> Path:
-        """The build folder."""
-        return Path(self.path)
+        """The build folder; a published release is refused, since every step writes here."""
+        return paths.outside_releases(Path(self.path))
 
     def fresh(self, name: str) -> Path:
         """``<root>/<name>`` emptied, for a step that writes all of it: nothing of an earlier

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 import nasmr.release as release_mod
 from nasmr import __version__
 from nasmr.cli import main
+from nasmr.paths import ReleaseFolderError
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import (
     ReleaseError,
@@ -34,7 +35,7 @@ from nasmr.release import (
 from nasmr.space import Arch
 from nasmr.warehouse import ingest, warehouse_version, write_parquet
 from pipelines.assets.release import release_verifies
-from pipelines.resources import ReleaseDir
+from pipelines.resources import BuildDir, ReleaseDir
 from schemas.release import SCHEMA_VERSION, Version
 from schemas.settings import MR_SETTINGS
 from tests.test_warehouse import CRASHED_WRITER
@@ -61,7 +62,7 @@ def copy_build(build: Path, target: Path) -> Path:
 def copy_release(release: Path, target: Path) -> Path:
     """A writable copy of a release folder (published files are read-only)."""
     shutil.copytree(release, target, copy_function=shutil.copyfile)
-    for path in target.rglob("*"):
+    for path in [target, *target.rglob("*")]:
         path.chmod(0o644 if path.is_file() else 0o755)
     return target
 
@@ -197,6 +198,27 @@ def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
 
 
 # -- immutability and atomicity --------------------------------------------------------------
+
+
+def test_release_folders_are_read_only_and_never_rebuilt(
+    releases: Path, raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published = releases / "1.0.0"
+    assert all(not path.stat().st_mode & 0o222 for path in [published, *published.rglob("*")])
+    copy = copy_release(published, tmp_path / "1.0.0")
+    monkeypatch.setenv("NASMR_OUT", str(copy))
+    monkeypatch.delenv("NASMR_WAREHOUSE", raising=False)
+    runner = CliRunner()
+    ingest_into_release = runner.invoke(main, ["ingest", "--raw", str(raw_dir)])
+    assert ingest_into_release.exit_code == 1
+    assert f"{copy} is a published release" in ingest_into_release.output
+    train = ["predictor", "train", "--settings", "seg", "--seeds", "1", "--epochs", "1"]
+    train_into_release = runner.invoke(main, train)
+    assert train_into_release.exit_code == 1
+    assert f"lies inside the published release {copy}" in train_into_release.output
+    with pytest.raises(ReleaseFolderError, match="releases are immutable"):
+        BuildDir(path=str(copy)).fresh("predictors")
+    assert verify_release(copy).ok
 
 
 def test_publishing_an_existing_version_is_refused(build: Path, releases: Path) -> None:

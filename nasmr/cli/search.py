@@ -116,15 +116,18 @@ def train(
     def progress(done: int, total: int, label: str) -> None:
         click.echo(f"[{done}/{total}] {label}", err=True)
 
-    report = train_all(
-        frames,
-        out_dir,
-        seeds=tuple(range(seeds)),
-        data_version=warehouse_version(warehouse),
-        epochs=epochs,
-        progress=progress,
-        workers=workers,
-    )
+    try:
+        report = train_all(
+            frames,
+            out_dir,
+            seeds=tuple(range(seeds)),
+            data_version=warehouse_version(warehouse),
+            epochs=epochs,
+            progress=progress,
+            workers=workers,
+        )
+    except paths.ReleaseFolderError as err:
+        raise click.ClickException(str(err)) from err
     click.echo((out_dir / "report.md").read_text(), nl=False)
     click.echo(f"{len(report)} report rows; predictors in {out_dir}", err=True)
 

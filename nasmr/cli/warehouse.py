@@ -21,6 +21,7 @@ def ingest(
     raw_dir: Path, warehouse: Path, complexity_method: ComplexityMethod, workers: int | None
 ) -> None:
     """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load."""
+    from nasmr.paths import ReleaseFolderError
     from nasmr.rawdrop import RawDropError
     from nasmr.warehouse import WarehouseError
     from nasmr.warehouse import ingest as run_ingest
@@ -38,7 +39,7 @@ def ingest(
             workers=workers,
             progress=progress,
         )
-    except (RawDropError, WarehouseError) as err:
+    except (RawDropError, ReleaseFolderError, WarehouseError) as err:
         raise click.ClickException(str(err)) from err
     report = result.report.fillna({"setting": "(search list)", "reason": ""})
     click.echo(report[["setting", "status", "read", "valid", "quarantined"]].to_string(index=False))
