@@ -1,10 +1,10 @@
 """Reading the raw drop safely: file layout and a restricted unpickler.
 
 A ``trainval.pkl`` is untrusted input, and a pickle is a program. The loader
-allows only the globals the real drop needs (NumPy's array reconstruction for
-nas-bench-201) and refuses everything else before anything runs. Even those run
-none of NumPy's own unpickling code: stand-ins accept plain numeric dtypes only
-and build each array from bytes the file holds, so a forged dtype cannot corrupt
+allows only NumPy's array and scalar reconstruction (the real drop's nas-bench-201
+embeddings are arrays) and refuses every other global before anything runs. Even
+those run none of NumPy's own unpickling code: stand-ins accept plain numeric dtypes
+only and build each value from bytes the file holds, so a forged dtype cannot corrupt
 memory and a claimed shape cannot allocate more than the file's size.
 """
 
@@ -75,6 +75,20 @@ class _Array:
         order = "F" if fortran else "C"
         self.array = np.frombuffer(data, dtype.dtype).reshape(shape, order=order).copy()
 
+    def __repr__(self) -> str:
+        return repr(self.array)  # quarantine reasons quote it: the same text on every run
+
+
+def _scalar(dtype: object, data: object) -> np.generic:
+    """Stand-in for NumPy's ``scalar``: one value of a plain dtype from its bytes."""
+    if not isinstance(dtype, _DType) or not isinstance(data, bytes):
+        raise ValueError("scalar state without a plain dtype and its bytes")
+    if len(data) != dtype.dtype.itemsize:
+        raise ValueError(
+            f"{dtype.dtype} scalar needs {dtype.dtype.itemsize} bytes, got {len(data)}"
+        )
+    return np.frombuffer(data, dtype.dtype)[0]
+
 
 def _reconstruct(cls: object, shape: object, code: object) -> _Array:
     """Stand-in for NumPy's ``_reconstruct``: an empty array whose state comes next."""
@@ -85,15 +99,17 @@ def _reconstruct(cls: object, shape: object, code: object) -> _Array:
 
 STAND_INS: dict[tuple[str, str], object] = {
     **{
-        (prefix, "_reconstruct"): _reconstruct
+        (prefix, name): function
         for prefix in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name, function in (("_reconstruct", _reconstruct), ("scalar", _scalar))
     },
     ("numpy", "ndarray"): _NDArray,
     ("numpy", "dtype"): _DType,
 }
 """The only globals a raw-drop pickle may reference, and the stand-in each resolves to.
 
-NumPy 2 pickles spell ``_reconstruct``'s module ``numpy._core``; older ones ``numpy.core``.
+NumPy 2 pickles spell the module of ``_reconstruct`` and ``scalar`` ``numpy._core``, older
+ones ``numpy.core``.
 """
 
 

@@ -124,6 +124,20 @@ def test_allowed_numpy_names_cannot_forge_arrays(
     assert str(err.value).startswith(f"{path}: not a readable pickle")
 
 
+def test_numpy_scalars_load_as_numpy_scalars(tmp_path: Path) -> None:
+    records = [{"mIoU": np.float64(61.5), "top1": np.float32(0.25), "n": np.int64(3)}]
+    loaded = load_pickle(_write(tmp_path / "trainval.pkl", pickle.dumps(records, protocol=4)))
+    assert loaded == records
+    assert [type(v) for v in loaded[0].values()] == [np.float64, np.float32, np.int64]
+
+
+def test_arrays_below_a_record_field_print_as_arrays(tmp_path: Path) -> None:
+    """Quarantine reasons quote rejected values, so a nested array must not print an address."""
+    records = [{"Params": [np.zeros(2)]}]
+    loaded = load_pickle(_write(tmp_path / "trainval.pkl", pickle.dumps(records, protocol=4)))
+    assert repr(loaded[0]["Params"]) == "[array([0., 0.])]"
+
+
 def test_search_list_skips_blank_lines_but_counts_them(tmp_path: Path) -> None:
     """Each code keeps the 0-based number of its line, so a rejected one can be found."""
     data = tmp_path / "data"
