@@ -48,7 +48,13 @@ import pyarrow.parquet as pq
 from nasmr import __version__, clock, paths
 from nasmr.checksums import content_hash, sha256_file
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
-from nasmr.warehouse import PARQUET_DIR, WAREHOUSE_NAME, wal_path, writer_pid
+from nasmr.warehouse import (
+    PARQUET_DIR,
+    WAREHOUSE_NAME,
+    wal_path,
+    warehouse_version,
+    writer_pid,
+)
 from schemas.release import (
     FLOPS_CONVENTION,
     SCHEMA_VERSION,
@@ -558,7 +564,7 @@ def _recorded_data_versions(root: Path) -> dict[str, str]:
 def _check_model_outputs(build_dir: Path) -> None:
     """Model outputs recording a data version must record the build's: a predictor trained
     before the drop changed must not ship with the new data."""
-    current = content_hash(_sources(build_dir))
+    current = warehouse_version(build_dir / WAREHOUSE_NAME)  # what stamped the cards
     stale: dict[str, list[str]] = {}
     for rel, version in _recorded_data_versions(build_dir).items():
         if version != current:
