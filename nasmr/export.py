@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
+from nasmr import paths
 from nasmr.complexity import analytic_complexity
 from nasmr.rawdrop import TRAINVAL
 from nasmr.space import Arch, ArchError
@@ -101,6 +102,7 @@ def _record(
 
 def export_results(results: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
     """``<out_dir>/<setting>/trainval.pkl`` for every setting in long ``results``."""
+    paths.outside_releases(out_dir)
     return {
         setting: write_trainval(
             records_frame(results, setting), setting, Path(out_dir) / setting / TRAINVAL

@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from nasmr import paths
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import write_parquet
 from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
@@ -683,6 +684,7 @@ def write_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
 
     Returns the tables by name: curves, derived, results (long form), runs, quarantine.
     """
+    paths.outside_releases(out)
     derived = derive_results(parsed.curves)
     tables = {
         "curves": parsed.curves,

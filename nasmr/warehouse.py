@@ -179,7 +179,9 @@ def ingest(
     """Validate the whole drop, recompute complexity and (re)build the warehouse in ``out_dir``.
 
     ``workers`` and ``progress(done, total)`` are passed to the module complexity method.
+    A published release as ``out_dir`` is refused before any work.
     """
+    paths.outside_releases(out_dir)
     search_list = load_architectures(raw_dir)
     loads = [load_setting(raw_dir, setting) for setting in SETTINGS]
     codes = search_list.architectures["code"].tolist()

@@ -209,9 +209,22 @@ def test_release_folders_are_read_only_and_never_rebuilt(
     monkeypatch.setenv("NASMR_OUT", str(copy))
     monkeypatch.delenv("NASMR_WAREHOUSE", raising=False)
     runner = CliRunner()
+
+    def work(*args: object) -> None:
+        raise AssertionError("ingest read the drop before refusing the release")
+
+    monkeypatch.setattr("nasmr.warehouse.load_architectures", work)
     ingest_into_release = runner.invoke(main, ["ingest", "--raw", str(raw_dir)])
     assert ingest_into_release.exit_code == 1
     assert f"{copy} is a published release" in ingest_into_release.output
+    no_logs = tmp_path / "no-logs"
+    no_logs.mkdir()
+    for logs_command in (["parse"], ["export", "--out", str(copy / "trainval")]):
+        into_release = runner.invoke(
+            main, ["logs", logs_command[0], str(no_logs), *logs_command[1:]]
+        )
+        assert into_release.exit_code == 1, into_release.output
+        assert f"lies inside the published release {copy}" in into_release.output
     train = ["predictor", "train", "--settings", "seg", "--seeds", "1", "--epochs", "1"]
     train_into_release = runner.invoke(main, train)
     assert train_into_release.exit_code == 1

@@ -131,7 +131,10 @@ def parse(log_dir: Path, out: Path) -> None:
     from nasmr.logs import parse_log_drop, write_log_tables
 
     parsed = parse_log_drop(log_dir)
-    write_log_tables(parsed, out)
+    try:
+        write_log_tables(parsed, out)
+    except paths.ReleaseFolderError as err:
+        raise click.ClickException(str(err)) from err
     click.echo(parsed.summary())
     click.echo(f"tables: {out}")
 
@@ -148,7 +151,7 @@ def export(log_dir: Path, out: Path) -> None:
     click.echo(parsed.summary())
     try:
         written = export_results(results_long(derive_results(parsed.curves)), out)
-    except ExportError as err:
+    except (ExportError, paths.ReleaseFolderError) as err:
         raise click.ClickException(str(err)) from err
     for setting, path in written.items():
         click.echo(f"{setting}: {path}")
