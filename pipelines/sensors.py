@@ -17,8 +17,10 @@ from pipelines.resources import RawDrop
 def raw_drop_sensor(context: dg.SensorEvaluationContext, raw_drop: RawDrop) -> dg.SensorResult:
     """One run per changed setting, keyed by its count of changes (kept in the cursor with the
     checksums): Dagster launches a key once, so a file back at earlier bytes still runs."""
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    seen: dict[str, str] = cursor.get("checksums", {})
+    cursor = json.loads(context.cursor) if context.cursor else {"checksums": {}}
+    if "checksums" not in cursor:  # written before run keys counted changes: checksums only
+        cursor = {"checksums": cursor}
+    seen: dict[str, str] = cursor["checksums"]
     changes: dict[str, int] = cursor.get("changes", {})
     current = trainval_versions(raw_drop)
     changed = [s for s, version in current.items() if seen.get(s, MISSING) != version]

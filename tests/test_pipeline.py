@@ -149,6 +149,8 @@ def test_sensor_ingests_exactly_the_changed_settings(raw_dir: Path, tmp_path: Pa
     unchanged = _sensor_tick(raw, first.cursor)
     assert unchanged.run_requests == []
     assert unchanged.skip_reason is not None
+    flat = json.dumps(json.loads(first.cursor)["checksums"])  # the cursor's earlier format
+    assert _sensor_tick(raw, flat).run_requests == []
 
     path = raw / "data" / "video" / "trainval.pkl"
     records = pickle.loads(path.read_bytes())
