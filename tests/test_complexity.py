@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import random
 import subprocess
@@ -106,9 +107,24 @@ def test_cli_prints_a_codes_published_numbers(records: list[dict[str, Any]]) -> 
     assert f"{record['params']:.6f} M ({published.params} " in result.output
 
 
-def test_cli_show_counts_the_module_too() -> None:
+def _spy(monkeypatch: pytest.MonkeyPatch, target: str) -> list[object]:
+    """Record the first argument of every call of ``target`` (``module.name``), then call it."""
+    module, name = target.rsplit(".", 1)
+    real, calls = getattr(importlib.import_module(module), name), []
+
+    def spy(first: object, *args: object, **kwargs: object) -> object:
+        calls.append(first)
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(target, spy)
+    return calls
+
+
+def test_cli_show_counts_the_module_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = _spy(monkeypatch, "nasmr.complexity.module_complexity")
     result = CliRunner().invoke(main, ["complexity", "show", SMALLEST.code, "--method", "module"])
     assert result.exit_code == 0, result.output
+    assert built == [SMALLEST]  # the supernet was built, not the closed form taken
     assert f"({analytic_complexity(SMALLEST).macs} multiply-accumulates)" in result.output
 
 
@@ -163,7 +179,10 @@ def test_cli_verify_names_a_corrupted_record(tmp_path: Path) -> None:
     assert "invalid record 4: embedding" in result.output
 
 
-def test_cli_verify_module_method_flags_a_corrupted_param(tmp_path: Path) -> None:
+def test_cli_verify_module_method_flags_a_corrupted_param(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = _spy(monkeypatch, "nasmr.ingest.module_complexity_many")
     archs = [SMALLEST, *list(SMALLEST.neighbours())[:3]]
     records = [_seg_record(a, analytic_complexity(a)) for a in archs]
     records[2]["params"] += 2e-6
@@ -173,6 +192,7 @@ def test_cli_verify_module_method_flags_a_corrupted_param(tmp_path: Path) -> Non
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert "3/4 matched (module), 0 invalid records" in result.output
+    assert [sorted(a.code for a in batch) for batch in built] == [sorted(a.code for a in archs)]
     params = analytic_complexity(archs[2]).params
     assert f"{params + 2} params; recomputed" in result.output
 
