@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from nasmr.cli import main
@@ -87,6 +88,10 @@ def test_search_follows_an_attention_predictor(frames: dict[str, pd.DataFrame]) 
     first = result.trajectory[result.trajectory["step"] == 0].set_index("start")["objective"]
     final = result.final.set_index("start")["objective"]
     assert (final >= first).all() and (final > first).any()
+    z = predictor.encode(sample(4, 7)).requires_grad_(True)
+    through_tokens = predictor.double().net.members[0].attention(z).sum()
+    (gradient,) = torch.autograd.grad(through_tokens, z)
+    assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0
 
 
 def test_unreachable_budget_reports_infeasible_starts(seg_predictor: Predictor) -> None:
