@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import nasmr.release as release_mod
-from nasmr import __version__
+from nasmr import __version__, paths
 from nasmr.cli import main
 from nasmr.paths import ReleaseFolderError
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
@@ -85,8 +85,12 @@ def test_manifest_describes_the_build_and_its_inputs(releases: Path, raw_dir: Pa
     assert manifest.created_at == CREATED
     assert manifest.schema_version == SCHEMA_VERSION
     assert manifest.code_version.package == __version__
-    commit = manifest.code_version.git_commit
-    assert commit is None or len(commit) == 40
+    checkout = ["git", "-C", str(paths.REPO_ROOT)]
+    head = subprocess.run([*checkout, "rev-parse", "HEAD"], capture_output=True, text=True)
+    tracked = [*checkout, "status", "--porcelain", "--untracked-files=no"]
+    dirty = bool(subprocess.run(tracked, capture_output=True, text=True, check=True).stdout)
+    assert manifest.code_version.git_commit == head.stdout.strip()  # tests run in a checkout
+    assert manifest.code_version.git_dirty is dirty
 
     recorded = {s.path: s.sha256 for s in manifest.sources}
     assert recorded == {
