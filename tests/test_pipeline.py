@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -14,13 +15,19 @@ import pytest
 import scipy.stats
 from click.testing import CliRunner
 
-from nasmr import ncp, paths
+from nasmr import ncp, paths, warehouse
+from nasmr.complexity import Complexity, module_complexity_many
 from nasmr.predictor import train_all
 from nasmr.rawdrop import load_pickle
 from nasmr.release import list_releases
-from nasmr.space import sample
+from nasmr.space import Arch, sample
 from nasmr.warehouse import connect
 from pipelines.assets.models import NCP_SEARCHES
+from pipelines.assets.warehouse import (
+    counts_reconcile,
+    no_duplicate_architectures,
+    results_reference_known_architectures,
+)
 from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
@@ -127,6 +134,109 @@ def test_a_failing_check_names_the_offending_rows(tmp_path: Path) -> None:
     rows = outcome.failed_checks["warehouse.published_complexity_reproduced"]
     assert archs[2].code in rows
     assert all(a.code not in rows for a in archs if a != archs[2])
+
+
+def _ingested(tmp_path: Path, seg: bytes | None = None) -> tuple[list[Arch], BuildDir]:
+    """A warehouse of three architectures' video results (and ``seg``'s bytes, if given),
+    built by the ingest code the pipeline runs."""
+    archs = sample(3, seed=5)
+    files = {"video": pickle.dumps([mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs])}
+    if seg is not None:
+        files["seg"] = seg
+    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    warehouse.ingest(raw, tmp_path / "out", method="analytic")
+    return archs, BuildDir(path=str(tmp_path / "out"))
+
+
+def _tamper(build_dir: BuildDir, sql: str, *params: str) -> None:
+    """Change the warehouse behind the pipeline's back, as a later hand edit would."""
+    with connect(build_dir.root() / "nasmr.duckdb", read_only=False) as con:
+        con.execute(sql, list(params))
+
+
+def _offending(result: dg.AssetCheckResult) -> str:
+    """The offending rows a failed check shows in the UI (markdown)."""
+    return str(result.metadata["offending_rows"].value)
+
+
+def test_counts_reconcile_names_an_unreadable_file_and_a_miscounted_one(tmp_path: Path) -> None:
+    """A present file that failed to load, or whose counts do not add up, fails the check."""
+    _, build_dir = _ingested(tmp_path, seg=b"not a pickle")
+    result = counts_reconcile(build_dir=build_dir)
+    assert not result.passed
+    assert result.metadata["offending"].value == 1
+    assert "data/seg/trainval.pkl" in _offending(result)
+    assert "not a readable pickle" in _offending(result)
+
+    _tamper(build_dir, "UPDATE ingest_report SET read = read + 1 WHERE setting = 'video'")
+    result = counts_reconcile(build_dir=build_dir)
+    assert result.metadata["offending"].value == 2
+    assert "data/video/trainval.pkl" in _offending(result)
+
+
+def test_results_reference_known_architectures_names_an_orphan_result(tmp_path: Path) -> None:
+    """A result whose architecture left the search list fails the check, naming the code."""
+    archs, build_dir = _ingested(tmp_path)
+    assert results_reference_known_architectures(build_dir=build_dir).passed
+    _tamper(build_dir, "DELETE FROM architectures WHERE code = ?", archs[1].code)
+    result = results_reference_known_architectures(build_dir=build_dir)
+    assert not result.passed
+    assert result.metadata["checked"].value == 3
+    assert result.metadata["offending"].value == 1
+    rows = _offending(result)
+    assert archs[1].code in rows and "video" in rows
+    assert archs[0].code not in rows and archs[2].code not in rows
+
+
+def test_no_duplicate_architectures_names_a_repeated_result_and_code(tmp_path: Path) -> None:
+    """A result stored twice and an architecture listed twice both fail the check."""
+    archs, build_dir = _ingested(tmp_path)
+    assert no_duplicate_architectures(build_dir=build_dir).passed
+    _tamper(
+        build_dir,
+        "INSERT INTO results SELECT * FROM results WHERE code = ? AND metric = 'top1'",
+        archs[0].code,
+    )
+    _tamper(
+        build_dir,
+        "INSERT INTO architectures SELECT * FROM architectures WHERE code = ?",
+        archs[2].code,
+    )
+    result = no_duplicate_architectures(build_dir=build_dir)
+    assert not result.passed
+    assert result.metadata["offending"].value == 2
+    rows = _offending(result)
+    assert archs[0].code in rows and archs[2].code in rows and archs[1].code not in rows
+
+
+def test_analytic_count_agrees_names_a_wrong_module_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of the ingest job's thop counts, the one that differs from the closed form fails the
+    check, named alone (the genuine count agrees), and no warehouse is built from it."""
+    archs = sample(2, seed=97)  # two small architectures: thop counts them in seconds
+    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+
+    def off_by_one(
+        batch: list[Arch], workers: int | None, progress: Callable[[int, int], None]
+    ) -> list[Complexity]:
+        counts = module_complexity_many(batch, workers=workers, progress=progress)
+        return [
+            Complexity(c.macs + 1, c.params) if a.code == archs[0].code else c
+            for a, c in zip(batch, counts, strict=True)
+        ]
+
+    monkeypatch.setattr("nasmr.ingest.module_complexity_many", off_by_one)
+    module = BuildOptions(complexity_method="module", workers=1)
+    with dg.instance_for_test() as instance:
+        outcome = run_job(
+            "ingest", raw_dir=raw, out_dir=tmp_path / "out", options=module, instance=instance
+        )
+    assert not outcome.success
+    rows = outcome.failed_checks["complexity.analytic_count_agrees"]
+    assert archs[0].code in rows and archs[1].code not in rows
+    assert not (tmp_path / "out" / "nasmr.duckdb").exists()
 
 
 def test_a_missing_drop_says_how_to_point_at_one(tmp_path: Path) -> None:
