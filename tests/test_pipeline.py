@@ -21,6 +21,7 @@ from nasmr.predictor import train_all
 from nasmr.rawdrop import load_pickle
 from nasmr.release import list_releases
 from nasmr.space import Arch, sample
+from nasmr.training import log_path
 from nasmr.warehouse import connect
 from pipelines.assets.models import NCP_SEARCHES
 from pipelines.assets.warehouse import (
@@ -34,6 +35,7 @@ from pipelines.jobs import weekly_refresh
 from pipelines.resources import BuildDir, BuildOptions, RawDrop
 from pipelines.run import BuildOutcome, run_job
 from pipelines.sensors import raw_drop_sensor
+from schemas.logs import LogLine
 from schemas.settings import MR_SETTINGS, SETTINGS
 from tests.drops import exact, mr_record, synthetic_frames, write_drop
 
@@ -392,6 +394,48 @@ def test_logs_job_regenerates_results_from_real_logs(log_drop: Path, tmp_path: P
     assert set(results["setting"]) == {"digits-cls", "digits-seg"}
     exported = load_pickle(tmp_path / "logs" / "trainval" / "digits-cls" / "trainval.pkl")
     assert len(exported) == results.loc[results["setting"] == "digits-cls", "code"].nunique()
+
+
+def _seg_log(root: Path, arch: Arch, metrics: dict[str, float]) -> None:
+    """A one-epoch seg run of ``arch``, an mmsegmentation ``*.log.json`` ending at ``metrics``."""
+    path = log_path(root, "seg", arch, "20250101_000000")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        LogLine(config="runner = dict(type='EpochBasedRunner', max_epochs=1)", seed=0),
+        LogLine(mode="train", epoch=1, iter=1, lr=0.01, loss=1.5),
+        LogLine.model_validate({"mode": "val", "epoch": 1, "iter": 1, **metrics}),
+    ]
+    path.write_text(
+        "".join(line.model_dump_json(by_alias=True, exclude_none=True) + "\n" for line in lines)
+    )
+
+
+def test_logs_of_a_published_setting_are_reconciled_with_its_records(tmp_path: Path) -> None:
+    """Logs of a benchmark setting are compared with its ingested records: values within the
+    rounding tolerance pass the check, a changed one fails it naming the architecture."""
+    archs = sample(2, seed=5)
+    published = [
+        {"mIoU": 70.12, "mAcc": 80.34, "aAcc": 95.56},
+        {"mIoU": 61.5, "mAcc": 72.25, "aAcc": 93.0},
+    ]
+    records = [mr_record(a, *exact(a), **m) for a, m in zip(archs, published, strict=True)]
+    raw = write_drop(tmp_path / "raw", {"seg": pickle.dumps(records)}, [a.code for a in archs])
+    out, drop = tmp_path / "out", tmp_path / "drop"
+    _seg_log(drop, archs[0], {**published[0], "mIoU": 70.124})  # within the 2-decimal rounding
+    _seg_log(drop, archs[1], published[1])
+    check = "log_reconciliation.logs_agree_with_published"
+    with dg.instance_for_test() as instance:
+        ingested = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
+        assert ingested.success, ingested.failures
+        agreed = run_job("logs", out_dir=out, log_dir=drop, options=FAST, instance=instance)
+        table = pd.read_parquet(out / "logs" / "log_reconciliation.parquet")
+        _seg_log(drop, archs[1], {**published[1], "mIoU": 62.0})
+        differed = run_job("logs", out_dir=out, log_dir=drop, options=FAST, instance=instance)
+    assert check in agreed.passed_checks
+    assert table["published_value"].notna().sum() == 6 and table["agree"].all()
+    assert check in differed.failed_checks
+    [row] = [line for line in differed.failed_checks[check].splitlines() if "| seg " in line]
+    assert archs[1].code in row and "mIoU" in row
 
 
 @pytest.mark.parametrize(
