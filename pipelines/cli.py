@@ -84,6 +84,8 @@ def build(
         )
     except PartitionError as error:
         raise click.BadParameter(str(error), param_hint="--partition") from error
+    except paths.ReleaseFolderError as error:
+        raise click.ClickException(str(error)) from error
     status = "succeeded" if outcome.success else "FAILED"
     click.echo(f"\nrun {outcome.run_id} ({job_name}): {status}")
     click.echo(f"checks: {len(outcome.passed_checks)} passed, {len(outcome.failed_checks)} failed")

@@ -56,8 +56,12 @@ def run_job(
     instance: dg.DagsterInstance | None = None,
     log_level: str = "INFO",
 ) -> BuildOutcome:
-    """Execute one job of the code location in-process; all partitions unless one is named
-    (a partition the job does not have raises PartitionError before anything runs)."""
+    """Execute one job of the code location in-process; all partitions unless one is named.
+
+    Before anything runs, a partition the job does not have raises PartitionError and a
+    build folder in a published release raises ``paths.ReleaseFolderError``.
+    """
+    paths.outside_releases(out_dir if out_dir is not None else paths.out_dir())
     defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options)
     job = defs.resolve_job_def(job_name)
     tags = _partition_tags(job, partition)

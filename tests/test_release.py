@@ -18,7 +18,6 @@ from click.testing import CliRunner
 
 import nasmr.release as release_mod
 from nasmr import __version__, paths
-from nasmr.cli import main
 from nasmr.paths import ReleaseFolderError
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import (
@@ -35,6 +34,7 @@ from nasmr.release import (
 from nasmr.space import Arch
 from nasmr.warehouse import ingest, warehouse_version, write_parquet
 from pipelines.assets.release import release_verifies
+from pipelines.cli import main  # nasmr with its build command
 from pipelines.resources import BuildDir, ReleaseDir
 from schemas.release import SCHEMA_VERSION, Version
 from schemas.settings import MR_SETTINGS
@@ -215,12 +215,17 @@ def test_release_folders_are_read_only_and_never_rebuilt(
     runner = CliRunner()
 
     def work(*args: object) -> None:
-        raise AssertionError("ingest read the drop before refusing the release")
+        raise AssertionError("a command did its work before refusing the release")
 
     monkeypatch.setattr("nasmr.warehouse.load_architectures", work)
     ingest_into_release = runner.invoke(main, ["ingest", "--raw", str(raw_dir)])
     assert ingest_into_release.exit_code == 1
     assert f"{copy} is a published release" in ingest_into_release.output
+    monkeypatch.setattr("nasmr.logs.parse_log_drop", work)
+    monkeypatch.setattr("pipelines.run.build_definitions", work)
+    build_into_release = runner.invoke(main, ["build", "--job", "ingest"])
+    assert build_into_release.exit_code == 1, build_into_release.output
+    assert f"{copy} is a published release" in build_into_release.output
     no_logs = tmp_path / "no-logs"
     no_logs.mkdir()
     for logs_command in (["parse"], ["export", "--out", str(copy / "trainval")]):

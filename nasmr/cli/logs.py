@@ -112,6 +112,14 @@ def mini(
         click.echo(path)
 
 
+def _outside_releases(out: Path) -> None:
+    """Refuse an output folder in a published release before parsing anything."""
+    try:
+        paths.outside_releases(out)
+    except paths.ReleaseFolderError as err:
+        raise click.ClickException(str(err)) from err
+
+
 @click.group()
 def logs() -> None:
     """Regenerate results from raw training logs (<setting>/<code>/<run>.log.json)."""
@@ -130,11 +138,9 @@ def parse(log_dir: Path, out: Path) -> None:
     """Parse LOG_DIR into curves, derived results and quarantine tables (Parquet)."""
     from nasmr.logs import parse_log_drop, write_log_tables
 
+    _outside_releases(out)
     parsed = parse_log_drop(log_dir)
-    try:
-        write_log_tables(parsed, out)
-    except paths.ReleaseFolderError as err:
-        raise click.ClickException(str(err)) from err
+    write_log_tables(parsed, out)
     click.echo(parsed.summary())
     click.echo(f"tables: {out}")
 
@@ -147,11 +153,12 @@ def export(log_dir: Path, out: Path) -> None:
     from nasmr.export import ExportError, export_results
     from nasmr.logs import derive_results, parse_log_drop, results_long
 
+    _outside_releases(out)
     parsed = parse_log_drop(log_dir)
     click.echo(parsed.summary())
     try:
         written = export_results(results_long(derive_results(parsed.curves)), out)
-    except (ExportError, paths.ReleaseFolderError) as err:
+    except ExportError as err:
         raise click.ClickException(str(err)) from err
     for setting, path in written.items():
         click.echo(f"{setting}: {path}")
