@@ -9,7 +9,8 @@ of predictor queries (distinct architectures scored, counted on NCP's run):
 * ``ncp``: NCP from ``starts`` pool architectures, the best predicted result;
 * ``random``: that many pool architectures drawn at random, the best predicted;
 * ``evolution``: regularised evolution (Real et al. 2019, ageing population, tournament
-  selection) whose mutation moves to one of the parent's nearest pool neighbours.
+  selection) whose mutation moves to one of the parent's nearest allowed pool
+  architectures not yet scored, so that every cycle is one query.
 
 Single objective: under a FLOPs budget (quantiles of the pool's FLOPs) each searcher
 returns one architecture; the report gives its true metric and its regret against
@@ -25,6 +26,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,7 @@ class _Pool:
     gflops: np.ndarray
     predicted: np.ndarray
     neighbours: np.ndarray
+    """Every other pool architecture of each one, nearest first."""
 
 
 def _pool(predictor: Predictor, frame: pd.DataFrame, setting: str) -> _Pool:
@@ -98,7 +101,7 @@ def _pool(predictor: Predictor, frame: pd.DataFrame, setting: str) -> _Pool:
         test[metric].to_numpy(float),
         test["flops"].to_numpy(float),
         predicted,
-        np.argsort(distance, axis=1, kind="stable")[:, :NEIGHBOURS],
+        np.argsort(distance, axis=1, kind="stable")[:, :-1],
     )
 
 
@@ -113,20 +116,14 @@ def _evolution(
 ) -> int:
     """Regularised evolution over allowed pool architectures; index of the best-scored seen."""
     ok = set(allowed.tolist())
-    seen: set[int] = set()
-    population: list[int] = []
-    for i in rng.sample(list(allowed), min(POPULATION, len(allowed), queries)):
-        population.append(i)
-        seen.add(i)
-    for _ in range(50 * queries):
-        if len(seen) >= min(queries, len(ok)):
-            break
+    budget = min(queries, len(ok))
+    population: list[int] = rng.sample(allowed.tolist(), min(POPULATION, budget))
+    seen = set(population)
+    while len(seen) < budget:
         contenders = rng.sample(population, min(TOURNAMENT, len(population)))
         parent = max(contenders, key=score.__getitem__)
-        options = [int(j) for j in neighbours[parent] if int(j) in ok]
-        if not options:
-            continue
-        child = rng.choice(options)
+        unseen = (j for j in neighbours[parent].tolist() if j in ok and j not in seen)
+        child = rng.choice(list(islice(unseen, NEIGHBOURS)))
         seen.add(child)
         population.append(child)
         population.pop(0)

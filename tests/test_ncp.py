@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,7 @@ from nasmr.predictor import (
     torch_threads,
     train_predictor,
 )
-from nasmr.search_eval import evaluate_search, hypervolume
+from nasmr.search_eval import BUDGET_QUANTILES, _evolution, _pool, evaluate_search, hypervolume
 from nasmr.space import Arch, sample
 from tests.drops import synthetic_frames
 
@@ -153,6 +155,33 @@ def test_hypervolume_of_known_points() -> None:
     # (3, 2) is dominated by (2, 3); staircase from ref (4, 0): 1*1 + 2*3
     assert hypervolume(x, y, (4.0, 0.0)) == pytest.approx(1 * 1 + 2 * 3)
     assert hypervolume(x, y, (0.5, 0.0)) == 0.0
+
+
+class _Scored(np.ndarray):
+    """Scores that record which pool architectures were read, i.e. queried."""
+
+    read: ClassVar[set[int]] = set()
+
+    def __getitem__(self, key: object) -> object:
+        _Scored.read.add(int(key))
+        return super().__getitem__(key)
+
+
+@pytest.mark.parametrize("quantile", BUDGET_QUANTILES)
+def test_evolution_makes_exactly_the_queries_it_is_given(
+    seg_predictor: Predictor, frames: dict[str, pd.DataFrame], quantile: float
+) -> None:
+    """Its population must not get stuck among scored neighbours and stop short of NCP's count."""
+    pool = _pool(seg_predictor, frames["seg"], "seg")
+    allowed = np.flatnonzero(pool.gflops <= np.quantile(pool.gflops, quantile))
+    queries = len(allowed) - 2
+    for seed in range(5):
+        _Scored.read = set()
+        found = _evolution(
+            pool.predicted.view(_Scored), allowed, pool.neighbours, queries, random.Random(seed)
+        )
+        assert len(_Scored.read) == queries and found in _Scored.read
+        assert _Scored.read <= set(allowed.tolist())
 
 
 def test_evaluate_search_writes_report_and_plots(
