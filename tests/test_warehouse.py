@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+import scipy.stats
 from click.testing import CliRunner
 
 from nasmr.checksums import sha256_file
@@ -287,3 +288,22 @@ def test_real_drop_warehouse(raw_dir: Path, tmp_path: Path) -> None:
     assert len(seg) == 2507
     assert sorted(seg["flops"]) == sorted(records["flops"])
     assert sorted(seg["params"]) == sorted(records["params"])
+
+
+def test_readme_kendall_table_is_what_kendall_sql_prints(build: Path) -> None:
+    """The shipped query orders by the exact tau, so the README's table is its stable output."""
+    repo = Path(__file__).resolve().parents[1]
+    args = ["sql", "--warehouse", str(build / "nasmr.duckdb"), "--file"]
+    printed = CliRunner().invoke(main, [*args, str(repo / "warehouse" / "sql" / "kendall.sql")])
+    assert printed.exit_code == 0, printed.output
+    readme = (repo / "README.md").read_text()
+    shown = readme.split("nasmr sql --file warehouse/sql/kendall.sql\n```\n\n```\n")[1]
+    assert printed.output == shown.split("```")[0]
+    with connect(build / "nasmr.duckdb") as con:
+        primary = con.sql(
+            "SELECT setting, code, value FROM results WHERE metric IN ('mIoU', 'top1')"
+        ).df()
+    wide = primary.pivot(index="code", columns="setting", values="value")
+    rows = [line.split() for line in printed.output.splitlines()[1:]]
+    exact = [scipy.stats.kendalltau(wide[s1], wide[s2]).statistic for s1, s2, _ in rows]
+    assert exact == sorted(exact, reverse=True)
