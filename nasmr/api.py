@@ -252,8 +252,8 @@ class Benchmark:
         When the release has a ``curves`` table (columns of ``nasmr.logs.CURVES_COLUMNS``),
         ``curves`` holds this architecture's rows in this setting as a DataFrame.
         """
+        table = self._setting(setting)  # first: a nas-bench-201 cell is not a code
         i = self.index(code)
-        table = self._setting(setting)
         out: dict[str, Any] = dict(zip(table.metrics, table.values[i].tolist(), strict=True))
         out.update(zip(COMPLEXITY_COLUMNS, self._complexity[i].tolist(), strict=True))
         if self._has_curves:
@@ -266,10 +266,11 @@ class Benchmark:
 
     def metric(self, code: str | Arch, setting: str, name: str) -> float:
         """One metric value (``flops`` and ``params`` work too)."""
+        table = self._setting(setting)  # first: a nas-bench-201 cell is not a code
         i = self.index(code)
-        if name in COMPLEXITY_COLUMNS and name not in self._setting(setting).metrics:
+        if name in COMPLEXITY_COLUMNS and name not in table.metrics:
             return float(self._complexity[i, COMPLEXITY_COLUMNS.index(name)])
-        return float(self._setting(setting).values[i, self._metric_column(setting, name)])
+        return float(table.values[i, self._metric_column(setting, name)])
 
     def to_pandas(self, setting: str) -> pd.DataFrame:
         """One row per architecture with results: code, every metric, flops (GMac), params (M)."""

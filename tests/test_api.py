@@ -203,3 +203,14 @@ def test_curves_join_the_query_when_the_release_has_them(build: Path, tmp_path: 
     with Benchmark.open(release) as opened:
         got = opened.query(code, "seg")["curves"]
     assert got["epoch"].tolist() == [1, 2] and got["value"].tolist() == [50.0, 60.0]
+
+
+def test_nas_bench_201_cells_are_sent_to_their_table(bench: Benchmark) -> None:
+    cell = (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+        "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    with pytest.raises(UnknownSettingError, match=r"another search space.*nb201_results"):
+        bench.query(cell, "nas-bench-201")
+    with pytest.raises(UnknownSettingError, match=r"another search space.*nb201_results"):
+        bench.metric("4|4|4|2|4|4", "nas-bench-201", "Acc")
