@@ -159,6 +159,10 @@ def view_statements() -> list[str]:
 def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """Open the warehouse (default ``nasmr.paths.warehouse_file()``) for queries."""
     path = Path(path) if path is not None else paths.warehouse_file()
+    if path.is_dir():
+        raise FileNotFoundError(
+            f"{path} is a folder: pass the DuckDB file, e.g. {path / WAREHOUSE_NAME}"
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"no warehouse at {path}: run `nasmr ingest` (or `nasmr build`) first, "

@@ -203,6 +203,15 @@ def test_connect_without_warehouse_says_what_to_run(tmp_path: Path) -> None:
         connect(tmp_path / "nasmr.duckdb")
 
 
+def test_connect_to_a_folder_asks_for_the_file_in_it(built: IngestResult) -> None:
+    folder = built.warehouse.parent
+    with pytest.raises(
+        FileNotFoundError, match=f"{folder} is a folder: .*{built.warehouse}"
+    ) as err:
+        connect(folder)
+    assert "nasmr ingest" not in str(err.value)
+
+
 # -- CLI -----------------------------------------------------------------------------------
 
 
