@@ -27,7 +27,7 @@ import pandas as pd
 
 from nasmr.pareto import pareto_front
 from nasmr.rawdrop import search_list_path, trainval_path
-from nasmr.release import MANIFEST, load_manifest, resolve_release
+from nasmr.release import MANIFEST, ReleaseError, load_manifest, resolve_release
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import WAREHOUSE_NAME
 from schemas.release import ReleaseManifest
@@ -93,6 +93,10 @@ class Benchmark:
         path = Path(ref)
         if (path / WAREHOUSE_NAME).is_file() and not (path / MANIFEST).is_file():
             return cls(path, None)
+        if path.is_file():
+            raise ReleaseError(
+                f"{path} is a file: open the folder holding it (a build or release), {path.parent}"
+            )
         root = resolve_release(ref, releases_dir)
         return cls(root, load_manifest(root))
 

@@ -51,6 +51,12 @@ def test_open_by_latest_version_folder_or_build(releases: Path, build: Path) -> 
         Benchmark.open("2.0.0", releases)
 
 
+def test_open_a_warehouse_file_names_its_folder(build: Path) -> None:
+    with pytest.raises(ReleaseError, match=r"nasmr\.duckdb is a file: open the folder") as err:
+        Benchmark.open(build / "nasmr.duckdb")
+    assert str(build) in str(err.value)
+
+
 def test_architectures_are_the_evaluated_ones_in_search_order(
     bench: Benchmark, raw_dir: Path
 ) -> None:
