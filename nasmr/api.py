@@ -323,7 +323,10 @@ class Benchmark:
 
     def sql(self, query: str, parameters: list[Any] | None = None) -> pd.DataFrame:
         """Run a read-only SQL query on the release's DuckDB file."""
-        return self._con.execute(query, parameters or []).df()
+        result = self._con.execute(query, parameters or [])
+        if result is None:  # DuckDB returns nothing for a query without statements
+            raise ValueError(f"no SQL statement in {query!r}")
+        return result.df()
 
     # -- export ----------------------------------------------------------------------------
 

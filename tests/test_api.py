@@ -182,6 +182,8 @@ def test_sql_is_read_only(bench: Benchmark) -> None:
     assert bench.sql("SELECT count(*) AS n FROM nb201_results")["n"].item() == 15625
     with pytest.raises(duckdb.Error, match="read-only"):
         bench.sql("DELETE FROM results")
+    with pytest.raises(ValueError, match="no SQL statement in '-- all commented out'"):
+        bench.sql("-- all commented out")
 
 
 def test_curves_join_the_query_when_the_release_has_them(build: Path, tmp_path: Path) -> None:
