@@ -292,6 +292,8 @@ class Benchmark:
         Ties go to fewer FLOPs, then search-list order. Columns: index, code,
         the metric, flops, params.
         """
+        if k < 1:  # head(-1) would silently return every row but the last
+            raise ValueError(f"k must be at least 1, got {k}")
         frame = self._frame(setting, metric)
         if max_gflops is not None:
             frame = frame[frame["flops"] <= max_gflops]

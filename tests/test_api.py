@@ -113,6 +113,9 @@ def test_best_is_the_top_k_within_the_budget(bench: Benchmark) -> None:
     assert [bench.codes[i] for i in top["index"]] == top["code"].tolist()
     assert bench.best("seg", "mIoU", k=1)["mIoU"].item() == frame["mIoU"].max()
     assert bench.best("seg", "mIoU", max_gflops=0.0).empty
+    for k in (0, -1):
+        with pytest.raises(ValueError, match=f"k must be at least 1, got {k}"):
+            bench.best("seg", "mIoU", k=k)
 
 
 def test_pareto_front_is_exactly_the_non_dominated_set(bench: Benchmark) -> None:
