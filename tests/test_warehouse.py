@@ -260,6 +260,15 @@ def test_cli_sql_formats(built: IngestResult) -> None:
         {"setting": "3ddet", "status": "missing", "read": 0},
         {"setting": "seg", "status": "ok", "read": 5},
     ]
+    none = [
+        "sql",
+        "--warehouse",
+        str(built.warehouse),
+        query.replace("'seg'", "'nope'") + " AND read > 0",
+    ]
+    empty = CliRunner().invoke(main, none)
+    assert empty.exit_code == 0, empty.output
+    assert empty.output == "setting  status  read\n(0 rows)\n"
 
 
 def test_cli_sql_errors(built: IngestResult, tmp_path: Path) -> None:

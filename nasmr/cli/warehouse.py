@@ -101,5 +101,7 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
     elif fmt == "json":
         records = json.loads(frame.to_json(orient="records", date_format="iso", date_unit="us"))
         click.echo(json.dumps(records, indent=2))
+    elif frame.empty:  # pandas would print "Empty DataFrame" and the column list
+        click.echo("  ".join(map(str, frame.columns)) + "\n(0 rows)")
     else:
         click.echo(frame.to_string(index=False))
