@@ -120,12 +120,26 @@ def _spy(monkeypatch: pytest.MonkeyPatch, target: str) -> list[object]:
     return calls
 
 
-def test_cli_show_counts_the_module_too(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", SMALLEST.code, "--method", "module"],
+        [SMALLEST.code, "--method", "module"],
+        ["--method", "module", SMALLEST.code],
+    ],
+)
+def test_cli_show_counts_the_module_too(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
     built = _spy(monkeypatch, "nasmr.complexity.module_complexity")
-    result = CliRunner().invoke(main, ["complexity", "show", SMALLEST.code, "--method", "module"])
+    result = CliRunner().invoke(main, ["complexity", *args])
     assert result.exit_code == 0, result.output
     assert built == [SMALLEST]  # the supernet was built, not the closed form taken
     assert f"({analytic_complexity(SMALLEST).macs} multiply-accumulates)" in result.output
+
+
+def test_cli_unknown_option_is_named() -> None:
+    result = CliRunner().invoke(main, ["complexity", "--bogus", SMALLEST.code])
+    assert result.exit_code == 2
+    assert "No such option '--bogus'" in result.output
 
 
 def test_cli_rejects_a_bad_code_without_a_traceback() -> None:

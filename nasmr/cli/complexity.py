@@ -13,17 +13,21 @@ from schemas.settings import MR_SETTINGS
 
 
 class _CodeOrCommand(click.Group):
-    """A group whose first argument is a subcommand or, failing that, an architecture code."""
+    """A group whose first argument is a subcommand or, failing that, ``show``'s arguments.
+
+    Options the group does not know are left in place for ``show``, so
+    ``nasmr complexity --method module CODE`` works as ``show`` does.
+    """
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        if args and args[0] not in self.commands:
             return "show", self.commands["show"], args
         return super().resolve_command(ctx, args)
 
 
-@click.group(cls=_CodeOrCommand)
+@click.group(cls=_CodeOrCommand, context_settings={"ignore_unknown_options": True})
 def complexity() -> None:
     """Exact FLOPs (GMac) and params of architectures, as the benchmark publishes them.
 
