@@ -224,6 +224,18 @@ class Benchmark:
         """The metrics a setting reports."""
         return self._setting(setting).metrics
 
+    def _row(self, code: str | Arch, setting: str) -> tuple[_SettingTable, int]:
+        """The setting's table and the architecture's row, which must have results there."""
+        table = self._setting(setting)  # first: a nas-bench-201 cell is not a code
+        i = self.index(code)
+        if np.isnan(table.values[i]).all():
+            elsewhere = [s for s, t in self._tables.items() if not np.isnan(t.values[i]).all()]
+            raise UnknownArchitectureError(
+                f"architecture {self._codes[i]} has no results in setting {setting!r}; "
+                f"it has results in: {', '.join(elsewhere)}"
+            )
+        return table, i
+
     def _setting(self, setting: str) -> _SettingTable:
         table = self._tables.get(setting)
         if table is not None:
@@ -256,8 +268,7 @@ class Benchmark:
         When the release has a ``curves`` table (columns of ``nasmr.logs.CURVES_COLUMNS``),
         ``curves`` holds this architecture's rows in this setting as a DataFrame.
         """
-        table = self._setting(setting)  # first: a nas-bench-201 cell is not a code
-        i = self.index(code)
+        table, i = self._row(code, setting)
         out: dict[str, Any] = dict(zip(table.metrics, table.values[i].tolist(), strict=True))
         out.update(zip(COMPLEXITY_COLUMNS, self._complexity[i].tolist(), strict=True))
         if self._has_curves:
@@ -270,8 +281,7 @@ class Benchmark:
 
     def metric(self, code: str | Arch, setting: str, name: str) -> float:
         """One metric value (``flops`` and ``params`` work too)."""
-        table = self._setting(setting)  # first: a nas-bench-201 cell is not a code
-        i = self.index(code)
+        table, i = self._row(code, setting)
         if name in COMPLEXITY_COLUMNS and name not in table.metrics:
             return float(self._complexity[i, COMPLEXITY_COLUMNS.index(name)])
         return float(table.values[i, self._metric_column(setting, name)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +23,9 @@ from nasmr.pareto import pareto_front
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import ReleaseError, publish_release
 from nasmr.space import Arch
-from nasmr.warehouse import write_parquet
+from nasmr.warehouse import ingest, write_parquet
 from schemas.settings import MR_SETTINGS
+from tests.test_ingest import EVALUATED, WHEN, clean_files, cls_record, write_drop
 
 PRESENT = tuple(s for s in MR_SETTINGS if s != "3ddet")
 
@@ -55,6 +57,26 @@ def test_open_a_warehouse_file_names_its_folder(build: Path) -> None:
     with pytest.raises(ReleaseError, match=r"nasmr\.duckdb is a file: open the folder") as err:
         Benchmark.open(build / "nasmr.duckdb")
     assert str(build) in str(err.value)
+
+
+def test_query_of_a_setting_without_the_architecture_says_where_it_has_results(
+    tmp_path: Path,
+) -> None:
+    files = clean_files()
+    files["cls-10c"] = pickle.dumps([cls_record(a, i) for i, a in enumerate(EVALUATED[:-1])])
+    built = ingest(write_drop(tmp_path / "drop", files), tmp_path / "out", ingested_at=WHEN)
+    with Benchmark.open(built.warehouse.parent) as opened:
+        assert opened.query(EVALUATED[0], "cls-10c")["top1"] == 50.0
+        for ask in (
+            lambda: opened.query(EVALUATED[-1], "cls-10c"),
+            lambda: opened.metric(EVALUATED[-1], "cls-10c", "flops"),
+        ):
+            with pytest.raises(UnknownArchitectureError) as err:
+                ask()
+            assert str(err.value) == (
+                f"architecture {EVALUATED[-1].code} has no results in setting 'cls-10c'; "
+                "it has results in: seg"
+            )
 
 
 def test_architectures_are_the_evaluated_ones_in_search_order(
