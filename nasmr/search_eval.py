@@ -253,7 +253,11 @@ def _pareto_rows(
 
 
 def _plot(pool: _Pool, setting: str, picks: dict[str, np.ndarray], path: Path) -> None:
-    """Pool, its true Pareto front and each searcher's picks, metric against GMac."""
+    """Pool, its true Pareto front and each searcher's picks, metric against GMac.
+
+    Picks are hollow markers of distinct shapes, so architectures that several searchers
+    found stay visible.
+    """
     metric = get_setting(setting).primary_metric
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
@@ -266,11 +270,12 @@ def _plot(pool: _Pool, setting: str, picks: dict[str, np.ndarray], path: Path) -
         ax.scatter(
             pool.gflops[idx],
             pool.metric[idx],
-            s=28,
-            c=colour,
+            s=60,
+            facecolors="none",
+            edgecolors=colour,
+            linewidths=1.4,
             marker=marker,
             label=method,
-            alpha=0.8,
         )
     ax.set_xscale("log")
     ax.set_xlabel("GMac (exact)")
