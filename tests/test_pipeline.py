@@ -23,7 +23,7 @@ from nasmr.release import list_releases
 from nasmr.space import Arch, sample
 from nasmr.training import log_path
 from nasmr.warehouse import connect
-from pipelines.assets.models import NCP_SEARCHES
+from pipelines.assets.models import NCP_SEARCHES, search_evaluation
 from pipelines.assets.warehouse import (
     counts_reconcile,
     no_duplicate_architectures,
@@ -523,3 +523,22 @@ def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         [run] = instance.get_runs()
     assert run.job_name == "ingest" and run.is_success
+
+
+def test_search_evaluation_without_mr_predictors_is_skipped_not_failed(tmp_path: Path) -> None:
+    from tests.test_ingest import WHEN, clean_files
+    from tests.test_ingest import write_drop as write_small_drop
+
+    drop = write_small_drop(tmp_path / "drop", clean_files())
+    warehouse.ingest(drop, tmp_path / "build", ingested_at=WHEN)
+    stale = tmp_path / "build" / "reports" / "search_report.md"
+    stale.parent.mkdir()
+    stale.write_text("from an earlier build\n")
+    with dg.build_asset_context() as context:
+        result = search_evaluation(
+            context,
+            build_dir=BuildDir(path=str(tmp_path / "build")),
+            options=BuildOptions(predictor_settings=["nas-bench-201"]),
+        )
+    assert result.metadata["skipped"] == "no MR setting among the predictors' settings"
+    assert not stale.exists()  # an earlier build's report must not reach the release

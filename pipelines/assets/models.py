@@ -11,6 +11,7 @@ from nasmr.warehouse import WAREHOUSE_NAME, setting_frames, warehouse_version, w
 from pipelines.assets.warehouse import warehouse
 from pipelines.metadata import preview, timed
 from pipelines.resources import BuildDir, BuildOptions
+from schemas.settings import get_setting
 
 MODELS_GROUP = "models"
 
@@ -102,8 +103,14 @@ def search_evaluation(
     context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
 ) -> dg.MaterializeResult:
     """NCP vs random search and regularised evolution against the benchmark's ground truth:
-    regret under FLOPs budgets, Pareto fronts, hypervolumes and plots."""
-    out = build_dir.fresh("reports")
+    regret under FLOPs budgets, Pareto fronts, hypervolumes and plots (skipped, like
+    ``ncp_results``, when the predictors cover no MR setting)."""
+    out = build_dir.fresh("reports")  # also when skipped: no earlier report may be released
+    frames = chosen_frames(build_dir, options)
+    if not any(get_setting(s).is_mr for s in frames):
+        reason = "no MR setting among the predictors' settings"
+        context.log.warning(f"search evaluation: skipped, {reason}")
+        return dg.MaterializeResult(metadata={"skipped": reason})
     metadata: dict[str, object] = {}
 
     def progress(done: int, total: int, setting: str) -> None:
@@ -111,7 +118,7 @@ def search_evaluation(
 
     with timed(metadata):
         evaluate_search(
-            chosen_frames(build_dir, options),
+            frames,
             build_dir.root() / "predictors",
             out,
             seed=options.seed,
