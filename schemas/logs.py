@@ -144,8 +144,13 @@ DIGITS_SETTINGS: dict[str, Setting] = {
 
 
 def log_setting(name: str) -> Setting:
-    """A setting a log drop may hold: the benchmark's MR settings or a digits setting."""
-    known = {**{k: s for k, s in SETTINGS.items() if s.is_mr}, **DIGITS_SETTINGS}
+    """A setting a log drop may hold: a digits setting or an MR setting whose metrics logs carry.
+
+    3ddet is not one: no key of :data:`METRIC_KEYS` means its ``moderate``, so none of its
+    evaluation lines could be required to hold a metric, and an export of it could not be written.
+    """
+    logged = {k: s for k, s in SETTINGS.items() if s.is_mr and set(s.metrics) <= set(METRICS)}
+    known = {**logged, **DIGITS_SETTINGS}
     try:
         return known[name]
     except KeyError:

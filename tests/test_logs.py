@@ -403,6 +403,23 @@ def test_files_out_of_layout_are_quarantined_whole(copy: Path) -> None:
     assert (parsed.runs["status"] == "accepted").all() and len(parsed.runs) == 4
 
 
+def test_a_setting_without_a_log_metric_is_quarantined(copy: Path, tmp_path: Path) -> None:
+    """3ddet's ``moderate`` has no log key: its runs would be accepted with no metric required."""
+    path = _logs(copy, "digits-cls")[0]
+    target = copy / "logs" / "3ddet" / path.parent.name / path.name
+    target.parent.mkdir(parents=True)
+    path.rename(target)
+    parsed = parse_log_drop(copy)
+    name = _name(copy, target)
+    assert parsed.quarantine["file"].tolist() == [name]
+    assert parsed.quarantine["reason"].iloc[0].startswith("folder is not a known setting: ")
+    assert "3ddet" not in set(parsed.runs["setting"])
+    assert sorted(export_results(results_long(derive_results(parsed.curves)), tmp_path)) == [
+        "digits-cls",
+        "digits-seg",
+    ]
+
+
 def test_missing_log_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="log folder not found"):
         parse_log_drop(tmp_path / "nowhere")
