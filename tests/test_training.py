@@ -140,5 +140,8 @@ def test_cli_train(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     path = Path(result.output.strip())
     assert path == log_path(tmp_path, "digits-cls", TINY, "cli") and path.is_file()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and isinstance(again.exception, SystemExit), again.output
+    assert f"Error: {path}: a log of this run exists" in again.output
     bad = CliRunner().invoke(main, ["train", "8_8", "--setting", "digits-cls", "--out", "x"])
     assert bad.exit_code == 2 and "invalid code" in bad.output

@@ -82,7 +82,12 @@ def train(
         train_images=train_images,
         val_images=val_images,
     )
-    click.echo(run_training(arch, setting, out, config, run))
+    try:
+        click.echo(run_training(arch, setting, out, config, run))
+    except FileExistsError as err:  # logs are never overwritten: a drop keeps every run
+        raise click.ClickException(
+            f"{err.filename}: a log of this run exists; name another with --run"
+        ) from err
 
 
 @click.command()
