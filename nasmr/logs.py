@@ -62,7 +62,17 @@ from nasmr.warehouse import write_parquet
 from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
 from schemas.settings import SEG_METRICS
 
-RECONCILE_TOLERANCE = 0.005 + 1e-9
+PUBLISHED_DECIMALS: dict[str, int] = {"video": 3, "video-p": 3}
+"""Decimals of the published values where not 2: HMDB51 top-k is published as 23.043."""
+
+
+def reconcile_tolerance(setting: str) -> float:
+    """Half a unit in the last decimal ``setting`` publishes, plus float slack: the most a
+    log value may differ from the published one that rounds it."""
+    return 0.5 * 10.0 ** -PUBLISHED_DECIMALS.get(setting, 2) + 1e-9
+
+
+RECONCILE_TOLERANCE = reconcile_tolerance("seg")
 """A log value agrees with a published one within half a unit of the published
 2-decimal rounding (plus float slack): 67.085 from a log agrees with 67.08 and 67.09."""
 
@@ -702,13 +712,14 @@ def write_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
 def reconcile(
     derived: pd.DataFrame,
     published: Mapping[str, pd.DataFrame],
-    tolerance: float = RECONCILE_TOLERANCE,
+    tolerance: float | None = None,
 ) -> pd.DataFrame:
     """Compare final log values with published ones (``log_reconciliation`` table).
 
     ``published`` maps a setting to its valid records (``code`` + metric columns, as
     :func:`nasmr.ingest.load_setting` gives them). ``agree`` holds when
-    ``|log - published| <= tolerance``; a log value without a published one never agrees.
+    ``|log - published| <= tolerance``, by default the setting's
+    :func:`reconcile_tolerance`; a log value without a published one never agrees.
     """
     frames = [
         frame.melt(
@@ -727,5 +738,6 @@ def reconcile(
         .merge(pub.astype({"published_value": "float64"}), how="left", on=columns[:3])
     )
     out["diff"] = out["log_value"] - out["published_value"]
-    out["agree"] = out["diff"].abs().le(tolerance)
+    limit = out["setting"].map(reconcile_tolerance) if tolerance is None else tolerance
+    out["agree"] = out["diff"].abs().le(limit)
     return out[list(RECONCILIATION_COLUMNS)].reset_index(drop=True)

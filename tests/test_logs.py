@@ -514,6 +514,25 @@ def test_reconcile_reads_ingested_frames(raw_dir: Path) -> None:
     assert table["published_value"].tolist() == valid["mIoU"].tolist()
 
 
+def test_reconcile_holds_video_to_its_three_published_decimals(raw_dir: Path) -> None:
+    """HMDB51 top-1 is published as 23.043: a log value of 23.047 differs from it."""
+    from nasmr.ingest import load_setting
+
+    for setting in ("video", "video-p"):
+        valid = load_setting(raw_dir, setting).valid
+        assert ((valid["top1"] * 100).round(6) % 1 != 0).any()  # more than two decimals
+        valid = valid.head(3)
+        derived = pd.DataFrame(
+            {
+                "code": valid["code"],
+                "setting": setting,
+                "metric": "top1",
+                "final_value": valid["top1"] + [0.0, 0.0004, 0.004],
+            }
+        )
+        assert reconcile(derived, {setting: valid})["agree"].tolist() == [True, True, False]
+
+
 # -- export -------------------------------------------------------------------------
 
 
