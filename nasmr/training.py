@@ -43,6 +43,9 @@ from schemas.settings import Task
 VAL_SPLIT = 360
 """Images of the fixed validation split (the rest are for training)."""
 
+TRAIN_SPLIT = 1797 - VAL_SPLIT
+"""Images of the training split: the rest of scikit-learn's 1797 digits."""
+
 SPLIT_SEED = 0
 INK_THRESHOLD = 8
 """A pixel (0..16) at or above this is a digit stroke in the segmentation masks."""
@@ -72,6 +75,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.log_interval, self.threads) < 1:
             raise ValueError("epochs, batch_size, log_interval and threads must be >= 1")
+        if not 1 <= self.train_images <= TRAIN_SPLIT:  # the log's config states the count
+            raise ValueError(f"train_images must be in [1, {TRAIN_SPLIT}], got {self.train_images}")
         if not 1 <= self.val_images <= VAL_SPLIT:
             raise ValueError(f"val_images must be in [1, {VAL_SPLIT}], got {self.val_images}")
         if self.image_size < 32 or self.image_size % 32:

@@ -126,6 +126,8 @@ def test_invalid_schedules_and_settings_are_refused(tmp_path: Path) -> None:
         TrainConfig(image_size=48)
     with pytest.raises(ValueError, match=r"val_images must be in \[1, 360\]"):
         TrainConfig(val_images=400)
+    with pytest.raises(ValueError, match=r"train_images must be in \[1, 1437\]"):
+        TrainConfig(train_images=5000)  # the log's config would claim 5000, not the 1437 used
     with pytest.raises(ValueError, match="trainable: digits-cls, digits-seg"):
         train(TINY, "seg", tmp_path)
     train(TINY, "digits-cls", tmp_path, TrainConfig(epochs=1, train_images=8, val_images=8), "r")
