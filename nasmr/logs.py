@@ -68,13 +68,10 @@ PUBLISHED_DECIMALS: dict[str, int] = {"video": 3, "video-p": 3}
 
 def reconcile_tolerance(setting: str) -> float:
     """Half a unit in the last decimal ``setting`` publishes, plus float slack: the most a
-    log value may differ from the published one that rounds it."""
+    log value may differ from the published one that rounds it (67.085 agrees with 67.08
+    and 67.09)."""
     return 0.5 * 10.0 ** -PUBLISHED_DECIMALS.get(setting, 2) + 1e-9
 
-
-RECONCILE_TOLERANCE = reconcile_tolerance("seg")
-"""A log value agrees with a published one within half a unit of the published
-2-decimal rounding (plus float slack): 67.085 from a log agrees with 67.08 and 67.09."""
 
 BATCH_BYTES = 2 * 1024 * 1024
 """Log bytes read into one buffer, one Arrow record batch: DuckDB's threads parse batches
@@ -712,14 +709,13 @@ def write_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
 def reconcile(
     derived: pd.DataFrame,
     published: Mapping[str, pd.DataFrame],
-    tolerance: float | None = None,
 ) -> pd.DataFrame:
     """Compare final log values with published ones (``log_reconciliation`` table).
 
     ``published`` maps a setting to its valid records (``code`` + metric columns, as
     :func:`nasmr.ingest.load_setting` gives them). ``agree`` holds when
-    ``|log - published| <= tolerance``, by default the setting's
-    :func:`reconcile_tolerance`; a log value without a published one never agrees.
+    ``|log - published|`` is at most the setting's :func:`reconcile_tolerance`; a log
+    value without a published one never agrees.
     """
     frames = [
         frame.melt(
@@ -738,6 +734,5 @@ def reconcile(
         .merge(pub.astype({"published_value": "float64"}), how="left", on=columns[:3])
     )
     out["diff"] = out["log_value"] - out["published_value"]
-    limit = out["setting"].map(reconcile_tolerance) if tolerance is None else tolerance
-    out["agree"] = out["diff"].abs().le(limit)
+    out["agree"] = out["diff"].abs().le(out["setting"].map(reconcile_tolerance))
     return out[list(RECONCILIATION_COLUMNS)].reset_index(drop=True)

@@ -20,10 +20,10 @@ from nasmr.cli import main
 from nasmr.complexity import analytic_complexity
 from nasmr.export import ExportError, export_results, records_frame, write_trainval
 from nasmr.logs import (
-    RECONCILE_TOLERANCE,
     derive_results,
     parse_log_drop,
     reconcile,
+    reconcile_tolerance,
     results_long,
 )
 from nasmr.rawdrop import load_pickle
@@ -481,7 +481,7 @@ def test_reconcile_flags_a_changed_published_value(tmp_path: Path, clean: pd.Dat
 
     seg = published["digits-seg"]
     seg.loc[0, "mIoU"] += 0.5  # a deliberate change
-    seg.loc[1, "mAcc"] += RECONCILE_TOLERANCE - 1e-6  # within the rounding tolerance
+    seg.loc[1, "mAcc"] += reconcile_tolerance("seg") - 1e-6  # within the rounding tolerance
     table = reconcile(clean, published)
     bad = table[~table["agree"]]
     assert bad[["code", "setting", "metric"]].values.tolist() == [
