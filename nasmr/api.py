@@ -27,7 +27,7 @@ import pandas as pd
 
 from nasmr.pareto import pareto_front
 from nasmr.rawdrop import search_list_path, trainval_path
-from nasmr.release import MANIFEST, ReleaseError, load_manifest, resolve_release
+from nasmr.release import MANIFEST, load_manifest, resolve_release
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import WAREHOUSE_NAME
 from schemas.release import ReleaseManifest
@@ -59,10 +59,12 @@ class UnknownMetricError(BenchmarkKeyError):
 
 @dataclass(frozen=True, slots=True)
 class _SettingTable:
-    """One setting's metric values: ``values[i, j]`` is metric ``j`` of architecture ``i``."""
+    """One setting's metric values: ``values[i, j]`` is metric ``j`` of architecture ``i``;
+    ``evaluated[i]`` whether architecture ``i`` has results in the setting."""
 
     metrics: tuple[str, ...]
     values: np.ndarray
+    evaluated: np.ndarray
 
 
 class Benchmark:
@@ -93,10 +95,6 @@ class Benchmark:
         path = Path(ref)
         if (path / WAREHOUSE_NAME).is_file() and not (path / MANIFEST).is_file():
             return cls(path, None)
-        if path.is_file():
-            raise ReleaseError(
-                f"{path} is a file: open the folder holding it (a build or release), {path.parent}"
-            )
         root = resolve_release(ref, releases_dir)
         return cls(root, load_manifest(root))
 
@@ -153,7 +151,7 @@ class Benchmark:
             for j, metric in enumerate(metrics):
                 positions, column = found[metric]
                 values[positions, j] = np.array(column, dtype=float)
-            tables[setting] = _SettingTable(metrics, values)
+            tables[setting] = _SettingTable(metrics, values, ~np.isnan(values).all(axis=1))
         return tables
 
     # -- architectures ---------------------------------------------------------------------
@@ -228,8 +226,8 @@ class Benchmark:
         """The setting's table and the architecture's row, which must have results there."""
         table = self._setting(setting)  # first: a nas-bench-201 cell is not a code
         i = self.index(code)
-        if np.isnan(table.values[i]).all():
-            elsewhere = [s for s, t in self._tables.items() if not np.isnan(t.values[i]).all()]
+        if not table.evaluated[i]:
+            elsewhere = [s for s, t in self._tables.items() if t.evaluated[i]]
             raise UnknownArchitectureError(
                 f"architecture {self._codes[i]} has no results in setting {setting!r}; "
                 f"it has results in: {', '.join(elsewhere)}"

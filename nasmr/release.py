@@ -153,6 +153,11 @@ def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
             raise ReleaseError(f"no release published yet ({choices})")
         return root / published[-1]
     if not _is_version(str(ref)):
+        if Path(ref).is_file():
+            where = Path(ref).parent
+            raise ReleaseError(
+                f"{ref} is a file: open the folder holding it (a build or release), {where}"
+            )
         raise ReleaseError(f"{ref}: neither 'latest', a version nor a release folder ({choices})")
     if str(ref) not in published:
         raise ReleaseError(f"release {ref} not found ({choices})")

@@ -59,6 +59,16 @@ def test_open_a_warehouse_file_names_its_folder(build: Path) -> None:
     assert str(build) in str(err.value)
 
 
+def test_open_latest_or_a_version_is_not_a_file_of_that_name(
+    releases: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("latest", "1.0.0"):
+        (tmp_path / name).write_text("not a release\n")
+        with Benchmark.open(name, releases) as opened:
+            assert opened.manifest is not None and opened.manifest.version == "1.0.0"
+
+
 def test_query_of_a_setting_without_the_architecture_says_where_it_has_results(
     tmp_path: Path,
 ) -> None:
