@@ -218,6 +218,8 @@ def train(
         raise ValueError(f"unknown setting {setting!r}; trainable: {', '.join(DIGITS_SETTINGS)}")
     task = DIGITS_SETTINGS[setting].task
     path = log_path(out_dir, setting, arch, run or time.strftime("%Y%m%d_%H%M%S"))
+    if path.exists():  # before training, not after: logs are never overwritten
+        raise FileExistsError(f"{path}: a log of this run exists; name the run otherwise")
     torch.manual_seed(config.seed)
     data = digits_data(task, config.image_size, config.train_images, config.val_images)
     model = Supernet(

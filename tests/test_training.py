@@ -145,5 +145,11 @@ def test_cli_train(tmp_path: Path) -> None:
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and isinstance(again.exception, SystemExit), again.output
     assert f"Error: {path}: a log of this run exists" in again.output
+    blocked = tmp_path / "blocked"
+    (blocked / "logs" / "digits-cls").mkdir(parents=True)
+    (blocked / "logs" / "digits-cls" / TINY.code).write_text("a file where a folder goes\n")
+    in_the_way = CliRunner().invoke(main, [*args, "--out", str(blocked)])  # the last --out
+    assert in_the_way.exit_code == 1, in_the_way.output
+    assert f"File exists: '{blocked / 'logs' / 'digits-cls' / TINY.code}'" in in_the_way.output
     bad = CliRunner().invoke(main, ["train", "8_8", "--setting", "digits-cls", "--out", "x"])
     assert bad.exit_code == 2 and "invalid code" in bad.output

@@ -84,10 +84,8 @@ def train(
     )
     try:
         click.echo(run_training(arch, setting, out, config, run))
-    except FileExistsError as err:  # logs are never overwritten: a drop keeps every run
-        raise click.ClickException(
-            f"{err.filename}: a log of this run exists; name another with --run"
-        ) from err
+    except FileExistsError as err:  # the run's log, or a file where its folder goes
+        raise click.ClickException(str(err)) from err
 
 
 @click.command()
