@@ -63,7 +63,7 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "code": "architecture code (architectures.code)",
         "setting": "NAS-Bench-MR setting (seg, seg-4x, cls-10c, ..., video-p)",
         "metric": "mIoU, mAcc, aAcc (segmentation) or top1, top5 (classification, video)",
-        "value": "the metric in percent, as published (two decimals)",
+        "value": "the metric in percent, as published (two decimals; three for video, video-p)",
     },
     "complexity": {
         "code": "architecture code (architectures.code)",
