@@ -23,7 +23,7 @@ from nasmr.predictor import (
     torch_threads,
     train_predictor,
 )
-from nasmr.search_eval import BUDGET_QUANTILES, _evolution, _pool, evaluate_search, hypervolume
+from nasmr.search_eval import POPULATION, _evolution, _pool, evaluate_search, hypervolume
 from nasmr.space import Arch, sample
 from tests.drops import synthetic_frames
 
@@ -167,7 +167,7 @@ class _Scored(np.ndarray):
         return super().__getitem__(key)
 
 
-@pytest.mark.parametrize("quantile", BUDGET_QUANTILES)
+@pytest.mark.parametrize("quantile", [0.5, 1.0])
 def test_evolution_makes_exactly_the_queries_it_is_given(
     seg_predictor: Predictor, frames: dict[str, pd.DataFrame], quantile: float
 ) -> None:
@@ -175,6 +175,7 @@ def test_evolution_makes_exactly_the_queries_it_is_given(
     pool = _pool(seg_predictor, frames["seg"], "seg")
     allowed = np.flatnonzero(pool.gflops <= np.quantile(pool.gflops, quantile))
     queries = len(allowed) - 2
+    assert queries > POPULATION  # else the first population is every query and nothing evolves
     for seed in range(5):
         _Scored.read = set()
         found = _evolution(
