@@ -29,7 +29,7 @@ from nasmr.pareto import pareto_front
 from nasmr.rawdrop import search_list_path, trainval_path
 from nasmr.release import MANIFEST, load_manifest, resolve_release
 from nasmr.space import Arch, ArchError
-from nasmr.warehouse import WAREHOUSE_NAME
+from nasmr.warehouse import WAREHOUSE_NAME, query_frame
 from schemas.release import ReleaseManifest
 from schemas.settings import MR_SETTINGS, SETTINGS
 
@@ -333,10 +333,7 @@ class Benchmark:
 
     def sql(self, query: str, parameters: list[Any] | None = None) -> pd.DataFrame:
         """Run a read-only SQL query on the release's DuckDB file."""
-        result = self._con.execute(query, parameters or [])
-        if result is None:  # DuckDB returns nothing for a query without statements
-            raise ValueError(f"no SQL statement in {query!r}")
-        return result.df()
+        return query_frame(self._con, query, parameters or [])
 
     # -- export ----------------------------------------------------------------------------
 

@@ -171,6 +171,20 @@ def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPy
     return duckdb.connect(str(path), read_only=read_only)
 
 
+def query_frame(
+    con: duckdb.DuckDBPyConnection, query: str, parameters: Sequence[object] = ()
+) -> pd.DataFrame:
+    """The result of ``query`` (of its last statement) as a DataFrame.
+
+    DuckDB returns no result at all for a query without statements (empty, or only
+    comments); that is refused with a ``ValueError`` rather than printed as nothing.
+    """
+    result = con.execute(query, list(parameters))
+    if result is None:
+        raise ValueError(f"no SQL statement in {query!r}")
+    return result.df()
+
+
 def ingest(
     raw_dir: Path,
     out_dir: Path,

@@ -282,6 +282,9 @@ def test_cli_sql_errors(built: IngestResult, tmp_path: Path) -> None:
     )
     assert missing.exit_code == 1
     assert "run `nasmr ingest`" in missing.output
+    nothing = CliRunner().invoke(main, ["sql", "--warehouse", str(built.warehouse), "/* off */"])
+    assert nothing.exit_code == 1
+    assert "Error: no SQL statement in '/* off */'" in nothing.output
 
 
 # -- the real drop ---------------------------------------------------------------------------

@@ -84,15 +84,12 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
         raise click.UsageError("give the query either as an argument or with --file")
     query = query if query is not None else query_file.read()
 
-    from nasmr.warehouse import connect
+    from nasmr.warehouse import connect, query_frame
 
     try:
         with connect(warehouse) as con:
-            relation = con.sql(query)
-            if relation is None:
-                return
-            frame = relation.df()
-    except FileNotFoundError as err:
+            frame = query_frame(con, query)
+    except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     except duckdb.Error as err:
         raise click.ClickException(f"SQL error: {err}") from err
