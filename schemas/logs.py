@@ -151,7 +151,12 @@ def log_setting(name: str) -> Setting:
     """
     logged = {k: s for k, s in SETTINGS.items() if s.is_mr and set(s.metrics) <= set(METRICS)}
     known = {**logged, **DIGITS_SETTINGS}
-    try:
+    if name in known:
         return known[name]
-    except KeyError:
-        raise KeyError(f"unknown setting {name!r}; known settings: {', '.join(known)}") from None
+    if name in SETTINGS and SETTINGS[name].is_mr:
+        missing = sorted(set(SETTINGS[name].metrics) - set(METRICS))
+        raise KeyError(
+            f"setting {name!r} publishes {', '.join(missing)}, which no log key carries; "
+            f"settings with logs: {', '.join(known)}"
+        )
+    raise KeyError(f"unknown setting {name!r}; known settings: {', '.join(known)}")
