@@ -38,6 +38,8 @@ from pipelines.sensors import raw_drop_sensor
 from schemas.logs import LogLine
 from schemas.settings import MR_SETTINGS, SETTINGS
 from tests.drops import exact, mr_record, synthetic_frames, write_drop
+from tests.test_ingest import WHEN, clean_files
+from tests.test_ingest import write_drop as write_small_drop
 
 FAST = BuildOptions(
     complexity_method="analytic",
@@ -526,9 +528,6 @@ def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(
 
 
 def test_search_evaluation_without_mr_predictors_is_skipped_not_failed(tmp_path: Path) -> None:
-    from tests.test_ingest import WHEN, clean_files
-    from tests.test_ingest import write_drop as write_small_drop
-
     drop = write_small_drop(tmp_path / "drop", clean_files())
     warehouse.ingest(drop, tmp_path / "build", ingested_at=WHEN)
     stale = tmp_path / "build" / "reports" / "search_report.md"
