@@ -28,9 +28,16 @@ EMBEDDING_LENGTH = 27
 class ArchError(ValueError):
     """An encoding does not describe a valid architecture of the space."""
 
-    def __init__(self, encoding: str, position: int | None, value: Any, allowed: str) -> None:
+    def __init__(
+        self,
+        encoding: str,
+        position: int | None,
+        value: Any,
+        allowed: str,
+        field: str | None = None,
+    ) -> None:
         where = (
-            f" position {position} ({_field_name(encoding, position)})"
+            f" position {position} ({field or _field_name(encoding, position)})"
             if position is not None
             else ""
         )
@@ -210,30 +217,53 @@ class Arch:
     def from_setting(
         cls, input_channel: Sequence[int], setting: Sequence[Sequence[Any]], last_channel: int
     ) -> Arch:
-        """Build from a network setting (one ``[branches, convs, channels]`` per module)."""
+        """Build from a network setting (one ``[branches, convs, channels]`` per module).
+
+        Stage k is the run of modules with k branches, all the same module. An error names
+        the part of the input that is wrong: the module's index in the setting, or the
+        ``input_channel`` position, and the field (``stage2.channels[1]``).
+        """
         stem = _as_list("input_channel", None, input_channel, "2 ints")
         if len(stem) != 2:
             raise ArchError("input_channel", None, input_channel, "2 ints")
         raw = _as_list("setting", None, setting, f"a list of {_MODULE_SHAPE} modules")
         modules = [_module(i, module) for i, module in enumerate(raw)]
         embedding: list[Any] = stem
+        unlike: ArchError | None = None  # raised after the values, which name the field
+        source: list[tuple[str, int | None]] = [("input_channel", 0), ("input_channel", 1)]
         i = 0
         for k in range(1, N_STAGES + 1):
-            if i >= len(modules):
-                raise ArchError("setting", i, None, f"a module of stage {k}")
-            first = modules[i]
-            repeats = 0
-            while i < len(modules) and modules[i] == first:
-                repeats += 1
+            first = i
+            while i < len(modules) and modules[i][0] == k:
                 i += 1
-            branches, convs, chans = first
-            if branches != k or len(convs) != k or len(chans) != k:
-                raise ArchError("setting", i - 1, raw[i - 1], f"[{k}, {k} convs, {k} channels]")
-            embedding += [repeats, *convs, *chans]
+            shape = f"[{k}, {k} convs, {k} channels]"
+            if i == first:
+                found = raw[i] if i < len(raw) else None
+                raise ArchError("setting", i, found, f"a module of stage {k}, {shape}")
+            _, convs, chans = modules[first]
+            if len(convs) != k or len(chans) != k:
+                raise ArchError("setting", first, raw[first], shape)
+            for j in range(first + 1, i):
+                if modules[j] != modules[first] and unlike is None:
+                    allowed = f"{raw[first]!r} as at position {first} (a stage repeats one module)"
+                    unlike = ArchError("setting", j, raw[j], allowed)
+            embedding += [i - first, *convs, *chans]
+            too_many = first + max(COUNTS)  # where a stage with too many repeats goes wrong
+            source += [("setting", too_many)] + [("setting", first)] * (2 * k)
         if i != len(modules):
             raise ArchError("setting", i, raw[i], "no module after stage 4")
         embedding.append(last_channel)
-        return cls.from_embedding(embedding)
+        source.append(("last_channel", None))
+        try:
+            arch = cls.from_embedding(embedding)
+        except ArchError as err:
+            assert err.position is not None  # the embedding has 27 values by construction
+            encoding, position = source[err.position]
+            field = EMBEDDING_FIELDS[err.position][0]
+            raise ArchError(encoding, position, err.value, err.allowed, field) from None
+        if unlike is not None:
+            raise unlike
+        return arch
 
     # -- encodings -----------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,6 +112,49 @@ def test_bad_embeddings_and_settings_are_refused() -> None:
 
 
 _ARCH = Arch.from_code(SMALLEST)
+
+
+_TWOS = Arch.from_code("8_16-1_1_2_24-2_2_1_3_32_40-1_3_1_1_1_48_56_64-2_4_1_2_3_4_72_80_88_96-104")
+
+
+def _setting_with(module: int, part: int, branch: int, value: int) -> list[list[Any]]:
+    """The setting of ``_TWOS`` (stages 2 and 4 repeat their module) with one value changed."""
+    setting = _TWOS.setting
+    setting[module][part][branch] = value
+    return setting
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Arch.from_setting([8, 16], _setting_with(1, 2, 1, 44), 104),
+         "invalid setting: position 1 (stage2.channels[1]) value 44, expected a multiple of 8"),
+        (lambda: Arch.from_setting([8, 16], _setting_with(4, 1, 2, 5), 104),
+         "invalid setting: position 4 (stage4.convs[2]) value 5, expected an integer in [1, 4]"),
+        (lambda: Arch.from_setting([8, 16], [[1, [2], [24]]] * 4 + _TWOS.setting, 104),
+         "invalid setting: position 4 (stage1.repeats) value 5, expected an integer in [1, 4]"),
+        (lambda: Arch.from_setting([8, 12], _TWOS.setting, 104),
+         "invalid input_channel: position 1 (stem.c1) value 12, expected a multiple of 8"),
+        (lambda: Arch.from_setting([8, 16], _TWOS.setting, 100),
+         "invalid last_channel: value 100, expected a multiple of 8"),
+        (lambda: Arch.from_setting([8, 16], _setting_with(2, 2, 0, 40), 104),
+         "invalid setting: position 2 (setting) value [2, [1, 3], [40, 40]], expected "
+         "[2, [1, 3], [32, 40]] as at position 1 (a stage repeats one module)"),
+        (lambda: Arch.from_setting([8, 16], _setting_with(5, 1, 0, 2), 104),
+         "invalid setting: position 5 (setting) value [4, [2, 2, 3, 4], [72, 80, 88, 96]], "
+         "expected [4, [1, 2, 3, 4], [72, 80, 88, 96]] as at position 4"),
+    ],
+    ids=["channels", "convs", "repeats", "stem", "last", "repeat-differs", "last-repeat-differs"],
+)  # fmt: skip
+def test_bad_settings_name_the_module_and_the_field(
+    build: Callable[[], Arch], message: str
+) -> None:
+    """A wrong value is named where it stands in the setting, not at an embedding position."""
+    with pytest.raises(ArchError) as err:
+        build()
+    assert message in str(err.value)
+
+
 MALFORMED: list[tuple[str, Callable[[], Arch], str]] = [
     ("int-input-channel", lambda: Arch.from_setting(8, _ARCH.setting, 8),  # type: ignore[arg-type]
      "invalid input_channel: value 8, expected 2 ints"),
