@@ -23,6 +23,7 @@ CHANNELS = tuple(range(8, 129, 8))
 COUNTS = (1, 2, 3, 4)
 CODE_LENGTH = 31
 EMBEDDING_LENGTH = 27
+_MAX_DIGITS = len(str(CHANNELS[-1]))
 
 
 class ArchError(ValueError):
@@ -193,10 +194,13 @@ class Arch:
         values: list[int] = []
         for group in groups:
             for token in group.split("_"):
-                if not (token.isascii() and token.isdigit()) or token != str(int(token)):
+                if not (token.isascii() and token.isdigit()) or token != (token.lstrip("0") or "0"):
                     raise ArchError(
                         "code", len(values), token, "a non-negative integer without leading zeros"
                     )
+                if len(token) > _MAX_DIGITS:  # int() refuses over 4300 digits with a ValueError
+                    allowed = f"at most {_MAX_DIGITS} digits (no value exceeds {CHANNELS[-1]})"
+                    raise ArchError("code", len(values), token, allowed)
                 values.append(int(token))
         if len(values) != CODE_LENGTH:
             raise ArchError("code", None, len(values), f"{CODE_LENGTH} ints")

@@ -89,6 +89,9 @@ def test_snap_clamps_rounds_and_breaks_ties_downwards() -> None:
         (" " + SMALLEST, ["position 0 (stem.c0)", "' 8'"]),
         (SMALLEST + "\n", ["position 30 (last_channel)", "'8\\n'"]),
         (SMALLEST.replace("8_8-", "8_ 8-", 1), ["position 1 (stem.c1)", "' 8'"]),
+        (SMALLEST.replace("-1_1_1_8-", "-1_1_1_0-", 1), ["channels[0]) value 0, expected"]),
+        (SMALLEST.replace("-1_1_1_8-", "-1_1_1_1000-", 1), ["position 5", "at most 3 digits"]),
+        ("9" * 5000 + SMALLEST[1:], ["position 0 (stem.c0)", "at most 3 digits"]),
     ],
 )
 def test_bad_codes_name_the_position_and_the_rule(code: str, names: list[str]) -> None:
