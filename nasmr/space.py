@@ -13,6 +13,7 @@ times; in that module branch b stacks ``convs[b]`` basic blocks of
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -339,8 +340,13 @@ def sample(n: int, seed: int) -> list[Arch]:
 
 def snap(values: Sequence[float]) -> Arch:
     """The valid architecture nearest to a real-valued embedding (clamp, then round)."""
+    reals = _as_list("embedding", None, values, f"{EMBEDDING_LENGTH} numbers")
+    if len(reals) != EMBEDDING_LENGTH:
+        raise ArchError("embedding", None, len(reals), f"{EMBEDDING_LENGTH} numbers")
     out = []
-    for pos, value in enumerate(values):
-        allowed = domain(pos)
-        out.append(min(allowed, key=lambda a, v=float(value): (abs(a - v), a)))
+    for pos, value in enumerate(reals):
+        real = float(value)
+        if math.isnan(real):  # no value is nearest to NaN: min() would pick the first
+            raise ArchError("embedding", pos, value, "a number")
+        out.append(min(domain(pos), key=lambda a, v=real: (abs(a - v), a)))
     return Arch.from_embedding(out)

@@ -73,6 +73,14 @@ def test_snap_clamps_rounds_and_breaks_ties_downwards() -> None:
     assert halfway[:3] == [8, 8, 2]
 
 
+def test_snap_refuses_what_has_no_nearest_architecture() -> None:
+    arch = sample(1, seed=5)[0]
+    with pytest.raises(ArchError, match="invalid embedding: value 28, expected 27 numbers"):
+        snap([*arch.embedding, 8.0])
+    with pytest.raises(ArchError, match=r"position 3 \(stage1.convs\[0\]\) value nan"):
+        snap([*arch.embedding[:3], float("nan"), *arch.embedding[4:]])
+
+
 @pytest.mark.parametrize(
     ("code", "names"),
     [
