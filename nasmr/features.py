@@ -324,4 +324,4 @@ def parse_ops(ops: str) -> list[int]:
 def nb201_features(cells: Sequence[str], dtype: torch.dtype = torch.float32) -> Tensor:
     """One-hot ``(n, 30)`` inputs of nas-bench-201 cells given as ``ops`` strings."""
     index = torch.tensor([parse_ops(c) for c in cells], dtype=torch.int64).reshape(-1, _EDGES)
-    return torch.nn.functional.one_hot(index, _OPS).reshape(len(cells), -1).to(dtype)
+    return torch.nn.functional.one_hot(index, _OPS).reshape(len(cells), _EDGES * _OPS).to(dtype)

@@ -92,6 +92,7 @@ def test_mr_features_are_finite_and_differentiable_over_the_box() -> None:
 def test_nb201_features_one_hot_and_bad_ops_named() -> None:
     x = nb201_features(["0|3|2|3|2|2"])
     assert x.shape == (1, 30) and x.sum() == 6 and x[0, 3 * 5 + 0] == 0 and x[0, 5 + 3] == 1
+    assert nb201_features([]).shape == (0, 30)  # as an empty MR batch is (0, 27)
     for bad in ("0|3|9|3|2|2", "0|3|²|3|2|2", "0|3|2|3|2", "0|3|2|3|2|-1"):
         with pytest.raises(ValueError, match=r"expected 6 op indices in 0\.\.4"):
             parse_ops(bad)
