@@ -14,6 +14,7 @@ times; in that module branch b stacks ``convs[b]`` basic blocks of
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -130,8 +131,10 @@ def _module(position: int, module: Any) -> tuple[Any, list[Any], list[Any]]:
 
 
 def _check_int(encoding: str, position: int, value: Any, kind: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    """``value`` as a plain int (NumPy's integers included), or an ArchError naming the rule."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ArchError(encoding, position, value, "an integer")
+    value = int(value)
     if kind == "channels" and value not in CHANNELS:
         raise ArchError(encoding, position, value, "a multiple of 8 in [8, 128]")
     if kind == "count" and value not in COUNTS:
@@ -164,8 +167,10 @@ class Arch:
         values = _as_list("embedding", None, embedding, f"{EMBEDDING_LENGTH} ints")
         if len(values) != EMBEDDING_LENGTH:
             raise ArchError("embedding", None, len(values), f"{EMBEDDING_LENGTH} ints")
-        for pos, ((_, kind), value) in enumerate(zip(EMBEDDING_FIELDS, values, strict=True)):
+        values = [
             _check_int("embedding", pos, value, kind)
+            for pos, ((_, kind), value) in enumerate(zip(EMBEDDING_FIELDS, values, strict=True))
+        ]
         stages, i = [], 2
         for k in range(1, N_STAGES + 1):
             repeats, convs, chans = (

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
@@ -51,6 +53,16 @@ def test_sampled_architectures_round_trip() -> None:
     assert sample(500, seed=0) == archs and len(set(archs)) == 500
     for arch in archs:
         _round_trips(arch)
+
+
+def test_numpy_integers_are_integers() -> None:
+    """An embedding taken from an array (a warehouse frame's ``to_numpy()``) is accepted."""
+    arch = sample(1, seed=2)[0]
+    from_array = Arch.from_embedding(np.array(arch.embedding))
+    assert from_array == arch
+    assert json.loads(json.dumps(from_array.embedding)) == arch.embedding  # plain ints
+    with pytest.raises(ArchError, match="expected an integer"):
+        Arch.from_embedding(np.array(arch.embedding, dtype=float))
 
 
 def test_neighbours_differ_in_exactly_one_position() -> None:
