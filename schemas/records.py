@@ -6,8 +6,9 @@ architecture (``embedding``; ``input_channel`` + ``inverted_residual_setting`` +
 ``last_channel``) describe the same network. :func:`describe_errors` turns a
 validation failure into ``(field, reason)`` pairs for the quarantine table.
 
-The one import from the domain library is ``nasmr.space``: the definition of the
-architecture space (pure Python, no other dependency), which is part of the contract.
+The imports from the domain library are ``nasmr.space``, the definition of the
+architecture space, and the closed-form count of ``nasmr.complexity`` (pure Python, no
+other dependency), which bounds the published FLOPs and params: both are part of the contract.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from pydantic import (
     field_validator,
 )
 
-from nasmr.space import CHANNELS, Arch, ArchError
+from nasmr.complexity import analytic_complexity
+from nasmr.space import CHANNELS, EMBEDDING_LENGTH, Arch, ArchError, domain
 from schemas.settings import Task, get_setting
 
 Percent = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -35,6 +37,12 @@ Percent = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
 
 Positive = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
 """A finite, strictly positive number (FLOPs, params)."""
+
+LARGEST = analytic_complexity(Arch.from_embedding([domain(p)[-1] for p in range(EMBEDDING_LENGTH)]))
+"""The count of the space's largest architecture: no MR record can publish more.
+
+The bound also keeps a forged value from overflowing the exact integers (MACs as int64).
+"""
 
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 """The (to, from) nodes of the 6 cell edges, in the order of the embedding (NAS-Bench-201's)."""
@@ -71,8 +79,8 @@ class Record(BaseModel):
 class MRRecord(Record):
     """Fields every NAS-Bench-MR record shares: complexity and the architecture, twice encoded."""
 
-    flops: Positive
-    params: Positive
+    flops: Annotated[Positive, Field(le=LARGEST.gmac)]
+    params: Annotated[Positive, Field(le=LARGEST.mparams)]
     input_channel: tuple[StrictInt, StrictInt]
     last_channel: StrictInt
     inverted_residual_setting: list[tuple[StrictInt, list[StrictInt], list[StrictInt]]]

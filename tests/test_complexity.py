@@ -193,6 +193,24 @@ def test_cli_verify_names_a_corrupted_record(tmp_path: Path) -> None:
     assert "invalid record 4: embedding" in result.output
 
 
+def test_cli_verify_refuses_complexity_beyond_the_largest_architecture(tmp_path: Path) -> None:
+    """A forged huge count is an invalid record, not an int64 overflow traceback."""
+    archs = [LARGEST, *sample(2, seed=3)]
+    records = [_seg_record(a, analytic_complexity(a)) for a in archs]
+    records[1]["flops"], records[2]["params"] = 1e10, 1e300
+    _write_seg_drop(tmp_path, records)
+
+    result = CliRunner().invoke(main, ["complexity", "verify", "--raw", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "1/1 matched (analytic), 2 invalid records" in result.output  # the largest is valid
+    assert "invalid record 1: flops: Input should be less than or equal to 27.342555442" in (
+        result.output
+    )
+    assert "invalid record 2: params: Input should be less than or equal to 56.851378" in (
+        result.output
+    )
+
+
 def test_cli_verify_module_method_flags_a_corrupted_param(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
