@@ -49,6 +49,11 @@ class ArchError(ValueError):
         self.position = position
         self.value = value
         self.allowed = allowed
+        self.field = field
+
+    def __reduce__(self) -> tuple[type[ArchError], tuple[Any, ...]]:
+        """Rebuild from the parts, so that the error crosses a process pool as itself."""
+        return type(self), (self.encoding, self.position, self.value, self.allowed, self.field)
 
 
 @dataclass(frozen=True, slots=True)

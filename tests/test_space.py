@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +206,13 @@ def test_malformed_encodings_raise_arch_error_naming_the_part(
     with pytest.raises(ArchError) as err:
         build()
     assert message in str(err.value)
+
+
+def test_arch_error_crosses_a_process_pool() -> None:
+    """A worker's ArchError reaches the caller as itself, not as a broken pool."""
+    bad = SMALLEST.replace("-1_1_1_8-", "-1_1_1_9-", 1)
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        future = pool.submit(Arch.from_code, bad)
+        with pytest.raises(ArchError, match=r"position 5 \(stage1.channels\[0\]\) value 9") as err:
+            future.result()
+    assert (err.value.encoding, err.value.position, err.value.value) == ("code", 5, 9)
