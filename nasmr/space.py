@@ -156,7 +156,10 @@ class Arch:
     last_channel: int
 
     def __post_init__(self) -> None:
-        Arch.from_embedding(self._embedding_of())  # validates every field
+        """Validate every value, and the layout, so that equal architectures are equal Archs."""
+        if Arch.from_embedding(self._embedding_of()) != self:
+            allowed = "tuples laid out as Arch.from_embedding builds them (stage k has k branches)"
+            raise ArchError("Arch", None, self, allowed)
 
     def _embedding_of(self) -> list[int]:
         out = list(self.stem)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
-from nasmr.space import EMBEDDING_LENGTH, Arch, ArchError, domain, sample, snap
+from nasmr.space import EMBEDDING_LENGTH, Arch, ArchError, Stage, domain, sample, snap
 from schemas.settings import MR_SETTINGS
 
 SMALLEST = "8_8-1_1_1_8-1_2_1_1_8_8-1_3_1_1_1_8_8_8-1_4_1_1_1_1_8_8_8_8-8"
@@ -55,6 +55,21 @@ def test_sampled_architectures_round_trip() -> None:
     assert sample(500, seed=0) == archs and len(set(archs)) == 500
     for arch in archs:
         _round_trips(arch)
+
+
+def test_direct_construction_is_the_canonical_arch_or_refused() -> None:
+    """Built field by field, an Arch equals and hashes as its decoded twin; lists are refused."""
+    arch = sample(1, seed=4)[0]
+    direct = Arch(arch.stem, arch.stages, arch.last_channel)
+    assert direct == arch and hash(direct) == hash(arch)
+    first = arch.stages[0]
+    for stem, stages in [
+        (list(arch.stem), arch.stages),
+        (arch.stem, list(arch.stages)),
+        (arch.stem, (Stage(first.repeats, list(first.convs), first.channels), *arch.stages[1:])),
+    ]:
+        with pytest.raises(ArchError, match=r"expected tuples laid out as Arch\.from_embedding"):
+            Arch(stem, stages, arch.last_channel)  # type: ignore[arg-type]
 
 
 def test_numpy_integers_are_integers() -> None:
