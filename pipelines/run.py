@@ -112,7 +112,8 @@ def _partition_tags(job: dg.JobDefinition, partition: str | None) -> dict[str, s
 
 
 def _root_cause(error: SerializableErrorInfo) -> str:
-    """The innermost error's message: the user's exception, not Dagster's wrapper."""
-    while error.cause is not None:
+    """The user's exception's message: not Dagster's wrapper around it, nor the lower-level
+    error it was raised from (which lacks the file or record it names)."""
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
         error = error.cause
     return error.message.strip()

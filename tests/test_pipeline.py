@@ -385,6 +385,22 @@ def test_refresh_publishes_nothing_from_a_warehouse_failing_its_checks(tmp_path:
     assert list_releases(tmp_path / "rel") == []
 
 
+def test_a_failed_step_is_reported_with_the_error_naming_the_file(tmp_path: Path) -> None:
+    """A step's error is reported as the project raised it (naming the file), not as the
+    lower-level error it was raised from."""
+    archs = sample(20, seed=5)
+    records = [mr_record(a, *exact(a), top1=50.0 + i, top5=80.0 + i) for i, a in enumerate(archs)]
+    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    manifest = tmp_path / "rel" / "0.9.0" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"version": "0.9.0"}')
+    folders = {"raw_dir": raw, "out_dir": tmp_path / "out", "releases_dir": tmp_path / "rel"}
+    with dg.instance_for_test() as instance:
+        outcome = run_job("build", **folders, options=FAST, instance=instance)
+    [failure] = outcome.failures
+    assert failure.startswith(f"release: nasmr.release.ReleaseError: {manifest}: invalid manifest")
+
+
 def test_logs_job_regenerates_results_from_real_logs(log_drop: Path, tmp_path: Path) -> None:
     with dg.instance_for_test() as instance:
         outcome = run_job(
