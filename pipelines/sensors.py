@@ -4,9 +4,24 @@ import json
 
 import dagster as dg
 
+from pipelines.assets.ingest import load_validated
 from pipelines.assets.raw import MISSING, trainval_versions
 from pipelines.jobs import ingest_job
-from pipelines.resources import RawDrop
+from pipelines.partitions import settings_partitions
+from pipelines.resources import BuildDir, RawDrop
+
+
+def staged_versions(build_dir: BuildDir) -> dict[str, str]:
+    """sha256 of each setting's file as the build last validated it ('missing' when it was
+    not in the drop); settings never staged are left out."""
+    versions = {}
+    for setting in settings_partitions.get_partition_keys():
+        try:
+            source = load_validated(build_dir, setting).source
+        except (FileNotFoundError, ValueError):
+            continue
+        versions[setting] = source.sha256 if source is not None else MISSING
+    return versions
 
 
 @dg.sensor(
@@ -14,10 +29,17 @@ from pipelines.resources import RawDrop
     minimum_interval_seconds=300,
     description="Compares each trainval.pkl's sha256 with the last tick's and ingests changes.",
 )
-def raw_drop_sensor(context: dg.SensorEvaluationContext, raw_drop: RawDrop) -> dg.SensorResult:
+def raw_drop_sensor(
+    context: dg.SensorEvaluationContext, raw_drop: RawDrop, build_dir: BuildDir
+) -> dg.SensorResult:
     """One run per changed setting, keyed by its count of changes (kept in the cursor with the
-    checksums): Dagster launches a key once, so a file back at earlier bytes still runs."""
-    cursor = json.loads(context.cursor) if context.cursor else {"checksums": {}}
+    checksums): Dagster launches a key once, so a file back at earlier bytes still runs. The
+    first tick compares with what the build validated, so switching the sensor on after a
+    build re-ingests nothing that build already did."""
+    if context.cursor:
+        cursor = json.loads(context.cursor)
+    else:
+        cursor = {"checksums": staged_versions(build_dir)}
     if "checksums" not in cursor:  # written before run keys counted changes: checksums only
         cursor = {"checksums": cursor}
     seen: dict[str, str] = cursor["checksums"]

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from nasmr import ncp, paths, warehouse
 from nasmr.complexity import Complexity, module_complexity_many
 from nasmr.predictor import train_all
-from nasmr.rawdrop import load_pickle
+from nasmr.rawdrop import load_pickle, trainval_path
 from nasmr.release import list_releases
 from nasmr.space import Arch, sample
 from nasmr.training import log_path
@@ -248,9 +248,13 @@ def test_a_missing_drop_says_how_to_point_at_one(tmp_path: Path) -> None:
         RawDrop(path=str(tmp_path / "nowhere")).root()
 
 
-def _sensor_tick(raw: Path, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources={"raw_drop": RawDrop(path=str(raw))})
-    return raw_drop_sensor(context)
+def _sensor_tick(raw: Path, cursor: str | None, build: Path | None = None) -> dg.SensorResult:
+    """One tick against the drop ``raw`` and the build folder ``build`` (default: none yet)."""
+    resources = {
+        "raw_drop": RawDrop(path=str(raw)),
+        "build_dir": BuildDir(path=str(build or raw / "no-build")),
+    }
+    return raw_drop_sensor(dg.build_sensor_context(cursor=cursor, resources=resources))
 
 
 def test_sensor_ingests_exactly_the_changed_settings(raw_dir: Path, tmp_path: Path) -> None:
@@ -301,6 +305,28 @@ def test_sensor_ingests_a_file_that_returns_to_earlier_bytes(tmp_path: Path) -> 
         keys.append(tick.run_requests[0].run_key)
         cursor = tick.cursor
     assert len(set(keys)) == len(keys), keys
+
+
+def test_sensor_first_tick_ingests_only_what_the_build_did_not(tmp_path: Path) -> None:
+    """Switched on after a build, the sensor's first tick launches nothing for the files the
+    build validated, and one run for a file that changed or appeared since."""
+    archs = sample(3, seed=5)
+    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    out = tmp_path / "out"
+    with dg.instance_for_test() as instance:
+        built = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
+    assert built.success, built.failures
+    first = _sensor_tick(raw, None, out)
+    assert first.run_requests == [] and first.skip_reason is not None
+
+    records[0]["top1"] = 51.0
+    trainval_path(raw, "video").write_bytes(pickle.dumps(records))
+    seg = [mr_record(a, *exact(a), mIoU=70.0, mAcc=80.0, aAcc=95.0) for a in archs]
+    trainval_path(raw, "seg").parent.mkdir()
+    trainval_path(raw, "seg").write_bytes(pickle.dumps(seg))
+    changed = _sensor_tick(raw, None, out)
+    assert sorted(r.partition_key for r in changed.run_requests) == ["seg", "video"]
 
 
 def test_weekly_schedule_requests_a_refresh_run() -> None:
