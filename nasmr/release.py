@@ -322,8 +322,7 @@ def _diff(old: Path | None, new: Path) -> ReleaseDiff:
         SettingChanges(str(name), int(row.added), int(row.removed), int(row.changed))
         for name, row in sorted(counts.iterrows(), key=lambda item: order.get(item[0], 99))
     )
-    models = _model_changes(old, new) if old is not None else ()
-    return ReleaseDiff(tuple(schema), settings, models)
+    return ReleaseDiff(tuple(schema), settings, _model_changes(old, new))
 
 
 def _model_files(root: Path) -> list[str]:

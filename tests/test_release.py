@@ -401,6 +401,8 @@ def test_model_outputs_are_compared_file_by_file(build: Path, tmp_path: Path) ->
     (first / "predictors" / "video.json").write_text("{}")
     releases = tmp_path / "releases"
     publish_release(first, releases, created_at=CREATED)
+    listed = "Model outputs: 2 file(s) differ.\n- added predictors/seg.json\n"
+    assert listed in (releases / "1.0.0" / "CHANGELOG.md").read_text()
     assert propose_version(first, "1.0.0", releases)[1].unchanged
     (first / "predictors" / "seg.json").write_text('{"retrained": true}')
     (first / "predictors" / "video.json").unlink()
