@@ -4,11 +4,13 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+from pydantic import field_validator
 
 from nasmr import paths
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
 from nasmr.rawdrop import search_list_path
+from schemas.settings import SETTINGS
 
 
 class RawDrop(dg.ConfigurableResource):
@@ -89,6 +91,17 @@ class BuildOptions(dg.ConfigurableResource):
     ncp_steps: int = DEFAULT_STEPS
     ncp_starts: int = DEFAULT_STARTS
     seed: int = 0
+
+    @field_validator("predictor_settings")
+    @classmethod
+    def _known_settings(cls, names: list[str] | None) -> list[str] | None:
+        """Refuse a name that is no setting: a typo would silently train fewer predictors."""
+        unknown = [name for name in names or [] if name not in SETTINGS]
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}"
+            )
+        return names
 
 
 def default_resources(

@@ -243,6 +243,13 @@ def test_analytic_count_agrees_names_a_wrong_module_count(
     assert not (tmp_path / "out" / "nasmr.duckdb").exists()
 
 
+def test_build_options_refuse_an_unknown_predictor_setting() -> None:
+    """A misspelt setting is refused before any run, not silently left untrained."""
+    with pytest.raises(ValueError, match="unknown setting\\(s\\) vidoe; known: seg, seg-4x"):
+        BuildOptions(predictor_settings=["seg", "vidoe"])
+    assert BuildOptions(predictor_settings=["seg", "video"]).predictor_settings == ["seg", "video"]
+
+
 def test_a_missing_drop_says_how_to_point_at_one(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="NASMR_RAW"):
         RawDrop(path=str(tmp_path / "nowhere")).root()
