@@ -662,7 +662,8 @@ def _check_database(root: Path) -> tuple[str, ...]:
 
 
 def _code_version() -> CodeVersion:
-    """The package version, plus the git commit and dirtiness when run from a checkout."""
+    """The package version, plus the git commit and dirtiness when run from a checkout of nasmr
+    (not from an installed copy inside some other repository)."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
 
     def git(*args: str) -> str | None:
@@ -679,7 +680,9 @@ def _code_version() -> CodeVersion:
             return None
         return done.stdout.strip()
 
-    commit = git("rev-parse", "HEAD")
+    top = git("rev-parse", "--show-toplevel")
+    checkout = top is not None and Path(top).resolve() == paths.REPO_ROOT.resolve()
+    commit = git("rev-parse", "HEAD") if checkout else None
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
     return CodeVersion(
         package=__version__,

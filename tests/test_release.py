@@ -121,6 +121,21 @@ def test_manifest_describes_the_build_and_its_inputs(releases: Path, raw_dir: Pa
     assert manifest.predictor_metrics == () and manifest.extras == ()
 
 
+def test_an_installed_copy_records_no_git_commit_of_the_repository_around_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nasmr installed inside another project's checkout (a .venv in it) is not that project's
+    code: the manifest records no commit rather than the other repository's."""
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=u", "-c", "user.email=u@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "another project"], check=True)
+    site = tmp_path / ".venv" / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(paths, "REPO_ROOT", site)
+    version = release_mod._code_version()
+    assert (version.git_commit, version.git_dirty) == (None, None)
+
+
 def test_sha256sums_cover_every_file_and_the_archive_holds_the_rest(releases: Path) -> None:
     root = releases / "1.0.0"
     listed = sums(root)
