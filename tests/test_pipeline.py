@@ -250,6 +250,30 @@ def test_build_options_refuse_an_unknown_predictor_setting() -> None:
     assert BuildOptions(predictor_settings=["seg", "video"]).predictor_settings == ["seg", "video"]
 
 
+def test_one_partition_on_a_fresh_build_folder_names_every_setting_not_validated(
+    tmp_path: Path,
+) -> None:
+    """The warehouse needs every setting's staged records: a one-setting run on a fresh folder
+    fails naming all the settings never validated there, and how to validate them."""
+    archs = sample(3, seed=5)
+    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    with dg.instance_for_test() as instance:
+        outcome = run_job(
+            "ingest",
+            raw_dir=raw,
+            out_dir=tmp_path / "out",
+            partition="video",
+            options=FAST,
+            instance=instance,
+        )
+    [failure] = outcome.failures
+    others = ", ".join(s for s in SETTINGS if s != "video")
+    assert failure.startswith("warehouse:")
+    assert f"no validated records of {others};" in failure
+    assert "without --partition" in failure
+
+
 def test_a_missing_drop_says_how_to_point_at_one(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="NASMR_RAW"):
         RawDrop(path=str(tmp_path / "nowhere")).root()

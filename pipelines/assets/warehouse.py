@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from nasmr.ingest import SettingLoad
 from nasmr.warehouse import WAREHOUSE_NAME, assemble, connect
 from pipelines.assets.complexity import complexity, load_recomputed
 from pipelines.assets.ingest import (
@@ -27,7 +28,7 @@ def warehouse(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.Mate
     """All validated settings, the search list and complexity assembled into the warehouse."""
     metadata: dict[str, object] = {}
     with timed(metadata):
-        loads = [load_validated(build_dir, s) for s in settings_partitions.get_partition_keys()]
+        loads = _staged_records(build_dir)
         recomputed = load_recomputed(build_dir)
         built = assemble(
             load_search_list(build_dir),
@@ -50,6 +51,24 @@ def warehouse(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.Mate
             "ingest_report": preview(report, rows=len(report)),
         }
     )
+
+
+def _staged_records(build_dir: BuildDir) -> list[SettingLoad]:
+    """Every setting's validated records as staged in the build folder; settings never
+    validated there (a one-partition run on a fresh folder) are named together."""
+    loads, missing = [], []
+    for setting in settings_partitions.get_partition_keys():
+        try:
+            loads.append(load_validated(build_dir, setting))
+        except FileNotFoundError:
+            missing.append(setting)
+    if missing:
+        raise FileNotFoundError(
+            f"{build_dir.staging('records')}: no validated records of {', '.join(missing)}; "
+            "the warehouse needs every setting's: run the ingest or build job once without "
+            "--partition"
+        )
+    return loads
 
 
 def _sql_check(build_dir: BuildDir, offending: str, checked: str) -> dg.AssetCheckResult:
