@@ -691,7 +691,7 @@ def _code_version() -> CodeVersion:
     )
 
 
-def _predictor_metrics(root: Path) -> tuple[dict[str, str | float | None], ...]:
+def _predictor_metrics(root: Path) -> tuple[dict[str, str | bool | int | float | None], ...]:
     """The rows of ``predictors/report.csv``, when the build trained predictors."""
     path = root / PREDICTOR_REPORT
     if not path.is_file():

@@ -105,7 +105,7 @@ class ReleaseManifest(BaseModel):
     tables: dict[str, TableInfo]
     views: tuple[str, ...]
     flops_convention: str
-    predictor_metrics: tuple[dict[str, str | float | None], ...]
+    predictor_metrics: tuple[dict[str, str | bool | int | float | None], ...]
     extras: tuple[str, ...]
 
     @field_validator("version", "previous_version")

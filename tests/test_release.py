@@ -511,7 +511,7 @@ def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path
     (source / "predictors").mkdir()
     (source / "predictors" / "seg-mIoU.safetensors").write_bytes(bytes(range(64)))
     (source / "predictors" / "report.csv").write_text(
-        "setting,metric,kendall_tau,mae\nseg,mIoU,0.78,0.71\n"
+        "setting,metric,primary,seeds,kendall_tau,mae\nseg,mIoU,True,5,0.78,0.71\n"
     )
     (source / "ncp" / "plots").mkdir(parents=True)
     (source / "ncp" / "plots" / "seg.png").write_bytes(b"\x89PNG fake")
@@ -524,12 +524,16 @@ def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path
 
     manifest = load_manifest(second)
     assert manifest.extras == ("predictors", "ncp")
-    assert manifest.predictor_metrics == (
-        {"setting": "seg", "metric": "mIoU", "kendall_tau": 0.78, "mae": 0.71},
-    )
+    row = {"setting": "seg", "metric": "mIoU", "primary": True, "seeds": 5}
+    row |= {"kendall_tau": 0.78, "mae": 0.71}
+    assert manifest.predictor_metrics == (row,)
+    recorded = json.loads((second / "manifest.json").read_text())["predictor_metrics"]
+    assert [{k: type(v) for k, v in r.items()} for r in recorded] == [
+        {k: type(v) for k, v in row.items()}
+    ]  # a flag stays a boolean and a count an integer, not 1.0 and 5.0
     files = {r["path"] for r in json.loads((second / "datapackage.json").read_text())["resources"]}
     assert {"ncp/plots/seg.png", "predictors/report.csv"} <= files
-    assert "0.78" in (second / "README.md").read_text()
+    assert "| seg | mIoU | True | 5 | 0.78 | 0.71 |" in (second / "README.md").read_text()
 
 
 # -- CLI and export --------------------------------------------------------------------------
