@@ -238,6 +238,19 @@ def test_cli_search_prints_finals_and_writes_trajectories(
     assert len(pd.read_csv(out)) == 3 * 21
 
 
+def test_cli_search_refuses_an_out_file_it_would_not_write_as_named(
+    seg_predictor: Predictor, tmp_path: Path
+) -> None:
+    """--out x.json must not get CSV text under a JSON name; nothing is searched or written."""
+    seg_predictor.save(tmp_path)
+    out = tmp_path / "traj.json"
+    args = ["search", "--setting", "seg", "--steps", "1", "--starts", "1", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--predictors", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "expected a .csv or .parquet file" in result.output
+    assert not out.exists()
+
+
 def test_cli_search_rejects_bad_objectives(tmp_path: Path) -> None:
     runner = CliRunner()
     both = runner.invoke(main, ["search", "--setting", "seg", "--settings", "seg,video"])

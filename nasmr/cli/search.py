@@ -262,6 +262,10 @@ def search(
     from nasmr.predictor import predictor_name, torch_threads
     from nasmr.space import sample
 
+    if out_file is not None and out_file.suffix not in (".csv", ".parquet"):
+        raise click.BadParameter(
+            f"{out_file}: expected a .csv or .parquet file", param_hint="--out"
+        )
     objective_weights = _objective_weights(setting, several, weights)
     model = _load(predictor_dir, predictor_name(list(objective_weights)))
     truth = _warehouse_frames(warehouse, list(objective_weights)) if warehouse.is_file() else {}
