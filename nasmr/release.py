@@ -885,8 +885,10 @@ def _datasheet(root: Path, manifest: ReleaseManifest) -> str:
     """The release's README.md: a datasheet (Gebru et al.'s seven sections) from its tables."""
     report = _read_table(root, "ingest_report").dropna(subset=["setting"])
     report["task"] = [SETTINGS[s].task.value for s in report["setting"]]
+    report["data"] = [SETTINGS[s].description for s in report["setting"]]
     report["metrics"] = [", ".join(SETTINGS[s].metrics) for s in report["setting"]]
-    settings = report[["setting", "task", "metrics", "status", "read", "valid", "quarantined"]]
+    columns = ["setting", "task", "data", "metrics", "status", "read", "valid", "quarantined"]
+    settings = report[columns]
     complexity = _read_table(root, COMPLEXITY)
     compared = complexity["match"].notna()
     matched = int(complexity.loc[compared, "match"].astype(bool).sum())

@@ -209,6 +209,12 @@ def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
     ):
         assert f"\n## {section}" in text
     assert "`3ddet` has no results" in text
+    for row in (  # which data each setting is, not only its task
+        "| seg-4x | segmentation | Cityscapes segmentation, longer schedule |",
+        "| cls-10-1000 | classification | ImageNet subset classification (10 classes x 1000",
+        "| video-p | video | HMDB51 video recognition, pretrained variant |",
+    ):
+        assert row in text
     for code in load_manifest(releases / "1.0.0").unevaluated_codes:
         assert code in text
     assert "@inproceedings{ding2022learning" in text
