@@ -271,6 +271,21 @@ def test_cli_sql_formats(built: IngestResult) -> None:
     assert empty.output == "setting  status  read\n(0 rows)\n"
 
 
+def test_cli_sql_reads_the_build_folder_its_help_names(
+    built: IngestResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --warehouse, NASMR_OUT picks the file (a release folder, say), as --help says."""
+    monkeypatch.delenv("NASMR_WAREHOUSE", raising=False)
+    monkeypatch.setenv("NASMR_OUT", str(built.warehouse.parent))
+    result = CliRunner().invoke(
+        main, ["sql", "--format", "csv", "SELECT count(*) AS n FROM sources"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("n\n")
+    helped = CliRunner().invoke(main, ["sql", "--help"])
+    assert "NASMR_OUT/nasmr.duckdb" in " ".join(helped.output.split())
+
+
 def test_cli_sql_errors(built: IngestResult, tmp_path: Path) -> None:
     bad = CliRunner().invoke(
         main, ["sql", "--warehouse", str(built.warehouse), "SELECT nope FROM results"]

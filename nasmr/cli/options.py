@@ -46,7 +46,7 @@ def warehouse_option(help_text: str) -> Callable[[FC], FC]:
         "--warehouse",
         type=click.Path(dir_okay=False, path_type=Path),
         default=paths.warehouse_file,
-        show_default="NASMR_WAREHOUSE or warehouse/build/nasmr.duckdb",
+        show_default="NASMR_WAREHOUSE, NASMR_OUT/nasmr.duckdb or warehouse/build/nasmr.duckdb",
         help=help_text,
     )
 
