@@ -6,6 +6,8 @@ convention of thop 0.0.31 (NASBENCH-MR.md, section 4). :func:`analytic_complexit
 evaluates that count in closed form from the :class:`~nasmr.space.Arch` (pure
 Python); :func:`module_complexity` builds the :class:`~nasmr.supernet.Supernet` and
 counts it with thop. The two are independent and must agree with every record.
+:func:`nb201_complexity` counts NAS-Bench-201's networks, to tell which of the drop's
+nas-bench-201 costs belong to their cell.
 """
 
 from __future__ import annotations
@@ -101,6 +103,54 @@ def analytic_complexity(arch: Arch) -> Complexity:
     conv_bn(sum(channels), arch.last_channel, 1, sides[len(channels) - 1])
     classifier = NUM_CLASSES * (arch.last_channel + 1)
     return Complexity(macs + classifier, params + classifier)
+
+
+# -- NAS-Bench-201 ------------------------------------------------------------------------
+
+NB201_CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+"""Kernel of each NAS-Bench-201 op with weights; its other ops (none, skip, pool) cost nothing."""
+
+
+def nb201_complexity(ops: Sequence[str], classes: int = 100, side: int = 32) -> Complexity:
+    """MACs and parameters of NAS-Bench-201's network with the cell ``ops`` (its op names).
+
+    The macro network: a 3x3 stem of 16 channels, three stages of 5 cells at 16, 32 and 64
+    channels joined by stride-2 residual blocks, BatchNorm and a linear classifier. Counted as
+    NAS-Bench-201 counts: convolutions and the classifier cost MACs, BatchNorm and pooling
+    none. The drop's costs are this count for CIFAR-100 (the defaults), in M.
+    """
+    macs = params = 0
+
+    def conv(in_ch: int, out_ch: int, kernel: int, out_side: int, bn: bool = True) -> None:
+        nonlocal macs, params
+        weights = out_ch * in_ch * kernel * kernel
+        macs += weights * out_side * out_side
+        params += weights + (2 * out_ch if bn else 0)
+
+    width = 16
+    conv(3, width, 3, side)
+    for stage in range(3):
+        if stage:  # residual reduction block: two 3x3 conv-BNs, a pooled 1x1 shortcut
+            side, width = side // 2, width * 2
+            conv(width // 2, width, 3, side)
+            conv(width, width, 3, side)
+            conv(width // 2, width, 1, side, bn=False)
+        for _ in range(5):
+            for op in ops:
+                if op in NB201_CONV_KERNELS:
+                    conv(width, width, NB201_CONV_KERNELS[op], side)
+    params += 2 * width  # the last BatchNorm
+    macs += width * classes
+    params += (width + 1) * classes
+    return Complexity(macs, params)
+
+
+def nb201_cost_matches(ops: Sequence[str], mflops: float, mparams: float) -> bool:
+    """Whether a record's costs (MFLOPs to 2 decimals, M params to 3) are its own cell's count."""
+    exact = nb201_complexity(ops)
+    return abs(mflops - exact.macs / 1e6) <= 0.005 + 1e-9 and (
+        abs(mparams - exact.params / 1e6) <= 0.0005 + 1e-9
+    )
 
 
 # -- counting the built module with thop -------------------------------------------------

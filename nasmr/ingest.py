@@ -32,6 +32,7 @@ from nasmr.complexity import (
     ComplexityMethod,
     analytic_complexity,
     module_complexity_many,
+    nb201_cost_matches,
 )
 from nasmr.rawdrop import (
     RawDropError,
@@ -41,7 +42,14 @@ from nasmr.rawdrop import (
     trainval_path,
 )
 from nasmr.space import EMBEDDING_COLUMNS, Arch, ArchError
-from schemas.records import MRRecord, Nb201Record, Record, describe_errors, record_model
+from schemas.records import (
+    NB201_OPS,
+    MRRecord,
+    Nb201Record,
+    Record,
+    describe_errors,
+    record_model,
+)
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS, get_setting
 
 Status = Literal["ok", "missing", "failed"]
@@ -110,7 +118,13 @@ def valid_schema(setting: str) -> dict[str, str]:
             "flops": "float64",
             "params": "float64",
         }
-    return {"record_index": "int64", "ops": "str", "arch_str": "str", **metrics}
+    return {
+        "record_index": "int64",
+        "ops": "str",
+        "arch_str": "str",
+        **metrics,
+        "cost_matches_cell": "bool",
+    }
 
 
 def load_setting(raw_dir: Path, setting: str) -> SettingLoad:
@@ -171,7 +185,14 @@ def _key_and_row(record: Record) -> tuple[str, dict[str, object]]:
         }
     if isinstance(record, Nb201Record):
         ops = "|".join(map(str, record.ops))
-        return ops, {"ops": ops, "arch_str": record.arch_str, **record.metrics()}
+        names = [NB201_OPS[op] for op in record.ops]
+        matches = nb201_cost_matches(names, record.Flops, record.Params)
+        return ops, {
+            "ops": ops,
+            "arch_str": record.arch_str,
+            **record.metrics(),
+            "cost_matches_cell": matches,
+        }
     raise TypeError(f"no row layout for {type(record).__name__}")
 
 

@@ -908,6 +908,15 @@ def _datasheet(root: Path, manifest: ReleaseManifest) -> str:
         if row.status != "ok"
     )
     unevaluated = "\n".join(f"  - `{code}`" for code in manifest.unevaluated_codes)
+    nb201 = _read_table(root, "nb201_results")
+    nb201_costs = (
+        "- NAS-Bench-201 `Flops` and `Params` are the costs of the cell on NAS-Bench-201's "
+        "CIFAR-100 network, not on the ImageNet16-120 network that `Acc` measures; "
+        f"{int((~nb201['cost_matches_cell']).sum())} cells carry another cell's costs "
+        "(`cost_matches_cell` false). Both are as published.\n"
+        if len(nb201)
+        else ""
+    )
     predictors = (
         _markdown_table(pd.DataFrame(list(manifest.predictor_metrics)))
         if manifest.predictor_metrics
@@ -954,7 +963,7 @@ Known gaps:
 - {len(manifest.unevaluated_codes)} search-list architectures have no result in any setting:
 {unevaluated}
 - {quarantined} records failed validation and are listed in `quarantine`, not in the results.
-
+{nb201_costs}
 ## Collection process
 
 The original authors trained every architecture with their forks of OpenMMLab's

@@ -109,8 +109,13 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         + "; key)",
         "arch_str": "the cell in NAS-Bench-201's own string form",
         "Acc": "ImageNet16-120 accuracy in percent, as in the drop",
-        "Flops": "MFLOPs as in the drop (not recounted)",
-        "Params": "millions of parameters as in the drop (not recounted)",
+        "Flops": "MFLOPs as in the drop: multiply-accumulates / 1e6 of the cell's network on "
+        "NAS-Bench-201's CIFAR-100 setup (32x32 input, 100 classes), not of the ImageNet16-120 "
+        "network that Acc measures",
+        "Params": "millions of parameters as in the drop, of the same CIFAR-100 network",
+        "cost_matches_cell": "whether Flops and Params are this cell's own count "
+        "(nasmr.complexity.nb201_complexity, to the drop's 2 and 3 decimals); false where the "
+        "drop gives a cell another cell's costs",
     },
 }
 """Description (with unit) of every column of every warehouse table."""

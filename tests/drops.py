@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nasmr.complexity import analytic_complexity
+from nasmr.complexity import analytic_complexity, nb201_complexity
 from nasmr.features import parse_ops
 from nasmr.rawdrop import trainval_path
 from nasmr.space import Arch, sample
+from schemas.records import NB201_OPS
 
 
 def exact(arch: Arch) -> tuple[float, float]:
@@ -35,12 +36,13 @@ def mr_record(arch: Arch, flops: float, params: float, **metrics: float) -> dict
 
 
 def nb201_record(ops: list[int], acc: float) -> dict[str, Any]:
-    """A nas-bench-201 record: one-hot float32 embedding of 6 edges x 5 ops."""
+    """A nas-bench-201 record: one-hot float32 embedding of 6 edges x 5 ops, the cell's costs."""
+    cost = nb201_complexity([NB201_OPS[op] for op in ops])
     return {
         "embedding": np.eye(5, dtype=np.float32)[ops].ravel(),
         "Acc": acc,
-        "Flops": 10.0 + sum(ops),
-        "Params": 0.1,
+        "Flops": round(cost.macs / 1e6, 2),
+        "Params": round(cost.params / 1e6, 3),
     }
 
 

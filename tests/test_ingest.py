@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasmr.complexity import Complexity
+from nasmr.complexity import Complexity, nb201_complexity
 from nasmr.ingest import (
     SettingLoad,
     build_tables,
@@ -28,8 +28,8 @@ from nasmr.ingest import (
 from nasmr.rawdrop import trainval_path
 from nasmr.space import EMBEDDING_COLUMNS, Arch, sample
 from nasmr.warehouse import ingest
-from schemas.records import record_model
-from schemas.settings import MR_SETTINGS, SETTINGS
+from schemas.records import NB201_OPS, record_model
+from schemas.settings import MR_SETTINGS, NB201, SETTINGS
 from tests import drops
 from tests.drops import exact, mr_record, nb201_record
 
@@ -223,7 +223,9 @@ def test_cls_and_nb201_rules(loads: dict[str, SettingLoad]) -> None:
         "Acc",
         "Flops",
         "Params",
+        "cost_matches_cell",
     ]
+    assert nb201.valid["cost_matches_cell"].tolist() == [True, True]
     assert nb201.valid["arch_str"].iloc[1] == (
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
         "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -476,6 +478,32 @@ def test_real_nb201_op_1_is_none(real: dict[str, SettingLoad]) -> None:
     assert (~output).sum() > 300
     assert chance[~output].all()
     assert chance[output].sum() <= 4
+
+
+def test_nb201_costs_of_another_cell_are_flagged_not_quarantined(tmp_path: Path) -> None:
+    """A cell published with another cell's Flops/Params stays valid, flagged as such."""
+    records = nb201_records()
+    records[1] |= {"Flops": records[0]["Flops"], "Params": records[0]["Params"]}
+    load = load_setting(write_drop(tmp_path, {"nas-bench-201": pickle.dumps(records)}), NB201)
+    assert (load.status, len(load.valid), len(load.quarantine)) == ("ok", 2, 0)
+    assert load.valid["cost_matches_cell"].tolist() == [True, False]
+
+
+def test_real_nb201_costs_are_the_cifar100_networks(real: dict[str, SettingLoad]) -> None:
+    """Flops/Params count the cell on NAS-Bench-201's CIFAR-100 network (not ImageNet16-120's,
+    whose accuracy Acc is), except for 150 cells given another cell's costs."""
+    valid = real["nas-bench-201"].valid
+    assert (~valid["cost_matches_cell"]).sum() == 150
+    record = valid.set_index("record_index").loc[327]  # three 1x1 convs, the costs of two
+    assert (record["ops"], record["Flops"], record["Params"]) == ("2|3|3|2|3|0", 15.65, 0.135)
+    assert not record["cost_matches_cell"]
+    for classes, side in [(10, 32), (120, 16)]:  # CIFAR-10, ImageNet16-120: none match
+        other = [
+            nb201_complexity([NB201_OPS[int(op)] for op in ops.split("|")], classes, side)
+            for ops in valid["ops"].head(200)
+        ]
+        params = np.array([c.params / 1e6 for c in other])
+        assert not np.isclose(params, valid["Params"].head(200), atol=0.0005).any()
 
 
 def test_real_nb201_record_0_is_nas_bench_201_architecture_0(real: dict[str, SettingLoad]) -> None:

@@ -209,6 +209,7 @@ def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
     ):
         assert f"\n## {section}" in text
     assert "`3ddet` has no results" in text
+    assert "ImageNet16-120 network that `Acc` measures; 150 cells carry another cell's" in text
     for row in (  # which data each setting is, not only its task
         "| seg-4x | segmentation | Cityscapes segmentation, longer schedule |",
         "| cls-10-1000 | classification | ImageNet subset classification (10 classes x 1000",
