@@ -38,16 +38,16 @@ from nasmr.complexity import ComplexityMethod
 @click.option(
     "--job",
     "job_name",
-    type=click.Choice(["build", "ingest", "refresh", "logs"]),
+    type=click.Choice(["build", "ingest", "reingest", "refresh", "logs"]),
     default="build",
     show_default=True,
-    help="build: everything; ingest: validation to warehouse; refresh: models and release; "
-    "logs: from logs.",
+    help="build: everything; ingest: validation to warehouse; reingest: one setting's file "
+    "to warehouse, without recounting complexity; refresh: models and release; logs: from logs.",
 )
 @click.option(
     "--partition",
     default=None,
-    help="Run one setting only (e.g. seg); ingest and build jobs only.",
+    help="Run one setting only (e.g. seg); build, ingest and reingest jobs only.",
 )
 @complexity_option("--complexity", default="module")
 @seeds_option

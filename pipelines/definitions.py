@@ -8,7 +8,14 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.assets import complexity, ingest, logs, models, raw, release, warehouse
-from pipelines.jobs import build_job, ingest_job, logs_job, refresh_job, weekly_refresh
+from pipelines.jobs import (
+    build_job,
+    ingest_job,
+    logs_job,
+    refresh_job,
+    reingest_job,
+    weekly_refresh,
+)
 from pipelines.resources import BuildOptions, default_resources
 from pipelines.sensors import raw_drop_sensor
 
@@ -26,7 +33,7 @@ def build_definitions(
     return dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-        jobs=[build_job, ingest_job, refresh_job, logs_job],
+        jobs=[build_job, ingest_job, reingest_job, refresh_job, logs_job],
         schedules=[weekly_refresh],
         sensors=[raw_drop_sensor],
         resources=default_resources(raw_dir, out_dir, releases_dir, log_dir, options),

@@ -18,8 +18,14 @@ ingest_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(
         ingest.architectures, ingest.validated_records, complexity.complexity, warehouse.warehouse
     ),
-    description="Validate changed settings, recount complexity and rebuild the warehouse "
-    "(what the sensor launches).",
+    description="Validate the drop, recount complexity and rebuild the warehouse.",
+)
+
+reingest_job = dg.define_asset_job(
+    "reingest",
+    selection=dg.AssetSelection.assets(ingest.validated_records, warehouse.warehouse),
+    description="Revalidate one changed trainval.pkl and rebuild the warehouse, keeping the "
+    "last build's search list and complexity counts (what the sensor launches).",
 )
 
 refresh_job = dg.define_asset_job(

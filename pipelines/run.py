@@ -31,6 +31,11 @@ telemetry:
 concurrency:
   pools:
     default_limit: 1  # one writer of the DuckDB warehouse at a time (pool duckdb_writer)
+  runs:
+    tag_concurrency_limits:  # the sensor's runs one at a time: each rebuilds the warehouse
+      - key: dagster/sensor_name
+        value: raw_drop_sensor
+        limit: 1
 """
 
 

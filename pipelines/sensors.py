@@ -6,7 +6,7 @@ import dagster as dg
 
 from pipelines.assets.ingest import load_validated
 from pipelines.assets.raw import MISSING, trainval_versions
-from pipelines.jobs import ingest_job
+from pipelines.jobs import reingest_job
 from pipelines.partitions import settings_partitions
 from pipelines.resources import BuildDir, RawDrop
 
@@ -25,7 +25,7 @@ def staged_versions(build_dir: BuildDir) -> dict[str, str]:
 
 
 @dg.sensor(
-    job=ingest_job,
+    job=reingest_job,
     minimum_interval_seconds=300,
     description="Compares each trainval.pkl's sha256 with the last tick's and ingests changes.",
 )

@@ -33,7 +33,7 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
 from pipelines.resources import BuildDir, BuildOptions, RawDrop
-from pipelines.run import BuildOutcome, run_job
+from pipelines.run import BuildOutcome, local_instance, run_job
 from pipelines.sensors import raw_drop_sensor
 from schemas.logs import LogLine
 from schemas.settings import MR_SETTINGS, SETTINGS
@@ -61,11 +61,12 @@ def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
     ingest = {"architectures", "validated_records", "complexity", "warehouse"}
     models = {"predictors", "ncp_results", "search_evaluation"}
     assert _job_assets(defs, "ingest") == ingest
+    assert _job_assets(defs, "reingest") == {"validated_records", "warehouse"}
     assert _job_assets(defs, "refresh") == models | {"release"}
     assert _job_assets(defs, "build") == ingest | models | {"release"}
     assert _job_assets(defs, "logs").isdisjoint(_job_assets(defs, "build"))
     assert defs.resolve_schedule_def("weekly_refresh").cron_schedule == "0 3 * * 1"
-    assert defs.resolve_sensor_def("raw_drop_sensor").job_name == "ingest"
+    assert defs.resolve_sensor_def("raw_drop_sensor").job_name == "reingest"
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"raw_trainval", "validated_records", "complexity", "warehouse"} <= keys
@@ -358,6 +359,43 @@ def test_sensor_first_tick_ingests_only_what_the_build_did_not(tmp_path: Path) -
     trainval_path(raw, "seg").write_bytes(pickle.dumps(seg))
     changed = _sensor_tick(raw, None, out)
     assert sorted(r.partition_key for r in changed.run_requests) == ["seg", "video"]
+
+
+def test_the_sensors_job_revalidates_one_setting_without_recounting(tmp_path: Path) -> None:
+    """A changed file's reingest run rebuilds the warehouse from it, and leaves the search
+    list and complexity counts of the last build alone."""
+    archs = sample(3, seed=6)
+    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    out = tmp_path / "out"
+    with dg.instance_for_test() as instance:
+        built = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
+        assert built.success, built.failures
+        records[0]["top1"] = 51.0
+        trainval_path(raw, "video").write_bytes(pickle.dumps(records))
+        again = run_job(
+            "reingest", raw_dir=raw, out_dir=out, partition="video", options=FAST,
+            instance=instance,
+        )  # fmt: skip
+        assert again.success, again.failures
+        counted = instance.fetch_materializations(dg.AssetKey("complexity"), limit=10).records
+        assert len(counted) == 1  # the build's; reingest did not recount
+    with connect(out / "nasmr.duckdb") as con:
+        top1 = con.execute(
+            "SELECT value FROM results WHERE code = ? AND metric = 'top1'", [archs[0].code]
+        ).fetchall()
+    assert top1 == [(51.0,)]
+
+
+def test_the_local_instance_runs_the_sensors_runs_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The instance config nasmr writes is valid for Dagster and limits the sensor's runs."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    with local_instance() as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    sensor = {"key": "dagster/sensor_name", "value": "raw_drop_sensor", "limit": 1}
+    assert sensor in limits
 
 
 def test_weekly_schedule_requests_a_refresh_run() -> None:
