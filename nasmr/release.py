@@ -47,10 +47,12 @@ import pyarrow.parquet as pq
 
 from nasmr import __version__, clock, paths
 from nasmr.checksums import content_hash, sha256_file
+from nasmr.quality import broken_rules
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
 from nasmr.warehouse import (
     PARQUET_DIR,
     WAREHOUSE_NAME,
+    connect,
     wal_path,
     warehouse_version,
     writer_pid,
@@ -460,6 +462,7 @@ def publish_release(
     """
     build_dir, releases_dir = Path(build_dir), Path(releases_dir)
     _check_build(build_dir)
+    _check_rules(build_dir)
     _check_model_outputs(build_dir)
     if raw_dir is not None:
         _check_sources(build_dir, Path(raw_dir))
@@ -534,6 +537,18 @@ def _check_build(build_dir: Path) -> None:
             "with changes that are not in parquet/; rebuild the warehouse (`nasmr ingest "
             f"--warehouse {database}`) before publishing"
         )
+
+
+def _check_rules(build_dir: Path) -> None:
+    """A build must keep every data-quality rule, also when it was not made by Dagster."""
+    with connect(build_dir / WAREHOUSE_NAME) as con:
+        broken = broken_rules(con)
+    if broken:
+        found = "; ".join(
+            f"{name}: {len(rows)} offending row(s), first {rows.iloc[0].to_dict()}"
+            for name, rows in broken.items()
+        )
+        raise ReleaseError(f"{build_dir / WAREHOUSE_NAME}: breaks data-quality rules: {found}")
 
 
 def _sources(root: Path) -> tuple[FileDigest, ...]:

@@ -24,11 +24,7 @@ from nasmr.space import Arch, sample
 from nasmr.training import log_path
 from nasmr.warehouse import connect
 from pipelines.assets.models import NCP_SEARCHES, search_evaluation
-from pipelines.assets.warehouse import (
-    counts_reconcile,
-    no_duplicate_architectures,
-    results_reference_known_architectures,
-)
+from pipelines.assets.warehouse import rule_checks
 from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
@@ -157,6 +153,16 @@ def _tamper(build_dir: BuildDir, sql: str, *params: str) -> None:
     """Change the warehouse behind the pipeline's back, as a later hand edit would."""
     with connect(build_dir.root() / "nasmr.duckdb", read_only=False) as con:
         con.execute(sql, list(params))
+
+
+def _rule_check(name: str) -> dg.AssetChecksDefinition:
+    """The warehouse's blocking check of the data-quality rule ``name``."""
+    return next(c for c in rule_checks if c.check_key.name == name)
+
+
+counts_reconcile = _rule_check("counts_reconcile")
+no_duplicate_architectures = _rule_check("no_duplicate_architectures")
+results_reference_known_architectures = _rule_check("results_reference_known_architectures")
 
 
 def _offending(result: dg.AssetCheckResult) -> str:

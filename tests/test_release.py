@@ -31,13 +31,14 @@ from nasmr.release import (
     verify_release,
     write_archive,
 )
-from nasmr.space import Arch
+from nasmr.space import Arch, sample
 from nasmr.warehouse import ingest, warehouse_version, write_parquet
 from pipelines.assets.release import release_verifies
 from pipelines.cli import main  # nasmr with its build command
 from pipelines.resources import BuildDir, ReleaseDir
 from schemas.release import SCHEMA_VERSION, Version
 from schemas.settings import MR_SETTINGS
+from tests.drops import exact, mr_record, write_drop
 from tests.test_warehouse import CRASHED_WRITER
 
 CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -307,6 +308,19 @@ def test_a_build_with_a_crashed_writers_log_is_refused(build: Path, tmp_path: Pa
     subprocess.run([sys.executable, "-c", CRASHED_WRITER, str(copy / "nasmr.duckdb")], check=True)
     with pytest.raises(ReleaseError, match=r"did not close.*rebuild the warehouse \(`nasmr ingest"):
         publish_release(copy, tmp_path / "releases")
+
+
+def test_a_build_breaking_a_data_quality_rule_is_refused(tmp_path: Path) -> None:
+    """Made without Dagster (``nasmr ingest``), a build whose seg file failed to load is not
+    published: the rules the pipeline's blocking checks enforce hold for every build."""
+    archs = sample(3, seed=8)
+    video = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    files = {"video": pickle.dumps(video), "seg": b"not a pickle"}
+    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    ingest(raw, tmp_path / "build", method="analytic")
+    with pytest.raises(ReleaseError, match=r"breaks data-quality rules: counts_reconcile: 1 "):
+        publish_release(tmp_path / "build", tmp_path / "releases")
+    assert not (tmp_path / "releases").exists()
 
 
 # -- verification ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from nasmr.ingest import SettingLoad
+from nasmr.quality import RULES, Rule, evaluate
 from nasmr.warehouse import WAREHOUSE_NAME, assemble, connect
 from pipelines.assets.complexity import complexity, load_recomputed
 from pipelines.assets.ingest import (
@@ -71,64 +72,16 @@ def _staged_records(build_dir: BuildDir) -> list[SettingLoad]:
     return loads
 
 
-def _sql_check(build_dir: BuildDir, offending: str, checked: str) -> dg.AssetCheckResult:
-    """A check whose offending rows and checked-row count are two queries on the warehouse."""
-    with connect(build_dir.root() / WAREHOUSE_NAME) as con:
-        rows = con.execute(offending).df()
-        total = con.execute(checked).fetchall()[0][0]
-    return check_result(rows, checked=int(total))
+def _rule_check(rule: Rule) -> dg.AssetChecksDefinition:
+    """A blocking check of the warehouse that fails on the rows breaking ``rule``."""
+
+    @dg.asset_check(asset=warehouse, name=rule.name, description=rule.description, blocking=True)
+    def check(build_dir: BuildDir) -> dg.AssetCheckResult:
+        with connect(build_dir.root() / WAREHOUSE_NAME) as con:
+            rows, checked = evaluate(con, rule)
+        return check_result(rows, checked=checked)
+
+    return check
 
 
-@dg.asset_check(asset=warehouse, blocking=True)
-def counts_reconcile(build_dir: BuildDir) -> dg.AssetCheckResult:
-    """Every file: records read = valid + quarantined, and no present file failed to load."""
-    return _sql_check(
-        build_dir,
-        "SELECT * FROM ingest_report WHERE read <> valid + quarantined OR status = 'failed'",
-        "SELECT count(*) FROM ingest_report",
-    )
-
-
-@dg.asset_check(asset=warehouse, blocking=True)
-def published_complexity_reproduced(build_dir: BuildDir) -> dg.AssetCheckResult:
-    """Recomputed FLOPs and params equal the published ones for every evaluated architecture."""
-    return _sql_check(
-        build_dir,
-        "SELECT * FROM complexity WHERE published_macs IS NOT NULL AND match IS DISTINCT FROM true",
-        "SELECT count(*) FROM complexity WHERE published_macs IS NOT NULL",
-    )
-
-
-@dg.asset_check(asset=warehouse, blocking=True)
-def no_duplicate_architectures(build_dir: BuildDir) -> dg.AssetCheckResult:
-    """One result per (setting, architecture, metric), one row per architecture code."""
-    return _sql_check(
-        build_dir,
-        "SELECT setting, code, metric, count(*) AS n FROM results GROUP BY ALL HAVING n > 1 "
-        "UNION ALL SELECT 'architectures', code, NULL, count(*) FROM architectures "
-        "GROUP BY code HAVING count(*) > 1",
-        "SELECT count(*) FROM results",
-    )
-
-
-@dg.asset_check(asset=warehouse, blocking=True)
-def results_reference_known_architectures(build_dir: BuildDir) -> dg.AssetCheckResult:
-    """Every result row names an architecture of the search list."""
-    return _sql_check(
-        build_dir,
-        "SELECT DISTINCT r.setting, r.code FROM results r ANTI JOIN architectures a USING (code)",
-        "SELECT count(DISTINCT code) FROM results",
-    )
-
-
-@dg.asset_check(asset=warehouse, blocking=True)
-def metric_ranges(build_dir: BuildDir) -> dg.AssetCheckResult:
-    """Metrics are finite percentages in [0, 100]; published FLOPs and params are positive."""
-    return _sql_check(
-        build_dir,
-        "SELECT setting, code, metric, value FROM results "
-        "WHERE NOT isfinite(value) OR value < 0 OR value > 100 "
-        "UNION ALL SELECT 'complexity', code, 'published_macs/params', published_macs "
-        "FROM complexity WHERE published_macs <= 0 OR published_params <= 0",
-        "SELECT count(*) FROM results",
-    )
+rule_checks = [_rule_check(rule) for rule in RULES]

@@ -1,0 +1,75 @@
+"""The warehouse's data-quality rules, as SQL: each names the rows that break it.
+
+One definition serves both gates: the Dagster asset checks that block a run, and
+:func:`nasmr.release.publish_release`, which refuses a build that breaks any rule
+however it was made (``nasmr ingest`` and ``nasmr release publish`` skip Dagster).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule of the warehouse: ``offending`` selects the rows that break it, ``checked``
+    counts the rows it looked at."""
+
+    name: str
+    description: str
+    offending: str
+    checked: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "counts_reconcile",
+        "Every file: records read = valid + quarantined, and no present file failed to load.",
+        "SELECT * FROM ingest_report WHERE read <> valid + quarantined OR status = 'failed'",
+        "SELECT count(*) FROM ingest_report",
+    ),
+    Rule(
+        "published_complexity_reproduced",
+        "Recomputed FLOPs and params equal the published ones for every evaluated architecture.",
+        "SELECT * FROM complexity WHERE published_macs IS NOT NULL AND match IS DISTINCT FROM true",
+        "SELECT count(*) FROM complexity WHERE published_macs IS NOT NULL",
+    ),
+    Rule(
+        "no_duplicate_architectures",
+        "One result per (setting, architecture, metric), one row per architecture code.",
+        "SELECT setting, code, metric, count(*) AS n FROM results GROUP BY ALL HAVING n > 1 "
+        "UNION ALL SELECT 'architectures', code, NULL, count(*) FROM architectures "
+        "GROUP BY code HAVING count(*) > 1",
+        "SELECT count(*) FROM results",
+    ),
+    Rule(
+        "results_reference_known_architectures",
+        "Every result row names an architecture of the search list.",
+        "SELECT DISTINCT r.setting, r.code FROM results r ANTI JOIN architectures a USING (code)",
+        "SELECT count(DISTINCT code) FROM results",
+    ),
+    Rule(
+        "metric_ranges",
+        "Metrics are finite percentages in [0, 100]; published FLOPs and params are positive.",
+        "SELECT setting, code, metric, value FROM results "
+        "WHERE NOT isfinite(value) OR value < 0 OR value > 100 "
+        "UNION ALL SELECT 'complexity', code, 'published_macs/params', published_macs "
+        "FROM complexity WHERE published_macs <= 0 OR published_params <= 0",
+        "SELECT count(*) FROM results",
+    ),
+)
+"""Every rule a warehouse must keep before it is released."""
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, rule: Rule) -> tuple[pd.DataFrame, int]:
+    """The rows that break ``rule`` and the number of rows it checked."""
+    return con.execute(rule.offending).df(), int(con.execute(rule.checked).fetchall()[0][0])
+
+
+def broken_rules(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """Name -> offending rows of every rule the warehouse breaks (empty when it keeps all)."""
+    found = {rule.name: evaluate(con, rule)[0] for rule in RULES}
+    return {name: rows for name, rows in found.items() if len(rows)}
