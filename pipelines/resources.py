@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from nasmr import paths
 from nasmr.complexity import ComplexityMethod
@@ -81,15 +81,15 @@ class BuildOptions(dg.ConfigurableResource):
     """Knobs of the expensive steps: complexity method, predictor seeds, NCP budget."""
 
     complexity_method: ComplexityMethod = "module"
-    workers: int | None = None
+    workers: int | None = Field(default=None, ge=1)
     """Processes for the parallel steps (module-built complexity, predictor training);
     None: the CPU count."""
-    predictor_seeds: int = 5
+    predictor_seeds: int = Field(default=5, ge=1)
     predictor_settings: list[str] | None = None
     """Settings to train predictors and evaluate searches for; None: every available one."""
-    predictor_epochs: int | None = None
-    ncp_steps: int = DEFAULT_STEPS
-    ncp_starts: int = DEFAULT_STARTS
+    predictor_epochs: int | None = Field(default=None, ge=1)
+    ncp_steps: int = Field(default=DEFAULT_STEPS, ge=1)
+    ncp_starts: int = Field(default=DEFAULT_STARTS, ge=1)
     seed: int = 0
 
     @field_validator("predictor_settings")

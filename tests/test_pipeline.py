@@ -257,6 +257,15 @@ def test_build_options_refuse_an_unknown_predictor_setting() -> None:
     assert BuildOptions(predictor_settings=["seg", "video"]).predictor_settings == ["seg", "video"]
 
 
+@pytest.mark.parametrize(
+    "field", ["workers", "predictor_seeds", "predictor_epochs", "ncp_steps", "ncp_starts"]
+)
+def test_build_options_refuse_counts_below_one(field: str) -> None:
+    """A count of 0 from the launchpad is refused by name, as the CLI refuses it."""
+    with pytest.raises(ValueError, match=f"{field}\n  Input should be greater than or equal to 1"):
+        BuildOptions(**{field: 0})
+
+
 def test_one_partition_on_a_fresh_build_folder_names_every_setting_not_validated(
     tmp_path: Path,
 ) -> None:
