@@ -10,6 +10,15 @@ The benchmark's architectures are the evaluated ones (those with results in at
 least one setting), in search-list order: ``len(bench)`` counts them, ``bench.index(code)``
 is a position in that order, ``bench.arch(i)`` the inverse, and iterating yields
 :class:`~nasmr.space.Arch` values. Wherever a code is taken, an ``Arch`` works too.
+
+Two numbers must not be confused. An *index* (``bench.arch(i)``, ``bench.index(code)``,
+the ``index`` column of :meth:`Benchmark.best` and :meth:`Benchmark.pareto`) is a 0-based
+position among the evaluated architectures only. A *search_index* (the column of the
+``architectures`` table, also returned by ``best`` and ``pareto``) is the 0-based line of
+the code in ``search_list.txt``, which also counts the unevaluated codes. They differ
+after the first unevaluated code: in the NAS-Bench-MR drop (4 unevaluated, the first on
+line 1561) for 946 architectures, every search_index from 1562 on.
+
 NAS-Bench-201 cells live in another space; query them with
 ``bench.sql("SELECT * FROM nb201_results")``.
 """
@@ -76,10 +85,13 @@ class Benchmark:
         self._con = duckdb.connect(str(root / WAREHOUSE_NAME), read_only=True)
         try:
             codes = self._con.execute(
-                "SELECT code, evaluated FROM architectures ORDER BY search_index"
+                "SELECT code, search_index, evaluated FROM architectures ORDER BY search_index"
             ).fetchall()
-            self._codes: tuple[str, ...] = tuple(code for code, evaluated in codes if evaluated)
-            self._unevaluated = frozenset(code for code, evaluated in codes if not evaluated)
+            self._codes: tuple[str, ...] = tuple(code for code, _, evaluated in codes if evaluated)
+            self._search_index = np.array(
+                [line for _, line, evaluated in codes if evaluated], dtype=np.int64
+            )
+            self._unevaluated = frozenset(code for code, _, evaluated in codes if not evaluated)
             self._index = {code: i for i, code in enumerate(self._codes)}
             self._complexity = self._load_complexity()
             self._tables = self._load_results()
@@ -160,7 +172,7 @@ class Benchmark:
         return len(self._codes)
 
     def __iter__(self) -> Iterator[Arch]:
-        """The evaluated architectures, in search-list order."""
+        """The evaluated architectures, in search-list order (the i-th is ``arch(i)``)."""
         return (Arch.from_code(code) for code in self._codes)
 
     def __contains__(self, code: object) -> bool:
@@ -172,17 +184,21 @@ class Benchmark:
 
     @property
     def codes(self) -> tuple[str, ...]:
-        """Codes of the evaluated architectures, in search-list order."""
+        """Codes of the evaluated architectures, in search-list order: ``codes[index]``."""
         return self._codes
 
     def arch(self, index: int) -> Arch:
-        """The architecture at position ``index`` (0-based, search-list order)."""
+        """The architecture at position ``index`` among the evaluated ones (0-based).
+
+        Not the search_index (line of ``search_list.txt``): unevaluated codes have no
+        position, so the two differ after the first of them; see the module docstring.
+        """
         if not -len(self._codes) <= index < len(self._codes):
             raise IndexError(f"architecture index {index} out of range [0, {len(self._codes)})")
         return Arch.from_code(self._codes[index])
 
     def index(self, code: str | Arch) -> int:
-        """Position of an architecture among the evaluated ones."""
+        """Position of an architecture among the evaluated ones (0-based), not its search_index."""
         key = code.code if isinstance(code, Arch) else code
         found = self._index.get(key) if isinstance(key, str) else None
         if found is None:
@@ -297,8 +313,9 @@ class Benchmark:
     ) -> pd.DataFrame:
         """The ``k`` architectures with the highest ``metric``, optionally within a FLOPs budget.
 
-        Ties go to fewer FLOPs, then search-list order. Columns: index, code,
-        the metric, flops, params.
+        Ties go to fewer FLOPs, then search-list order. Columns: index (position among the
+        evaluated architectures, for :meth:`arch`), search_index (0-based line of
+        ``search_list.txt``, as in the ``architectures`` table), code, the metric, flops, params.
         """
         if k < 1:  # head(-1) would silently return every row but the last
             raise ValueError(f"k must be at least 1, got {k}")
@@ -318,11 +335,12 @@ class Benchmark:
         return frame.iloc[front].reset_index(drop=True)
 
     def _frame(self, setting: str, metric: str) -> pd.DataFrame:
-        """index, code, metric, flops, params of the architectures that have the metric."""
+        """index, search_index, code, metric, flops, params of those that have the metric."""
         values = self._setting(setting).values[:, self._metric_column(setting, metric)]
         frame = pd.DataFrame(
             {
                 "index": np.arange(len(self._codes)),
+                "search_index": self._search_index,
                 "code": list(self._codes),
                 metric: values,
                 "flops": self._complexity[:, 0],

@@ -138,7 +138,7 @@ def test_to_pandas_matches_the_wide_view(bench: Benchmark) -> None:
 def test_best_is_the_top_k_within_the_budget(bench: Benchmark) -> None:
     frame = bench.to_pandas("seg")
     top = bench.best("seg", "mIoU", max_gflops=1.5, k=5)
-    assert list(top.columns) == ["index", "code", "mIoU", "flops", "params"]
+    assert list(top.columns) == ["index", "search_index", "code", "mIoU", "flops", "params"]
     assert len(top) == 5 and (top["flops"] <= 1.5).all()
     within = frame[frame["flops"] <= 1.5]["mIoU"].sort_values(ascending=False)
     assert top["mIoU"].tolist() == within.head(5).tolist()
@@ -148,6 +148,18 @@ def test_best_is_the_top_k_within_the_budget(bench: Benchmark) -> None:
     for k in (0, -1):
         with pytest.raises(ValueError, match=f"k must be at least 1, got {k}"):
             bench.best("seg", "mIoU", k=k)
+
+
+def test_index_is_the_position_among_evaluated_and_search_index_the_line(
+    bench: Benchmark, raw_dir: Path
+) -> None:
+    lines = {line.text: line.index for line in read_search_list(raw_dir)}
+    for frame in (bench.best("seg", "mIoU", k=2507), bench.pareto("cls-10c", "top1")):
+        assert frame["index"].tolist() == [bench.index(c) for c in frame["code"]]
+        assert frame["search_index"].tolist() == [lines[c] for c in frame["code"]]
+    everything = bench.best("seg", "mIoU", k=2507)
+    differ = everything[everything["index"] != everything["search_index"]]
+    assert len(differ) == 946 and differ["search_index"].min() == 1562
 
 
 def test_pareto_front_is_exactly_the_non_dominated_set(bench: Benchmark) -> None:
