@@ -25,8 +25,10 @@ NAS-Bench-201 cells live in another space; query them with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +195,11 @@ class Benchmark:
         Not the search_index (line of ``search_list.txt``): unevaluated codes have no
         position, so the two differ after the first of them; see the module docstring.
         """
+        if not isinstance(index, Integral):
+            raise TypeError(
+                f"architecture index must be an int (a position among the evaluated "
+                f"architectures), got {index!r}; for a code use query(code, ...) or index(code)"
+            )
         if not -len(self._codes) <= index < len(self._codes):
             raise IndexError(f"architecture index {index} out of range [0, {len(self._codes)})")
         return Arch.from_code(self._codes[index])
@@ -319,6 +326,8 @@ class Benchmark:
         """
         if k < 1:  # head(-1) would silently return every row but the last
             raise ValueError(f"k must be at least 1, got {k}")
+        if max_gflops is not None and math.isnan(max_gflops):  # every comparison with NaN fails
+            raise ValueError(f"max_gflops must be a number or None, got {max_gflops}")
         frame = self._frame(setting, metric)
         if max_gflops is not None:
             frame = frame[frame["flops"] <= max_gflops]

@@ -444,6 +444,16 @@ def _card_format(text: str) -> object:
 def load_predictor(path: Path) -> Predictor:
     """Rebuild a saved predictor from its card and weights (``.json``, ``.safetensors`` or stem)."""
     path = Path(path)
+    if path.is_dir():
+        cards = sorted(
+            p.name for p in path.glob("*.json") if p.with_suffix(".safetensors").is_file()
+        )
+        found = (
+            f"e.g. {path / cards[0]}; cards there: {', '.join(cards)}"
+            if cards
+            else "it holds no predictor card (<name>.json beside <name>.safetensors)"
+        )
+        raise PredictorError(f"{path} is a folder: pass one predictor's card file, {found}")
     # strip the suffix by name: Path.with_suffix would also cut the ".baseline" of seg.baseline
     name = path.name.removesuffix(".json").removesuffix(".safetensors")
     card_path, weights_path = path.with_name(f"{name}.json"), path.with_name(f"{name}.safetensors")

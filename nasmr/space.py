@@ -344,6 +344,8 @@ def domain(position: int) -> tuple[int, ...]:
 
 def sample(n: int, seed: int) -> list[Arch]:
     """``n`` architectures drawn uniformly at random from the whole space."""
+    if n < 0:
+        raise ValueError(f"sample: n must be >= 0, got {n}")
     rng = random.Random(seed)
     return [
         Arch.from_embedding([rng.choice(domain(p)) for p in range(EMBEDDING_LENGTH)])

@@ -103,6 +103,9 @@ def test_architectures_are_the_evaluated_ones_in_search_order(
     assert all(bench.index(bench.arch(i)) == i for i in (0, 17, 2506))
     with pytest.raises(IndexError, match=r"index 2507 out of range \[0, 2507\)"):
         bench.arch(2507)
+    assert bench.arch(np.int64(17)) == bench.arch(17)  # an index column's value
+    with pytest.raises(TypeError, match=r"index must be an int .*got '0'; for a code use"):
+        bench.arch("0")  # type: ignore[arg-type]
 
 
 def test_query_returns_the_published_record(bench: Benchmark, raw_dir: Path) -> None:
@@ -145,6 +148,8 @@ def test_best_is_the_top_k_within_the_budget(bench: Benchmark) -> None:
     assert [bench.codes[i] for i in top["index"]] == top["code"].tolist()
     assert bench.best("seg", "mIoU", k=1)["mIoU"].item() == frame["mIoU"].max()
     assert bench.best("seg", "mIoU", max_gflops=0.0).empty
+    with pytest.raises(ValueError, match="max_gflops must be a number or None, got nan"):
+        bench.best("seg", "mIoU", max_gflops=float("nan"))
     for k in (0, -1):
         with pytest.raises(ValueError, match=f"k must be at least 1, got {k}"):
             bench.best("seg", "mIoU", k=k)

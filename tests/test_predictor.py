@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -369,7 +370,14 @@ def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Pa
 def test_missing_or_broken_files_are_named(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nothing\.json"):
         load_predictor(tmp_path / "nothing.json")
+    with pytest.raises(PredictorError, match=r"is a folder: .*, it holds no predictor card"):
+        load_predictor(tmp_path)
     card = train_predictor(frames, ["seg"], DEFAULT.with_epochs(1)).save(tmp_path)
+    folder = rf"{re.escape(str(tmp_path))} is a folder: pass one predictor's card file"
+    with pytest.raises(
+        PredictorError, match=rf"{folder}, e\.g\. .*seg\.json; cards there: seg\.json$"
+    ):
+        load_predictor(tmp_path)
     text = card.read_text()
     card.write_text(text.replace('"format": 2', '"format": 1'))
     with pytest.raises(PredictorError, match=r"seg\.json: predictor card format 1.*retrain"):

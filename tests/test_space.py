@@ -53,6 +53,9 @@ def test_every_published_record_agrees_with_itself_and_the_search_list(raw_dir: 
 def test_sampled_architectures_round_trip() -> None:
     archs = sample(500, seed=0)
     assert sample(500, seed=0) == archs and len(set(archs)) == 500
+    assert sample(0, seed=0) == []
+    with pytest.raises(ValueError, match="n must be >= 0, got -1"):
+        sample(-1, seed=0)
     for arch in archs:
         _round_trips(arch)
 
