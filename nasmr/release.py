@@ -896,6 +896,21 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def _release_bibtex(manifest: ReleaseManifest, manifest_sha256: str) -> str:
+    """A BibTeX entry for this release, so a paper can name the exact data it used."""
+    commit = manifest.code_version.git_commit or "unknown"
+    return f"""@misc{{nasmr_release_{manifest.version.replace(".", "_")},
+  author = {{{{The nasmr project}}}},
+  title = {{{{NAS-Bench-MR, curated: release {manifest.version}}}}},
+  year = {{{manifest.created_at.year}}},
+  version = {{{manifest.version}}},
+  howpublished = {{nasmr {manifest.code_version.package} (git commit {commit}), from the
+                  NAS-Bench-MR data of Ding et al. (ICLR 2022), {ORIGINAL_REPOSITORY}}},
+  note = {{{MANIFEST} sha256 {manifest_sha256};
+          input content hash {manifest.content_hash}}}
+}}"""
+
+
 def _datasheet(root: Path, manifest: ReleaseManifest) -> str:
     """The release's README.md: a datasheet (Gebru et al.'s seven sections) from its tables."""
     report = _read_table(root, "ingest_report").dropna(subset=["setting"])
@@ -1020,6 +1035,14 @@ also govern this derived release. If you use this data, cite the original benchm
 
 ```bibtex
 {BIBTEX}
+```
+
+and this release, identified by its version and the sha256 of its `{MANIFEST}`, which
+records every input file's sha256 and the nasmr code that made it (the archive's own
+sha256, which a file inside the archive cannot hold, is its line in `{SUMS}`):
+
+```bibtex
+{_release_bibtex(manifest, sha256_file(root / MANIFEST))}
 ```
 
 ## Maintenance

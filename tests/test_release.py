@@ -221,7 +221,22 @@ def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
         assert code in text
     assert "@inproceedings{ding2022learning" in text
     assert "Learning Versatile Neural Architectures by Propagating Network Codes" in text
-    assert "https://github.com/dingmyu/NCP" in text
+    manifest = load_manifest(releases / "1.0.0")
+    commit = manifest.code_version.git_commit or "unknown"
+    assert (  # the release itself, named by its manifest's sha256 as SHA256SUMS lists it
+        "```bibtex\n@misc{nasmr_release_1_0_0,\n"
+        "  author = {{The nasmr project}},\n"
+        "  title = {{NAS-Bench-MR, curated: release 1.0.0}},\n"
+        f"  year = {{{CREATED.year}}},\n"
+        "  version = {1.0.0},\n"
+        f"  howpublished = {{nasmr {manifest.code_version.package} (git commit {commit}), "
+        "from the\n"
+        "                  NAS-Bench-MR data of Ding et al. (ICLR 2022), "
+        "https://github.com/dingmyu/NCP},\n"
+        f"  note = {{manifest.json sha256 {sums(releases / '1.0.0')['manifest.json']};\n"
+        f"          input content hash {manifest.content_hash}}}\n"
+        "}\n```"
+    ) in text
 
 
 # -- immutability and atomicity --------------------------------------------------------------
