@@ -525,6 +525,14 @@ def _check_build(build_dir: Path) -> None:
             f"{build_dir}: not a complete build, missing tables in {PARQUET_DIR}/: "
             + ", ".join(missing)
         )
+    for table, docs in COLUMN_DOCS.items():
+        columns = pq.read_schema(build_dir / PARQUET_DIR / f"{table}.parquet").names
+        if columns != list(docs):
+            raise ReleaseError(
+                f"{build_dir}: {PARQUET_DIR}/{table}.parquet has columns {columns}, this nasmr "
+                f"writes {list(docs)}: the build was made by another version; rebuild it "
+                "(`nasmr build`, or `nasmr ingest` for the data alone)"
+            )
     database = build_dir / WAREHOUSE_NAME
     if not database.is_file():
         raise ReleaseError(f"{build_dir}: not a complete build, {WAREHOUSE_NAME} is missing")

@@ -318,6 +318,15 @@ def test_incomplete_build_is_refused(build: Path, tmp_path: Path) -> None:
         publish_release(partial, tmp_path / "releases")
 
 
+def test_a_build_of_another_table_layout_is_refused(build: Path, tmp_path: Path) -> None:
+    """A build made by a nasmr that wrote other columns is named, not a KeyError mid-publish."""
+    old = copy_build(build, tmp_path / "build")
+    table = old / "parquet" / "nb201_results.parquet"
+    write_parquet(pd.read_parquet(table).drop(columns="cost_matches_cell"), table)
+    with pytest.raises(ReleaseError, match=r"nb201_results.parquet has columns .*another version"):
+        publish_release(old, tmp_path / "releases")
+
+
 def test_a_build_with_a_crashed_writers_log_is_refused(build: Path, tmp_path: Path) -> None:
     copy = copy_build(build, tmp_path / "build")
     subprocess.run([sys.executable, "-c", CRASHED_WRITER, str(copy / "nasmr.duckdb")], check=True)
