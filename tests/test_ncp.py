@@ -203,8 +203,11 @@ def test_evaluate_search_writes_report_and_plots(
 
 
 def test_cli_search_prints_finals_and_writes_trajectories(
-    seg_predictor: Predictor, tmp_path: Path
+    seg_predictor: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Without the default warehouse the search runs and says once why no true metric shows."""
+    monkeypatch.setenv("NASMR_OUT", str(tmp_path))
+    monkeypatch.delenv("NASMR_WAREHOUSE", raising=False)
     seg_predictor.save(tmp_path)
     out = tmp_path / "traj.csv"
     result = CliRunner().invoke(
@@ -223,13 +226,13 @@ def test_cli_search_prints_finals_and_writes_trajectories(
             "1",
             "--predictors",
             str(tmp_path),
-            "--warehouse",
-            str(tmp_path / "none.duckdb"),
             "--out",
             str(out),
         ],
     )
     assert result.exit_code == 0, result.output
+    note = f"true metrics not shown: no warehouse at {tmp_path / 'nasmr.duckdb'} (the default"
+    assert result.stderr.count(note) == 1
     lines = [line for line in result.output.splitlines() if line.split("\t")[0].isdigit()]
     assert len(lines) == 3
     feasible = [line.split("\t")[-1] for line in lines if "\tfeasible\t" in line]
@@ -280,6 +283,25 @@ def test_cli_search_rejects_non_finite_numbers(
     args = ["search", "--setting", "seg", "--steps", "2", "--starts", "2", *option]
     result = CliRunner().invoke(main, [*args, "--predictors", str(tmp_path)])
     assert result.exit_code == 1 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("named_by", ["--warehouse", "NASMR_WAREHOUSE"])
+def test_cli_search_refuses_a_named_warehouse_that_does_not_exist(
+    seg_predictor: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named_by: str
+) -> None:
+    """A typo in the warehouse path must not silently drop every true metric."""
+    seg_predictor.save(tmp_path)
+    typo = tmp_path / "typo.duckdb"
+    args = ["search", "--setting", "seg", "--steps", "1", "--starts", "1"]
+    args += ["--predictors", str(tmp_path)]
+    if named_by == "--warehouse":
+        args += ["--warehouse", str(typo)]
+    else:
+        monkeypatch.setenv("NASMR_WAREHOUSE", str(typo))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {named_by}: no warehouse file {typo}" in result.output
+    assert "start\tstatus" not in result.output
 
 
 def test_cli_search_names_an_unreadable_warehouse(seg_predictor: Predictor, tmp_path: Path) -> None:

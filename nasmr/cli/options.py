@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
 import click
+from click.core import ParameterSource
 from click.decorators import FC
 
 from nasmr import paths
@@ -49,6 +51,14 @@ def warehouse_option(help_text: str) -> Callable[[FC], FC]:
         show_default="NASMR_WAREHOUSE, NASMR_OUT/nasmr.duckdb or warehouse/build/nasmr.duckdb",
         help=help_text,
     )
+
+
+def warehouse_origin(ctx: click.Context) -> str | None:
+    """What named the ``--warehouse`` file (the option or ``NASMR_WAREHOUSE``), None for the
+    build folder's default: a file the user named must exist, a default one may be missing."""
+    if ctx.get_parameter_source("warehouse") is ParameterSource.COMMANDLINE:
+        return "--warehouse"
+    return "NASMR_WAREHOUSE" if os.environ.get("NASMR_WAREHOUSE") else None
 
 
 def workers_option(help_text: str) -> Callable[[FC], FC]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from nasmr import paths
-from nasmr.cli.options import seeds_option, warehouse_option, workers_option
+from nasmr.cli.options import seeds_option, warehouse_option, warehouse_origin, workers_option
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
 from schemas.settings import MR_SETTINGS, SETTINGS
 
@@ -240,7 +240,9 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     help="Write every start's trajectory here (.csv, or .parquet).",
 )
 @predictors_option
-@warehouse_option("Where true metrics of evaluated architectures come from (if it exists).")
+@warehouse_option(
+    "Where true metrics of evaluated architectures come from (the default may be missing)."
+)
 def search(
     setting: str | None,
     several: str | None,
@@ -267,8 +269,19 @@ def search(
             f"{out_file}: expected a .csv or .parquet file", param_hint="--out"
         )
     objective_weights = _objective_weights(setting, several, weights)
+    origin = warehouse_origin(click.get_current_context())
+    if not warehouse.is_file() and origin is not None:
+        raise click.BadParameter(f"no warehouse file {warehouse}", param_hint=origin)
     model = _load(predictor_dir, predictor_name(list(objective_weights)))
-    truth = _warehouse_frames(warehouse, list(objective_weights)) if warehouse.is_file() else {}
+    if warehouse.is_file():
+        truth = _warehouse_frames(warehouse, list(objective_weights))
+    else:
+        click.echo(
+            f"true metrics not shown: no warehouse at {warehouse} (the default; "
+            "name one with --warehouse or NASMR_WAREHOUSE)",
+            err=True,
+        )
+        truth = {}
     try:
         objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
         with torch_threads(1):
