@@ -365,6 +365,13 @@ def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Pa
     assert list(out.columns) == ["nas-bench-201.Acc", "nas-bench-201.Flops", "nas-bench-201.Params"]
     assert loaded.card.split.key == "ops" and loaded.card.feature_set == "nb201-onehot"
     assert loaded.card.network.attention is None  # branch tokens are MR only
+    args = ["predict", "0|3|2|3|2|2", "--setting", "nas-bench-201", "--predictors", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in result.output.strip().splitlines()]
+    assert [(name, label) for name, _, label in lines] == [
+        (column, "predicted") for column in out.columns
+    ]
 
 
 def test_missing_or_broken_files_are_named(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
@@ -499,9 +506,15 @@ def test_cli_trains_then_predicts(frames: dict[str, pd.DataFrame], tmp_path: Pat
     code = frames["seg"]["code"].iloc[0]
     result = runner.invoke(main, ["predict", code, "--setting", "seg", "--predictors", str(out)])
     assert result.exit_code == 0, result.output
-    values = dict(line.split() for line in result.output.strip().splitlines())
+    lines = [line.split(maxsplit=2) for line in result.output.strip().splitlines()]
+    values = {name: (float(value), label) for name, value, label in lines}
     expected = load_predictor(out / "seg.json").predict([code]).iloc[0]
-    assert math.isclose(float(values["seg.mIoU"]), expected["seg.mIoU"], abs_tol=1e-4)
+    assert math.isclose(values["seg.mIoU"][0], expected["seg.mIoU"], abs_tol=1e-4)
+    assert {values[m][1] for m in ("seg.mIoU", "seg.mAcc", "seg.aAcc")} == {"predicted"}
+    # the complexity printed is the architecture's exact count, not the predictor's guess at it
+    count = analytic_complexity(Arch.from_code(code))
+    assert values["flops"] == (round(count.gmac, 9), "exact (GMac)")
+    assert values["params"] == (round(count.mparams, 6), "exact (M)")
     assert set(values) == {"seg.mIoU", "seg.mAcc", "seg.aAcc", "flops", "params"}
 
 

@@ -152,7 +152,8 @@ def _split_names(text: str) -> list[str]:
 )
 @predictors_option
 def predict(code: str, setting: str, predictor_dir: Path) -> None:
-    """Print the predicted metrics of the architecture CODE."""
+    """Print the predicted metrics of the architecture CODE and an MR code's exact FLOPs/params."""
+    from nasmr.complexity import analytic_complexity
     from nasmr.features import parse_ops
     from nasmr.predictor import predictor_name, torch_threads
     from nasmr.space import Arch, ArchError
@@ -166,8 +167,13 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
         raise click.BadParameter(str(err), param_hint="CODE") from err
     with torch_threads(1):
         row = model.predict([item]).iloc[0]
-    for column, value in row.items():
-        click.echo(f"{column:<22} {value:.4f}")
+    for output in model.card.outputs:
+        if output.setting is not None:  # MR flops/params outputs are auxiliary targets
+            click.echo(f"{output.column:<22} {row[output.column]:<12.4f} predicted")
+    if isinstance(item, Arch):
+        count = analytic_complexity(item)
+        click.echo(f"{'flops':<22} {count.gmac:<12.9f} exact (GMac)")
+        click.echo(f"{'params':<22} {count.mparams:<12.6f} exact (M)")
 
 
 @click.command()
