@@ -28,6 +28,7 @@ class Setting(BaseModel):
     metrics: tuple[str, ...]
     primary_metric: str
     space: str = "nasbench-mr"  # "nasbench-mr" (2507 MR architectures) or "nas-bench-201"
+    published: bool = True  # False: the authors never published results, so nothing to learn
 
     @property
     def is_mr(self) -> bool:
@@ -106,6 +107,7 @@ SETTINGS: dict[str, Setting] = {
             description="KITTI 3D detection",
             metrics=("moderate",),
             primary_metric="moderate",
+            published=False,
         ),
         Setting(
             name=NB201,
@@ -120,6 +122,9 @@ SETTINGS: dict[str, Setting] = {
 """Every setting of the benchmark's design, including 3ddet whose results were never published."""
 
 MR_SETTINGS: tuple[str, ...] = tuple(name for name, s in SETTINGS.items() if s.is_mr)
+
+PREDICTOR_SETTINGS: tuple[str, ...] = tuple(name for name, s in SETTINGS.items() if s.published)
+"""The settings a predictor can exist for: those with published results (not 3ddet)."""
 
 
 def get_setting(name: str) -> Setting:

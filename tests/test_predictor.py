@@ -527,6 +527,24 @@ def test_cli_predict_explains_missing_predictors(tmp_path: Path) -> None:
     assert "nasmr build" in result.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "0|3|2|3|2|2", "--setting", "3ddet", "--predictors"],
+        ["search", "--setting", "3ddet", "--predictors"],
+        ["search", "--settings", "seg,3ddet", "--predictors"],
+        ["predictor", "train", "--settings", "3ddet", "--out"],
+    ],
+    ids=["predict", "search", "search-settings", "train"],
+)
+def test_cli_refuses_a_setting_without_published_results(args: list[str], tmp_path: Path) -> None:
+    """3ddet has no results to learn from: no remedy to suggest, only the settings that work."""
+    result = CliRunner().invoke(main, [*args, str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "nasmr build" not in result.output
+    assert "seg-4x" in result.output and "video-p" in result.output
+
+
 def test_nas_bench_201_trains_from_warehouse_frames(build: Path) -> None:
     """Warehouse frames are read-only Arrow-backed arrays; training must not write into them."""
     frame = setting_frames(build / "nasmr.duckdb")["nas-bench-201"].head(400)

@@ -11,7 +11,10 @@ import click
 from nasmr import paths
 from nasmr.cli.options import seeds_option, warehouse_option, warehouse_origin, workers_option
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
-from schemas.settings import MR_SETTINGS, SETTINGS
+from schemas.settings import MR_SETTINGS, PREDICTOR_SETTINGS
+
+_NCP_SETTINGS = [s for s in PREDICTOR_SETTINGS if s in MR_SETTINGS]
+"""The settings NCP can search: MR settings with published results."""
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,7 +108,7 @@ def train(
     from nasmr.predictor import train_all
     from nasmr.warehouse import warehouse_version
 
-    wanted = _split_names(only) if only else list(SETTINGS)
+    wanted = _split_names(only) if only else list(PREDICTOR_SETTINGS)
     frames = _warehouse_frames(warehouse, wanted)
     for setting in wanted:
         if setting not in frames:
@@ -133,11 +136,14 @@ def train(
 
 
 def _split_names(text: str) -> list[str]:
+    """The comma-separated settings of ``text``, each one that can have predictors."""
     names = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [n for n in names if n not in SETTINGS]
+    unknown = [n for n in names if n not in PREDICTOR_SETTINGS]
     if unknown:
         raise click.BadParameter(
-            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}"
+            f"{', '.join(unknown)}: no setting with published results to predict; "
+            f"settings with predictors: {', '.join(PREDICTOR_SETTINGS)}",
+            param_hint="--settings",
         )
     return names
 
@@ -146,7 +152,7 @@ def _split_names(text: str) -> list[str]:
 @click.argument("code")
 @click.option(
     "--setting",
-    type=click.Choice(list(SETTINGS)),
+    type=click.Choice(PREDICTOR_SETTINGS),
     required=True,
     help="Whose predictor to use (nas-bench-201 takes ops like 0|3|2|3|2|2).",
 )
@@ -179,7 +185,7 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
 @click.command()
 @click.option(
     "--setting",
-    type=click.Choice(MR_SETTINGS),
+    type=click.Choice(_NCP_SETTINGS),
     default=None,
     help="Maximise this setting's primary metric (its own predictor).",
 )
@@ -316,7 +322,7 @@ def _objective_weights(
             raise click.UsageError("--weights goes with --settings")
         return {setting: 1.0}
     names = _split_names(several or "")
-    not_mr = [n for n in names if n not in MR_SETTINGS]
+    not_mr = [n for n in names if n not in _NCP_SETTINGS]
     if not_mr:
         raise click.BadParameter(
             f"{', '.join(not_mr)}: NCP searches MR settings only", param_hint="--settings"
