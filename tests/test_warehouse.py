@@ -271,6 +271,21 @@ def test_cli_sql_formats(built: IngestResult) -> None:
     assert empty.output == "setting  status  read\n(0 rows)\n"
 
 
+def test_cli_sql_table_shows_stored_floats_unrounded(built: IngestResult) -> None:
+    """GMac values carry 9 decimals (exact MACs): a table must not round them to pandas' 6.
+    Each column keeps the decimals its values need, so 74.6 beside 77.17 prints as 74.60."""
+    rows = "(13.727426866, 28.290994, 74.6), (0.040917842, 0.08265, 77.17)"
+    query = (
+        'SELECT flops::DOUBLE AS flops, params::DOUBLE AS params, "mIoU"::DOUBLE AS "mIoU" '
+        f'FROM (VALUES {rows}) AS t(flops, params, "mIoU")'
+    )
+    table = CliRunner().invoke(main, ["sql", "--warehouse", str(built.warehouse), query])
+    assert table.exit_code == 0, table.output
+    assert table.output == (
+        "       flops    params  mIoU\n13.727426866 28.290994 74.60\n 0.040917842  0.082650 77.17\n"
+    )
+
+
 def test_cli_sql_reads_the_build_folder_its_help_names(
     built: IngestResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -324,6 +339,18 @@ def test_real_drop_warehouse(raw_dir: Path, tmp_path: Path) -> None:
     assert len(seg) == 2507
     assert sorted(seg["flops"]) == sorted(records["flops"])
     assert sorted(seg["params"]) == sorted(records["params"])
+
+
+def test_readme_best_seg_table_is_what_its_query_prints(build: Path) -> None:
+    """The README's first example, with its column-wise decimals (``74.60``), as printed."""
+    repo = Path(__file__).resolve().parents[1]
+    args = ["sql", "--warehouse", str(build / "nasmr.duckdb"), "--file"]
+    query = repo / "warehouse" / "sql" / "best_seg_under_1gflops.sql"
+    printed = CliRunner().invoke(main, [*args, str(query)])
+    assert printed.exit_code == 0, printed.output
+    readme = (repo / "README.md").read_text()
+    shown = readme.split("LIMIT 10'\n```\n\n```\n")[1]
+    assert printed.output == shown.split("```")[0]
 
 
 def test_readme_kendall_table_is_what_kendall_sql_prints(build: Path) -> None:

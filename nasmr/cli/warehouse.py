@@ -11,6 +11,9 @@ import click
 from nasmr.cli.options import complexity_option, raw_option, warehouse_option, workers_option
 from nasmr.complexity import ComplexityMethod
 
+TABLE_DECIMALS = 9
+"""Decimals of floats in ``nasmr sql`` tables: GMac values carry 9 (exact MACs / 1e9)."""
+
 
 @click.command()
 @raw_option
@@ -79,6 +82,7 @@ def ingest(
 def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str) -> None:
     """Run one SQL query against the warehouse (read-only) and print the result."""
     import duckdb
+    import pandas as pd
 
     if (query is None) == (query_file is None):
         raise click.UsageError("give the query either as an argument or with --file")
@@ -100,5 +104,6 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
         click.echo(json.dumps(records, indent=2))
     elif frame.empty:  # pandas would print "Empty DataFrame" and the column list
         click.echo("  ".join(map(str, frame.columns)) + "\n(0 rows)")
-    else:
-        click.echo(frame.to_string(index=False))
+    else:  # pandas trims the trailing zeros every value of a column has
+        with pd.option_context("display.precision", TABLE_DECIMALS):
+            click.echo(frame.to_string(index=False))
