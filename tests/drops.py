@@ -3,6 +3,7 @@ the real one, and frames shaped like ingested settings."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,15 @@ def write_drop(root: Path, files: dict[str, bytes], codes: list[str]) -> Path:
         path.parent.mkdir(parents=True)
         path.write_bytes(payload)
     return root
+
+
+def seg_drop(root: Path, seg: pd.DataFrame) -> Path:
+    """A raw drop in ``root`` holding a seg frame (``synthetic_frames`` shape) as its results."""
+    records = [
+        mr_record(Arch.from_code(r.code), r.flops, r.params, mIoU=r.mIoU, mAcc=r.mAcc, aAcc=r.aAcc)
+        for r in seg.itertuples()
+    ]
+    return write_drop(root, {"seg": pickle.dumps(records)}, list(seg["code"]))
 
 
 def synthetic_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:

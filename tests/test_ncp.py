@@ -25,7 +25,8 @@ from nasmr.predictor import (
 )
 from nasmr.search_eval import POPULATION, _evolution, _pool, evaluate_search, hypervolume
 from nasmr.space import Arch, sample
-from tests.drops import synthetic_frames
+from nasmr.warehouse import ingest
+from tests.drops import seg_drop, synthetic_frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -302,6 +303,37 @@ def test_cli_search_refuses_a_named_warehouse_that_does_not_exist(
     assert result.exit_code == 2, result.output
     assert f"Invalid value for {named_by}: no warehouse file {typo}" in result.output
     assert "start\tstatus" not in result.output
+
+
+def test_cli_search_evaluated_only_reports_scored_results_within_budget(
+    seg_predictor: Predictor,
+    frames: dict[str, pd.DataFrame],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--evaluated-only searches the warehouse's architectures: each result has a true metric."""
+    seg_predictor.save(tmp_path)
+    evaluated = frames["seg"].head(150)
+    warehouse = ingest(seg_drop(tmp_path / "drop", evaluated), tmp_path / "build").warehouse
+    args = ["search", "--setting", "seg", "--max-gflops", "3.0", "--steps", "20", "--starts", "6"]
+    args += ["--evaluated-only", "--predictors", str(tmp_path)]
+    result = CliRunner().invoke(main, [*args, "--warehouse", str(warehouse)])
+    assert result.exit_code == 0, result.output
+    header, *lines = result.stdout.splitlines()
+    rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+    feasible = [row for row in rows if row["status"] == "feasible"]
+    assert feasible
+    truth = evaluated.set_index("code")["mIoU"]
+    for row in feasible:
+        assert row["true:seg.mIoU"] == f"{truth[row['code']]:.2f}"
+        assert analytic_complexity(Arch.from_code(row["code"])).gmac <= 3.0
+    monkeypatch.setenv("NASMR_OUT", str(tmp_path / "nowhere"))
+    monkeypatch.delenv("NASMR_WAREHOUSE", raising=False)
+    missing = CliRunner().invoke(main, args)
+    assert missing.exit_code == 2, missing.output
+    assert f"no warehouse file {tmp_path / 'nowhere' / 'nasmr.duckdb'} (--evaluated-only" in (
+        missing.output
+    )
 
 
 def test_cli_search_names_an_unreadable_warehouse(seg_predictor: Predictor, tmp_path: Path) -> None:

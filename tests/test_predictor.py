@@ -52,7 +52,7 @@ from nasmr.predictor import (
 from nasmr.space import Arch, sample, snap
 from nasmr.warehouse import setting_frames, warehouse_version
 from schemas.predictor import PredictorCard
-from tests.drops import mr_record, synthetic_frames, write_drop
+from tests.drops import seg_drop, synthetic_frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -464,20 +464,8 @@ def test_train_all_writes_models_and_report(
     assert card["report_seeds"] == [0, 1] and card["split"]["seed"] == 0
 
 
-def _tiny_drop(root: Path, frames: dict[str, pd.DataFrame]) -> Path:
-    """A raw drop holding the synthetic seg frame, laid out like the real one."""
-    import pickle
-
-    seg = frames["seg"]
-    records = [
-        mr_record(Arch.from_code(r.code), r.flops, r.params, mIoU=r.mIoU, mAcc=r.mAcc, aAcc=r.aAcc)
-        for r in seg.itertuples()
-    ]
-    return write_drop(root, {"seg": pickle.dumps(records)}, list(seg["code"]))
-
-
 def test_cli_trains_then_predicts(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
-    raw = _tiny_drop(tmp_path / "drop", frames)
+    raw = seg_drop(tmp_path / "drop", frames["seg"])
     warehouse = tmp_path / "build" / "nasmr.duckdb"
     out = tmp_path / "predictors"
     runner = CliRunner()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from nasmr.predictor import Predictor
+    from nasmr.space import Arch
 
 
 def _default_predictors() -> Path:
@@ -251,9 +252,16 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     default=None,
     help="Write every start's trajectory here (.csv, or .parquet).",
 )
+@click.option(
+    "--evaluated-only",
+    is_flag=True,
+    help="Search only the warehouse's architectures with results in every searched setting, "
+    "so every result has a true metric (projecting each step to the nearest of them).",
+)
 @predictors_option
 @warehouse_option(
-    "Where true metrics of evaluated architectures come from (the default may be missing)."
+    "Where true metrics of evaluated architectures come from (the default may be missing, "
+    "unless --evaluated-only)."
 )
 def search(
     setting: str | None,
@@ -268,6 +276,7 @@ def search(
     lr: float,
     seed: int,
     out_file: Path | None,
+    evaluated_only: bool,
     predictor_dir: Path,
     warehouse: Path,
 ) -> None:
@@ -282,8 +291,10 @@ def search(
         )
     objective_weights = _objective_weights(setting, several, weights)
     origin = warehouse_origin(click.get_current_context())
-    if not warehouse.is_file() and origin is not None:
-        raise click.BadParameter(f"no warehouse file {warehouse}", param_hint=origin)
+    if not warehouse.is_file() and (origin is not None or evaluated_only):
+        why = " (--evaluated-only searches its architectures)" if evaluated_only else ""
+        message = f"no warehouse file {warehouse}{why}"
+        raise click.BadParameter(message, param_hint=origin or "--warehouse")
     model = _load(predictor_dir, predictor_name(list(objective_weights)))
     if warehouse.is_file():
         truth = _warehouse_frames(warehouse, list(objective_weights))
@@ -294,10 +305,13 @@ def search(
             err=True,
         )
         truth = {}
+    pool = _evaluated(truth, list(objective_weights), warehouse) if evaluated_only else None
     try:
         objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
         with torch_threads(1):
-            result = ncp_search(model, objective, sample(starts, seed), steps, lr, truth=truth)
+            result = ncp_search(
+                model, objective, sample(starts, seed), steps, lr, truth=truth, pool=pool
+            )
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     if out_file is not None:
@@ -309,6 +323,21 @@ def search(
     _print_final(result.final, list(objective_weights))
     if out_file is not None:
         click.echo(f"trajectories ({len(result.trajectory)} rows) written to {out_file}", err=True)
+
+
+def _evaluated(truth: dict[str, pd.DataFrame], settings: list[str], warehouse: Path) -> list[Arch]:
+    """The architectures with results in every one of ``settings``, or an error naming why none."""
+    from nasmr.space import Arch
+
+    missing = [s for s in settings if s not in truth]
+    if missing:
+        raise click.ClickException(f"{warehouse} holds no results of {', '.join(missing)}")
+    codes = set.intersection(*(set(truth[s]["code"]) for s in settings))
+    if not codes:
+        raise click.ClickException(
+            f"no architecture in {warehouse} has results in all of {', '.join(settings)}"
+        )
+    return [Arch.from_code(code) for code in sorted(codes)]
 
 
 def _objective_weights(
