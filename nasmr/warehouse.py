@@ -168,7 +168,9 @@ def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPy
             f"no warehouse at {path}: run `nasmr ingest` (or `nasmr build`) first, "
             "or point --warehouse / NASMR_WAREHOUSE at one"
         )
-    return duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET enable_progress_bar = false")  # it prints to stdout, into piped output
+    return con
 
 
 def query_frame(

@@ -212,6 +212,14 @@ def test_connect_to_a_folder_asks_for_the_file_in_it(built: IngestResult) -> Non
     assert "nasmr ingest" not in str(err.value)
 
 
+def test_connections_draw_no_progress_bar(built: IngestResult) -> None:
+    """DuckDB draws a progress bar on stdout for queries over 2 s; piped CSV or JSON from
+    ``nasmr sql`` (and a notebook's output) must not carry it."""
+    with connect(built.warehouse) as con:
+        setting = con.execute("SELECT current_setting('enable_progress_bar')").fetchall()
+    assert setting == [(False,)]
+
+
 # -- CLI -----------------------------------------------------------------------------------
 
 
