@@ -32,7 +32,6 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -40,7 +39,7 @@ from nasmr.pareto import pareto_front
 from nasmr.rawdrop import search_list_path, trainval_path
 from nasmr.release import MANIFEST, load_manifest, resolve_release
 from nasmr.space import Arch, ArchError
-from nasmr.warehouse import WAREHOUSE_NAME, query_frame
+from nasmr.warehouse import WAREHOUSE_NAME, connect, query_frame
 from schemas.release import ReleaseManifest
 from schemas.settings import MR_SETTINGS, SETTINGS
 
@@ -84,7 +83,7 @@ class Benchmark:
     def __init__(self, root: Path, manifest: ReleaseManifest | None) -> None:
         self.root = root
         self.manifest = manifest
-        self._con = duckdb.connect(str(root / WAREHOUSE_NAME), read_only=True)
+        self._con = connect(root / WAREHOUSE_NAME)
         try:
             codes = self._con.execute(
                 "SELECT code, search_index, evaluated FROM architectures ORDER BY search_index"
