@@ -9,8 +9,9 @@ It keeps the build's layout, so a release folder is also a valid warehouse:
   when every model output that records its data version (predictor cards, the
   predictor report) records the build's own, so no model trained on other data ships;
 * ``manifest.json`` (:class:`schemas.release.ReleaseManifest`), ``README.md`` (a
-  datasheet), ``CHANGELOG.md`` (this release's entry, then every earlier one) and
-  ``datapackage.json`` (a Frictionless Data Package);
+  datasheet), ``CHANGELOG.md`` (this release's entry, then every earlier one),
+  ``datapackage.json`` (a Frictionless Data Package) and ``croissant.json`` (Croissant
+  1.0 metadata, which ``mlcroissant`` validates and reads records through);
 * ``nasmr-<version>.tar.gz``: every file above, one deterministic archive;
 * ``SHA256SUMS``: sha256sum lines for every file of the folder. The copy inside
   the archive is the same minus the archive's own line.
@@ -73,6 +74,7 @@ SUMS = paths.RELEASE_SUMS
 DATASHEET = "README.md"
 CHANGELOG = "CHANGELOG.md"
 DATAPACKAGE = "datapackage.json"
+CROISSANT = "croissant.json"
 EXTRA_DIRS = ("predictors", "ncp", "reports")
 MODEL_CHANGES_SHOWN = 20
 """Model-output changes a changelog lists by name; the rest are counted."""
@@ -91,6 +93,14 @@ BIBTEX = """@inproceedings{ding2022learning,
   year = {2022}
 }"""
 """Citation of the original benchmark (from the authors' repository)."""
+TITLE = "NAS-Bench-MR, curated (nasmr)"
+DESCRIPTION = (
+    "Validated tables of NAS-Bench-MR (Ding et al., ICLR 2022): 2507 multi-resolution networks "
+    "evaluated on segmentation, classification and video settings, with exact FLOPs/params. "
+    "See README.md (datasheet) and manifest.json."
+)
+LICENCE = "Licence of the original NAS-Bench-MR data: see the original repository"
+"""What the metadata documents say of the licence (the datasheet's Distribution section)."""
 
 
 PRIMARY_KEYS: dict[str, list[str]] = {
@@ -646,6 +656,7 @@ def _write_release(
     (root / CHANGELOG).write_text(_changelog(manifest, diff, previous))
     (root / DATASHEET).write_text(_datasheet(root, manifest))
     (root / DATAPACKAGE).write_text(json.dumps(_datapackage(root, manifest), indent=2) + "\n")
+    (root / CROISSANT).write_text(json.dumps(_croissant(root, manifest), indent=2) + "\n")
     _write_sums(root, _relative_files(root))
     archive = root / archive_name(version)
     write_archive(root, archive, prefix=f"nasmr-{version}")
@@ -824,6 +835,11 @@ def _field_type(arrow_type: pa.DataType) -> str:
     return next((name for test, name in _FRICTIONLESS_TYPES if test(arrow_type)), "any")
 
 
+def _timestamp(manifest: ReleaseManifest) -> str:
+    """The release's creation time in ISO 8601 with ``Z`` (the metadata documents' spelling)."""
+    return manifest.created_at.isoformat().replace("+00:00", "Z")
+
+
 def _resource_name(path: str) -> str:
     """A Data Package resource name (lowercase, ``[-a-z0-9._/]``) for a release file."""
     return "".join(c if c.isalnum() or c in "-._/" else "-" for c in path.lower())
@@ -873,23 +889,147 @@ def _datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
         )
     return {
         "name": "nasmr",
-        "title": "NAS-Bench-MR, curated (nasmr)",
-        "description": "Validated tables of NAS-Bench-MR (Ding et al., ICLR 2022): 2507 "
-        "multi-resolution networks evaluated on segmentation, classification and video "
-        "settings, with exact FLOPs/params. See README.md (datasheet) and manifest.json.",
+        "title": TITLE,
+        "description": DESCRIPTION,
         "version": manifest.version,
-        "created": manifest.created_at.isoformat().replace("+00:00", "Z"),
+        "created": _timestamp(manifest),
         "homepage": ORIGINAL_REPOSITORY,
-        "licenses": [
-            {
-                "path": ORIGINAL_REPOSITORY,
-                "title": "Licence of the original NAS-Bench-MR data: see the original repository",
-            }
-        ],
+        "licenses": [{"path": ORIGINAL_REPOSITORY, "title": LICENCE}],
         "sources": [
             {"title": "NAS-Bench-MR (Ding et al., ICLR 2022)", "path": ORIGINAL_REPOSITORY}
         ],
         "resources": resources,
+    }
+
+
+CROISSANT_CONTEXT: dict[str, Any] = {
+    "@language": "en",
+    "@vocab": "https://schema.org/",
+    "citeAs": "cr:citeAs",
+    "column": "cr:column",
+    "conformsTo": "dct:conformsTo",
+    "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/",
+    "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "dct": "http://purl.org/dc/terms/",
+    "equivalentProperty": "cr:equivalentProperty",
+    "examples": {"@id": "cr:examples", "@type": "@json"},
+    "extract": "cr:extract",
+    "field": "cr:field",
+    "fileProperty": "cr:fileProperty",
+    "fileObject": "cr:fileObject",
+    "fileSet": "cr:fileSet",
+    "format": "cr:format",
+    "includes": "cr:includes",
+    "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath",
+    "key": "cr:key",
+    "md5": "cr:md5",
+    "parentField": "cr:parentField",
+    "path": "cr:path",
+    "recordSet": "cr:recordSet",
+    "references": "cr:references",
+    "regex": "cr:regex",
+    "repeated": "cr:repeated",
+    "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
+    "sc": "https://schema.org/",
+    "separator": "cr:separator",
+    "source": "cr:source",
+    "subField": "cr:subField",
+    "transform": "cr:transform",
+}
+"""The standard JSON-LD context of Croissant 1.0 (the one ``mlcroissant`` expects)."""
+CROISSANT_1_0 = "http://mlcommons.org/croissant/1.0"
+CROISSANT_PARQUET = "application/x-parquet"
+"""The Parquet media type Croissant readers recognise (the Data Package gives IANA's)."""
+DUCKDB_FORMAT = "https://duckdb.org/docs/stable/internals/storage"
+"""DuckDB's file format has no media type; Croissant then names it by a URL."""
+_CROISSANT_TYPES = {
+    "boolean": "sc:Boolean",
+    "integer": "sc:Integer",
+    "number": "sc:Float",
+    "string": "sc:Text",
+    "datetime": "sc:DateTime",
+    "date": "sc:Date",
+}
+"""Croissant 1.0 data type of each Table Schema type (1.0 has none for arrays)."""
+
+
+def _croissant_type(table: str, field: pa.Field) -> str:
+    """The Croissant data type of a Parquet column; a type 1.0 cannot say is refused."""
+    kind = _field_type(field.type)
+    if kind not in _CROISSANT_TYPES:
+        raise ReleaseError(
+            f"column {table}.{field.name}: Arrow type {field.type} has no Croissant 1.0 dataType"
+        )
+    return _CROISSANT_TYPES[kind]
+
+
+def _file_object(root: Path, rel: str, encoding: str) -> dict[str, Any]:
+    """A Croissant ``cr:FileObject`` for a release file: path, size, format and sha256."""
+    return {
+        "@type": "cr:FileObject",
+        "@id": rel,
+        "name": rel,
+        "contentUrl": rel,
+        "contentSize": f"{(root / rel).stat().st_size} B",
+        "encodingFormat": encoding,
+        "sha256": sha256_file(root / rel),
+    }
+
+
+def _record_set(root: Path, table: str) -> dict[str, Any]:
+    """A Croissant ``cr:RecordSet`` for a table: a field per column, read from its Parquet file."""
+    rel = f"{PARQUET_DIR}/{table}.parquet"
+    fields = [
+        {
+            "@type": "cr:Field",
+            "@id": f"{table}/{field.name}",
+            "name": field.name,
+            "description": COLUMN_DOCS.get(table, {}).get(field.name, ""),
+            "dataType": _croissant_type(table, field),
+            "source": {"fileObject": {"@id": rel}, "extract": {"column": field.name}},
+        }
+        for field in pq.read_schema(root / rel)
+    ]
+    keys = [{"@id": f"{table}/{column}"} for column in PRIMARY_KEYS.get(table, [])]
+    return {
+        "@type": "cr:RecordSet",
+        "@id": table,
+        "name": table,
+        "description": TABLE_DOCS.get(table, ""),
+        "field": fields,
+    } | ({"key": keys} if keys else {})
+
+
+def _croissant(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
+    """Croissant 1.0 metadata: the Parquet tables and DuckDB file, one record set per table.
+
+    The archive is not listed: it holds this file, so this file cannot hold its checksum.
+    """
+    tables = sorted(manifest.tables)
+    files = [_file_object(root, f"{PARQUET_DIR}/{t}.parquet", CROISSANT_PARQUET) for t in tables]
+    return {
+        "@context": CROISSANT_CONTEXT,
+        "@type": "sc:Dataset",
+        "conformsTo": CROISSANT_1_0,
+        "name": TITLE,
+        "description": DESCRIPTION,
+        "version": manifest.version,
+        "datePublished": _timestamp(manifest),
+        "url": ORIGINAL_REPOSITORY,
+        "license": [{"@type": "sc:CreativeWork", "name": LICENCE, "url": ORIGINAL_REPOSITORY}],
+        "creator": {
+            "@type": "sc:Organization",
+            "name": "the nasmr project",
+            "description": "Made this release from the NAS-Bench-MR data of Ding et al.; "
+            "it is not an official release of the original authors.",
+        },
+        "citeAs": BIBTEX,
+        "distribution": [*files, _file_object(root, WAREHOUSE_NAME, DUCKDB_FORMAT)],
+        "recordSet": [_record_set(root, t) for t in tables],
     }
 
 
@@ -1035,7 +1175,8 @@ claims (no results). Predictor test metrics in this release:
 
 This folder and its archive `{archive_name(manifest.version)}` hold: `{PARQUET_DIR}/`,
 `{WAREHOUSE_NAME}`, `{MANIFEST}`, `{DATAPACKAGE}` (Frictionless Data Package),
-`{CHANGELOG}`, this datasheet and `{SUMS}`; optional build outputs: {extras}.
+`{CROISSANT}` (Croissant 1.0), `{CHANGELOG}`, this datasheet and `{SUMS}`; optional
+build outputs: {extras}.
 
 Licence: the original NAS-Bench-MR data and code are distributed by their authors
 at {ORIGINAL_REPOSITORY}; see the original repository for the licence terms, which

@@ -1,8 +1,8 @@
 """What every warehouse table and column holds, with units: one text for SQL, Parquet and releases.
 
 The warehouse stores these as DuckDB table and column comments, and a release's
-``datapackage.json`` gives them as resource and field descriptions, so a user of
-either finds the unit of a value next to it.
+``datapackage.json`` and ``croissant.json`` give them as resource (record set) and field
+descriptions, so a user of any of them finds the unit of a value next to it.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import pickle
 import shutil
@@ -13,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -195,6 +198,64 @@ def test_datapackage_is_valid_frictionless(releases: Path) -> None:
         limit_rows=3000,
     )
     assert report.valid, report.flatten(["resourceName", "type", "note"])[:5]
+
+
+def test_croissant_is_valid_and_reads_every_table(releases: Path) -> None:
+    import mlcroissant as mlc
+
+    root = releases / "1.0.0"
+    manifest = load_manifest(root)
+    dataset = mlc.Dataset(jsonld=root / "croissant.json")  # raises on a validation error
+    metadata = dataset.metadata
+    assert not metadata.ctx.issues.errors and not metadata.ctx.issues.warnings
+    assert metadata.ctx.conforms_to.value == "http://mlcommons.org/croissant/1.0"
+    assert (metadata.version, metadata.date_published) == ("1.0.0", CREATED)
+    assert metadata.url == "https://github.com/dingmyu/NCP"
+    assert "@inproceedings{ding2022learning" in (metadata.cite_as or "")
+    package = json.loads((root / "datapackage.json").read_text())
+    croissant = json.loads((root / "croissant.json").read_text())
+    (licence,) = croissant["license"]
+    assert [{"path": licence["url"], "title": licence["name"]}] == package["licenses"]
+    assert croissant["description"] == package["description"]
+
+    listed = {d.content_url: d.sha256 for d in metadata.distribution}
+    files = [f"parquet/{t}.parquet" for t in manifest.tables] + ["nasmr.duckdb"]
+    assert listed == {name: sums(root)[name] for name in files}
+    assert "croissant.json" in sums(root)
+
+    record_sets = {r["name"]: r for r in croissant["recordSet"]}
+    assert set(record_sets) == set(manifest.tables)
+    for table in record_sets:
+        fields = fields_of(record_sets, table)
+        assert list(fields) == list(manifest.tables[table].columns)
+        assert all(field["description"] for field in fields.values()), table
+    assert "percent" in fields_of(record_sets, "results")["value"]["description"]
+    assert fields_of(record_sets, "results")["value"]["dataType"] == "sc:Float"
+    assert fields_of(record_sets, "sources")["ingested_at"]["dataType"] == "sc:DateTime"
+    assert [k["@id"] for k in record_sets["results"]["key"]] == [
+        "results/setting",
+        "results/code",
+        "results/metric",
+    ]
+    for table in ("results", "sources", "nb201_results", "architectures"):
+        expected = pd.read_parquet(root / "parquet" / f"{table}.parquet").head(5)
+        rows = [  # mlcroissant hands text as bytes and names a field <record set>/<column>
+            {k.split("/", 1)[1]: v.decode() if isinstance(v, bytes) else v for k, v in r.items()}
+            for r in itertools.islice(dataset.records(table), 5)
+        ]
+        pd.testing.assert_frame_equal(pd.DataFrame(rows), expected, check_dtype=False)
+
+
+def fields_of(record_sets: dict[str, dict], table: str) -> dict[str, dict]:
+    """The Croissant fields of one record set, by column name."""
+    return {f["name"]: f for f in record_sets[table]["field"]}
+
+
+def test_a_column_croissant_1_0_cannot_type_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "parquet").mkdir()
+    pq.write_table(pa.table({"xs": [[1, 2]]}), tmp_path / "parquet" / "t.parquet")
+    with pytest.raises(ReleaseError, match=r"t\.xs: Arrow type list<.*> has no Croissant 1\.0"):
+        release_mod._record_set(tmp_path, "t")
 
 
 def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
