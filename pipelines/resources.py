@@ -10,7 +10,7 @@ from nasmr import paths
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
 from nasmr.rawdrop import search_list_path
-from schemas.settings import SETTINGS
+from schemas.settings import PREDICTOR_SETTINGS
 
 
 class RawDrop(dg.ConfigurableResource):
@@ -95,11 +95,13 @@ class BuildOptions(dg.ConfigurableResource):
     @field_validator("predictor_settings")
     @classmethod
     def _known_settings(cls, names: list[str] | None) -> list[str] | None:
-        """Refuse a name that is no setting: a typo would silently train fewer predictors."""
-        unknown = [name for name in names or [] if name not in SETTINGS]
+        """Refuse a name that can have no predictor: a typo (or 3ddet, which has no results)
+        would silently train fewer predictors."""
+        unknown = [name for name in names or [] if name not in PREDICTOR_SETTINGS]
         if unknown:
             raise ValueError(
-                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}"
+                f"{', '.join(unknown)}: no setting with published results; settings with "
+                f"predictors: {', '.join(PREDICTOR_SETTINGS)}"
             )
         return names
 
