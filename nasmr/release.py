@@ -473,7 +473,7 @@ def publish_release(
     build_dir, releases_dir = Path(build_dir), Path(releases_dir)
     _check_build(build_dir)
     _check_rules(build_dir)
-    _check_model_outputs(build_dir)
+    _check_model_outputs(build_dir, releases_dir, raw_dir)
     if raw_dir is not None:
         _check_sources(build_dir, Path(raw_dir))
     published = [Version.parse(m.version) for m in list_releases(releases_dir)]
@@ -598,7 +598,7 @@ def _recorded_data_versions(root: Path) -> dict[str, str]:
     return found
 
 
-def _check_model_outputs(build_dir: Path) -> None:
+def _check_model_outputs(build_dir: Path, releases_dir: Path, raw_dir: Path | None) -> None:
     """Model outputs recording a data version must record the build's: a predictor trained
     before the drop changed must not ship with the new data."""
     current = warehouse_version(build_dir / WAREHOUSE_NAME)  # what stamped the cards
@@ -611,10 +611,12 @@ def _check_model_outputs(build_dir: Path) -> None:
             f"  made from data version {version}: {', '.join(files)}"
             for version, files in sorted(stale.items())
         )
+        raw = f" --raw {raw_dir}" if raw_dir is not None else ""
+        refresh = f"nasmr build --job refresh{raw} --out {build_dir} --releases {releases_dir}"
         raise ReleaseError(
             f"{build_dir}: model outputs made from other data than the build's "
             f"(data version {current}):\n{listing}\n"
-            f"Retrain them on this build: `nasmr build --job refresh --out {build_dir}` "
+            f"Retrain them on this build: `{refresh}` "
             "(predictors, NCP, reports, then the release), or "
             f"`nasmr predictor train --warehouse {build_dir / WAREHOUSE_NAME} "
             f"--out {build_dir / 'predictors'}` (predictors only); or move them out of "

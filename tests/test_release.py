@@ -557,7 +557,8 @@ def test_models_trained_on_other_data_are_refused(
     new = warehouse_version(out / "nasmr.duckdb")
     assert f"data version {new}" in refused.output and f"data version {old}:" in refused.output
     assert "predictors/report.md" in refused.output and "predictors/seg.json" in refused.output
-    assert f"nasmr build --job refresh --out {out}" in refused.output
+    refresh = f"--job refresh --raw {drop} --out {out} --releases {tmp_path / 'releases'}"
+    assert f"nasmr build {refresh}`" in refused.output  # the drop and releases of this publish
     assert list_releases(tmp_path / "releases") == []
 
     assert runner.invoke(main, train).exit_code == 0
