@@ -568,6 +568,20 @@ def test_logs_of_a_published_setting_are_reconciled_with_its_records(tmp_path: P
     assert archs[1].code in row and "mIoU" in row
 
 
+def test_logs_of_a_setting_never_ingested_here_say_how_to_stage_its_records(
+    tmp_path: Path,
+) -> None:
+    """Seg logs on a build folder without validated seg records (a fresh one, or one made by
+    nasmr ingest) fail naming the setting and the job that validates it."""
+    drop, out = tmp_path / "drop", tmp_path / "out"
+    _seg_log(drop, sample(1, seed=5)[0], {"mIoU": 70.12, "mAcc": 80.34, "aAcc": 95.56})
+    with dg.instance_for_test() as instance:
+        outcome = run_job("logs", out_dir=out, log_dir=drop, options=FAST, instance=instance)
+    [failure] = outcome.failures
+    assert failure.startswith("log_reconciliation: ") and "no validated records of seg" in failure
+    assert f"nasmr build --job ingest --out {out}`" in failure
+
+
 @pytest.mark.parametrize(
     ("drop", "out"),
     [("drop", "drop"), ("drop", "drop/logs/digits-cls"), ("build/logs/drop", "build")],

@@ -80,11 +80,21 @@ def log_results(
 def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
     """Log-derived vs published values wherever both exist (settings of the benchmark)."""
     derived = pd.read_parquet(_logs_dir(build_dir) / "derived.parquet")
-    published = {}
+    published, unstaged = {}, []
     for setting in sorted(set(derived["setting"]) & set(SETTINGS)):
-        loaded = load_validated(build_dir, setting)
+        try:
+            loaded = load_validated(build_dir, setting)
+        except FileNotFoundError:
+            unstaged.append(setting)
+            continue
         if loaded.status == "ok":
             published[setting] = loaded.valid
+    if unstaged:
+        raise FileNotFoundError(
+            f"{build_dir.staging('records')}: no validated records of {', '.join(unstaged)} "
+            "to reconcile their logs with: validate the drop into this build folder first "
+            f"(`nasmr build --job ingest --out {build_dir.root()}`)"
+        )
     table = reconcile(derived, published)
     write_parquet(table, _logs_dir(build_dir) / "log_reconciliation.parquet")
     compared = table.dropna(subset=["published_value"])
