@@ -32,8 +32,8 @@ from pipelines.resources import BuildDir, BuildOptions, RawDrop
 from pipelines.run import BuildOutcome, local_instance, run_job
 from pipelines.sensors import raw_drop_sensor
 from schemas.logs import LogLine
-from schemas.settings import MR_SETTINGS, SETTINGS
-from tests.drops import exact, mr_record, synthetic_frames, write_drop
+from schemas.settings import MR_SETTINGS, NB201, SETTINGS
+from tests.drops import exact, mr_record, nb201_record, synthetic_frames, write_drop
 from tests.test_ingest import WHEN, clean_files
 from tests.test_ingest import write_drop as write_small_drop
 
@@ -376,6 +376,30 @@ def test_sensor_first_tick_ingests_only_what_the_build_did_not(tmp_path: Path) -
     trainval_path(raw, "seg").write_bytes(pickle.dumps(seg))
     changed = _sensor_tick(raw, None, out)
     assert sorted(r.partition_key for r in changed.run_requests) == ["seg", "video"]
+
+
+def test_records_staged_by_an_older_nasmr_are_named_not_a_database_error(tmp_path: Path) -> None:
+    """After an upgrade that adds a column, a reingest run that keeps a setting's records
+    staged by the older nasmr fails naming that setting and how to restage it, instead of
+    DuckDB's binder error about the new column."""
+    archs = sample(3, seed=6)
+    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    cells = pickle.dumps([nb201_record([0, 1, 2, 3, 4, 0], 40.0)])
+    files = {"video": pickle.dumps(records), NB201: cells}
+    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    out = tmp_path / "out"
+    with dg.instance_for_test() as instance:
+        built = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
+        assert built.success, built.failures
+        staged = out / "staging" / "records" / NB201 / "valid.parquet"
+        pd.read_parquet(staged).drop(columns="cost_matches_cell").to_parquet(staged)
+        again = run_job(
+            "reingest", raw_dir=raw, out_dir=out, partition="video", options=FAST,
+            instance=instance,
+        )  # fmt: skip
+    [failure] = again.failures
+    assert failure.startswith("warehouse: ValueError: ") and f"{NB201}'s" in failure
+    assert "cost_matches_cell" in failure and "without --partition" in failure
 
 
 def test_the_sensors_job_revalidates_one_setting_without_recounting(tmp_path: Path) -> None:

@@ -3,7 +3,13 @@
 import dagster as dg
 
 from nasmr import staging
-from nasmr.ingest import SearchListLoad, SettingLoad, load_architectures, load_setting
+from nasmr.ingest import (
+    SearchListLoad,
+    SettingLoad,
+    load_architectures,
+    load_setting,
+    valid_schema,
+)
 from pipelines.assets.raw import raw_search_list, raw_trainval
 from pipelines.metadata import preview, table_metadata, timed
 from pipelines.partitions import settings_partitions
@@ -11,8 +17,18 @@ from pipelines.resources import BuildDir, RawDrop
 
 
 def load_validated(build_dir: BuildDir, setting: str) -> SettingLoad:
-    """The saved validated records of one setting."""
-    return staging.load(SettingLoad, build_dir.staging("records", setting))
+    """The saved validated records of one setting; records staged by a nasmr that made other
+    columns (before an upgrade) are refused by name, since a one-setting run keeps them."""
+    folder = build_dir.staging("records", setting)
+    loaded = staging.load(SettingLoad, folder)
+    expected = list(valid_schema(setting))
+    if list(loaded.valid.columns) != expected:
+        raise ValueError(
+            f"{folder}: {setting}'s validated records have columns "
+            f"{', '.join(loaded.valid.columns)}, this nasmr makes {', '.join(expected)} "
+            "(staged by another version): run the ingest or build job once without --partition"
+        )
+    return loaded
 
 
 def load_search_list(build_dir: BuildDir) -> SearchListLoad:
