@@ -479,6 +479,11 @@ def publish_release(
     published = [Version.parse(m.version) for m in list_releases(releases_dir)]
     previous = published[-1] if published else None
     proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
+    if version is None and previous is not None and diff.unchanged:
+        raise ReleaseError(
+            f"{build_dir}: no data or model output changed since release {previous}, so "
+            "there is nothing to publish; give a version to publish it anyway"
+        )
     if version is None:
         version = proposed
     elif Version.parse(version) in published:

@@ -623,7 +623,9 @@ def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path
     (source / "ncp" / "plots").mkdir(parents=True)
     (source / "ncp" / "plots" / "seg.png").write_bytes(b"\x89PNG fake")
     first = publish_release(source, tmp_path / "releases", created_at=CREATED)
-    second = publish_release(source, tmp_path / "releases", created_at=CREATED)
+    with pytest.raises(ReleaseError, match=r"no data or model output changed since release 1\.0"):
+        publish_release(source, tmp_path / "releases", created_at=CREATED)
+    second = publish_release(source, tmp_path / "releases", "1.0.1", created_at=CREATED)
     assert (first.name, second.name) == ("1.0.0", "1.0.1")
     data = {n: d for n, d in sums(first).items() if n.startswith(DATA_FILES)}
     assert "ncp/plots/seg.png" in data and "predictors/seg-mIoU.safetensors" in data
