@@ -363,5 +363,8 @@ def snap(values: Sequence[float]) -> Arch:
         real = float(value)
         if math.isnan(real):  # no value is nearest to NaN: min() would pick the first
             raise ArchError("embedding", pos, value, "a number")
-        out.append(min(domain(pos), key=lambda a, v=real: (abs(a - v), a)))
+        allowed = domain(pos)
+        # clamp before rounding: past ~1e17 every choice is equally far in floats
+        clamped = min(max(real, allowed[0]), allowed[-1])
+        out.append(min(allowed, key=lambda a, v=clamped: (abs(a - v), a)))
     return Arch.from_embedding(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -101,6 +102,9 @@ def test_snap_clamps_rounds_and_breaks_ties_downwards() -> None:
     high = snap([1000.0] * EMBEDDING_LENGTH).embedding
     assert low == [domain(p)[0] for p in range(EMBEDDING_LENGTH)]
     assert high == [domain(p)[-1] for p in range(EMBEDDING_LENGTH)]
+    for huge in (1e300, math.inf):  # every choice is equally far in floats: clamp first
+        assert snap([huge] * EMBEDDING_LENGTH).embedding == high
+        assert snap([-huge] * EMBEDDING_LENGTH).embedding == low
     halfway = snap([12.0, 12.0, 2.5, *arch.embedding[3:]]).embedding
     assert halfway[:3] == [8, 8, 2]
 
