@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from nasmr.table_docs import COLUMN_DOCS
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -24,7 +26,30 @@ class Rule:
     checked: str
 
 
+def _layout_rule() -> Rule:
+    """Every table has exactly the columns, in order, that this nasmr writes (``COLUMN_DOCS``):
+    a warehouse built by another version is named before any model trains on it."""
+    expected = ", ".join(
+        f"('{table}', '{column}', {position})"
+        for table, columns in COLUMN_DOCS.items()
+        for position, column in enumerate(columns, start=1)
+    )
+    tables = ", ".join(f"'{table}'" for table in COLUMN_DOCS)
+    return Rule(
+        "tables_have_this_nasmrs_columns",
+        "Every table has the columns, in order, that this version of nasmr writes.",
+        f"WITH expected(table_name, column_name, position) AS (VALUES {expected}), "
+        "found AS (SELECT table_name, column_name, column_index AS position "
+        f"FROM duckdb_columns() WHERE NOT internal AND table_name IN ({tables})) "
+        "SELECT table_name, position, e.column_name AS expected, f.column_name AS found "
+        "FROM expected e FULL JOIN found f USING (table_name, position) "
+        "WHERE e.column_name IS DISTINCT FROM f.column_name ORDER BY table_name, position",
+        f"SELECT count(*) FROM (VALUES {expected})",
+    )
+
+
 RULES: tuple[Rule, ...] = (
+    _layout_rule(),
     Rule(
         "counts_reconcile",
         "Every file: records read = valid + quarantined, and no present file failed to load.",

@@ -91,6 +91,7 @@ def test_full_graph_on_the_real_drop(full_build: tuple[BuildOutcome, Path]) -> N
     assert outcome.failed_checks == {}
     assert {
         "warehouse.counts_reconcile",
+        "warehouse.tables_have_this_nasmrs_columns",
         "warehouse.published_complexity_reproduced",
         "warehouse.no_duplicate_architectures",
         "warehouse.results_reference_known_architectures",
@@ -161,6 +162,7 @@ def _rule_check(name: str) -> dg.AssetChecksDefinition:
 
 
 counts_reconcile = _rule_check("counts_reconcile")
+tables_have_this_nasmrs_columns = _rule_check("tables_have_this_nasmrs_columns")
 no_duplicate_architectures = _rule_check("no_duplicate_architectures")
 results_reference_known_architectures = _rule_check("results_reference_known_architectures")
 
@@ -183,6 +185,21 @@ def test_counts_reconcile_names_an_unreadable_file_and_a_miscounted_one(tmp_path
     result = counts_reconcile(build_dir=build_dir)
     assert result.metadata["offending"].value == 2
     assert "data/video/trainval.pkl" in _offending(result)
+
+
+def test_a_warehouse_of_another_layout_fails_its_layout_check(tmp_path: Path) -> None:
+    """A warehouse built by a nasmr that wrote other columns is named, column by column, by
+    a blocking check: the refresh job stops there instead of training on it first."""
+    _, build_dir = _ingested(tmp_path)
+    assert tables_have_this_nasmrs_columns(build_dir=build_dir).passed
+    _tamper(build_dir, "ALTER TABLE nb201_results DROP COLUMN cost_matches_cell")
+    _tamper(build_dir, "ALTER TABLE sources ADD COLUMN note VARCHAR")
+    result = tables_have_this_nasmrs_columns(build_dir=build_dir)
+    assert not result.passed
+    assert result.metadata["offending"].value == 2
+    rows = _offending(result)
+    assert "nb201_results" in rows and "cost_matches_cell" in rows
+    assert "sources" in rows and "note" in rows
 
 
 def test_results_reference_known_architectures_names_an_orphan_result(tmp_path: Path) -> None:
