@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from nasmr.checksums import sha256_file
 from nasmr.cli import main
 from nasmr.rawdrop import load_pickle, trainval_path
+from nasmr.space import sample
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
 from nasmr.warehouse import (
     PARQUET_DIR,
@@ -31,6 +32,8 @@ from nasmr.warehouse import (
     write_warehouse,
 )
 from schemas.settings import MR_SETTINGS
+from tests import drops
+from tests.drops import exact, mr_record
 from tests.test_ingest import EVALUATED, UNEVALUATED, WHEN, clean_files, published, write_drop
 
 
@@ -243,6 +246,25 @@ def test_cli_ingest_fails_when_a_present_file_does_not_load(tmp_path: Path) -> N
     assert "expected a list of records, found str" in result.output
     assert "Error: could not load: video" in result.output
     assert db.is_file()
+
+
+def test_cli_ingest_fails_when_the_warehouse_breaks_a_rule(tmp_path: Path) -> None:
+    """Every file loads, but one published FLOPs value is not the architecture's: ingest says
+    which rule is broken and exits 1, as the pipeline's blocking check and publishing would."""
+    archs = sample(3, seed=12)
+    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    records[1]["flops"] += 0.001
+    drop = drops.write_drop(
+        tmp_path / "drop", {"video": pickle.dumps(records)}, [a.code for a in archs]
+    )
+    db = tmp_path / "out" / "nasmr.duckdb"
+    result = CliRunner().invoke(main, ["ingest", "--raw", str(drop), "--warehouse", str(db)])
+    assert result.exit_code == 1, result.output
+    assert "data-quality rule published_complexity_reproduced broken by 1 row(s)" in result.output
+    assert archs[1].code in result.output
+    assert "rules broken: published_complexity_reproduced (publishing refuses it)" in (
+        result.output
+    )
 
 
 def test_cli_sql_formats(built: IngestResult) -> None:

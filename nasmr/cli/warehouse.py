@@ -23,10 +23,12 @@ TABLE_DECIMALS = 9
 def ingest(
     raw_dir: Path, warehouse: Path, complexity_method: ComplexityMethod, workers: int | None
 ) -> None:
-    """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load."""
+    """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load
+    or the warehouse breaks a data-quality rule (``nasmr.quality``)."""
     from nasmr.paths import ReleaseFolderError
+    from nasmr.quality import broken_rules
     from nasmr.rawdrop import RawDropError
-    from nasmr.warehouse import WarehouseError
+    from nasmr.warehouse import WarehouseError, connect
     from nasmr.warehouse import ingest as run_ingest
 
     def progress(done: int, total: int) -> None:
@@ -58,8 +60,15 @@ def ingest(
     for code in result.unevaluated:
         click.echo(f"  {code}")
     click.echo(f"warehouse: {result.warehouse}")
-    if result.failed:
-        raise click.ClickException(f"could not load: {', '.join(result.failed)}")
+    with connect(result.warehouse) as con:
+        broken = broken_rules(con)
+    for name, rows in broken.items():
+        shown = rows.head(10).to_string(index=False)
+        click.echo(f"data-quality rule {name} broken by {len(rows)} row(s):\n{shown}")
+    if result.failed or broken:
+        problems = [f"could not load: {', '.join(result.failed)}"] if result.failed else []
+        problems += [f"rules broken: {', '.join(broken)} (publishing refuses it)"] if broken else []
+        raise click.ClickException("; ".join(problems))
 
 
 @click.command()
