@@ -159,11 +159,12 @@ def _split_names(text: str) -> list[str]:
 )
 @predictors_option
 def predict(code: str, setting: str, predictor_dir: Path) -> None:
-    """Print the predicted metrics of the architecture CODE and an MR code's exact FLOPs/params."""
-    from nasmr.complexity import analytic_complexity
+    """Print the predicted metrics of the architecture CODE and its exact FLOPs/params."""
+    from nasmr.complexity import analytic_complexity, nb201_complexity
     from nasmr.features import parse_ops
     from nasmr.predictor import predictor_name, torch_threads
     from nasmr.space import Arch, ArchError
+    from schemas.records import NB201_OPS
 
     model = _load(predictor_dir, predictor_name([setting]))
     try:
@@ -174,13 +175,19 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
         raise click.BadParameter(str(err), param_hint="CODE") from err
     with torch_threads(1):
         row = model.predict([item]).iloc[0]
-    for output in model.card.outputs:
-        if output.setting is not None:  # MR flops/params outputs are auxiliary targets
+    costs = {"flops", "params"} if isinstance(item, Arch) else {"Flops", "Params"}
+    for output in model.card.outputs:  # costs are exact below, not learned
+        if output.setting is not None and output.metric not in costs:
             click.echo(f"{output.column:<22} {row[output.column]:<12.4f} predicted")
     if isinstance(item, Arch):
         count = analytic_complexity(item)
         click.echo(f"{'flops':<22} {count.gmac:<12.9f} exact (GMac)")
         click.echo(f"{'params':<22} {count.mparams:<12.6f} exact (M)")
+    else:
+        cell = nb201_complexity([NB201_OPS[op] for op in parse_ops(item)])
+        network = "of the drop's CIFAR-100 network"
+        click.echo(f"{setting + '.Flops':<22} {cell.macs / 1e6:<12.6f} exact (MFLOPs {network})")
+        click.echo(f"{setting + '.Params':<22} {cell.params / 1e6:<12.6f} exact (M {network})")
 
 
 @click.command()
