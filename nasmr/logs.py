@@ -140,6 +140,7 @@ def parse_log_drop(log_dir: Path) -> LogParse:
     with ThreadPoolExecutor(max_workers=1) as pool:
         found = pool.submit(_discover, root)  # the files are listed while DuckDB starts up
         con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # it prints to stdout, into piped output
     try:
         files, layout = found.result()
         con.register("files", _files_table(files))

@@ -10,7 +10,7 @@ from nasmr import paths
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
 from nasmr.rawdrop import search_list_path
-from schemas.settings import PREDICTOR_SETTINGS
+from schemas.settings import check_predictor_settings
 
 
 class RawDrop(dg.ConfigurableResource):
@@ -95,15 +95,8 @@ class BuildOptions(dg.ConfigurableResource):
     @field_validator("predictor_settings")
     @classmethod
     def _known_settings(cls, names: list[str] | None) -> list[str] | None:
-        """Refuse a name that can have no predictor: a typo (or 3ddet, which has no results)
-        would silently train fewer predictors."""
-        unknown = [name for name in names or [] if name not in PREDICTOR_SETTINGS]
-        if unknown:
-            raise ValueError(
-                f"{', '.join(unknown)}: no setting with published results; settings with "
-                f"predictors: {', '.join(PREDICTOR_SETTINGS)}"
-            )
-        return names
+        """Refuse an empty list or a setting that can have no predictor (None means all)."""
+        return None if names is None else check_predictor_settings(names)
 
 
 def default_resources(

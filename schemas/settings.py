@@ -127,6 +127,20 @@ PREDICTOR_SETTINGS: tuple[str, ...] = tuple(name for name, s in SETTINGS.items()
 """The settings a predictor can exist for: those with published results (not 3ddet)."""
 
 
+def check_predictor_settings(names: list[str]) -> list[str]:
+    """``names`` when each can have a predictor; else a ValueError naming the others. A typo
+    (or 3ddet, which has no results) would silently train fewer predictors."""
+    if not names:
+        raise ValueError("no setting named: name at least one, or leave the list out for all")
+    unknown = [name for name in names if name not in PREDICTOR_SETTINGS]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)}: no setting with published results; settings with "
+            f"predictors: {', '.join(PREDICTOR_SETTINGS)}"
+        )
+    return names
+
+
 def get_setting(name: str) -> Setting:
     """The setting called ``name``; an unknown name is an error that lists the known ones."""
     try:

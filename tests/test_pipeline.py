@@ -273,6 +273,8 @@ def test_build_options_refuse_an_unknown_predictor_setting() -> None:
         BuildOptions(predictor_settings=["seg", "vidoe"])
     with pytest.raises(ValueError, match="3ddet: no setting with published results"):
         BuildOptions(predictor_settings=["3ddet"])
+    with pytest.raises(ValueError, match="no setting named"):  # it trained nothing, silently
+        BuildOptions(predictor_settings=[])
     assert BuildOptions(predictor_settings=["seg", "video"]).predictor_settings == ["seg", "video"]
 
 

@@ -11,7 +11,7 @@ import click
 from nasmr import paths
 from nasmr.cli.options import seeds_option, warehouse_option, warehouse_origin, workers_option
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
-from schemas.settings import MR_SETTINGS, PREDICTOR_SETTINGS
+from schemas.settings import MR_SETTINGS, PREDICTOR_SETTINGS, check_predictor_settings
 
 _NCP_SETTINGS = [s for s in PREDICTOR_SETTINGS if s in MR_SETTINGS]
 """The settings NCP can search: MR settings with published results."""
@@ -138,15 +138,10 @@ def train(
 
 def _split_names(text: str) -> list[str]:
     """The comma-separated settings of ``text``, each one that can have predictors."""
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [n for n in names if n not in PREDICTOR_SETTINGS]
-    if unknown:
-        raise click.BadParameter(
-            f"{', '.join(unknown)}: no setting with published results to predict; "
-            f"settings with predictors: {', '.join(PREDICTOR_SETTINGS)}",
-            param_hint="--settings",
-        )
-    return names
+    try:
+        return check_predictor_settings([t.strip() for t in text.split(",") if t.strip()])
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--settings") from err
 
 
 @click.command()
