@@ -127,6 +127,13 @@ def valid_schema(setting: str) -> dict[str, str]:
     }
 
 
+def unknown_settings(raw_dir: Path) -> list[str]:
+    """Folders of the drop holding a ``trainval.pkl`` that is no setting of the benchmark
+    (``data/digits-cls`` of a ``nasmr logs export``, a typo): ingest ignores them, and says so."""
+    found = Path(raw_dir).glob(trainval_path(Path(), "*").as_posix())
+    return sorted(path.parent.name for path in found if path.parent.name not in SETTINGS)
+
+
 def load_setting(raw_dir: Path, setting: str) -> SettingLoad:
     """Read and validate one setting's results; a missing or unreadable file is a status."""
     raw_dir = Path(raw_dir)

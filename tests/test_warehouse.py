@@ -238,6 +238,20 @@ def test_cli_ingest_reports_and_succeeds_with_missing_files(drop: Path, tmp_path
     assert db.is_file() and (tmp_path / PARQUET_DIR / "results.parquet").is_file()
 
 
+def test_cli_ingest_names_folders_that_are_no_setting(tmp_path: Path) -> None:
+    """A drop made by ``nasmr logs export`` (data/digits-cls) or a misspelt folder is not read,
+    and ingest says so instead of reporting every setting missing without a word."""
+    files = {**clean_files(), "digits-cls": pickle.dumps([]), "sge": pickle.dumps([])}
+    drop = write_drop(tmp_path / "drop", files)
+    db = tmp_path / "out" / "nasmr.duckdb"
+    result = CliRunner().invoke(main, ["ingest", "--raw", str(drop), "--warehouse", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "ignored: data/digits-cls/ is no setting of the benchmark (seg, seg-4x," in (
+        result.output
+    )
+    assert "ignored: data/sge/ is no setting" in result.output
+
+
 def test_cli_ingest_fails_when_a_present_file_does_not_load(tmp_path: Path) -> None:
     drop = write_drop(tmp_path / "drop", {**clean_files(), "video": pickle.dumps("no list")})
     db = tmp_path / "out" / "nasmr.duckdb"

@@ -25,11 +25,13 @@ def ingest(
 ) -> None:
     """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load
     or the warehouse breaks a data-quality rule (``nasmr.quality``)."""
+    from nasmr.ingest import unknown_settings
     from nasmr.paths import ReleaseFolderError
     from nasmr.quality import broken_rules
     from nasmr.rawdrop import RawDropError
     from nasmr.warehouse import WarehouseError, connect
     from nasmr.warehouse import ingest as run_ingest
+    from schemas.settings import SETTINGS
 
     def progress(done: int, total: int) -> None:
         if done % 250 == 0 or done == total:
@@ -50,6 +52,8 @@ def ingest(
     click.echo(report[["setting", "status", "read", "valid", "quarantined"]].to_string(index=False))
     for row in report[report["reason"] != ""].itertuples(index=False):
         click.echo(f"{row.setting}: {row.status}: {row.reason}")
+    for name in unknown_settings(raw_dir):
+        click.echo(f"ignored: data/{name}/ is no setting of the benchmark ({', '.join(SETTINGS)})")
     complexity = result.tables["complexity"]
     compared = complexity["match"].notna()
     click.echo(

@@ -8,6 +8,7 @@ from nasmr.ingest import (
     SettingLoad,
     load_architectures,
     load_setting,
+    unknown_settings,
     valid_schema,
 )
 from pipelines.assets.raw import raw_search_list, raw_trainval
@@ -45,7 +46,10 @@ def architectures(
     with timed(metadata):
         loaded = load_architectures(raw_drop.root())
         staging.save(loaded, build_dir.staging("search_list"))
+        ignored = unknown_settings(raw_drop.root())
     context.log.info(f"search list: {loaded.read} codes, {len(loaded.quarantine)} quarantined")
+    if ignored:
+        context.log.warning(f"ignored: {', '.join(ignored)} under data/ are no settings")
     return dg.MaterializeResult(
         metadata={
             **metadata,
@@ -53,6 +57,7 @@ def architectures(
             "read": loaded.read,
             "quarantined": len(loaded.quarantine),
             "sha256": loaded.source.sha256,
+            "ignored_settings": dg.MetadataValue.json(ignored),
         }
     )
 
