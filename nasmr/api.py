@@ -367,10 +367,11 @@ class Benchmark:
         """Write the results back in the raw drop's layout and record format; return the files.
 
         ``out_dir/data/search_list.txt`` (every search-list code, in order) and
-        ``out_dir/data/<setting>/trainval.pkl`` per MR setting with results, so
-        ``out_dir`` can be ingested like the original drop.
+        ``out_dir/data/<setting>/trainval.pkl`` per MR setting with results, records in the
+        published order, so ``out_dir`` can be ingested like the original drop (and a
+        release of the real drop gives its files back byte for byte).
         """
-        from nasmr.export import write_trainval
+        from nasmr.export import records_frame, write_trainval
 
         out_dir = Path(out_dir)
         search_list = search_list_path(out_dir)
@@ -378,10 +379,11 @@ class Benchmark:
         codes = self._con.execute("SELECT code FROM architectures ORDER BY search_index").fetchall()
         search_list.write_text("".join(f"{code}\n" for (code,) in codes))
         written = [search_list]
+        results = self._con.execute("SELECT * FROM results").df()
         for setting in self.settings:
             if setting in MR_SETTINGS:
                 path = trainval_path(out_dir, setting)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                write_trainval(self.to_pandas(setting), setting, path)
+                write_trainval(records_frame(results, setting), setting, path)
                 written.append(path)
         return written

@@ -34,11 +34,17 @@ class ExportError(ValueError):
 def records_frame(results: pd.DataFrame, setting: str) -> pd.DataFrame:
     """The wide frame ``write_trainval`` takes, from long results (code, setting, metric, value).
 
-    One row per code of ``setting`` (sorted), one column per metric, plus ``flops`` and
-    ``params`` computed exactly by :func:`nasmr.complexity.analytic_complexity`.
+    One row per code of ``setting``, one column per metric, plus ``flops`` and ``params``
+    computed exactly by :func:`nasmr.complexity.analytic_complexity`. Rows are in the
+    published order when the results carry ``record_index`` (a warehouse's do), else by code.
     """
     rows = results[results["setting"] == setting]
-    wide = rows.pivot(index="code", columns="metric", values="value").sort_index()
+    wide = rows.pivot(index="code", columns="metric", values="value")
+    if "record_index" in rows.columns:
+        order = rows.groupby("code")["record_index"].first()
+        wide = wide.loc[order.sort_values(kind="stable").index]
+    else:
+        wide = wide.sort_index()
     wide = wide.reindex(columns=list(log_setting(setting).metrics))
     complexity = [analytic_complexity(Arch.from_code(code)) for code in wide.index]
     wide["flops"] = [c.gmac for c in complexity]

@@ -433,9 +433,9 @@ def build_tables(
             valid = valid[~unknown]
             metrics = list(get_setting(load.setting).metrics)
             results.append(
-                valid.melt(id_vars="code", value_vars=metrics, var_name="metric").assign(
-                    setting=load.setting
-                )
+                valid.melt(
+                    id_vars=["code", "record_index"], value_vars=metrics, var_name="metric"
+                ).assign(setting=load.setting)
             )
         valid_frames[load.setting] = valid
         quarantines.append(quarantine)
@@ -457,7 +457,13 @@ def build_tables(
     architectures = search_list.architectures.assign(
         evaluated=search_list.architectures["code"].isin(evaluated)
     ).sort_values("search_index", ignore_index=True)
-    results_schema = {"code": "str", "setting": "str", "metric": "str", "value": "float64"}
+    results_schema = {
+        "code": "str",
+        "setting": "str",
+        "metric": "str",
+        "value": "float64",
+        "record_index": "int64",
+    }
     results_frame = (
         pd.concat(results, ignore_index=True)[list(results_schema)]
         if results

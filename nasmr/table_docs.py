@@ -64,6 +64,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "setting": "NAS-Bench-MR setting (seg, seg-4x, cls-10c, ..., video-p)",
         "metric": "mIoU, mAcc, aAcc (segmentation) or top1, top5 (classification, video)",
         "value": "the metric in percent, as published (two decimals; three for video, video-p)",
+        "record_index": "0-based index of the record in the setting's trainval.pkl: the "
+        "published order, which nasmr export trainval writes back",
     },
     "complexity": {
         "code": "architecture code (architectures.code)",

@@ -683,8 +683,10 @@ def test_export_trainval_round_trips_through_ingest(releases: Path, tmp_path: Pa
         ],
     )
     assert result.exit_code == 0, result.output
-    for setting in set(MR_SETTINGS) - {"3ddet"}:
-        assert trainval_path(out, setting).is_file()
+    inputs = {s.path: s.sha256 for s in load_manifest(releases / "1.0.0").sources}
+    for setting in set(MR_SETTINGS) - {"3ddet"}:  # the published files, byte for byte
+        exported = sha256(trainval_path(out, setting))
+        assert exported == inputs[trainval_path(Path(), setting).as_posix()], setting
     rebuilt = ingest(out, tmp_path / "rebuilt", method="analytic")
     published = pd.read_parquet(releases / "1.0.0" / "parquet" / "results.parquet")
     pd.testing.assert_frame_equal(rebuilt.tables["results"], published)
