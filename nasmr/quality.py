@@ -1,8 +1,9 @@
 """The warehouse's data-quality rules, as SQL: each names the rows that break it.
 
-One definition serves both gates: the Dagster asset checks that block a run, and
+One definition serves every gate: the Dagster asset checks that block a run, the exit
+status of ``nasmr ingest`` (which skips Dagster), and
 :func:`nasmr.release.publish_release`, which refuses a build that breaks any rule
-however it was made (``nasmr ingest`` and ``nasmr release publish`` skip Dagster).
+however it was made.
 """
 
 from __future__ import annotations
