@@ -7,6 +7,7 @@ import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -141,13 +142,20 @@ def test_a_failing_check_names_the_offending_rows(tmp_path: Path) -> None:
 def _ingested(tmp_path: Path, seg: bytes | None = None) -> tuple[list[Arch], BuildDir]:
     """A warehouse of three architectures' video results (and ``seg``'s bytes, if given),
     built by the ingest code the pipeline runs."""
-    archs = sample(3, seed=5)
-    files = {"video": pickle.dumps([mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs])}
-    if seg is not None:
-        files["seg"] = seg
-    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    archs, _, raw = _video_drop(tmp_path, seed=5, extra={"seg": seg} if seg is not None else None)
     warehouse.ingest(raw, tmp_path / "out", method="analytic")
     return archs, BuildDir(path=str(tmp_path / "out"))
+
+
+def _video_drop(
+    tmp_path: Path, seed: int, n: int = 3, extra: dict[str, bytes] | None = None
+) -> tuple[list[Arch], list[dict[str, Any]], Path]:
+    """A raw drop in ``tmp_path/raw`` of ``n`` sampled architectures' video results (and the
+    ``extra`` settings' bytes): the architectures, the video records and the drop."""
+    archs = sample(n, seed=seed)
+    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    files = {"video": pickle.dumps(records), **(extra or {})}
+    return archs, records, write_drop(tmp_path / "raw", files, [a.code for a in archs])
 
 
 def _tamper(build_dir: BuildDir, sql: str, *params: str) -> None:
@@ -242,9 +250,7 @@ def test_analytic_count_agrees_names_a_wrong_module_count(
 ) -> None:
     """Of the ingest job's thop counts, the one that differs from the closed form fails the
     check, named alone (the genuine count agrees), and no warehouse is built from it."""
-    archs = sample(2, seed=97)  # two small architectures: thop counts them in seconds
-    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
-    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    archs, _, raw = _video_drop(tmp_path, seed=97, n=2)  # small: thop counts them in seconds
 
     def off_by_one(
         batch: list[Arch], workers: int | None, progress: Callable[[int, int], None]
@@ -292,9 +298,7 @@ def test_one_partition_on_a_fresh_build_folder_names_every_setting_not_validated
 ) -> None:
     """The warehouse needs every setting's staged records: a one-setting run on a fresh folder
     fails naming all the settings never validated there, and how to validate them."""
-    archs = sample(3, seed=5)
-    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
-    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    _, _, raw = _video_drop(tmp_path, seed=5)
     with dg.instance_for_test() as instance:
         outcome = run_job(
             "ingest",
@@ -378,9 +382,7 @@ def test_sensor_ingests_a_file_that_returns_to_earlier_bytes(tmp_path: Path) -> 
 def test_sensor_first_tick_ingests_only_what_the_build_did_not(tmp_path: Path) -> None:
     """Switched on after a build, the sensor's first tick launches nothing for the files the
     build validated, and one run for a file that changed or appeared since."""
-    archs = sample(3, seed=5)
-    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
-    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    archs, records, raw = _video_drop(tmp_path, seed=5)
     out = tmp_path / "out"
     with dg.instance_for_test() as instance:
         built = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
@@ -401,11 +403,8 @@ def test_records_staged_by_an_older_nasmr_are_named_not_a_database_error(tmp_pat
     """After an upgrade that adds a column, a reingest run that keeps a setting's records
     staged by the older nasmr fails naming that setting and how to restage it, instead of
     DuckDB's binder error about the new column."""
-    archs = sample(3, seed=6)
-    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
     cells = pickle.dumps([nb201_record([0, 1, 2, 3, 4, 0], 40.0)])
-    files = {"video": pickle.dumps(records), NB201: cells}
-    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    _, _, raw = _video_drop(tmp_path, seed=6, extra={NB201: cells})
     out = tmp_path / "out"
     with dg.instance_for_test() as instance:
         built = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
@@ -424,9 +423,7 @@ def test_records_staged_by_an_older_nasmr_are_named_not_a_database_error(tmp_pat
 def test_the_sensors_job_revalidates_one_setting_without_recounting(tmp_path: Path) -> None:
     """A changed file's reingest run rebuilds the warehouse from it, and leaves the search
     list and complexity counts of the last build alone."""
-    archs = sample(3, seed=6)
-    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
-    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    archs, records, raw = _video_drop(tmp_path, seed=6)
     out = tmp_path / "out"
     with dg.instance_for_test() as instance:
         built = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
@@ -523,9 +520,7 @@ def test_fresh_folders_keep_nothing_of_an_earlier_run(tmp_path: Path) -> None:
 
 
 def test_refresh_publishes_nothing_from_a_warehouse_failing_its_checks(tmp_path: Path) -> None:
-    archs = sample(3, seed=5)
-    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
-    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    _, _, raw = _video_drop(tmp_path, seed=5)
     folders = {"raw_dir": raw, "out_dir": tmp_path / "out", "releases_dir": tmp_path / "rel"}
     with dg.instance_for_test() as instance:
         ingested = run_job("ingest", **folders, options=FAST, instance=instance)
@@ -659,9 +654,7 @@ def test_nasmr_build_cli_runs_a_job_and_fails_loudly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    archs = sample(3, seed=5)
-    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
-    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    archs, records, raw = _video_drop(tmp_path, seed=5)
     args = ["build", "--job", "ingest", "--complexity", "analytic", "--raw", str(raw)]
     ok = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "ok")])
     assert ok.exit_code == 0, ok.output
@@ -700,9 +693,7 @@ def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", "dagster")
-    archs = sample(3, seed=5)
-    records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
-    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    _, _, raw = _video_drop(tmp_path, seed=5)
     args = ["build", "--job", "ingest", "--complexity", "analytic"]
     result = CliRunner().invoke(main, [*args, "--raw", str(raw), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
