@@ -211,16 +211,20 @@ def test_cli_verify_refuses_complexity_beyond_the_largest_architecture(tmp_path:
     )
 
 
+@pytest.mark.parametrize("method_first", [False, True])
 def test_cli_verify_module_method_flags_a_corrupted_param(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method_first: bool
 ) -> None:
+    """``--method module`` counts the supernets whether it comes after ``verify`` or before."""
     built = _spy(monkeypatch, "nasmr.ingest.module_complexity_many")
     archs = [SMALLEST, *list(SMALLEST.neighbours())[:3]]
     records = [_seg_record(a, analytic_complexity(a)) for a in archs]
     records[2]["params"] += 2e-6
     _write_seg_drop(tmp_path, records)
 
-    args = ["complexity", "verify", "--raw", str(tmp_path), "--method", "module", "--workers", "1"]
+    method = ["--method", "module"]
+    verify = ["verify", "--raw", str(tmp_path), "--workers", "1"]
+    args = ["complexity", *(method + verify if method_first else verify + method)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert "3/4 matched (module), 0 invalid records" in result.output

@@ -15,16 +15,21 @@ from schemas.settings import MR_SETTINGS
 class _CodeOrCommand(click.Group):
     """A group whose first argument is a subcommand or, failing that, ``show``'s arguments.
 
-    Options the group does not know are left in place for ``show``, so
-    ``nasmr complexity --method module CODE`` works as ``show`` does.
+    Options the group does not know are left in place for the command, so
+    ``nasmr complexity --method module CODE`` works as ``show`` does, and
+    ``nasmr complexity --method module verify`` as ``verify`` does (no code is
+    spelled like a command).
     """
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] not in self.commands:
+        name = next((arg for arg in args if arg in self.commands), None)
+        if name is None:
             return "show", self.commands["show"], args
-        return super().resolve_command(ctx, args)
+        rest = list(args)
+        rest.remove(name)
+        return name, self.commands[name], rest
 
 
 @click.group(cls=_CodeOrCommand, context_settings={"ignore_unknown_options": True})
