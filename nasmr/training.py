@@ -198,9 +198,16 @@ def _forward(model: Supernet, x: Tensor, task: Task) -> Tensor:
     return out
 
 
+def check_run_name(run: str) -> str:
+    """``run`` if it names a file in the architecture's folder; a path would leave the layout."""
+    if run in ("", ".", "..") or Path(run).name != run or "\\" in run:
+        raise ValueError(f"run name {run!r}: must be a file name, without '/' or '\\'")
+    return run
+
+
 def log_path(out_dir: Path, setting: str, arch: Arch, run: str) -> Path:
     """Where a run's log goes in a log drop: ``logs/<setting>/<code>/<run>.log.json``."""
-    return Path(out_dir) / "logs" / setting / arch.code / f"{run}{LOG_SUFFIX}"
+    return Path(out_dir) / "logs" / setting / arch.code / f"{check_run_name(run)}{LOG_SUFFIX}"
 
 
 def train(

@@ -153,3 +153,15 @@ def test_cli_train(tmp_path: Path) -> None:
     assert f"File exists: '{blocked / 'logs' / 'digits-cls' / TINY.code}'" in in_the_way.output
     bad = CliRunner().invoke(main, ["train", "8_8", "--setting", "digits-cls", "--out", "x"])
     assert bad.exit_code == 2 and "invalid code" in bad.output
+
+
+@pytest.mark.parametrize("run", ["../elsewhere", "a/b", "..", ""])
+def test_cli_train_refuses_a_run_name_that_leaves_the_log_layout(tmp_path: Path, run: str) -> None:
+    """A ``--run`` that is a path would write the log where ``logs parse`` cannot place it."""
+    args = ["train", TINY.code, "--setting", "digits-cls", "--out", str(tmp_path), "--run", run]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--run': run name {run!r}: must be a file name" in result.output
+    assert not any(tmp_path.iterdir())  # refused before any training
+    with pytest.raises(ValueError, match="must be a file name"):
+        log_path(tmp_path, "digits-cls", TINY, run)

@@ -50,11 +50,26 @@ def _config(**options: int | None) -> TrainConfig:
         raise click.BadParameter(str(err)) from err
 
 
+def _run_name(run: str | None) -> str | None:
+    """The ``--run`` name, refused as a usage error if it would leave the log layout."""
+    from nasmr.training import check_run_name
+
+    try:
+        return None if run is None else check_run_name(run)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
 @click.command()
 @click.argument("code")
 @click.option("--setting", type=click.Choice(DIGITS), required=True)
 @click.option("--out", type=_OUT_DIR, required=True, help="Log drop root (logs/ goes inside).")
-@click.option("--run", default=None, help="Run name (default: the start time, as mmcv).")
+@click.option(
+    "--run",
+    default=None,
+    callback=lambda _ctx, _param, run: _run_name(run),
+    help="Run name, a file name (default: the start time, as mmcv).",
+)
 @_schedule_options
 def train(
     code: str,
