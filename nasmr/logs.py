@@ -58,7 +58,7 @@ import pyarrow as pa
 
 from nasmr import paths
 from nasmr.space import Arch, ArchError
-from nasmr.warehouse import write_parquet
+from nasmr.warehouse import sql_identifier, write_parquet
 from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
 from schemas.settings import SEG_METRICS
 
@@ -220,11 +220,6 @@ def _files_table(files: Sequence[_LogFile]) -> pa.Table:
 
 
 # -- reading -----------------------------------------------------------------------
-
-
-def _quoted(key: str) -> str:
-    """``key`` as an SQL identifier (JSON keys hold ``-`` and ``/``)."""
-    return '"' + key.replace('"', '""') + '"'
 
 
 _RAW_SCHEMA = pa.schema(
@@ -389,7 +384,7 @@ def _parsed_sql() -> str:
     """
     read = {k: "JSON" if k in _INTEGERS else t for k, t in _COLUMNS.items()}
     struct = json.dumps(read).replace("'", "''")
-    names = ", ".join(f"s.{_quoted(k)}" for k in _COLUMNS)
+    names = ", ".join(f"s.{sql_identifier(k)}" for k in _COLUMNS)
     return f"""(
         SELECT fid, need, line, CASE
                 WHEN pre IS NOT NULL THEN pre
@@ -407,7 +402,7 @@ def _metric_sql() -> dict[str, str]:
     """Each benchmark metric as a percentage (``auto`` keys still raw), first known key wins."""
     keys: dict[str, list[str]] = {m: [] for m in METRICS}
     for mk in METRIC_KEYS:
-        expr = _quoted(mk.key)
+        expr = sql_identifier(mk.key)
         keys[mk.metric].append(f"round(100 * {expr}, 10)" if mk.scale == "fraction" else expr)
     return {m: f"coalesce({', '.join(exprs)})" for m, exprs in keys.items()}
 
@@ -428,18 +423,19 @@ def _annotate_sql(source: str) -> str:
         f"THEN 'not an integer in [{low}, {2**63 - 1}]: \"{k}\" is ' || r.{k}"
         for k, low in _INTEGERS.items()
     )
-    metric_keys = " OR ".join(f"r.{_quoted(mk.key)} IS NOT NULL" for mk in METRIC_KEYS)
-    metrics = ", ".join(f"{expr} AS {_quoted(m)}" for m, expr in _metric_sql().items())
+    metric_keys = " OR ".join(f"r.{sql_identifier(mk.key)} IS NOT NULL" for mk in METRIC_KEYS)
+    metrics = ", ".join(f"{expr} AS {sql_identifier(m)}" for m, expr in _metric_sql().items())
     nonfinite = " ".join(
-        f"WHEN NOT isfinite(r.{_quoted(k)}) THEN '\"{k}\" is ' || r.{_quoted(k)}" for k in _NUMERIC
+        f"WHEN NOT isfinite(r.{sql_identifier(k)}) THEN '\"{k}\" is ' || r.{sql_identifier(k)}"
+        for k in _NUMERIC
     )
     missing = ", ".join(
-        f"CASE WHEN need & {1 << i} <> 0 AND {_quoted(m)} IS NULL THEN '{m}' END"
+        f"CASE WHEN need & {1 << i} <> 0 AND {sql_identifier(m)} IS NULL THEN '{m}' END"
         for i, m in enumerate(METRICS)
     )
     out_of_range = " ".join(
-        f"WHEN NOT {_quoted(m)} BETWEEN 0 AND 100 THEN "
-        f"'metric outside [0, 100]: {m} = ' || {_quoted(m)} || ' (as a percentage)'"
+        f"WHEN NOT {sql_identifier(m)} BETWEEN 0 AND 100 THEN "
+        f"'metric outside [0, 100]: {m} = ' || {sql_identifier(m)} || ' (as a percentage)'"
         for m in METRICS
     )
     return f"""
@@ -457,7 +453,7 @@ def _annotate_sql(source: str) -> str:
             FROM {source} r
         )
         SELECT fid, line, kind, epoch, iter, lr, loss, config,
-            {", ".join(_quoted(m) for m in METRICS)},
+            {", ".join(sql_identifier(m) for m in METRICS)},
             CASE
                 WHEN pre IS NOT NULL THEN pre
                 WHEN kind NOT IN ('train', 'val', 'meta') THEN 'unknown mode: ' || to_json(kind)
@@ -569,7 +565,7 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     series = [
         "CASE WHEN kind = 'train' THEN loss END",
         "CASE WHEN kind = 'train' THEN lr END",
-        *(seg.get(m, _quoted(m)) for m in METRICS),
+        *(seg.get(m, sql_identifier(m)) for m in METRICS),
     ]
     # per-file flags as lists indexed by file id: a join would lose the lines' order
     wide = con.sql(

@@ -157,7 +157,13 @@ def view_statements() -> list[str]:
 
 
 def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse (default ``nasmr.paths.warehouse_file()``) for queries."""
+    """Open the warehouse (default ``nasmr.paths.warehouse_file()``) for queries.
+
+    A read-only connection attaches the file to a fresh in-memory database, named
+    as the file is: ``duckdb.connect(path)`` reuses any database of that path still
+    open in the process, so after a rebuild replaced the file, a notebook that kept
+    an old connection would go on reading the old data.
+    """
     path = Path(path) if path is not None else paths.warehouse_file()
     if path.is_dir():
         raise FileNotFoundError(
@@ -168,9 +174,28 @@ def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPy
             f"no warehouse at {path}: run `nasmr ingest` (or `nasmr build`) first, "
             "or point --warehouse / NASMR_WAREHOUSE at one"
         )
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = _attach_read_only(path) if read_only else duckdb.connect(str(path))
     con.execute("SET enable_progress_bar = false")  # it prints to stdout, into piped output
     return con
+
+
+def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """A new in-memory database with ``path`` attached read-only and in use.
+
+    The catalog is named as ``duckdb.connect`` names a file (``nasmr.duckdb``: ``nasmr``).
+    """
+    con = duckdb.connect()
+    name = path.name.split(".")[0]
+    if name.lower() in ("memory", "system", "temp"):  # catalogs every database already has
+        name += "_db"
+    con.execute(f"ATTACH '{_quote(str(path))}' AS {sql_identifier(name)} (READ_ONLY)")
+    con.execute(f"USE {sql_identifier(name)}")
+    return con
+
+
+def sql_identifier(name: str) -> str:
+    """``name`` quoted as an SQL identifier (names may hold ``"``, ``-`` and ``/``)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def query_frame(

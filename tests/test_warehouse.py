@@ -162,6 +162,23 @@ def test_rebuild_drops_the_write_ahead_log_of_the_file_it_replaces(
     assert sorted(p.name for p in out.iterdir()) == ["nasmr.duckdb", PARQUET_DIR]
 
 
+def test_a_connection_kept_open_does_not_hide_a_rebuild(
+    built: IngestResult, tmp_path: Path
+) -> None:
+    """A notebook that keeps a connection (or a ``Benchmark``) open, then rebuilds and
+    connects again, must read the new warehouse, not DuckDB's cached database of that path."""
+    out = tmp_path / "wh"
+    database = write_warehouse(built.tables, out)
+    count = "SELECT count(*) FROM results"
+    with connect(database) as old:
+        before = old.sql(count).fetchall()
+        write_warehouse({**built.tables, "results": built.tables["results"].iloc[:0]}, out)
+        with connect(database) as new:
+            assert new.sql(count).fetchall() == [(0,)]
+            assert new.sql("SELECT current_database()").fetchall() == [("nasmr",)]
+        assert old.sql(count).fetchall() == before != [(0,)]
+
+
 @pytest.mark.skipif(not PROC_LOCKS.is_file(), reason="writers are found in Linux's /proc/locks")
 def test_rebuild_under_a_live_writer_is_refused(
     built: IngestResult, drop: Path, tmp_path: Path
