@@ -14,6 +14,8 @@ from nasmr.complexity import analytic_complexity, nb201_complexity
 from nasmr.features import parse_ops
 from nasmr.rawdrop import trainval_path
 from nasmr.space import Arch, sample
+from nasmr.training import log_path
+from schemas.logs import LogLine
 from schemas.records import NB201_OPS
 
 
@@ -109,3 +111,17 @@ def synthetic_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
         }
     )
     return {"seg": seg, "cls-10c": cls, "nas-bench-201": nb201}
+
+
+def seg_log(root: Path, arch: Arch, metrics: dict[str, float]) -> None:
+    """A one-epoch seg run of ``arch``, an mmsegmentation ``*.log.json`` ending at ``metrics``."""
+    path = log_path(root, "seg", arch, "20250101_000000")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        LogLine(config="runner = dict(type='EpochBasedRunner', max_epochs=1)", seed=0),
+        LogLine(mode="train", epoch=1, iter=1, lr=0.01, loss=1.5),
+        LogLine.model_validate({"mode": "val", "epoch": 1, "iter": 1, **metrics}),
+    ]
+    path.write_text(
+        "".join(line.model_dump_json(by_alias=True, exclude_none=True) + "\n" for line in lines)
+    )

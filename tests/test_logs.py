@@ -7,6 +7,7 @@ are made by corrupting those logs.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,8 @@ from nasmr.logs import (
     results_long,
 )
 from nasmr.rawdrop import load_pickle
-from nasmr.space import Arch
+from nasmr.space import Arch, sample
+from tests.drops import exact, mr_record, seg_log, write_drop
 
 LINES_PER_LOG = 7  # meta, (train, train, val) x 2 epochs
 
@@ -577,3 +579,38 @@ def test_cli_parse_and_export(drop: Path, tmp_path: Path) -> None:
     result = runner.invoke(main, ["logs", "export", str(drop / "logs"), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert len(load_pickle(tmp_path / "digits-seg" / "trainval.pkl")) == 2
+
+
+def test_cli_reconcile_compares_logs_with_the_drops_records(tmp_path: Path) -> None:
+    """Without Dagster or a build folder: values within the published rounding agree, a
+    changed one fails the command naming its architecture and metric."""
+    archs = sample(3, seed=5)
+    published = [
+        {"mIoU": 70.12, "mAcc": 80.34, "aAcc": 95.56},
+        {"mIoU": 61.5, "mAcc": 72.25, "aAcc": 93.0},
+    ]
+    records = [mr_record(a, *exact(a), **m) for a, m in zip(archs[:2], published, strict=True)]
+    raw = write_drop(tmp_path / "raw", {"seg": pickle.dumps(records)}, [a.code for a in archs])
+    drop = tmp_path / "drop"
+    seg_log(drop, archs[0], {**published[0], "mIoU": 70.124})  # within the 2-decimal rounding
+    seg_log(drop, archs[1], published[1])
+    seg_log(drop, archs[2], {"mIoU": 60.0, "mAcc": 70.0, "aAcc": 90.0})  # never published
+    args = ["logs", "reconcile", str(drop), "--raw", str(raw)]
+
+    agreed = CliRunner().invoke(main, args)
+    assert agreed.exit_code == 0, agreed.output
+    assert "seg: 9 values, 6 with a published value, 6 agree" in agreed.output
+
+    seg_log(drop, archs[1], {**published[1], "mIoU": 62.0})
+    differed = CliRunner().invoke(main, args)
+    assert differed.exit_code == 1, differed.output
+    assert "seg: 9 values, 6 with a published value, 5 agree" in differed.output
+    [row] = [line for line in differed.output.splitlines() if archs[1].code in line]
+    assert row.split()[-3:] == ["mIoU", "62.0", "61.5"]
+    assert "Error: 1 of 6 log values differ from the published ones" in differed.output
+
+    missing = CliRunner().invoke(main, [*args[:3], "--raw", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1
+    assert "cannot reconcile the seg logs: data/seg/trainval.pkl is not in the drop" in (
+        missing.output
+    )

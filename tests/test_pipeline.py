@@ -22,7 +22,6 @@ from nasmr.predictor import train_all
 from nasmr.rawdrop import load_pickle, trainval_path
 from nasmr.release import list_releases
 from nasmr.space import Arch, sample
-from nasmr.training import log_path
 from nasmr.warehouse import connect
 from pipelines.assets.models import NCP_SEARCHES, search_evaluation
 from pipelines.assets.warehouse import rule_checks
@@ -32,9 +31,15 @@ from pipelines.jobs import weekly_refresh
 from pipelines.resources import BuildDir, BuildOptions, RawDrop
 from pipelines.run import BuildOutcome, local_instance, run_job
 from pipelines.sensors import raw_drop_sensor
-from schemas.logs import LogLine
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS
-from tests.drops import exact, mr_record, nb201_record, synthetic_frames, write_drop
+from tests.drops import (
+    exact,
+    mr_record,
+    nb201_record,
+    seg_log,
+    synthetic_frames,
+    write_drop,
+)
 from tests.test_ingest import WHEN, clean_files
 from tests.test_ingest import write_drop as write_small_drop
 
@@ -564,20 +569,6 @@ def test_logs_job_regenerates_results_from_real_logs(log_drop: Path, tmp_path: P
     assert len(exported) == results.loc[results["setting"] == "digits-cls", "code"].nunique()
 
 
-def _seg_log(root: Path, arch: Arch, metrics: dict[str, float]) -> None:
-    """A one-epoch seg run of ``arch``, an mmsegmentation ``*.log.json`` ending at ``metrics``."""
-    path = log_path(root, "seg", arch, "20250101_000000")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [
-        LogLine(config="runner = dict(type='EpochBasedRunner', max_epochs=1)", seed=0),
-        LogLine(mode="train", epoch=1, iter=1, lr=0.01, loss=1.5),
-        LogLine.model_validate({"mode": "val", "epoch": 1, "iter": 1, **metrics}),
-    ]
-    path.write_text(
-        "".join(line.model_dump_json(by_alias=True, exclude_none=True) + "\n" for line in lines)
-    )
-
-
 def test_logs_of_a_published_setting_are_reconciled_with_its_records(tmp_path: Path) -> None:
     """Logs of a benchmark setting are compared with its ingested records: values within the
     rounding tolerance pass the check, a changed one fails it naming the architecture."""
@@ -589,15 +580,15 @@ def test_logs_of_a_published_setting_are_reconciled_with_its_records(tmp_path: P
     records = [mr_record(a, *exact(a), **m) for a, m in zip(archs, published, strict=True)]
     raw = write_drop(tmp_path / "raw", {"seg": pickle.dumps(records)}, [a.code for a in archs])
     out, drop = tmp_path / "out", tmp_path / "drop"
-    _seg_log(drop, archs[0], {**published[0], "mIoU": 70.124})  # within the 2-decimal rounding
-    _seg_log(drop, archs[1], published[1])
+    seg_log(drop, archs[0], {**published[0], "mIoU": 70.124})  # within the 2-decimal rounding
+    seg_log(drop, archs[1], published[1])
     check = "log_reconciliation.logs_agree_with_published"
     with dg.instance_for_test() as instance:
         ingested = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
         assert ingested.success, ingested.failures
         agreed = run_job("logs", out_dir=out, log_dir=drop, options=FAST, instance=instance)
         table = pd.read_parquet(out / "logs" / "log_reconciliation.parquet")
-        _seg_log(drop, archs[1], {**published[1], "mIoU": 62.0})
+        seg_log(drop, archs[1], {**published[1], "mIoU": 62.0})
         differed = run_job("logs", out_dir=out, log_dir=drop, options=FAST, instance=instance)
     assert check in agreed.passed_checks
     assert table["published_value"].notna().sum() == 6 and table["agree"].all()
@@ -612,7 +603,7 @@ def test_logs_of_a_setting_never_ingested_here_say_how_to_stage_its_records(
     """Seg logs on a build folder without validated seg records (a fresh one, or one made by
     nasmr ingest) fail naming the setting and the job that validates it."""
     drop, out = tmp_path / "drop", tmp_path / "out"
-    _seg_log(drop, sample(1, seed=5)[0], {"mIoU": 70.12, "mAcc": 80.34, "aAcc": 95.56})
+    seg_log(drop, sample(1, seed=5)[0], {"mIoU": 70.12, "mAcc": 80.34, "aAcc": 95.56})
     with dg.instance_for_test() as instance:
         outcome = run_job("logs", out_dir=out, log_dir=drop, options=FAST, instance=instance)
     [failure] = outcome.failures

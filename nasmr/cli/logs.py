@@ -1,4 +1,4 @@
-"""``nasmr train`` and ``nasmr mini`` (real CPU training logs), ``nasmr logs parse|export``."""
+"""``nasmr train`` and ``nasmr mini`` (real CPU training logs); ``nasmr logs ...``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from nasmr import paths
+from nasmr.cli.options import raw_option
 from schemas.logs import DIGITS_SETTINGS
 
 if TYPE_CHECKING:
@@ -180,3 +181,52 @@ def export(log_dir: Path, out: Path) -> None:
         raise click.ClickException(str(err)) from err
     for setting, path in written.items():
         click.echo(f"{setting}: {path}")
+
+
+@logs.command("reconcile")
+@click.argument("log_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@raw_option
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Disagreeing values to list.",
+)
+def reconcile_logs(log_dir: Path, raw_dir: Path, limit: int) -> None:
+    """Compare the final results of LOG_DIR with the drop's published records.
+
+    Exits 1 when a log value and its published value differ by more than the published
+    rounding (the logs job's check, without Dagster or a build folder).
+    """
+    from nasmr.ingest import load_setting
+    from nasmr.logs import derive_results, parse_log_drop, reconcile
+    from schemas.settings import SETTINGS
+
+    parsed = parse_log_drop(log_dir)
+    click.echo(parsed.summary())
+    derived = derive_results(parsed.curves)
+    published = {}
+    for setting in sorted(set(derived["setting"]) & set(SETTINGS)):
+        loaded = load_setting(raw_dir, setting)
+        if loaded.status != "ok":
+            raise click.ClickException(f"cannot reconcile the {setting} logs: {loaded.reason}")
+        published[setting] = loaded.valid
+    table = reconcile(derived, published)
+    compared = table.dropna(subset=["published_value"])
+    for setting, values in table.groupby("setting", sort=True):
+        both = values["published_value"].notna()
+        click.echo(
+            f"{setting}: {len(values)} values, {int(both.sum())} with a published value, "
+            f"{int(values.loc[both, 'agree'].sum())} agree"
+        )
+    differ = compared[~compared["agree"].astype(bool)]
+    if differ.empty:
+        return
+    shown = differ.head(limit)[["setting", "code", "metric", "log_value", "published_value"]]
+    if len(shown):
+        click.echo(shown.to_string(index=False))
+    more = f" ({len(differ) - len(shown)} not listed)" if len(differ) > len(shown) else ""
+    raise click.ClickException(
+        f"{len(differ)} of {len(compared)} log values differ from the published ones{more}"
+    )
