@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import ValidationError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from scipy.stats import kendalltau, spearmanr
 from torch import Tensor, nn
@@ -460,7 +461,11 @@ def load_predictor(path: Path) -> Predictor:
     for p in (card_path, weights_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: predictor file not found")
-    text = card_path.read_text()
+    try:
+        text = card_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        message = f"{card_path}: invalid predictor card: not UTF-8 text ({err})"
+        raise PredictorError(message) from err
     try:
         card = PredictorCard.model_validate_json(text)
     except ValidationError as err:
@@ -473,7 +478,14 @@ def load_predictor(path: Path) -> Predictor:
         raise PredictorError(f"{card_path}: invalid predictor card: {err}") from err
     net = PredictorNet(card.network, card.feature_mean, card.feature_std)
     try:
-        net.load_state_dict(load_file(weights_path))
+        state = load_file(weights_path)
+    except SafetensorError as err:
+        raise PredictorError(f"{weights_path}: not a safetensors file: {err}") from err
+    broken = [k for k, v in state.items() if not torch.isfinite(v).all()]
+    if broken:
+        raise PredictorError(f"{weights_path}: non-finite values in tensor(s) {broken}")
+    try:
+        net.load_state_dict(state)
     except (RuntimeError, OSError, ValueError) as err:
         message = f"{weights_path}: weights do not match {card_path.name}: {err}"
         raise PredictorError(message) from err

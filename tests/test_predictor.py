@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import safetensors.torch
 import torch
 from click.testing import CliRunner
 
@@ -399,6 +400,31 @@ def test_missing_or_broken_files_are_named(frames: dict[str, pd.DataFrame], tmp_
     bad["seg"] = frames["seg"].drop(columns=["mAcc"])
     with pytest.raises(PredictorError, match=r"seg.*mAcc"):
         train_predictor(bad, ["seg"], DEFAULT.with_epochs(1))
+
+
+def test_corrupt_weights_or_card_bytes_are_named(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """A truncated copy or flipped bits: an error naming the file, in Python and the CLI."""
+    card = train_predictor(frames, ["seg"], DEFAULT.with_epochs(1)).save(tmp_path)
+    weights = card.with_suffix(".safetensors")
+    good = weights.read_bytes()
+    code = sample(1, 0)[0].code
+    predict = ["predict", code, "--setting", "seg", "--predictors", str(tmp_path)]
+    weights.write_bytes(good[: len(good) // 2])
+    with pytest.raises(PredictorError, match=rf"{re.escape(str(weights))}: not a safetensors"):
+        load_predictor(card)
+    result = CliRunner().invoke(main, predict)
+    assert result.exit_code == 1 and f"{weights}: not a safetensors file" in result.output
+    state = {k: v.clone() for k, v in safetensors.torch.load(good).items()}
+    state["members.0.trunk.1.weight"][0, 0] = math.nan
+    safetensors.torch.save_file(state, weights)
+    with pytest.raises(PredictorError, match=r"non-finite values in .*members\.0\.trunk\.1\."):
+        load_predictor(card)
+    weights.write_bytes(good)
+    card.write_bytes(b"\xff" + card.read_bytes())
+    with pytest.raises(PredictorError, match=r"seg\.json: invalid predictor card: not UTF-8"):
+        load_predictor(card)
 
 
 def test_training_is_deterministic_for_a_seed(frames: dict[str, pd.DataFrame]) -> None:
