@@ -9,9 +9,10 @@ data version, test metrics).
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 CARD_FORMAT = 2
 """Version of the card layout; a loader refuses cards of another format."""
@@ -114,14 +115,18 @@ class SplitSpec(_Frozen):
     n_test: int
 
 
+Score = Annotated[float, BeforeValidator(lambda v: math.nan if v is None else v)]
+"""A score, NaN where undefined (a constant truth or prediction), which JSON writes as null."""
+
+
 class MetricScore(_Frozen):
     """Test-split quality of one output."""
 
     column: str
-    kendall: float
-    spearman: float
-    mae: float
-    precision_at_10: float
+    kendall: Score
+    spearman: Score
+    mae: Score
+    precision_at_10: Score
 
 
 class PredictorCard(_Frozen):

@@ -148,6 +148,20 @@ def test_save_load_round_trip_gives_identical_predictions(
     ]
 
 
+@pytest.mark.filterwarnings("ignore:An input array is constant")
+def test_a_metric_without_a_rank_score_saves_and_loads(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """A constant secondary metric has no Kendall tau (NaN, JSON null); its card must still load."""
+    constant = dict(frames)
+    constant["seg"] = frames["seg"].assign(aAcc=95.0)
+    predictor = train_predictor(constant, ["seg"], DEFAULT.with_epochs(2))
+    loaded = load_predictor(predictor.save(tmp_path))
+    kendall = {s.column: s.kendall for s in loaded.card.test_metrics}
+    assert math.isnan(kendall["seg.aAcc"]) and not math.isnan(kendall["seg.mIoU"])
+    assert loaded.card.model_dump_json() == predictor.card.model_dump_json()
+
+
 def test_double_is_a_float64_copy(frames: dict[str, pd.DataFrame]) -> None:
     predictor = train_predictor(frames, ["seg"], DEFAULT.with_epochs(1))
     wide = predictor.double()
