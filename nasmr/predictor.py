@@ -105,6 +105,13 @@ COMPLEXITY_METRICS = frozenset({"flops", "params", "Flops", "Params"})
 ATTENTION_HEADS = 4
 """Attention heads of the branch-token encoder."""
 
+FEATURE_NAMES: dict[FeatureSet, tuple[str, ...]] = {
+    "nb201-onehot": NB201_FEATURES,
+    "embedding": EMBEDDING_COLUMNS,
+    "embedding+structure": MR_FEATURES,
+}
+"""The input columns of each feature set, as a card lists them."""
+
 SPLIT_RULE = "part of sha256(f'{seed}/{key}') / 2**64 against cumulative fractions"
 
 Progress = Callable[[int, int, str], None]
@@ -476,6 +483,11 @@ def load_predictor(path: Path) -> Predictor:
                 f"{CARD_FORMAT}: retrain (`nasmr predictor train` or `nasmr build --job refresh`)"
             ) from err
         raise PredictorError(f"{card_path}: invalid predictor card: {err}") from err
+    if card.features != FEATURE_NAMES[card.feature_set]:
+        raise PredictorError(
+            f"{card_path}: invalid predictor card: features are not the "
+            f"{len(FEATURE_NAMES[card.feature_set])} columns of feature_set {card.feature_set}"
+        )
     net = PredictorNet(card.network, card.feature_mean, card.feature_std)
     try:
         state = load_file(weights_path)
@@ -688,11 +700,6 @@ def train_predictor(
     )
     if config.attention and data.space != "nasbench-mr":
         config = replace(config, attention=0)
-    feature_names = {
-        "nb201-onehot": NB201_FEATURES,
-        "embedding": EMBEDDING_COLUMNS,
-        "embedding+structure": MR_FEATURES,
-    }[feature_set]
     with torch.no_grad():
         x = _features(feature_set, data.inputs.double()).float()
     x_train = x[parts["train"]]
@@ -752,7 +759,7 @@ def train_predictor(
         data_version=data_version,
         nasmr_version=__version__,
         feature_set=feature_set,
-        features=tuple(feature_names),
+        features=FEATURE_NAMES[feature_set],
         feature_mean=tuple(feature_mean.tolist()),
         feature_std=tuple(feature_std.tolist()),
         outputs=outputs,

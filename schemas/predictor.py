@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, model_validator
 
 CARD_FORMAT = 2
 """Version of the card layout; a loader refuses cards of another format."""
@@ -32,8 +32,10 @@ class OutputSpec(_Frozen):
     setting: str | None = Field(description="None for the setting-independent flops/params")
     metric: str
     transform: Literal["identity", "log"] = Field(description="applied before standardising")
-    mean: float = Field(description="mean of the transformed target on the training split")
-    std: float = Field(gt=0, description="std of the transformed target on the training split")
+    mean: FiniteFloat = Field(description="mean of the transformed target on the training split")
+    std: FiniteFloat = Field(
+        gt=0, description="std of the transformed target on the training split"
+    )
     ranked: bool = Field(description="whether a pairwise ranking loss trained this output")
 
 
@@ -142,8 +144,8 @@ class PredictorCard(_Frozen):
     nasmr_version: str
     feature_set: FeatureSet
     features: tuple[str, ...]
-    feature_mean: tuple[float, ...]
-    feature_std: tuple[float, ...]
+    feature_mean: tuple[FiniteFloat, ...]
+    feature_std: tuple[Annotated[FiniteFloat, Field(gt=0)], ...]
     outputs: tuple[OutputSpec, ...]
     network: NetworkSpec
     training: TrainingSpec
@@ -160,4 +162,37 @@ class PredictorCard(_Frozen):
     def _attention_reads_mr_codes(self) -> PredictorCard:
         if self.network.attention is not None and self.space != "nasbench-mr":
             raise ValueError(f"network.attention reads MR branch tokens; space is {self.space}")
+        return self
+
+    @model_validator(mode="after")
+    def _parts_agree(self) -> PredictorCard:
+        """Inputs, network and outputs describe one model: an edited card fails here, by field,
+        not later as a shape error or as predictions under another output's name."""
+        if (self.feature_set == "nb201-onehot") != (self.space == "nas-bench-201"):
+            raise ValueError(f"feature_set {self.feature_set} does not read space {self.space}")
+        sizes = {
+            "features": len(self.features),
+            "feature_mean": len(self.feature_mean),
+            "feature_std": len(self.feature_std),
+        }
+        if set(sizes.values()) != {self.network.in_features}:
+            raise ValueError(f"network.in_features is {self.network.in_features}, but {sizes}")
+        network = self.network
+        if len(network.head_dropout) != len(network.groups):
+            raise ValueError(
+                f"network.head_dropout has {len(network.head_dropout)} values for "
+                f"{len(network.groups)} groups"
+            )
+        grouped = [column for group in network.groups for column in group]
+        columns = [o.column for o in self.outputs]
+        if grouped != columns:
+            raise ValueError(f"network.groups hold {grouped}, but outputs are {columns}")
+        for o in self.outputs:
+            if o.column != (f"{o.setting}.{o.metric}" if o.setting else o.metric):
+                raise ValueError(f"output {o.column!r} has setting {o.setting}, metric {o.metric}")
+            if o.setting is not None and o.setting not in self.settings:
+                raise ValueError(f"output {o.column!r} is of no setting in {list(self.settings)}")
+        without = sorted(set(self.settings) - {o.setting for o in self.outputs})
+        if without:
+            raise ValueError(f"settings {without} have no output")
         return self

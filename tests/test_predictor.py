@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -414,6 +415,64 @@ def test_missing_or_broken_files_are_named(frames: dict[str, pd.DataFrame], tmp_
     bad["seg"] = frames["seg"].drop(columns=["mAcc"])
     with pytest.raises(PredictorError, match=r"seg.*mAcc"):
         train_predictor(bad, ["seg"], DEFAULT.with_epochs(1))
+
+
+def _reorder_outputs(card: dict) -> None:
+    card["outputs"].reverse()
+
+
+def _rename_output(card: dict) -> None:
+    card["outputs"][0]["column"] = card["network"]["groups"][0][0] = "video.top1"
+
+
+def _shorten_stats(card: dict) -> None:
+    card["feature_mean"] = card["feature_mean"][:10]
+
+
+def _zero_std(card: dict) -> None:
+    card["feature_std"][3] = 0.0
+
+
+def _nan_mean(card: dict) -> None:
+    card["outputs"][0]["mean"] = math.nan
+
+
+def _drop_head_dropout(card: dict) -> None:
+    card["network"]["head_dropout"] = card["network"]["head_dropout"][:1]
+
+
+def _other_setting(card: dict) -> None:
+    card["settings"] = ["video"]
+
+
+def _other_feature_set(card: dict) -> None:
+    card["feature_set"] = "embedding"
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (_reorder_outputs, r"network\.groups hold \['seg\.mIoU'.*but outputs are \['params'"),
+        (_rename_output, r"output 'video\.top1' has setting seg, metric mIoU"),
+        (_shorten_stats, r"in_features is 48, but .*'feature_mean': 10"),
+        (_zero_std, r"feature_std\.3\n.*greater than 0"),
+        (_nan_mean, r"outputs\.0\.mean\n.*finite"),
+        (_drop_head_dropout, r"head_dropout has 1 values for 3 groups"),
+        (_other_setting, r"output 'seg\.mIoU' is of no setting in \['video'\]"),
+        (_other_feature_set, r"features are not the 27 columns of feature_set embedding"),
+    ],
+    ids=lambda v: v.__name__.lstrip("_") if callable(v) else "",
+)
+def test_an_edited_card_that_contradicts_itself_is_named(
+    frames: dict[str, pd.DataFrame], tmp_path: Path, edit: Callable[[dict], None], field: str
+) -> None:
+    """Not a shape error at predict time, nor predictions under another output's name."""
+    card = train_predictor(frames, ["seg"], DEFAULT.with_epochs(1)).save(tmp_path)
+    data = json.loads(card.read_text())
+    edit(data)
+    card.write_text(json.dumps(data))
+    with pytest.raises(PredictorError, match=rf"(?s)seg\.json: invalid predictor card: .*{field}"):
+        load_predictor(card)
 
 
 def test_corrupt_weights_or_card_bytes_are_named(
