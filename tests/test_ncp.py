@@ -265,6 +265,8 @@ def test_cli_search_rejects_bad_objectives(tmp_path: Path) -> None:
         main, ["search", "--settings", "seg,video", "--predictors", str(tmp_path)]
     )
     assert missing.exit_code != 0 and "multitask" in missing.output
+    twice = runner.invoke(main, ["search", "--settings", "seg,video,seg", "--weights", "1,1,0"])
+    assert twice.exit_code == 2 and "seg named more than once" in twice.output
 
 
 @pytest.mark.parametrize(

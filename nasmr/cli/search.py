@@ -358,6 +358,11 @@ def _objective_weights(
         raise click.BadParameter(
             f"{', '.join(not_mr)}: NCP searches MR settings only", param_hint="--settings"
         )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # one weight each: a repeat would silently keep only its last weight
+        raise click.BadParameter(
+            f"{', '.join(repeated)} named more than once", param_hint="--settings"
+        )
     if weights is None:
         return dict.fromkeys(names, 1.0 / len(names))
     try:
