@@ -51,7 +51,7 @@ BARRIER = 10.0
 class Objective:
     """What NCP maximises: weighted primary metrics minus a cost, under hard budgets.
 
-    ``weights`` maps settings to weights of their standardised primary metric;
+    ``weights`` maps settings to weights (>= 0, not all 0) of their standardised primary metric;
     ``cost_weight`` (lambda) multiplies the natural log of ``cost`` (GMac or M params).
     """
 
@@ -70,6 +70,12 @@ class Objective:
         for name, value in numbers.items():
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"objective {name} must be a finite number, got {value}")
+        negative = {s: w for s, w in self.weights.items() if w < 0}
+        if negative:
+            message = f"objective weights must be >= 0 (a negative one minimises), got {negative}"
+            raise ValueError(message)
+        if not any(self.weights.values()):
+            raise ValueError("objective weights are all 0: no metric to maximise")
         if self.cost not in ("flops", "params"):
             raise ValueError(f"objective cost {self.cost!r}: expected 'flops' or 'params'")
         for name, bound in (("max_gflops", self.max_gflops), ("max_mparams", self.max_mparams)):

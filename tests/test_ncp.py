@@ -151,6 +151,22 @@ def test_weighted_settings_need_a_predictor_that_has_them(
         ncp_search(seg_predictor, objective, sample(1, 0), steps=1)
 
 
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"seg": 0.0, "video": 0.0}, "all 0: no metric to maximise"),
+        ({"seg": 1.0, "video": -1.0}, r"must be >= 0 .*\{'video': -1\.0\}"),
+    ],
+    ids=["all-zero", "negative"],
+)
+def test_objective_refuses_weights_that_maximise_nothing(
+    weights: dict[str, float], message: str
+) -> None:
+    """All 0 returned each random start as its 'best'; a negative weight, the worst as best."""
+    with pytest.raises(ValueError, match=message):
+        Objective(weights)
+
+
 def test_hypervolume_of_known_points() -> None:
     x, y = np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0])
     # (3, 2) is dominated by (2, 3); staircase from ref (4, 0): 1*1 + 2*3

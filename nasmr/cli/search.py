@@ -198,7 +198,9 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     default=None,
     help="Comma-separated MR settings, weighted by --weights (multi-task predictor).",
 )
-@click.option("--weights", default=None, help="Comma-separated weights of --settings.")
+@click.option(
+    "--weights", default=None, help="Comma-separated weights of --settings (>= 0, not all 0)."
+)
 @click.option(
     "--max-gflops",
     type=click.FloatRange(min=0, min_open=True),
