@@ -695,6 +695,11 @@ def train_predictor(
                     f"{len(np.unique(known))} distinct values; selecting and scoring a predictor "
                     "needs at least 2 in each of train, val and test"
                 )
+        if np.isnan(data.targets[parts["train"], j]).all():
+            raise PredictorError(
+                f"split seed {seed}: {column} has no value in the train split, so its output "
+                "has no scale to learn"
+            )
     feature_set: FeatureSet = (
         "nb201-onehot" if data.space == "nas-bench-201" else config.feature_set
     )

@@ -373,6 +373,14 @@ def test_a_setting_without_two_validation_values_is_refused(
         train_predictor(sparse, ["seg", "cls-10c"], DEFAULT.with_epochs(1), seed=0)
 
 
+def test_a_metric_without_training_values_is_named(frames: dict[str, pd.DataFrame]) -> None:
+    """Not a predictor whose aAcc is NaN for every architecture, with a card it cannot reload."""
+    seg = frames["seg"].copy()
+    seg.loc[split_labels(list(seg["code"]), 0) == "train", "aAcc"] = np.nan
+    with pytest.raises(PredictorError, match=r"split seed 0: seg\.aAcc has no value in the train"):
+        train_predictor({"seg": seg}, ["seg"], DEFAULT.with_epochs(1), seed=0)
+
+
 def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     config = BRANCH_ATTENTION.with_epochs(5)
     predictor = train_predictor(frames, ["nas-bench-201"], config, seed=0)
