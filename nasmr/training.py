@@ -81,6 +81,13 @@ class TrainConfig:
             raise ValueError(f"val_images must be in [1, {VAL_SPLIT}], got {self.val_images}")
         if self.image_size < 32 or self.image_size % 32:
             raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
+        last = self.train_images % self.batch_size or self.batch_size
+        if self.image_size == 32 and last == 1:  # fail before a log is begun, not mid-run
+            raise ValueError(
+                f"train_images {self.train_images} in batches of {self.batch_size} ends on a "
+                "batch of one image, whose 1x1 lowest-resolution branch BatchNorm cannot "
+                "train on at image_size 32: choose another count"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,11 @@ def test_invalid_schedules_and_settings_are_refused(tmp_path: Path) -> None:
         TrainConfig(val_images=400)
     with pytest.raises(ValueError, match=r"train_images must be in \[1, 1437\]"):
         TrainConfig(train_images=5000)  # the log's config would claim 5000, not the 1437 used
+    with pytest.raises(ValueError, match="train_images 17 in batches of 16 ends on a batch of one"):
+        TrainConfig(train_images=17)  # crashed in the first epoch, leaving a log cut short
+    with pytest.raises(ValueError, match="train_images 8 in batches of 1 ends on a batch of one"):
+        TrainConfig(train_images=8, batch_size=1)
+    assert TrainConfig(train_images=17, image_size=64).train_images == 17  # 2x2 lowest branch
     with pytest.raises(ValueError, match="trainable: digits-cls, digits-seg"):
         train(TINY, "seg", tmp_path)
     train(TINY, "digits-cls", tmp_path, TrainConfig(epochs=1, train_images=8, val_images=8), "r")
