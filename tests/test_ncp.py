@@ -354,6 +354,20 @@ def test_cli_search_evaluated_only_reports_scored_results_within_budget(
     )
 
 
+def test_cli_search_says_which_setting_the_warehouse_has_no_truth_for(
+    multi_predictor: Predictor, frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """A '-' under true:cls-10c.top1 must not pass for 'not evaluated' when nothing could be."""
+    multi_predictor.save(tmp_path)
+    warehouse = ingest(seg_drop(tmp_path / "drop", frames["seg"]), tmp_path / "build").warehouse
+    args = ["search", "--settings", "seg,cls-10c", "--steps", "1", "--starts", "2"]
+    args += ["--predictors", str(tmp_path), "--warehouse", str(warehouse)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    note = f"true cls-10c metrics not shown: {warehouse} holds no results of cls-10c"
+    assert result.stderr.count(note) == 1 and "true seg" not in result.stderr
+
+
 def test_cli_search_names_an_unreadable_warehouse(seg_predictor: Predictor, tmp_path: Path) -> None:
     seg_predictor.save(tmp_path)
     warehouse = tmp_path / "not-duckdb.duckdb"

@@ -302,6 +302,10 @@ def search(
     model = _load(predictor_dir, predictor_name(list(objective_weights)))
     if warehouse.is_file():
         truth = _warehouse_frames(warehouse, list(objective_weights))
+        for name in objective_weights:
+            if name not in truth:  # else its '-' would read as 'not evaluated'
+                message = f"true {name} metrics not shown: {warehouse} holds no results of {name}"
+                click.echo(message, err=True)
     else:
         click.echo(
             f"true metrics not shown: no warehouse at {warehouse} (the default; "
