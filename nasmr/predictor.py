@@ -635,6 +635,8 @@ def _fit(
             loss = per_output.mean()
             for j in primary if config.rank_weight else []:
                 ok = mask[rows, j]
+                if ok.sum() < 2:
+                    continue  # no pair to order: a setting without results for these rows
                 loss = loss + config.rank_weight * _pairwise_loss(
                     pred[:, ok, j], y0[rows][ok, j], config.rank_pairs, generator
                 )

@@ -350,6 +350,22 @@ def test_multitask_shares_the_split_of_per_setting_models(
     assert {"seg.mIoU", "cls-10c.top1", "flops"} <= set(multi.columns)
 
 
+def test_multitask_trains_on_settings_with_other_architectures(
+    frames: dict[str, pd.DataFrame],
+) -> None:
+    """Settings need not share architectures: a batch may hold no results of one of them."""
+    cls = frames["cls-10c"]
+    labels = split_labels(list(cls["code"]), 0)
+    few = cls[(labels != "train") | (np.cumsum(labels == "train") <= 3)]
+    predictor = train_predictor(
+        {"seg": frames["seg"], "cls-10c": few},
+        ["seg", "cls-10c"],
+        replace(MULTITASK_CONFIG, epochs=2, batch_size=32),  # some batches hold no cls-10c row
+    )
+    tau = {m.column: m.kendall for m in predictor.card.test_metrics}["cls-10c.top1"]
+    assert math.isfinite(tau)
+
+
 def test_dotted_names_load_their_own_files(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     """``seg.baseline`` beside ``seg`` loads the baseline, whichever of its paths is given."""
     train_predictor(frames, ["seg"], DEFAULT.with_epochs(1)).save(tmp_path)
