@@ -488,7 +488,8 @@ def load_predictor(path: Path) -> Predictor:
             f"{card_path}: invalid predictor card: features are not the "
             f"{len(FEATURE_NAMES[card.feature_set])} columns of feature_set {card.feature_set}"
         )
-    net = PredictorNet(card.network, card.feature_mean, card.feature_std)
+    with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten below
+        net = PredictorNet(card.network, card.feature_mean, card.feature_std)
     try:
         state = load_file(weights_path)
     except SafetensorError as err:

@@ -163,6 +163,18 @@ def test_a_metric_without_a_rank_score_saves_and_loads(
     assert loaded.card.model_dump_json() == predictor.card.model_dump_json()
 
 
+def test_loading_a_predictor_leaves_the_global_random_state_alone(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """A seeded script draws the same numbers whether or not it loads a predictor."""
+    card = train_predictor(frames, ["seg"], BRANCH_ATTENTION.with_epochs(1)).save(tmp_path)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    load_predictor(card)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_double_is_a_float64_copy(frames: dict[str, pd.DataFrame]) -> None:
     predictor = train_predictor(frames, ["seg"], DEFAULT.with_epochs(1))
     wide = predictor.double()
