@@ -174,6 +174,8 @@ def ncp_search(
         raise PredictorError(f"NCP searches the MR space; predictor {name!r} is not an MR model")
     if not starts:
         raise ValueError("NCP needs at least one start")
+    if pool is not None and not pool:
+        raise ValueError("NCP pool is empty: no architecture to project onto")
     if steps < 0 or not lr > 0 or not math.isfinite(lr):
         raise ValueError(
             f"steps must be >= 0 and lr a finite number > 0, got steps={steps} lr={lr}"

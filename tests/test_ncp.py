@@ -139,6 +139,8 @@ def test_pool_projection_stays_in_the_pool(
     pool = [Arch.from_code(c) for c in frames["seg"]["code"].iloc[:80]]
     result = ncp_search(seg_predictor, Objective({"seg": 1.0}), pool[:4], steps=15, pool=pool)
     assert set(result.trajectory["code"]) <= {a.code for a in pool}
+    with pytest.raises(ValueError, match="NCP pool is empty"):
+        ncp_search(seg_predictor, Objective({"seg": 1.0}), pool[:4], steps=1, pool=[])
 
 
 def test_weighted_settings_need_a_predictor_that_has_them(
