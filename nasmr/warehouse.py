@@ -182,10 +182,11 @@ def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPy
 def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     """A new in-memory database with ``path`` attached read-only and in use.
 
-    The catalog is named as ``duckdb.connect`` names a file (``nasmr.duckdb``: ``nasmr``).
+    The catalog is named as ``duckdb.connect`` names a file: the first non-empty part of
+    the file name between dots (``nasmr.duckdb`` and ``.nasmr.duckdb``: ``nasmr``).
     """
     con = duckdb.connect()
-    name = path.name.split(".")[0]
+    name = next((part for part in path.name.split(".") if part), "warehouse")
     if name.lower() in ("memory", "system", "temp"):  # catalogs every database already has
         name += "_db"
     con.execute(f"ATTACH '{_quote(str(path))}' AS {sql_identifier(name)} (READ_ONLY)")

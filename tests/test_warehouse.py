@@ -179,6 +179,23 @@ def test_a_connection_kept_open_does_not_hide_a_rebuild(
         assert old.sql(count).fetchall() == before != [(0,)]
 
 
+@pytest.mark.parametrize(
+    ("file", "catalog"),
+    [(".nasmr.duckdb", "nasmr"), ("v1.2.duckdb", "v1"), ("memory.duckdb", "memory_db")],
+)
+def test_read_only_connections_open_any_file_name(
+    built: IngestResult, tmp_path: Path, file: str, catalog: str
+) -> None:
+    """A hidden file (``NASMR_WAREHOUSE=~/.nasmr.duckdb``) or one named like a built-in
+    catalog opens read-only, named as ``duckdb.connect`` names it where it can."""
+    database = write_warehouse(built.tables, tmp_path / "wh")
+    renamed = database.rename(tmp_path / file)
+    with connect(renamed) as con:
+        assert con.sql("SELECT current_database()").fetchall() == [(catalog,)]
+        rows = len(built.tables["results"])
+        assert con.sql("SELECT count(*) FROM results").fetchall() == [(rows,)]
+
+
 @pytest.mark.skipif(not PROC_LOCKS.is_file(), reason="writers are found in Linux's /proc/locks")
 def test_rebuild_under_a_live_writer_is_refused(
     built: IngestResult, drop: Path, tmp_path: Path
