@@ -1,5 +1,6 @@
 # Two entry points: `make build` builds a release from the raw drop, `make test` runs the tests.
-# Both create the virtual environment on first use; torch is pinned to the CPU build on disk.
+# Both create the virtual environment on first use; torch is pinned to the CPU build on disk,
+# every other package to the tested set in constraints.txt.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -7,11 +8,11 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster
 
 .PHONY: build test lint bench ui
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 build: $(STAMP)
