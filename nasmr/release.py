@@ -16,8 +16,10 @@ It keeps the build's layout, so a release folder is also a valid warehouse:
 * ``SHA256SUMS``: sha256sum lines for every file of the folder. The copy inside
   the archive is the same minus the archive's own line.
 
-Versions are semantic: a schema change is major, added or removed records minor,
-corrected values or changed model outputs (predictors, NCP results, reports) patch.
+Versions are semantic: a schema change is major, added or removed records (or rows of
+any table) minor, corrected values (in any column but the build's times, e.g. the
+search-list order or the input files' checksums) or changed model outputs (predictors,
+NCP results, reports) patch.
 A release is written in a temporary folder inside the releases dir and renamed into
 place, so an interrupted publish leaves no partial release, and an existing version
 is never overwritten. Its files and folders are read-only, and the writers of build
@@ -112,6 +114,9 @@ PRIMARY_KEYS: dict[str, list[str]] = {
 }
 """Columns that identify a row of each keyed table (the Data Package declares them)."""
 
+TIME_COLUMNS: dict[str, tuple[str, ...]] = {"sources": ("ingested_at",)}
+"""Columns that say when a build ran, not what it holds: a diff does not compare them."""
+
 
 class ReleaseError(Exception):
     """A release cannot be published, found or read; the message says which and why."""
@@ -198,45 +203,69 @@ class SettingChanges:
 
 
 @dataclass(frozen=True, slots=True)
+class TableChanges:
+    """Rows of one table added, removed and changed beyond its records, and in which columns."""
+
+    table: str
+    added: int
+    removed: int
+    changed: int
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseDiff:
-    """What changed between two versions of the data: schema, records and model outputs.
+    """What changed between two versions of the data: schema, records, tables, model outputs.
 
     Records are the long results (``results``), the nas-bench-201 cells (setting
     ``nas-bench-201``, keyed by their ``ops``) and the published and recomputed
-    complexity (setting ``complexity``). Model outputs are the files of
-    ``EXTRA_DIRS`` (predictors, NCP results, reports): retrained predictors alone
-    make a patch release.
+    complexity (setting ``complexity``). Tables are every other column of every
+    table (see :func:`_table_changes`): a reordered search list or drop file, or an
+    input file with other bytes, changes the data without changing a record. Model
+    outputs are the files of ``EXTRA_DIRS`` (predictors, NCP results, reports):
+    retrained predictors alone make a patch release.
     """
 
     schema_changes: tuple[str, ...]
     settings: tuple[SettingChanges, ...]
     model_changes: tuple[str, ...] = ()
     """``added|removed|changed <path>`` for each file of the model outputs that differs."""
+    tables: tuple[TableChanges, ...] = ()
 
     @property
     def level(self) -> str:
         """The semantic-version level the changes need: 'major', 'minor' or 'patch'."""
         if self.schema_changes:
             return "major"
-        if any(s.added or s.removed for s in self.settings):
+        if any(c.added or c.removed for c in (*self.settings, *self.tables)):
             return "minor"
         return "patch"
 
     @property
     def unchanged(self) -> bool:
-        """No schema change, no record added, removed or changed, no model output changed."""
+        """No schema change, no record or row added, removed or changed, no model output
+        changed."""
         return (
             not self.schema_changes
             and not self.model_changes
-            and not any(s.added or s.removed or s.changed for s in self.settings)
+            and not any(c.added or c.removed or c.changed for c in (*self.settings, *self.tables))
         )
 
     def to_markdown(self) -> str:
-        """The changes as markdown: the schema changes, then one table row per setting."""
+        """The changes as markdown: the schema changes, one table row per setting, the other
+        tables' changes, then the model outputs."""
         lines = ["Schema changes:" if self.schema_changes else "Schema: unchanged."]
         lines += [f"- {change}" for change in self.schema_changes]
         lines += ["", "| setting | added | removed | changed |", "|---|---:|---:|---:|"]
         lines += [f"| {s.setting} | {s.added} | {s.removed} | {s.changed} |" for s in self.settings]
+        if self.tables:
+            lines += ["", "Other columns and tables:", ""]
+            lines += ["| table | added | removed | changed | changed columns |"]
+            lines += ["|---|---:|---:|---:|---|"]
+            lines += [
+                f"| {t.table} | {t.added} | {t.removed} | {t.changed} | {', '.join(t.columns)} |"
+                for t in self.tables
+            ]
         shown = self.model_changes[:MODEL_CHANGES_SHOWN]
         lines += ["", f"Model outputs: {len(self.model_changes) or 'no'} file(s) differ."]
         lines += [f"- {change}" for change in shown]
@@ -290,6 +319,17 @@ def _read_table(source: Path, table: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def _record_values(table: str, columns: Iterable[str]) -> list[str]:
+    """The columns of ``table`` that :func:`_records` compares as record values."""
+    if table == "results":
+        return ["value"]
+    if table == "nb201_results":
+        return list(SETTINGS[NB201].metrics)
+    if table == COMPLEXITY:
+        return [c for c in columns if c.startswith(("published_", "recomputed_"))]
+    return []
+
+
 def _records(source: Path | None) -> pd.DataFrame:
     """Every record value of a build or release, long: setting, code, metric, value."""
     columns = [*RECORD_KEY, "value"]
@@ -299,11 +339,11 @@ def _records(source: Path | None) -> pd.DataFrame:
     nb201 = (
         _read_table(source, "nb201_results")
         .rename(columns={"ops": "code"})
-        .melt(id_vars="code", value_vars=list(SETTINGS[NB201].metrics), var_name="metric")
+        .melt(id_vars="code", value_vars=_record_values("nb201_results", []), var_name="metric")
         .assign(setting=NB201)
     )
     complexity = _read_table(source, COMPLEXITY)
-    counts = [c for c in complexity.columns if c.startswith(("published_", "recomputed_"))]
+    counts = _record_values(COMPLEXITY, complexity.columns)
     complexity = complexity.melt(id_vars="code", value_vars=counts, var_name="metric").assign(
         setting=COMPLEXITY
     )
@@ -334,7 +374,58 @@ def _diff(old: Path | None, new: Path) -> ReleaseDiff:
         SettingChanges(str(name), int(row.added), int(row.removed), int(row.changed))
         for name, row in sorted(counts.iterrows(), key=lambda item: order.get(item[0], 99))
     )
-    return ReleaseDiff(tuple(schema), settings, _model_changes(old, new))
+    return ReleaseDiff(tuple(schema), settings, _model_changes(old, new), _table_changes(old, new))
+
+
+def _differs(before: pd.Series, after: pd.Series) -> pd.Series:
+    """Row-wise inequality of two aligned columns, a missing value equal to a missing one."""
+    unequal = before.ne(after).fillna(True).astype(bool)  # a missing value vs a value
+    return (unequal & ~(before.isna() & after.isna())).to_numpy()
+
+
+def _table_changes(old: Path | None, new: Path) -> tuple[TableChanges, ...]:
+    """Rows of each table present in both sources that were added, removed or changed, in
+    the columns that both have, but the records' values (counted per setting) and times.
+
+    Keyed tables (``PRIMARY_KEYS``) match rows by key; the record tables (results,
+    nb201_results, complexity) only by key, since their added and removed rows are the
+    records'. Other tables (quarantine, ingest_report) compare as collections of rows.
+    """
+    if old is None:
+        return ()
+    found = []
+    for table in TABLE_DOCS:
+        paths = [Path(root) / PARQUET_DIR / f"{table}.parquet" for root in (old, new)]
+        if not all(path.is_file() for path in paths):
+            continue  # a schema change
+        before, after = (pd.read_parquet(path) for path in paths)
+        key = PRIMARY_KEYS.get(table, [])
+        skipped = {*key, *TIME_COLUMNS.get(table, ()), *_record_values(table, before.columns)}
+        columns = [c for c in before.columns if c in after.columns and c not in skipped]
+        if not key:  # rows are their values: match equal rows, duplicates one for one
+            key = [*columns, "occurrence"]
+            before, after = (
+                f[columns].assign(occurrence=f.groupby(columns, dropna=False).cumcount())
+                for f in (before, after)
+            )
+            columns = []
+        merged = before[key + columns].merge(
+            after[key + columns], on=key, how="outer", suffixes=("_old", "_new"), indicator=True
+        )
+        both = merged[merged["_merge"] == "both"]
+        differ = {c: _differs(both[f"{c}_old"], both[f"{c}_new"]) for c in columns}
+        changed = sum(differ.values(), start=pd.Series(False, index=both.index).to_numpy())
+        records = bool(_record_values(table, before.columns))
+        counts = TableChanges(
+            table,
+            0 if records else int((merged["_merge"] == "right_only").sum()),
+            0 if records else int((merged["_merge"] == "left_only").sum()),
+            int(changed.sum()),
+            tuple(c for c, rows in differ.items() if rows.any()),
+        )
+        if counts.added or counts.removed or counts.changed:
+            found.append(counts)
+    return tuple(found)
 
 
 def _model_files(root: Path) -> list[str]:

@@ -475,6 +475,18 @@ def edited_build(build: Path, target: Path, edit: str) -> Path:
     elif edit == "model":
         (copy / "predictors").mkdir()
         (copy / "predictors" / "report.csv").write_text("setting,model\nseg,default\n")
+    elif edit == "order":  # lines 0 and 1 of search_list.txt, records 0 and 1 of seg swapped
+        path = copy / "parquet" / "architectures.parquet"
+        archs = pd.read_parquet(path)
+        archs.loc[[0, 1], "search_index"] = archs.loc[[1, 0], "search_index"].to_numpy()
+        write_parquet(archs, path)
+        seg = results.index[(results["setting"] == "seg") & (results["record_index"] < 2)]
+        results.loc[seg, "record_index"] = 1 - results.loc[seg, "record_index"]
+        write_parquet(results, results_path)
+        path = copy / "parquet" / "sources.parquet"
+        sources = pd.read_parquet(path).assign(ingested_at=pd.Timestamp("2030-01-01", tz="UTC"))
+        sources.loc[sources["setting"] == "seg", "sha256"] = "0" * 64
+        write_parquet(sources, path)
     return copy
 
 
@@ -486,6 +498,7 @@ def edited_build(build: Path, target: Path, edit: str) -> Path:
         ("removed", "1.1.0", "minor", {"seg": (0, 3, 0)}),
         ("column", "2.0.0", "major", {}),
         ("model", "1.0.1", "patch", {}),
+        ("order", "1.0.1", "patch", {}),
     ],
 )
 def test_propose_version_bumps_by_kind_of_change(
@@ -513,6 +526,43 @@ def test_propose_version_bumps_by_kind_of_change(
     if edit == "model":
         listed = "Model outputs: 1 file(s) differ.\n- added predictors/report.csv"
         assert listed in diff.to_markdown()
+    # a reordered drop changes what users read (arch(0), export) without changing a record;
+    # when a build ran is no change
+    found_tables = {t.table: (t.added, t.removed, t.changed, t.columns) for t in diff.tables}
+    assert found_tables == (
+        {
+            "architectures": (0, 0, 2, ("search_index",)),
+            "results": (0, 0, 6, ("record_index",)),
+            "sources": (0, 0, 1, ("sha256",)),
+        }
+        if edit == "order"
+        else {}
+    )
+    if edit == "order":
+        assert "| architectures | 0 | 0 | 2 | search_index |" in diff.to_markdown()
+
+
+def test_rows_added_to_a_table_without_records_are_a_minor_change(
+    build: Path, releases: Path, tmp_path: Path
+) -> None:
+    """An input file that appears (3ddet's, holding no record) or a newly quarantined record
+    adds rows outside the records: more data, a minor release."""
+    copy = copy_build(build, tmp_path / "build")
+    path = copy / "parquet" / "sources.parquet"
+    sources = pd.read_parquet(path)
+    extra = sources.iloc[[0]].assign(setting="3ddet", path="data/3ddet/trainval.pkl")
+    write_parquet(pd.concat([sources, extra], ignore_index=True), path)
+    path = copy / "parquet" / "quarantine.parquet"
+    quarantine = pd.read_parquet(path)
+    row = {"setting": "seg", "source_file": "data/seg/trainval.pkl", "record_index": 3}
+    row |= {"field": "mIoU", "reason": "not a number"}
+    write_parquet(pd.concat([quarantine, pd.DataFrame([row])], ignore_index=True), path)
+    version, diff = propose_version(copy, "1.0.0", releases)
+    assert (version, diff.level) == ("1.1.0", "minor")
+    assert {t.table: (t.added, t.removed, t.changed) for t in diff.tables} == {
+        "sources": (1, 0, 0),
+        "quarantine": (1, 0, 0),
+    }
 
 
 def test_model_outputs_are_compared_file_by_file(build: Path, tmp_path: Path) -> None:
