@@ -135,21 +135,25 @@ def unknown_settings(raw_dir: Path) -> list[str]:
 
 
 def load_setting(raw_dir: Path, setting: str) -> SettingLoad:
-    """Read and validate one setting's results; a missing or unreadable file is a status."""
+    """Read and validate one setting's results; a missing or unreadable file is a status.
+
+    Reasons name the file relative to the drop, so the tables (and a release) do not
+    depend on where the drop was read from.
+    """
     raw_dir = Path(raw_dir)
     path = trainval_path(raw_dir, setting)
     schema = valid_schema(setting)
     empty = _frame([], schema), _frame([], QUARANTINE_SCHEMA)
     if not path.is_file():
-        reason = f"{_relative(raw_dir, path)} is not in the drop at {raw_dir}"
+        reason = f"{_relative(raw_dir, path)} is not in the drop"
         return SettingLoad(setting, "missing", reason, None, *empty, read=0)
     source = Source.of(raw_dir, path)
     try:
-        records = load_pickle(path)
+        records = load_pickle(path, name=source.path)
     except RawDropError as err:
         return SettingLoad(setting, "failed", str(err), source, *empty, read=0)
     if not records:
-        reason = f"{path}: the list holds no records"
+        reason = f"{source.path}: the list holds no records"
         return SettingLoad(setting, "failed", reason, source, *empty, read=0)
 
     model = record_model(setting)

@@ -114,19 +114,19 @@ ones ``numpy.core``.
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, path: Path) -> None:
+    def __init__(self, data: bytes, name: str) -> None:
         super().__init__(io.BytesIO(data))
-        self._path = path
+        self._name = name
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in STAND_INS:
             raise RawDropError(
-                f"{self._path}: refused global {module}.{name} (not needed by the drop)"
+                f"{self._name}: refused global {module}.{name} (not needed by the drop)"
             )
         return STAND_INS[module, name]
 
 
-def _arrays(records: list[Any], path: Path) -> list[Any]:
+def _arrays(records: list[Any], name: str) -> list[Any]:
     """Records with each array stand-in among their fields replaced by its NumPy array."""
     for record in records:
         if not isinstance(record, dict):
@@ -134,30 +134,36 @@ def _arrays(records: list[Any], path: Path) -> list[Any]:
         for key, value in record.items():
             if isinstance(value, _Array):
                 if value.array is None:
-                    raise RawDropError(f"{path}: not a readable pickle (array {key!r} has no data)")
+                    raise RawDropError(f"{name}: not a readable pickle (array {key!r} has no data)")
                 record[key] = value.array
     return records
 
 
-def load_pickle(path: Path, max_bytes: int = MAX_PICKLE_BYTES) -> list[Any]:
-    """Load a ``trainval.pkl`` as a list without executing code from it."""
+def load_pickle(
+    path: Path, max_bytes: int = MAX_PICKLE_BYTES, name: str | None = None
+) -> list[Any]:
+    """Load a ``trainval.pkl`` as a list without executing code from it.
+
+    Errors begin with ``name`` (default: the path), e.g. the file's place in its drop.
+    """
     path = Path(path)
+    name = str(path) if name is None else name
     if not path.is_file():
-        raise RawDropError(f"{path}: file not found")
+        raise RawDropError(f"{name}: file not found")
     size = path.stat().st_size
     if size == 0:
-        raise RawDropError(f"{path}: file is empty")
+        raise RawDropError(f"{name}: file is empty")
     if size > max_bytes:
-        raise RawDropError(f"{path}: {size} bytes exceeds the {max_bytes}-byte limit")
+        raise RawDropError(f"{name}: {size} bytes exceeds the {max_bytes}-byte limit")
     try:
-        data = _RestrictedUnpickler(path.read_bytes(), path).load()
+        data = _RestrictedUnpickler(path.read_bytes(), name).load()
     except RawDropError:
         raise
     except Exception as err:  # any unpickling failure is a property of the file
-        raise RawDropError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from err
+        raise RawDropError(f"{name}: not a readable pickle ({type(err).__name__}: {err})") from err
     if not isinstance(data, list):
-        raise RawDropError(f"{path}: expected a list of records, found {type(data).__name__}")
-    return _arrays(data, path)
+        raise RawDropError(f"{name}: expected a list of records, found {type(data).__name__}")
+    return _arrays(data, name)
 
 
 def trainval_path(raw_dir: Path, setting: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,11 @@ def test_identical_builds_give_identical_parquet(
     again = ingest(drop, tmp_path, ingested_at=WHEN)
     first, second = built.warehouse.parent / PARQUET_DIR, again.warehouse.parent / PARQUET_DIR
     assert _digests(first) == _digests(second)
+    # where the drop lies is no part of the data: the reasons of its missing and broken
+    # files (published in ingest_report and the datasheet) name them inside the drop
+    elsewhere = shutil.copytree(drop, tmp_path / "elsewhere" / "drop")
+    moved = ingest(elsewhere, tmp_path / "moved", ingested_at=WHEN)
+    assert _digests(moved.warehouse.parent / PARQUET_DIR) == _digests(first)
     later = ingest(drop, tmp_path / "later", ingested_at=WHEN.replace(year=2025))
     changed = {
         name

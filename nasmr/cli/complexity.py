@@ -85,7 +85,7 @@ def verify(
 
     load = load_setting(raw_dir, setting)
     if load.status != "ok":
-        raise click.ClickException(str(load.reason))
+        raise click.ClickException(f"{load.reason} (drop: {raw_dir})")
     published, bad = load.valid, load.quarantine
     if limit is not None:
         published = published[published["record_index"] < limit]

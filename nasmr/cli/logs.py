@@ -210,7 +210,9 @@ def reconcile_logs(log_dir: Path, raw_dir: Path, limit: int) -> None:
     for setting in sorted(set(derived["setting"]) & set(SETTINGS)):
         loaded = load_setting(raw_dir, setting)
         if loaded.status != "ok":
-            raise click.ClickException(f"cannot reconcile the {setting} logs: {loaded.reason}")
+            raise click.ClickException(
+                f"cannot reconcile the {setting} logs: {loaded.reason} (drop: {raw_dir})"
+            )
         published[setting] = loaded.valid
     table = reconcile(derived, published)
     compared = table.dropna(subset=["published_value"])
