@@ -56,6 +56,7 @@ from nasmr.warehouse import (
     PARQUET_DIR,
     WAREHOUSE_NAME,
     connect,
+    sql_identifier,
     wal_path,
     warehouse_version,
     writer_pid,
@@ -748,7 +749,7 @@ def _write_release(
     extras = tuple(name for name in EXTRA_DIRS if (build_dir / name).is_dir())
     for name in extras:
         shutil.copytree(build_dir / name, root / name, copy_function=shutil.copyfile)
-    views = _check_database(root)
+    views = _check_database(root, build_dir)
     manifest = _manifest(root, version, previous, created_at, views, extras)
     (root / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
     (root / CHANGELOG).write_text(_changelog(manifest, diff, previous))
@@ -764,28 +765,45 @@ def _write_release(
     root.chmod(0o555)
 
 
-def _check_database(root: Path) -> tuple[str, ...]:
-    """The DuckDB file must hold exactly the Parquet tables, row for row, and no file reader.
+def _check_database(root: Path, build_dir: Path) -> tuple[str, ...]:
+    """The DuckDB file copied into ``root`` must hold exactly the Parquet tables, row for row
+    and value for value (a build's file edited after it was written is refused), and no
+    file reader.
 
     Returns the names of its views.
     """
-    parquet_rows = {
-        p.stem: pq.read_metadata(p).num_rows for p in (root / PARQUET_DIR).glob("*.parquet")
-    }
+    parquet = {p.stem: p for p in (root / PARQUET_DIR).glob("*.parquet")}
     with duckdb.connect(str(root / WAREHOUSE_NAME), read_only=True) as con:
         tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal")
-        names = [name for (name,) in tables.fetchall()]
-        counts = {
-            name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]  # type: ignore[index]
-            for name in names
-        }
+        names = sorted(name for (name,) in tables.fetchall())
+        if names != sorted(parquet):
+            raise ReleaseError(
+                f"{WAREHOUSE_NAME} disagrees with {PARQUET_DIR}/: DuckDB tables {names}, "
+                f"Parquet tables {sorted(parquet)}"
+            )
+        differ = []
+        for name in names:
+            table, path = sql_identifier(name), [parquet[name].as_posix()]
+            only = [
+                con.execute(f"SELECT count(*) FROM ({query})", path).fetchone()[0]  # type: ignore[index]
+                for query in (
+                    f"FROM {table} EXCEPT ALL FROM read_parquet(?)",
+                    f"FROM read_parquet(?) EXCEPT ALL FROM {table}",
+                )
+            ]
+            if any(only):
+                differ.append(
+                    f"{name}: {only[0]} row(s) only in {WAREHOUSE_NAME}, {only[1]} only in "
+                    f"{PARQUET_DIR}/{name}.parquet"
+                )
         views = con.execute(
             "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
         ).fetchall()
-    if counts != parquet_rows:
+    if differ:
         raise ReleaseError(
-            f"{WAREHOUSE_NAME} disagrees with {PARQUET_DIR}/: DuckDB rows {counts}, "
-            f"Parquet rows {parquet_rows}"
+            f"{build_dir / WAREHOUSE_NAME} disagrees with {PARQUET_DIR}/ beside it, edited "
+            f"since the build wrote them? ({'; '.join(differ)}); rebuild the warehouse: "
+            f"`nasmr ingest --warehouse {build_dir / WAREHOUSE_NAME}`"
         )
     for name, sql in views:
         if any(reader in sql.lower() for reader in ("read_parquet", "read_csv", "read_json")):

@@ -13,6 +13,7 @@ import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -393,6 +394,18 @@ def test_a_build_with_a_crashed_writers_log_is_refused(build: Path, tmp_path: Pa
     subprocess.run([sys.executable, "-c", CRASHED_WRITER, str(copy / "nasmr.duckdb")], check=True)
     with pytest.raises(ReleaseError, match=r"did not close.*rebuild the warehouse \(`nasmr ingest"):
         publish_release(copy, tmp_path / "releases")
+
+
+def test_a_build_whose_duckdb_file_was_edited_is_refused(build: Path, tmp_path: Path) -> None:
+    """A value changed in the DuckDB file after the build wrote it (a session that ran an
+    UPDATE, checkpointed on close) would ship other numbers than the Parquet tables'."""
+    copy = copy_build(build, tmp_path / "build")
+    with duckdb.connect(str(copy / "nasmr.duckdb")) as con:
+        con.execute("UPDATE results SET value = 99.99 WHERE record_index = 10 AND metric = 'mIoU'")
+    edited = r"disagrees with parquet/ .*results: 2 row\(s\) only in nasmr.duckdb, 2 only in"
+    with pytest.raises(ReleaseError, match=edited):
+        publish_release(copy, tmp_path / "releases")
+    assert list_releases(tmp_path / "releases") == []
 
 
 def test_a_build_breaking_a_data_quality_rule_is_refused(tmp_path: Path) -> None:
