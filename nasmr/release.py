@@ -51,6 +51,7 @@ import pyarrow.parquet as pq
 from nasmr import __version__, clock, paths
 from nasmr.checksums import content_hash, sha256_file
 from nasmr.quality import broken_rules
+from nasmr.rawdrop import trainval_path
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
 from nasmr.warehouse import (
     PARQUET_DIR,
@@ -722,14 +723,24 @@ def _check_model_outputs(build_dir: Path, releases_dir: Path, raw_dir: Path | No
 
 
 def _check_sources(build_dir: Path, raw_dir: Path) -> None:
-    """Every input file recorded in the build's ``sources`` table still has its checksum."""
-    for row in _read_table(build_dir, "sources").itertuples(index=False):
+    """Every input file recorded in the build's ``sources`` table still has its checksum, and
+    the drop has no input the build lacks (a setting's file missing when it was built)."""
+    recorded = _read_table(build_dir, "sources")
+    known = set(recorded["path"])
+    for row in recorded.itertuples(index=False):
         path = raw_dir / row.path
         if not path.is_file():
             raise ReleaseError(f"stale build {build_dir}: input {path} no longer exists")
         if sha256_file(path) != row.sha256:
             raise ReleaseError(
                 f"stale build {build_dir}: input {path} changed since it was ingested"
+            )
+    for setting in SETTINGS:
+        path = trainval_path(raw_dir, setting)
+        if path.is_file() and path.relative_to(raw_dir).as_posix() not in known:
+            raise ReleaseError(
+                f"stale build {build_dir}: input {path} is in the drop but not in the build "
+                f"(its {setting} results were not ingested)"
             )
 
 

@@ -373,6 +373,24 @@ def test_stale_build_is_refused(build: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "releases" / "1.0.0").exists()
 
 
+def test_a_build_that_lacks_an_input_of_the_drop_is_refused(
+    build: Path, raw_dir: Path, tmp_path: Path
+) -> None:
+    """A setting whose file was missing when the build read the drop (3ddet here) and is in
+    it now: publishing the build would release a drop without that setting's results."""
+    drop = tmp_path / "drop"
+    for row in pd.read_parquet(build / "parquet" / "sources.parquet").itertuples():
+        (drop / row.path).parent.mkdir(parents=True, exist_ok=True)
+        (drop / row.path).symlink_to(raw_dir / row.path)  # the very bytes the build read
+    publish_release(build, tmp_path / "releases", raw_dir=drop, version="1.0.0")
+    (drop / "data" / "3ddet").mkdir()
+    (drop / "data" / "3ddet" / "trainval.pkl").write_bytes(pickle.dumps([]))
+    arrived = r"stale build .*3ddet/trainval\.pkl is in the drop but not in the build"
+    with pytest.raises(ReleaseError, match=arrived):
+        publish_release(build, tmp_path / "releases", raw_dir=drop, version="2.0.0")
+    assert [m.version for m in list_releases(tmp_path / "releases")] == ["1.0.0"]
+
+
 def test_incomplete_build_is_refused(build: Path, tmp_path: Path) -> None:
     partial = copy_build(build, tmp_path / "build")
     (partial / "parquet" / "sources.parquet").unlink()
