@@ -143,21 +143,25 @@ def load_manifest(release_dir: Path) -> ReleaseManifest:
         raise ReleaseError(f"{path}: invalid manifest ({err})") from err
 
 
-def list_releases(releases_dir: Path | None = None) -> list[ReleaseManifest]:
-    """Manifests of the published releases, lowest version first (temporary folders skipped)."""
+def published_versions(releases_dir: Path | None = None) -> list[Version]:
+    """Versions of the release folders (named as a version, holding a manifest), lowest
+    first; temporary ``.publishing-*`` folders are no version. No manifest is read, so one
+    unreadable manifest does not hide the other releases."""
     root = Path(releases_dir) if releases_dir is not None else paths.releases_dir()
     if not root.is_dir():
         return []
-    found = []
-    for child in root.iterdir():
-        if child.name.startswith(".") or not (child / MANIFEST).is_file():
-            continue
-        try:
-            Version.parse(child.name)
-        except ValueError:
-            continue
-        found.append(load_manifest(child))
-    return sorted(found, key=lambda m: Version.parse(m.version))
+    return sorted(
+        Version.parse(child.name)
+        for child in root.iterdir()
+        if _is_version(child.name) and (child / MANIFEST).is_file()
+    )
+
+
+def list_releases(releases_dir: Path | None = None) -> list[ReleaseManifest]:
+    """Manifests of the published releases, lowest version first; an unreadable one raises
+    :class:`ReleaseError` naming its file."""
+    root = Path(releases_dir) if releases_dir is not None else paths.releases_dir()
+    return [load_manifest(root / str(version)) for version in published_versions(root)]
 
 
 def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
@@ -165,7 +169,7 @@ def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
     root = Path(releases_dir) if releases_dir is not None else paths.releases_dir()
     if (Path(ref) / MANIFEST).is_file() and not _is_version(str(ref)):
         return Path(ref)
-    published = [m.version for m in list_releases(root)]
+    published = [str(version) for version in published_versions(root)]
     choices = f"published in {root}: {', '.join(published) or 'none'}"
     if str(ref) == LATEST:
         if not published:
@@ -569,7 +573,7 @@ def publish_release(
     _check_model_outputs(build_dir, releases_dir, raw_dir)
     if raw_dir is not None:
         _check_sources(build_dir, Path(raw_dir))
-    published = [Version.parse(m.version) for m in list_releases(releases_dir)]
+    published = published_versions(releases_dir)
     previous = published[-1] if published else None
     proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
     if version is None and previous is not None and diff.unchanged:

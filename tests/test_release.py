@@ -32,11 +32,12 @@ from nasmr.release import (
     load_manifest,
     propose_version,
     publish_release,
+    resolve_release,
     verify_release,
     write_archive,
 )
 from nasmr.space import Arch, sample
-from nasmr.warehouse import ingest, warehouse_version, write_parquet
+from nasmr.warehouse import ingest, warehouse_version, write_parquet, write_warehouse
 from pipelines.assets.release import release_verifies
 from pipelines.cli import main  # nasmr with its build command
 from pipelines.resources import BuildDir, ReleaseDir
@@ -480,6 +481,25 @@ def test_release_check_fails_when_nothing_is_published(tmp_path: Path) -> None:
     assert not check.passed and "no release" in check.metadata["offending_rows"].value
 
 
+def test_an_unreadable_manifest_spoils_only_its_own_release(
+    build: Path, releases: Path, tmp_path: Path
+) -> None:
+    """One release's manifest edited or truncated: the others still open, list and verify,
+    and that one is named where it is read (verify reports its changed bytes)."""
+    root = copy_release(releases, tmp_path / "releases")
+    publish_release(edited_build(build, tmp_path / "patched", "value"), root, created_at=CREATED)
+    (root / "1.0.0" / "manifest.json").write_text("{")
+    assert verify_release("1.0.1", root).ok
+    assert verify_release("1.0.0", root).mismatched == ("manifest.json",)
+    assert resolve_release("latest", root) == root / "1.0.1"
+    result = CliRunner().invoke(main, ["release", "list", "--releases", str(root)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    assert "1.0.0    unreadable:" in result.output and "\n1.0.1    " in result.output
+    assert "unreadable manifest in release(s) 1.0.0" in result.output
+    with pytest.raises(ReleaseError, match=r"1\.0\.0/manifest\.json: invalid manifest"):
+        list_releases(root)
+
+
 def test_unknown_release_lists_the_published_ones(releases: Path) -> None:
     with pytest.raises(ReleaseError, match=r"release 9\.9\.9 not found .*published in .*1\.0\.0"):
         verify_release("9.9.9", releases)
@@ -489,36 +509,30 @@ def test_unknown_release_lists_the_published_ones(releases: Path) -> None:
 
 
 def edited_build(build: Path, target: Path, edit: str) -> Path:
-    """A copy of the build with one kind of change to its tables."""
-    copy = copy_build(build, target)
-    results_path = copy / "parquet" / "results.parquet"
-    results = pd.read_parquet(results_path)
+    """A copy of the build with one kind of change to its tables (Parquet and DuckDB alike)."""
+    tables = {p.stem: pd.read_parquet(p) for p in (build / "parquet").glob("*.parquet")}
+    results = tables["results"]
     if edit == "value":
         row = results.index[(results["setting"] == "video") & (results["metric"] == "top5")][7]
         results.loc[row, "value"] += 0.01
-        write_parquet(results, results_path)
     elif edit == "removed":
         gone = results["code"] == results.loc[results["setting"] == "seg", "code"].iloc[0]
-        write_parquet(results[~(gone & (results["setting"] == "seg"))], results_path)
+        tables["results"] = results[~(gone & (results["setting"] == "seg"))]
     elif edit == "column":
-        path = copy / "parquet" / "complexity.parquet"
-        write_parquet(pd.read_parquet(path).assign(latency_ms=1.0), path)
-    elif edit == "model":
-        (copy / "predictors").mkdir()
-        (copy / "predictors" / "report.csv").write_text("setting,model\nseg,default\n")
+        tables["complexity"] = tables["complexity"].assign(latency_ms=1.0)
     elif edit == "order":  # lines 0 and 1 of search_list.txt, records 0 and 1 of seg swapped
-        path = copy / "parquet" / "architectures.parquet"
-        archs = pd.read_parquet(path)
+        archs = tables["architectures"]
         archs.loc[[0, 1], "search_index"] = archs.loc[[1, 0], "search_index"].to_numpy()
-        write_parquet(archs, path)
         seg = results.index[(results["setting"] == "seg") & (results["record_index"] < 2)]
         results.loc[seg, "record_index"] = 1 - results.loc[seg, "record_index"]
-        write_parquet(results, results_path)
-        path = copy / "parquet" / "sources.parquet"
-        sources = pd.read_parquet(path).assign(ingested_at=pd.Timestamp("2030-01-01", tz="UTC"))
+        sources = tables["sources"].assign(ingested_at=pd.Timestamp("2030-01-01", tz="UTC"))
         sources.loc[sources["setting"] == "seg", "sha256"] = "0" * 64
-        write_parquet(sources, path)
-    return copy
+        tables["sources"] = sources
+    write_warehouse(tables, target)
+    if edit == "model":
+        (target / "predictors").mkdir()
+        (target / "predictors" / "report.csv").write_text("setting,model\nseg,default\n")
+    return target
 
 
 @pytest.mark.parametrize(

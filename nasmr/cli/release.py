@@ -55,18 +55,30 @@ def publish(build_dir: Path, version: str | None, raw_dir: Path | None, releases
 @release.command(name="list")
 @releases_option
 def list_(releases_dir: Path) -> None:
-    """List the published releases, lowest version first."""
-    from nasmr.release import list_releases
+    """List the published releases, lowest version first; exit 1 if a manifest is unreadable."""
+    from nasmr.release import ReleaseError, load_manifest, published_versions
 
-    manifests = list_releases(releases_dir)
-    if not manifests:
+    versions = published_versions(releases_dir)
+    if not versions:
         click.echo(f"no release in {releases_dir}")
         return
     click.echo("version  created               previous  schema  inputs        settings")
-    for m in manifests:
+    unreadable = []
+    for version in versions:
+        try:
+            m = load_manifest(releases_dir / str(version))
+        except ReleaseError as err:
+            unreadable.append(str(version))
+            click.echo(f"{version!s:<8} unreadable: {err}")
+            continue
         click.echo(
             f"{m.version:<8} {m.created_at:%Y-%m-%d %H:%M:%S}   {m.previous_version or '-':<9} "
             f"{m.schema_version:<7} {m.content_hash[:12]}  {', '.join(m.settings_present)}"
+        )
+    if unreadable:
+        raise click.ClickException(
+            f"unreadable manifest in release(s) {', '.join(unreadable)}: "
+            f"`nasmr release verify {unreadable[0]}` tells whether its files changed"
         )
 
 

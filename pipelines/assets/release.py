@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from nasmr.release import list_releases, propose_version, publish_release, verify_release
+from nasmr.release import propose_version, publish_release, published_versions, verify_release
 from pipelines.assets.models import ncp_results, predictors, search_evaluation
 from pipelines.assets.warehouse import warehouse
 from pipelines.metadata import check_result
@@ -19,8 +19,8 @@ def release(
 ) -> dg.MaterializeResult:
     """Publish the build as releases/<version>/ with the version proposed by diffing against
     the latest release; an unchanged build publishes nothing."""
-    published = list_releases(release_dir.root())
-    previous = published[-1].version if published else None
+    published = published_versions(release_dir.root())
+    previous = str(published[-1]) if published else None
     version, diff = propose_version(build_dir.root(), previous, release_dir.root())
     if previous is not None and diff.unchanged:
         context.log.info(f"no data or model output changed since {previous}: nothing published")
@@ -41,17 +41,16 @@ def release(
 @dg.asset_check(asset=release, description="Every file of the latest release matches SHA256SUMS.")
 def release_verifies(release_dir: ReleaseDir) -> dg.AssetCheckResult:
     """The latest release is intact; the offending rows name each bad file and its problem."""
-    published = list_releases(release_dir.root())
+    published = published_versions(release_dir.root())
     if not published:
         offending = pd.DataFrame({"file": [str(release_dir.root())], "problem": ["no release"]})
         return check_result(offending, checked=0)
-    report = verify_release(published[-1].version, release_dir.root())
+    latest = str(published[-1])
+    report = verify_release(latest, release_dir.root())
     problems = {"checksum mismatch": report.mismatched, "missing": report.missing}
     problems["not in SHA256SUMS"] = report.unlisted
     offending = pd.DataFrame(
         [(name, problem) for problem, names in problems.items() for name in names],
         columns=["file", "problem"],
     )
-    return check_result(
-        offending, checked=report.checked, version=published[-1].version, summary=report.summary()
-    )
+    return check_result(offending, checked=report.checked, version=latest, summary=report.summary())
