@@ -611,6 +611,24 @@ def test_logs_of_a_setting_never_ingested_here_say_how_to_stage_its_records(
     assert f"nasmr build --job ingest --out {out}`" in failure
 
 
+def test_logs_of_a_setting_whose_records_did_not_load_fail_naming_why(tmp_path: Path) -> None:
+    """Seg logs on a build whose seg file failed to load: the run fails naming the setting and
+    the file's problem, where it used to pass the check without comparing them."""
+    archs = sample(2, seed=5)
+    video = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    files = {"video": pickle.dumps(video), "seg": b"not a pickle"}
+    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    drop, out = tmp_path / "drop", tmp_path / "out"
+    seg_log(drop, archs[0], {"mIoU": 70.12, "mAcc": 80.34, "aAcc": 95.56})
+    with dg.instance_for_test() as instance:
+        run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
+        outcome = run_job("logs", out_dir=out, log_dir=drop, options=FAST, instance=instance)
+    [failure] = outcome.failures
+    assert failure.startswith("log_reconciliation: ")
+    assert "cannot reconcile the logs of seg (failed: data/seg/trainval.pkl: not a" in failure
+    assert not (out / "logs" / "log_reconciliation.parquet").exists()
+
+
 @pytest.mark.parametrize(
     ("drop", "out"),
     [("drop", "drop"), ("drop", "drop/logs/digits-cls"), ("build/logs/drop", "build")],

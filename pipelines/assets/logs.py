@@ -78,9 +78,13 @@ def log_results(
 
 @dg.asset(group_name=LOGS_GROUP, deps=[log_results, validated_records])
 def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
-    """Log-derived vs published values wherever both exist (settings of the benchmark)."""
+    """Log-derived vs published values wherever both exist (settings of the benchmark).
+
+    Logs of a setting whose published records are not staged, or did not load (file
+    missing or unreadable), fail the run: skipping them would pass the check unchecked.
+    """
     derived = pd.read_parquet(_logs_dir(build_dir) / "derived.parquet")
-    published, unstaged = {}, []
+    published, unstaged, unusable = {}, [], []
     for setting in sorted(set(derived["setting"]) & set(SETTINGS)):
         try:
             loaded = load_validated(build_dir, setting)
@@ -89,10 +93,18 @@ def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
             continue
         if loaded.status == "ok":
             published[setting] = loaded.valid
+        else:
+            unusable.append(f"{setting} ({loaded.status}: {loaded.reason})")
     if unstaged:
         raise FileNotFoundError(
             f"{build_dir.staging('records')}: no validated records of {', '.join(unstaged)} "
             "to reconcile their logs with: validate the drop into this build folder first "
+            f"(`nasmr build --job ingest --out {build_dir.root()}`)"
+        )
+    if unusable:
+        raise ValueError(
+            f"cannot reconcile the logs of {'; '.join(unusable)}: the drop's records of these "
+            "settings did not load into this build; mend the drop and validate it again "
             f"(`nasmr build --job ingest --out {build_dir.root()}`)"
         )
     table = reconcile(derived, published)
