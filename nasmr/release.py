@@ -565,7 +565,9 @@ def publish_release(
     given version must not exist and must be at least that proposal, so versions
     only grow; with no release yet any version is accepted (a first release may be
     0.1.0). With ``raw_dir`` the build's recorded input checksums are re-checked
-    against the drop (a stale build is refused).
+    against the drop (a stale build is refused). Without a version, a build that has
+    no results of a setting the latest release has is refused: a file gone from the
+    drop is more likely an accident than a setting withdrawn on purpose.
     """
     build_dir, releases_dir = Path(build_dir), Path(releases_dir)
     _check_build(build_dir)
@@ -576,6 +578,8 @@ def publish_release(
     published = published_versions(releases_dir)
     previous = published[-1] if published else None
     proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
+    if version is None and previous is not None:
+        _check_settings_kept(build_dir, releases_dir / str(previous))
     if version is None and previous is not None and diff.unchanged:
         raise ReleaseError(
             f"{build_dir}: no data or model output changed since release {previous}, so "
@@ -669,6 +673,25 @@ def _check_rules(build_dir: Path) -> None:
             for name, rows in broken.items()
         )
         raise ReleaseError(f"{build_dir / WAREHOUSE_NAME}: breaks data-quality rules: {found}")
+
+
+def _settings_present(root: Path) -> tuple[str, ...]:
+    """The settings whose results file a build or release loaded (``ingest_report``)."""
+    report = _read_table(root, "ingest_report").dropna(subset=["setting"])
+    return tuple(report.loc[report["status"] == "ok", "setting"])
+
+
+def _check_settings_kept(build_dir: Path, previous: Path) -> None:
+    """The build has results of every setting the ``previous`` release has."""
+    kept = set(_settings_present(build_dir))
+    lost = [s for s in load_manifest(previous).settings_present if s not in kept]
+    if lost:
+        raise ReleaseError(
+            f"{build_dir}: no results of {', '.join(lost)}, which release {previous.name} "
+            "has (its file missing from the drop, or unreadable: see the build's "
+            "ingest_report); mend the drop and rebuild, or give a version to publish a "
+            "release without them"
+        )
 
 
 def _sources(root: Path) -> tuple[FileDigest, ...]:
@@ -878,6 +901,7 @@ def _manifest(
 ) -> ReleaseManifest:
     sources = _sources(root)
     report = _read_table(root, "ingest_report").dropna(subset=["setting"])
+    present = _settings_present(root)
     architectures = _read_table(root, "architectures")
     unevaluated = architectures.loc[~architectures["evaluated"]].sort_values("search_index")
     tables = {
@@ -894,8 +918,8 @@ def _manifest(
         code_version=_code_version(),
         content_hash=content_hash(sources),
         sources=sources,
-        settings_present=tuple(report.loc[report["status"] == "ok", "setting"]),
-        settings_missing=tuple(report.loc[report["status"] != "ok", "setting"]),
+        settings_present=present,
+        settings_missing=tuple(s for s in report["setting"] if s not in present),
         unevaluated_codes=tuple(unevaluated["code"]),
         tables=tables,
         views=views,

@@ -520,6 +520,10 @@ def edited_build(build: Path, target: Path, edit: str) -> Path:
         tables["results"] = results[~(gone & (results["setting"] == "seg"))]
     elif edit == "column":
         tables["complexity"] = tables["complexity"].assign(latency_ms=1.0)
+    elif edit == "lost":  # video's file gone from the drop
+        tables["results"] = results[results["setting"] != "video"]
+        report = tables["ingest_report"]
+        report.loc[report["setting"] == "video", ["status", "read", "valid"]] = ["missing", 0, 0]
     elif edit == "order":  # lines 0 and 1 of search_list.txt, records 0 and 1 of seg swapped
         archs = tables["architectures"]
         archs.loc[[0, 1], "search_index"] = archs.loc[[1, 0], "search_index"].to_numpy()
@@ -689,6 +693,19 @@ def test_next_release_records_its_changes(build: Path, releases: Path, tmp_path:
     removed = edited_build(build, tmp_path / "removed", "removed")
     with pytest.raises(ReleaseError, match=r"1\.0\.2 is too low.*minor bump \(at least 1\.1\.0\)"):
         publish_release(removed, root, version="1.0.2")
+
+
+def test_a_build_without_a_setting_of_the_latest_release_needs_a_version(
+    build: Path, releases: Path, tmp_path: Path
+) -> None:
+    """A vanished file would otherwise be released as a minor release without its setting,
+    by the pipeline's release step too; given a version, the withdrawal is deliberate."""
+    root = copy_release(releases, tmp_path / "releases")
+    lost = edited_build(build, tmp_path / "lost", "lost")
+    with pytest.raises(ReleaseError, match=r"no results of video, which release 1\.0\.0 has"):
+        publish_release(lost, root)
+    assert [m.version for m in list_releases(root)] == ["1.0.0"]
+    assert "video" not in load_manifest(publish_release(lost, root, "1.1.0")).settings_present
 
 
 def test_a_version_not_above_the_latest_release_is_refused(

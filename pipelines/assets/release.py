@@ -25,7 +25,9 @@ def release(
     if previous is not None and diff.unchanged:
         context.log.info(f"no data or model output changed since {previous}: nothing published")
         return dg.MaterializeResult(metadata={"version": previous, "published": False})
-    path = publish_release(build_dir.root(), release_dir.root(), version, raw_dir=raw_drop.root())
+    # no version given: publishing proposes the same one, and refuses to drop a setting
+    path = publish_release(build_dir.root(), release_dir.root(), raw_dir=raw_drop.root())
+    version = path.name
     context.log.info(f"published release {version} at {path}")
     return dg.MaterializeResult(
         metadata={
