@@ -724,8 +724,9 @@ def _recorded_data_versions(root: Path) -> dict[str, str]:
 
 
 def _check_model_outputs(build_dir: Path, releases_dir: Path, raw_dir: Path | None) -> None:
-    """Model outputs recording a data version must record the build's: a predictor trained
-    before the drop changed must not ship with the new data."""
+    """Model outputs recording a data version (predictor cards and report, NCP search
+    cards, the search report) must record the build's: a predictor trained, or a search
+    run, before the drop changed must not ship with the new data."""
     current = warehouse_version(build_dir / WAREHOUSE_NAME)  # what stamped the cards
     stale: dict[str, list[str]] = {}
     for rel, version in _recorded_data_versions(build_dir).items():
@@ -742,10 +743,9 @@ def _check_model_outputs(build_dir: Path, releases_dir: Path, raw_dir: Path | No
             f"{build_dir}: model outputs made from other data than the build's "
             f"(data version {current}):\n{listing}\n"
             f"Retrain them on this build: `{refresh}` "
-            "(predictors, NCP, reports, then the release), or "
-            f"`nasmr predictor train --warehouse {build_dir / WAREHOUSE_NAME} "
-            f"--out {build_dir / 'predictors'}` (predictors only); or move them out of "
-            "the build to publish its data alone."
+            "(predictors, NCP, reports, then the release); or move "
+            f"{', '.join(f'{name}/' for name in EXTRA_DIRS)} out of the build to publish its "
+            "data alone."
         )
 
 

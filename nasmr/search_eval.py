@@ -286,12 +286,13 @@ def _plot(pool: _Pool, setting: str, picks: dict[str, np.ndarray], path: Path) -
     fig.savefig(path, dpi=120)
 
 
-def _markdown(budgets: pd.DataFrame, pareto: pd.DataFrame) -> str:
+def _markdown(budgets: pd.DataFrame, pareto: pd.DataFrame, data_version: str) -> str:
     lines = [
         "# NCP ground-truth evaluation",
         "",
-        "Restricted mode: search among the evaluated architectures of each predictor's test "
-        "split; same number of predictor queries for every method. Mean ± std over repeats.",
+        f"Data version `{data_version}`. Restricted mode: search among the evaluated "
+        "architectures of each predictor's test split; same number of predictor queries for "
+        "every method. Mean ± std over repeats.",
         "",
         "## Under a FLOPs budget",
         "",
@@ -330,12 +331,14 @@ def evaluate_search(
     starts: int = DEFAULT_STARTS,
     steps: int = DEFAULT_STEPS,
     progress: Progress | None = None,
+    data_version: str = "unversioned",
 ) -> SearchReport:
     """Evaluate NCP against random search and evolution on every MR setting with a predictor.
 
     Reads ``<predictor_dir>/<setting>.json`` predictors; writes ``search_budgets.csv``,
-    ``search_pareto.csv``, ``search_report.md`` and ``pareto_<setting>.png`` to ``out_dir``.
-    ``progress`` is called after each setting with (done, total, setting).
+    ``search_pareto.csv``, ``search_report.md`` (which records ``data_version``, the
+    version of ``frames``, as predictor cards do) and ``pareto_<setting>.png`` to
+    ``out_dir``. ``progress`` is called after each setting with (done, total, setting).
     """
     predictor_dir, out_dir = Path(predictor_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -359,5 +362,5 @@ def evaluate_search(
     budgets, pareto = pd.DataFrame(budget_rows), pd.DataFrame(pareto_rows)
     budgets.to_csv(out_dir / "search_budgets.csv", index=False)
     pareto.to_csv(out_dir / "search_pareto.csv", index=False)
-    (out_dir / "search_report.md").write_text(_markdown(budgets, pareto))
+    (out_dir / "search_report.md").write_text(_markdown(budgets, pareto, data_version))
     return SearchReport(budgets, pareto)

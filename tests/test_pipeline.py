@@ -127,6 +127,13 @@ def test_full_graph_on_the_real_drop(full_build: tuple[BuildOutcome, Path]) -> N
         assert report.loc["nas-bench-201", "valid"] == 15625
         matched = con.execute("SELECT count(*) FROM complexity WHERE match").fetchall()[0][0]
         assert matched == 2507
+    # every model output says which data made it, so publishing can refuse stale ones
+    version = warehouse.warehouse_version(out / "nasmr.duckdb")
+    card = json.loads((out / "ncp" / "seg_video_1gflops.json").read_text())
+    assert card["data_version"] == version and card["predictor"] == "multitask"
+    assert card["objective"]["weights"] == {"seg": 0.5, "video": 0.5}
+    assert (card["starts"], card["steps"]) == (FAST.ncp_starts, FAST.ncp_steps)
+    assert f"Data version `{version}`" in (out / "reports" / "search_report.md").read_text()
 
 
 def test_a_failing_check_names_the_offending_rows(tmp_path: Path) -> None:

@@ -668,6 +668,21 @@ def test_models_trained_on_other_data_are_refused(
     assert manifest.predictor_metrics
 
 
+def test_searches_run_on_other_data_are_refused(build: Path, tmp_path: Path) -> None:
+    """NCP results and the search report hold true metrics of the data they ran on: after a
+    re-ingest they are as stale as the predictors, and named as such."""
+    copy = copy_build(build, tmp_path / "build")
+    current = warehouse_version(copy / "nasmr.duckdb")
+    (copy / "ncp").mkdir()
+    (copy / "ncp" / "seg_1gflops.json").write_text(json.dumps({"data_version": "old"}))
+    (copy / "reports").mkdir()
+    (copy / "reports" / "search_report.md").write_text(f"# x\n\nData version `{current}`.\n")
+    with pytest.raises(ReleaseError, match=r"data version old: ncp/seg_1gflops\.json\n") as err:
+        publish_release(copy, tmp_path / "releases")
+    assert "search_report.md" not in str(err.value)  # it records this build's version
+    assert "move predictors/, ncp/, reports/ out of the build" in str(err.value)
+
+
 def test_first_release_is_1_0_0_with_every_table_added(build: Path) -> None:
     version, diff = propose_version(build, None)
     assert version == "1.0.0"

@@ -1,5 +1,8 @@
 """Downstream of the warehouse: performance predictors and NCP searches (the refresh job)."""
 
+import json
+from dataclasses import asdict
+
 import dagster as dg
 import pandas as pd
 
@@ -69,8 +72,10 @@ def ncp_results(
 ) -> dg.MaterializeResult:
     """NCP from random starts for each search of ``NCP_SEARCHES`` that the trained predictors
     cover (the others are logged and skipped): every start's trajectory and its best
-    architecture within the budget, with true metrics where evaluated."""
+    architecture within the budget, with true metrics where evaluated, and ``<name>.json``
+    saying what made them (data version, predictor, objective, starts, steps, seed)."""
     truth = setting_frames(build_dir.root() / WAREHOUSE_NAME)
+    data_version = warehouse_version(build_dir.root() / WAREHOUSE_NAME)
     out = build_dir.fresh("ncp")
     metadata: dict[str, object] = {}
     with timed(metadata):
@@ -87,6 +92,15 @@ def ncp_results(
             )
             write_parquet(result.trajectory, out / f"{name}_trajectory.parquet")
             write_parquet(result.final, out / f"{name}_final.parquet")
+            made = {
+                "data_version": data_version,  # publishing refuses results of other data
+                "predictor": predictor.card.name,
+                "objective": asdict(NCP_SEARCHES[name]),
+                "starts": options.ncp_starts,
+                "steps": options.ncp_steps,
+                "seed": options.seed,
+            }
+            (out / f"{name}.json").write_text(json.dumps(made, indent=2) + "\n")
             metadata[name] = preview(result.final)
             context.log.info(f"ncp {name}: {len(result.final)} starts, {result.queries} queries")
     return dg.MaterializeResult(
@@ -125,6 +139,7 @@ def search_evaluation(
             starts=options.ncp_starts,
             steps=options.ncp_steps,
             progress=progress,
+            data_version=warehouse_version(build_dir.root() / WAREHOUSE_NAME),
         )
     return dg.MaterializeResult(
         metadata={
