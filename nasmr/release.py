@@ -565,7 +565,8 @@ def publish_release(
     given version must not exist and must be at least that proposal, so versions
     only grow; with no release yet any version is accepted (a first release may be
     0.1.0). With ``raw_dir`` the build's recorded input checksums are re-checked
-    against the drop (a stale build is refused). Without a version, a build that has
+    against the drop (a stale build is refused). The latest release must verify, since
+    the version and changelog are a diff against it. Without a version, a build that has
     no results of a setting the latest release has is refused: a file gone from the
     drop is more likely an accident than a setting withdrawn on purpose.
     """
@@ -577,6 +578,13 @@ def publish_release(
         _check_sources(build_dir, Path(raw_dir))
     published = published_versions(releases_dir)
     previous = published[-1] if published else None
+    if previous is not None:  # the diff and the changelog build on it
+        check = verify_release(str(previous), releases_dir)
+        if not check.ok:
+            raise ReleaseError(
+                f"the latest release fails verification, so no diff against it can be trusted; "
+                f"restore it before publishing:\n{check.summary()}"
+            )
     proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
     if version is None and previous is not None:
         _check_settings_kept(build_dir, releases_dir / str(previous))

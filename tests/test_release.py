@@ -710,6 +710,21 @@ def test_next_release_records_its_changes(build: Path, releases: Path, tmp_path:
         publish_release(removed, root, version="1.0.2")
 
 
+def test_publishing_on_top_of_a_tampered_release_is_refused(
+    build: Path, releases: Path, tmp_path: Path
+) -> None:
+    """The next version and its changelog are a diff against the latest release: against
+    edited files they would record changes nobody made."""
+    root = copy_release(releases, tmp_path / "releases")
+    table = root / "1.0.0" / "parquet" / "results.parquet"
+    write_parquet(pd.read_parquet(table).iloc[1:], table)
+    patched = edited_build(build, tmp_path / "patched", "value")
+    tampered = r"(?s)latest release fails .*checksum mismatch: parquet/results"
+    with pytest.raises(ReleaseError, match=tampered):
+        publish_release(patched, root)
+    assert [m.version for m in list_releases(root)] == ["1.0.0"]
+
+
 def test_a_build_without_a_setting_of_the_latest_release_needs_a_version(
     build: Path, releases: Path, tmp_path: Path
 ) -> None:
