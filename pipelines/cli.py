@@ -87,6 +87,8 @@ def build(
     except paths.ReleaseFolderError as error:
         raise click.ClickException(str(error)) from error
     status = "succeeded" if outcome.success else "FAILED"
+    if outcome.success and outcome.failed_checks:  # a non-blocking check failed: exit 1 too
+        status = "steps succeeded, CHECKS FAILED"
     click.echo(f"\nrun {outcome.run_id} ({job_name}): {status}")
     click.echo(f"checks: {len(outcome.passed_checks)} passed, {len(outcome.failed_checks)} failed")
     for failure in outcome.failures:

@@ -685,6 +685,33 @@ def test_nasmr_build_cli_runs_a_job_and_fails_loudly(
     assert archs[1].code in bad.output
 
 
+def test_nasmr_build_does_not_call_a_run_with_a_failed_check_a_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The logs job's check is not blocking: its steps succeed while a log disagrees with the
+    published value, and the summary line says both before the exit status of 1."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    [arch] = sample(1, seed=5)
+    published = {"mIoU": 70.12, "mAcc": 80.34, "aAcc": 95.56}
+    raw = write_drop(
+        tmp_path / "raw",
+        {"seg": pickle.dumps([mr_record(arch, *exact(arch), **published)])},
+        [arch.code],
+    )
+    seg_log(tmp_path / "drop", arch, {**published, "mIoU": 71.0})
+    out = ["--out", str(tmp_path / "out"), "--complexity", "analytic"]
+    assert (
+        CliRunner().invoke(main, ["build", "--job", "ingest", "--raw", str(raw), *out]).exit_code
+        == 0
+    )
+    result = CliRunner().invoke(
+        main, ["build", "--job", "logs", "--logs", str(tmp_path / "drop"), *out]
+    )
+    assert result.exit_code == 1
+    assert "(logs): steps succeeded, CHECKS FAILED" in result.output
+    assert "failed check log_reconciliation.logs_agree_with_published" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
