@@ -13,7 +13,9 @@ to the nearest valid architecture (or projected to the nearest architecture of a
 given pool). The rounded architecture is scored with the predictor and its exact
 FLOPs/params from ``nasmr.complexity.analytic_complexity``; the best rounded
 architecture within the hard budgets is each start's result, and a start that never
-meets them is reported as infeasible. Computation is float64 and row-independent, so
+meets them is reported as infeasible. A given pool is first cut to its architectures
+within the hard budgets, whose exact costs are known: projecting onto one over budget
+could only waste the step. Computation is float64 and row-independent, so
 a batch of starts gives each start's results as it alone would, but for the last bits:
 matrix products over another number of rows may round differently. That changes a
 rounded architecture only where a coordinate lands on the halfway point between two
@@ -111,14 +113,15 @@ class _Exacts:
     def __init__(self) -> None:
         self._cache: dict[Arch, _Exact] = {}
 
+    def of(self, arch: Arch) -> _Exact:
+        """The exact complexity of one architecture."""
+        if arch not in self._cache:
+            count = analytic_complexity(arch)
+            self._cache[arch] = _Exact(arch.code, count.gmac, count.mparams)
+        return self._cache[arch]
+
     def __call__(self, z: Tensor) -> list[_Exact]:
-        out = []
-        for arch in archs_from_normalised(z):
-            if arch not in self._cache:
-                count = analytic_complexity(arch)
-                self._cache[arch] = _Exact(arch.code, count.gmac, count.mparams)
-            out.append(self._cache[arch])
-        return out
+        return [self.of(arch) for arch in archs_from_normalised(z)]
 
 
 def _metric_columns(predictor: Predictor, objective: Objective) -> tuple[list[int], list[int]]:
@@ -136,6 +139,13 @@ def _metric_columns(predictor: Predictor, objective: Objective) -> tuple[list[in
         primary.append(columns.index(column))
         shown += [j for j, o in enumerate(predictor.card.outputs) if o.setting == setting]
     return primary, shown
+
+
+def within_budgets(archs: Sequence[Arch], objective: Objective) -> list[Arch]:
+    """The architectures whose exact FLOPs and params meet the objective's hard budgets."""
+    exacts, budgets = _Exacts(), _budgets(objective)
+    costs = [(e.gflops, e.mparams) for e in map(exacts.of, archs)]
+    return [a for a, c in zip(archs, costs, strict=True) if all(c[i] <= b for i, b in budgets)]
 
 
 def _budgets(objective: Objective) -> list[tuple[int, float]]:
@@ -167,7 +177,8 @@ def ncp_search(
 
     ``truth`` maps settings to frames (``code`` + metrics) of evaluated architectures;
     their metrics are attached to final architectures found there. With ``pool``, each
-    step projects to the nearest pool architecture instead of the nearest valid one.
+    step projects to the nearest pool architecture within the hard budgets instead of the
+    nearest valid one (an error if none is within them).
     """
     if predictor.card.space != "nasbench-mr":
         name = predictor.card.name
@@ -185,6 +196,11 @@ def ncp_search(
     weights = torch.tensor([objective.weights[s] for s in objective.weights], dtype=torch.float64)
     cost_index = 0 if objective.cost == "flops" else 1
     budgets = _budgets(objective)
+    if pool is not None:
+        pool = within_budgets(pool, objective)
+        if not pool:
+            limits = ", ".join(f"{('max_gflops', 'max_mparams')[i]}={b:g}" for i, b in budgets)
+            raise ValueError(f"no architecture of the NCP pool is within {limits}")
     project = _projector(pool)
     exacts = _Exacts()
 

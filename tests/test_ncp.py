@@ -143,6 +143,26 @@ def test_pool_projection_stays_in_the_pool(
         ncp_search(seg_predictor, Objective({"seg": 1.0}), pool[:4], steps=1, pool=[])
 
 
+def test_pool_projection_keeps_to_the_pools_architectures_within_the_budget(
+    seg_predictor: Predictor, frames: dict[str, pd.DataFrame]
+) -> None:
+    """Pool members' exact costs are known: a start whose nearest pool member is over budget
+    must not stay there, infeasible, while members within it exist."""
+    pool = [Arch.from_code(c) for c in frames["seg"]["code"].iloc[:80]]
+    gmac = {a.code: analytic_complexity(a).gmac for a in pool}
+    budget = float(np.quantile(list(gmac.values()), 0.1))
+    over = [a for a in pool if gmac[a.code] > budget][:6]
+    objective = Objective({"seg": 1.0}, max_gflops=budget)
+    result = ncp_search(seg_predictor, objective, over, steps=3, pool=pool)
+    assert (result.final["status"] == "feasible").all()
+    assert all(gmac[code] <= budget for code in result.trajectory["code"])
+    smallest = min(gmac.values())
+    with pytest.raises(ValueError, match=r"no architecture of the NCP pool is within max_gflops"):
+        ncp_search(
+            seg_predictor, Objective({"seg": 1.0}, max_gflops=smallest / 2), over, 1, pool=pool
+        )
+
+
 def test_weighted_settings_need_a_predictor_that_has_them(
     multi_predictor: Predictor, seg_predictor: Predictor
 ) -> None:
@@ -342,7 +362,7 @@ def test_cli_search_evaluated_only_reports_scored_results_within_budget(
     header, *lines = result.stdout.splitlines()
     rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
     feasible = [row for row in rows if row["status"] == "feasible"]
-    assert feasible
+    assert len(feasible) == len(rows) == 6  # starts drawn from the pool within the budget
     truth = evaluated.set_index("code")["mIoU"]
     for row in feasible:
         assert row["true:seg.mIoU"] == f"{truth[row['code']]:.2f}"
