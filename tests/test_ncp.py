@@ -362,7 +362,7 @@ def test_cli_search_evaluated_only_reports_scored_results_within_budget(
     header, *lines = result.stdout.splitlines()
     rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
     feasible = [row for row in rows if row["status"] == "feasible"]
-    assert len(feasible) == len(rows) == 6  # starts drawn from the pool within the budget
+    assert len(feasible) == len(rows) == 6  # projected onto the pool within the budget
     truth = evaluated.set_index("code")["mIoU"]
     for row in feasible:
         assert row["true:seg.mIoU"] == f"{truth[row['code']]:.2f}"

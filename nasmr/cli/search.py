@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -240,8 +239,7 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     type=click.IntRange(min=1),
     default=DEFAULT_STARTS,
     show_default=True,
-    help="Random starting architectures, searched as one batch (with --evaluated-only, drawn "
-    "from the searched architectures within the budgets).",
+    help="Random starting architectures, searched as one batch.",
 )
 @click.option(
     "--lr",
@@ -287,7 +285,7 @@ def search(
     warehouse: Path,
 ) -> None:
     """Search architectures with NCP and print each start's best feasible result."""
-    from nasmr.ncp import Objective, ncp_search, within_budgets
+    from nasmr.ncp import Objective, ncp_search
     from nasmr.predictor import predictor_name, torch_threads
     from nasmr.space import sample
 
@@ -318,13 +316,10 @@ def search(
     pool = _evaluated(truth, list(objective_weights), warehouse) if evaluated_only else None
     try:
         objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
-        if pool is None:
-            first = sample(starts, seed)
-        else:  # distinct starts: random ones would mostly project onto the same few
-            allowed = within_budgets(pool, objective) or pool  # none: ncp_search says why
-            first = random.Random(seed).sample(allowed, min(starts, len(allowed)))
         with torch_threads(1):
-            result = ncp_search(model, objective, first, steps, lr, truth=truth, pool=pool)
+            result = ncp_search(
+                model, objective, sample(starts, seed), steps, lr, truth=truth, pool=pool
+            )
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     if out_file is not None:
