@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ from nasmr.features import (
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STEPS
 from nasmr.predictor import Predictor, PredictorError, load_predictor, predictor_name
 from nasmr.space import Arch
-from schemas.settings import get_setting
+from schemas.settings import MR_SETTINGS, get_setting
 
 BARRIER = 10.0
 """Weight of the log-cost push while a start is over a hard budget."""
@@ -58,8 +59,9 @@ BARRIER = 10.0
 class Objective:
     """What NCP maximises: weighted primary metrics minus a cost, under hard budgets.
 
-    ``weights`` maps settings to weights (>= 0, not all 0) of their standardised primary metric;
-    ``cost_weight`` (lambda) multiplies the natural log of ``cost`` (GMac or M params).
+    ``weights`` maps MR settings to weights (>= 0, not all 0) of their standardised primary
+    metric; ``cost_weight`` (lambda, >= 0) multiplies the natural log of ``cost`` (GMac or M
+    params). Weights and bounds are real numbers (not bools, not None).
     """
 
     weights: Mapping[str, float]
@@ -71,16 +73,25 @@ class Objective:
     def __post_init__(self) -> None:
         if not self.weights:
             raise ValueError("objective needs at least one setting weight")
+        not_mr = [s for s in self.weights if s not in MR_SETTINGS]
+        if not_mr:
+            raise ValueError(f"objective settings {not_mr}: NCP searches {', '.join(MR_SETTINGS)}")
         numbers = {f"weight of {s}": w for s, w in self.weights.items()}
-        numbers |= {"cost_weight": self.cost_weight, "max_gflops": self.max_gflops}
-        numbers |= {"max_mparams": self.max_mparams}
+        numbers |= {"cost_weight": self.cost_weight}
+        optional = {"max_gflops": self.max_gflops, "max_mparams": self.max_mparams}
+        numbers |= {name: value for name, value in optional.items() if value is not None}
         for name, value in numbers.items():
-            if value is not None and not math.isfinite(value):
-                raise ValueError(f"objective {name} must be a finite number, got {value}")
+            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+                raise ValueError(f"objective {name} must be a finite number, got {value!r}")
         negative = {s: w for s, w in self.weights.items() if w < 0}
         if negative:
             message = f"objective weights must be >= 0 (a negative one minimises), got {negative}"
             raise ValueError(message)
+        if self.cost_weight < 0:
+            raise ValueError(
+                f"objective cost_weight must be >= 0 (a penalty; a negative one rewards cost), "
+                f"got {self.cost_weight}"
+            )
         if not any(self.weights.values()):
             raise ValueError("objective weights are all 0: no metric to maximise")
         if self.cost not in ("flops", "params"):
@@ -285,6 +296,11 @@ def _step(
         over = (costs[:, index].detach() > bound) | rounded_over
         value = value - BARRIER * over * costs[:, index].log()
     (grad,) = torch.autograd.grad(value.sum(), z)
+    if not torch.isfinite(grad).all():
+        raise ValueError(
+            f"NCP gradient overflowed (weights {dict(objective.weights)}, cost_weight "
+            f"{objective.cost_weight}): use smaller weights"
+        )
     scale = grad.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
     return (z + lr * grad / scale).clamp(0.0, 1.0).detach()
 

@@ -189,6 +189,32 @@ def test_objective_refuses_weights_that_maximise_nothing(
         Objective(weights)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"weights": {"seg": 1.0}, "cost_weight": None}, "cost_weight must be a finite number"),
+        ({"weights": {"seg": 1.0}, "cost_weight": -1.0}, "cost_weight must be >= 0"),
+        ({"weights": {"seg": True}}, "weight of seg must be a finite number, got True"),
+        ({"weights": {"seg": "1"}}, "weight of seg must be a finite number, got '1'"),
+        ({"weights": {"seg": 1.0}, "max_gflops": True}, "max_gflops must be a finite number"),
+        ({"weights": {"sge": 1.0}}, r"objective settings \['sge'\]: NCP searches seg, seg-4x"),
+        ({"weights": {"nas-bench-201": 1.0}}, r"settings \['nas-bench-201'\]"),
+    ],
+)
+def test_objective_names_a_bad_argument_when_made(arguments: dict, message: str) -> None:
+    """Each used to pass and fail mid-search (TypeError, KeyError) or maximise cost."""
+    with pytest.raises(ValueError, match=message):
+        Objective(**arguments)
+
+
+def test_weights_so_large_the_gradient_overflows_are_named(multi_predictor: Predictor) -> None:
+    """1e308 each used to turn the step into NaN and fail as an 'invalid embedding' of
+    int64-min."""
+    objective = Objective({"seg": 1e308, "cls-10c": 1e308})
+    with pytest.raises(ValueError, match=r"NCP gradient overflowed .*use smaller weights"):
+        ncp_search(multi_predictor, objective, sample(2, 0), steps=3)
+
+
 def test_hypervolume_of_known_points() -> None:
     x, y = np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0])
     # (3, 2) is dominated by (2, 3); staircase from ref (4, 0): 1*1 + 2*3
