@@ -60,17 +60,14 @@ from nasmr import paths
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import sql_identifier, write_parquet
 from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
-from schemas.settings import SEG_METRICS
-
-PUBLISHED_DECIMALS: dict[str, int] = {"video": 3, "video-p": 3}
-"""Decimals of the published values where not 2: HMDB51 top-k is published as 23.043."""
+from schemas.settings import SEG_METRICS, published_decimals
 
 
 def reconcile_tolerance(setting: str) -> float:
     """Half a unit in the last decimal ``setting`` publishes, plus float slack: the most a
     log value may differ from the published one that rounds it (67.085 agrees with 67.08
     and 67.09)."""
-    return 0.5 * 10.0 ** -PUBLISHED_DECIMALS.get(setting, 2) + 1e-9
+    return 0.5 * 10.0 ** -published_decimals(setting) + 1e-9
 
 
 BATCH_BYTES = 2 * 1024 * 1024

@@ -29,6 +29,7 @@ class Setting(BaseModel):
     primary_metric: str
     space: str = "nasbench-mr"  # "nasbench-mr" (2507 MR architectures) or "nas-bench-201"
     published: bool = True  # False: the authors never published results, so nothing to learn
+    decimals: int = 2  # of the published metric values (HMDB51 top-k: 23.043)
 
     @property
     def is_mr(self) -> bool:
@@ -93,6 +94,7 @@ SETTINGS: dict[str, Setting] = {
             description="HMDB51 video recognition",
             metrics=CLS_METRICS,
             primary_metric="top1",
+            decimals=3,
         ),
         Setting(
             name="video-p",
@@ -100,6 +102,7 @@ SETTINGS: dict[str, Setting] = {
             description="HMDB51 video recognition, pretrained variant",
             metrics=CLS_METRICS,
             primary_metric="top1",
+            decimals=3,
         ),
         Setting(
             name="3ddet",
@@ -139,6 +142,11 @@ def check_predictor_settings(names: list[str]) -> list[str]:
             f"predictors: {', '.join(PREDICTOR_SETTINGS)}"
         )
     return names
+
+
+def published_decimals(name: str) -> int:
+    """Decimals of ``name``'s published metric values (2 for a setting of no drop)."""
+    return SETTINGS[name].decimals if name in SETTINGS else 2
 
 
 def get_setting(name: str) -> Setting:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 from typing import ClassVar
@@ -26,7 +27,7 @@ from nasmr.predictor import (
 from nasmr.search_eval import POPULATION, _evolution, _pool, evaluate_search, hypervolume
 from nasmr.space import Arch, sample
 from nasmr.warehouse import ingest
-from tests.drops import seg_drop, synthetic_frames
+from tests.drops import mr_record, seg_drop, synthetic_frames, write_drop
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -400,6 +401,31 @@ def test_cli_search_evaluated_only_reports_scored_results_within_budget(
     assert f"no warehouse file {tmp_path / 'nowhere' / 'nasmr.duckdb'} (--evaluated-only" in (
         missing.output
     )
+
+
+def test_cli_search_prints_true_metrics_as_published(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """HMDB51 results are published to 3 decimals: 25.979 printed as 25.98 is not the
+    warehouse's value."""
+    video = frames["cls-10c"].head(60).assign(top1=lambda f: (f["top1"] * 1000).round() / 1000)
+    with torch_threads(1):
+        predictor = train_predictor({"video": video}, ["video"], DEFAULT.with_epochs(3))
+    predictor.save(tmp_path / "predictors")
+    records = [
+        mr_record(Arch.from_code(r.code), r.flops, r.params, top1=r.top1, top5=r.top5)
+        for r in video.itertuples()
+    ]
+    drop = write_drop(tmp_path / "drop", {"video": pickle.dumps(records)}, list(video["code"]))
+    warehouse = ingest(drop, tmp_path / "build").warehouse
+    args = ["search", "--setting", "video", "--steps", "2", "--starts", "4", "--evaluated-only"]
+    args += ["--predictors", str(tmp_path / "predictors"), "--warehouse", str(warehouse)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    header, *lines = result.stdout.splitlines()
+    rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+    truth = video.set_index("code")["top1"]
+    assert [row["true:video.top1"] for row in rows] == [f"{truth[r['code']]:.3f}" for r in rows]
 
 
 def test_cli_search_says_which_setting_the_warehouse_has_no_truth_for(

@@ -384,10 +384,12 @@ def _objective_weights(
 
 
 def _print_final(final: pd.DataFrame, settings: list[str]) -> None:
-    """One line per start: status, exact cost, predicted and true primary metrics, code."""
-    from schemas.settings import get_setting
+    """One line per start: status, exact cost, predicted and true primary metrics (these as
+    published), code."""
+    from schemas.settings import get_setting, published_decimals
 
     primaries = [f"{s}.{get_setting(s).primary_metric}" for s in settings]
+    decimals = [published_decimals(s) for s in settings]
     header = ["start", "status", "GMac", "Mparams"]
     header += [f"pred:{p}" for p in primaries] + [f"true:{p}" for p in primaries] + ["code"]
     click.echo("\t".join(header))
@@ -395,7 +397,9 @@ def _print_final(final: pd.DataFrame, settings: list[str]) -> None:
         cells = [str(values["start"]), str(values["status"])]
         cells += [_fmt(values["gflops"], 3), _fmt(values["mparams"], 3)]
         cells += [_fmt(values.get(p)) for p in primaries]
-        cells += [_fmt(values.get(f"true.{p}")) for p in primaries]
+        cells += [
+            _fmt(values.get(f"true.{p}"), d) for p, d in zip(primaries, decimals, strict=True)
+        ]
         cells.append(values["code"] if isinstance(values["code"], str) else "-")
         click.echo("\t".join(cells))
     infeasible = int((final["status"] == "infeasible").sum())
