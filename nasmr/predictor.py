@@ -79,6 +79,7 @@ from nasmr.parallel import pool_size
 from nasmr.space import EMBEDDING_LENGTH, Arch
 from schemas.predictor import (
     CARD_FORMAT,
+    COMPLEXITY_METRICS,
     AttentionSpec,
     FeatureSet,
     MetricScore,
@@ -98,9 +99,6 @@ SEEDS = (0, 1, 2, 3, 4)
 
 MULTITASK = "multitask"
 """File name and report label of the multi-task predictor (one head per MR setting)."""
-
-COMPLEXITY_METRICS = frozenset({"flops", "params", "Flops", "Params"})
-"""Targets modelled in log space and grouped in their own head."""
 
 ATTENTION_HEADS = 4
 """Attention heads of the branch-token encoder."""

@@ -14,8 +14,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, model_validator
 
+from schemas.settings import get_setting
+
 CARD_FORMAT = 2
 """Version of the card layout; a loader refuses cards of another format."""
+
+COMPLEXITY_METRICS = frozenset({"flops", "params", "Flops", "Params"})
+"""Targets modelled in log space and grouped in their own head."""
+
+MR_COMPLEXITY = ("flops", "params")
+"""The setting-independent outputs of every MR predictor, in card order."""
 
 Space = Literal["nasbench-mr", "nas-bench-201"]
 FeatureSet = Literal["embedding", "embedding+structure", "nb201-onehot"]
@@ -192,7 +200,15 @@ class PredictorCard(_Frozen):
                 raise ValueError(f"output {o.column!r} has setting {o.setting}, metric {o.metric}")
             if o.setting is not None and o.setting not in self.settings:
                 raise ValueError(f"output {o.column!r} is of no setting in {list(self.settings)}")
-        without = sorted(set(self.settings) - {o.setting for o in self.outputs})
-        if without:
-            raise ValueError(f"settings {without} have no output")
+            if (o.transform == "log") != (o.metric in COMPLEXITY_METRICS):
+                raise ValueError(f"output {o.column!r}: transform {o.transform} is not its own")
+        for setting in self.settings:  # a relabelled or reordered output would mislabel values
+            metrics = [o.metric for o in self.outputs if o.setting == setting]
+            expected = list(get_setting(setting).metrics)
+            if metrics != expected:
+                raise ValueError(f"outputs of {setting} are {metrics}; its metrics are {expected}")
+        shared = [o.metric for o in self.outputs if o.setting is None]
+        expected = list(MR_COMPLEXITY) if self.space == "nasbench-mr" else []
+        if shared != expected:
+            raise ValueError(f"outputs of no setting are {shared}; {self.space} has {expected}")
         return self

@@ -485,6 +485,24 @@ def _other_feature_set(card: dict) -> None:
     card["feature_set"] = "embedding"
 
 
+def _swap_metrics(card: dict) -> None:  # mAcc and aAcc relabelled, consistently
+    for output in card["outputs"][1:3]:
+        output["metric"] = {"mAcc": "aAcc", "aAcc": "mAcc"}[output["metric"]]
+        output["column"] = f"seg.{output['metric']}"
+    card["network"]["groups"][1] = ["seg.aAcc", "seg.mAcc"]
+
+
+def _relabel_setting(card: dict) -> None:  # a seg predictor passed off as video's
+    card["settings"] = ["video"]
+    for output in card["outputs"][:3]:
+        output["setting"], output["column"] = "video", f"video.{output['metric']}"
+    card["network"]["groups"][:2] = [["video.mIoU"], ["video.mAcc", "video.aAcc"]]
+
+
+def _identity_flops(card: dict) -> None:
+    card["outputs"][3]["transform"] = "identity"
+
+
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
@@ -496,6 +514,15 @@ def _other_feature_set(card: dict) -> None:
         (_drop_head_dropout, r"head_dropout has 1 values for 3 groups"),
         (_other_setting, r"output 'seg\.mIoU' is of no setting in \['video'\]"),
         (_other_feature_set, r"features are not the 27 columns of feature_set embedding"),
+        (
+            _swap_metrics,
+            r"outputs of seg are \['mIoU', 'aAcc', 'mAcc'\]; its metrics are \['mIoU', 'mAcc'",
+        ),
+        (
+            _relabel_setting,
+            r"outputs of video are \['mIoU', 'mAcc', 'aAcc'\]; its metrics are \['top1'",
+        ),
+        (_identity_flops, r"output 'flops': transform identity is not its own"),
     ],
     ids=lambda v: v.__name__.lstrip("_") if callable(v) else "",
 )
