@@ -232,7 +232,8 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     type=click.IntRange(min=0),
     default=DEFAULT_STEPS,
     show_default=True,
-    help="Gradient steps per start (0: evaluate the starts only).",
+    help="Gradient steps per start (0: evaluate the starts only, each as its nearest "
+    "searched architecture with --evaluated-only).",
 )
 @click.option(
     "--starts",
@@ -404,7 +405,8 @@ def _print_final(final: pd.DataFrame, settings: list[str]) -> None:
         click.echo("\t".join(cells))
     infeasible = int((final["status"] == "infeasible").sum())
     if infeasible:
-        click.echo(f"{infeasible} start(s) never met the budget", err=True)
+        hint = "more --steps or a looser budget may reach it (tight budgets take more steps)"
+        click.echo(f"{infeasible} start(s) never met the budget: {hint}", err=True)
 
 
 def _fmt(value: object, digits: int = 2) -> str:
