@@ -418,7 +418,11 @@ class Predictor:
         return torch.where(self._log, values.exp(), values)
 
     def predict(self, items: Sequence[Arch | str]) -> pd.DataFrame:
-        """Predicted metrics of architectures (Arch or code; ``ops`` for nas-bench-201)."""
+        """Predicted metrics of architectures (Arch or code; ``ops`` for nas-bench-201).
+
+        Every column is the model's estimate, ``flops`` and ``params`` too (a few percent
+        off): the exact counts are ``nasmr.complexity.analytic_complexity(arch)``.
+        """
         with torch.no_grad():
             values = self.to_units(self.forward(self.encode(items)).double())
         return pd.DataFrame(values.numpy(), columns=self.columns)
