@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nasmr import paths
 from nasmr.pareto import pareto_front
 from nasmr.rawdrop import search_list_path, trainval_path
 from nasmr.release import MANIFEST, load_manifest, resolve_release
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import WAREHOUSE_NAME, connect, query_frame
 from schemas.release import ReleaseManifest
-from schemas.settings import MR_SETTINGS, SETTINGS
+from schemas.settings import MR_SETTINGS, NB201, SETTINGS
 
 CURVES_TABLE = "curves"
 COMPLEXITY_COLUMNS = ("flops", "params")
@@ -366,18 +367,24 @@ class Benchmark:
     def export_trainval(self, out_dir: Path) -> list[Path]:
         """Write the results back in the raw drop's layout and record format; return the files.
 
-        ``out_dir/data/search_list.txt`` (every search-list code, in order) and
-        ``out_dir/data/<setting>/trainval.pkl`` per MR setting with results, records in the
-        published order, so ``out_dir`` can be ingested like the original drop (and a
-        release of the real drop gives its files back byte for byte).
+        ``out_dir/data/search_list.txt`` (every search-list code, in order, one per line;
+        the last line ends with a newline unless the drop's did not, as its recorded size
+        tells) and ``out_dir/data/<setting>/trainval.pkl`` per setting with results (the MR
+        ones and nas-bench-201), records in the published order, so ``out_dir`` can be
+        ingested like the original drop: a release of the real drop gives its 10 files back
+        byte for byte. A published release is refused as ``out_dir``.
         """
-        from nasmr.export import records_frame, write_trainval
+        from nasmr.export import records_frame, write_nb201_trainval, write_trainval
 
-        out_dir = Path(out_dir)
+        out_dir = paths.outside_releases(Path(out_dir))
         search_list = search_list_path(out_dir)
         search_list.parent.mkdir(parents=True, exist_ok=True)
         codes = self._con.execute("SELECT code FROM architectures ORDER BY search_index").fetchall()
-        search_list.write_text("".join(f"{code}\n" for (code,) in codes))
+        text = "\n".join(code for (code,) in codes)
+        read = self._con.execute(  # the drop's file: did its last line end with a newline?
+            "SELECT bytes FROM sources WHERE path = ?", [search_list_path(Path()).as_posix()]
+        ).fetchone()
+        search_list.write_text(text if read == (len(text.encode()),) else text + "\n")
         written = [search_list]
         results = self._con.execute("SELECT * FROM results").df()
         for setting in self.settings:
@@ -386,4 +393,7 @@ class Benchmark:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_trainval(records_frame(results, setting), setting, path)
                 written.append(path)
+        cells = self._con.execute("SELECT * FROM nb201_results ORDER BY record_index").df()
+        if len(cells):
+            written.append(write_nb201_trainval(cells, trainval_path(out_dir, NB201)))
         return written

@@ -4,27 +4,35 @@ A record holds the setting's metrics, ``flops`` (GMac), ``params`` (M),
 ``input_channel``, ``inverted_residual_setting``, ``last_channel`` and ``embedding``,
 keys in the published order. The file is a pickle (protocol 3) of plain lists, dicts,
 floats and ints, so the authors' tools and :func:`nasmr.rawdrop.load_pickle` both read
-it. Every record is checked against the drop's record contract
-(:mod:`schemas.records`) before anything is written: ingest accepts what export writes.
+it. A nas-bench-201 record is its cell's one-hot ``embedding`` (a float32 NumPy array)
+with ``Acc``, ``Flops`` and ``Params``, pickled (protocol 4) as the drop's file is. Every
+record is checked against the drop's record contract (:mod:`schemas.records`) before
+anything is written: ingest accepts what export writes.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
 from nasmr import paths
 from nasmr.complexity import analytic_complexity
+from nasmr.features import parse_ops
 from nasmr.rawdrop import TRAINVAL
 from nasmr.space import Arch, ArchError
 from schemas.logs import log_setting
-from schemas.records import RECORD_MODELS, Record, describe_errors
+from schemas.records import NB201_OPS, RECORD_MODELS, Nb201Record, Record, describe_errors
 
 PICKLE_PROTOCOL = 3
+NB201_PICKLE_PROTOCOL = 4
+_RECONSTRUCT = np.zeros(0).__reduce__()[0]
+"""The function NumPy pickles an array's construction with (module spelled by version)."""
 
 
 class ExportError(ValueError):
@@ -115,3 +123,47 @@ def export_results(results: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
         )
         for setting in sorted(results["setting"].unique())
     }
+
+
+class _NumPy1Pickler(pickle._Pickler):
+    """Pickles arrays naming ``numpy.core.multiarray._reconstruct``, as NumPy 1 (and the
+    drop's nas-bench-201 file) does, where NumPy 2 writes ``numpy._core``: the same bytes."""
+
+    def save_global(self, obj: object, name: str | None = None) -> None:
+        if obj is not _RECONSTRUCT:
+            super().save_global(obj, name)
+            return
+        self.save("numpy.core.multiarray")
+        self.save("_reconstruct")
+        self.write(pickle.STACK_GLOBAL)
+        self.memoize(obj)
+
+
+def write_nb201_trainval(cells: pd.DataFrame, path: Path) -> Path:
+    """Write nas-bench-201 ``cells`` (``ops``, ``Acc``, ``Flops``, ``Params``), rows in frame
+    order, to ``path`` in the drop's record format; errors name the record and field."""
+    path = Path(path)
+    one_hot = np.eye(len(NB201_OPS), dtype=np.float32)
+    out = []
+    for index, (ops, acc, flops, params) in enumerate(
+        cells[["ops", "Acc", "Flops", "Params"]].itertuples(index=False)
+    ):
+        try:
+            embedding = one_hot[parse_ops(ops)].ravel()
+        except ValueError as err:
+            raise ExportError(f"{path}: record {index}: ops: {err}") from None
+        record = {"embedding": embedding, "Acc": acc, "Flops": flops, "Params": params}
+        record = {k: v if k == "embedding" else float(v) for k, v in record.items()}
+        try:
+            Nb201Record.model_validate(record)
+        except ValidationError as err:
+            field, reason = describe_errors(err)[0]
+            raise ExportError(f"{path}: record {index} ({ops}): {field}: {reason}") from None
+        out.append(record)
+    buffer = io.BytesIO()
+    _NumPy1Pickler(buffer, protocol=NB201_PICKLE_PROTOCOL).dump(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(buffer.getvalue())
+    partial.replace(path)
+    return path

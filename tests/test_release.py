@@ -809,6 +809,19 @@ def test_cli_publish_list_and_diff(build: Path, tmp_path: Path) -> None:
     assert diff.exit_code == 0 and "patch changes" in diff.output
 
 
+def test_export_refuses_to_write_into_a_release(releases: Path, tmp_path: Path) -> None:
+    """Root passes the read-only modes: the export must not add files to a release."""
+    root = copy_release(releases, tmp_path / "releases")
+    args = ["export", "trainval", "--release", "1.0.0", "--releases", str(root), "--out"]
+    inside = CliRunner().invoke(main, [*args, str(root / "1.0.0" / "x")])
+    assert inside.exit_code == 1 and "lies inside the published release" in inside.output
+    assert verify_release("1.0.0", root).ok
+    (tmp_path / "afile").write_text("")
+    blocked = CliRunner().invoke(main, [*args, str(tmp_path / "afile" / "sub")])
+    assert blocked.exit_code == 1 and isinstance(blocked.exception, SystemExit)
+    assert "afile" in blocked.output
+
+
 def test_export_trainval_round_trips_through_ingest(releases: Path, tmp_path: Path) -> None:
     out = tmp_path / "export"
     result = CliRunner().invoke(
@@ -826,10 +839,12 @@ def test_export_trainval_round_trips_through_ingest(releases: Path, tmp_path: Pa
     )
     assert result.exit_code == 0, result.output
     inputs = {s.path: s.sha256 for s in load_manifest(releases / "1.0.0").sources}
-    for setting in set(MR_SETTINGS) - {"3ddet"}:  # the published files, byte for byte
-        exported = sha256(trainval_path(out, setting))
-        assert exported == inputs[trainval_path(Path(), setting).as_posix()], setting
+    exported = {p.relative_to(out).as_posix(): sha256(p) for p in out.rglob("*") if p.is_file()}
+    assert exported == inputs  # every input file of the drop, byte for byte
     rebuilt = ingest(out, tmp_path / "rebuilt", method="analytic")
+    for table in ("ingest_report", "quarantine", "nb201_results"):
+        released = pd.read_parquet(releases / "1.0.0" / "parquet" / f"{table}.parquet")
+        pd.testing.assert_frame_equal(rebuilt.tables[table], released, obj=table)
     published = pd.read_parquet(releases / "1.0.0" / "parquet" / "results.parquet")
     pd.testing.assert_frame_equal(rebuilt.tables["results"], published)
     architectures = pd.read_parquet(releases / "1.0.0" / "parquet" / "architectures.parquet")

@@ -138,7 +138,7 @@ def trainval(ref: str, out_dir: Path, releases_dir: Path) -> None:
     try:
         with Benchmark.open(ref, releases_dir) as bench:
             written = bench.export_trainval(out_dir)
-    except ReleaseError as err:
+    except (ReleaseError, paths.ReleaseFolderError, OSError) as err:
         raise click.ClickException(str(err)) from err
     for path in written:
         click.echo(path)
