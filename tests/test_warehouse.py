@@ -344,6 +344,15 @@ def test_cli_sql_formats(built: IngestResult) -> None:
         {"setting": "3ddet", "status": "missing", "read": 0},
         {"setting": "seg", "status": "ok", "read": 5},
     ]
+    # for machines: every digit of a double (nas-bench-201's Acc has 17), and valid JSON
+    exact = "SELECT 25.766666615804038 :: DOUBLE AS acc, 'NaN' :: DOUBLE AS nan, [1.5] AS xs"
+    as_json = CliRunner().invoke(
+        main, ["sql", "--warehouse", str(built.warehouse), "--format", "json", exact]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output, parse_constant=pytest.fail) == [
+        {"acc": 25.766666615804038, "nan": None, "xs": [1.5]}
+    ]
     none = [
         "sql",
         "--warehouse",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+from decimal import Decimal
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 
@@ -112,11 +114,32 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
         raise click.ClickException(f"SQL error: {err}") from err
     if fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
-    elif fmt == "json":
-        records = json.loads(frame.to_json(orient="records", date_format="iso", date_unit="us"))
-        click.echo(json.dumps(records, indent=2))
+    elif fmt == "json":  # Python writes floats exactly; pandas' to_json keeps 10 digits
+
+        def cell(value: Any) -> Any:
+            """None for what JSON has no number for: NULL, NaN, infinities, NaT."""
+            if isinstance(value, float):
+                return value if math.isfinite(value) else None
+            return None if pd.api.types.is_scalar(value) and pd.isna(value) else value
+
+        records = frame.astype(object).map(cell).to_dict(orient="records")
+        click.echo(json.dumps(records, indent=2, default=_json_default))
     elif frame.empty:  # pandas would print "Empty DataFrame" and the column list
         click.echo("  ".join(map(str, frame.columns)) + "\n(0 rows)")
     else:  # pandas trims the trailing zeros every value of a column has
         with pd.option_context("display.precision", TABLE_DECIMALS):
             click.echo(frame.to_string(index=False))
+
+
+def _json_default(value: Any) -> Any:
+    """What ``json`` cannot write itself: times in ISO 8601, arrays as lists, NumPy scalars as
+    numbers, bytes as hex."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"no JSON form for {type(value).__name__}")
