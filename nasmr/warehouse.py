@@ -156,6 +156,13 @@ def view_statements() -> list[str]:
     return statements
 
 
+DUCKDB_MAGIC = b"DUCK"
+"""Bytes 8-11 of every DuckDB database file."""
+
+BUILT_IN_NAMES = frozenset({"memory", "system", "temp", "main", "information_schema", "pg_catalog"})
+"""Catalog and schema names every DuckDB connection has: no name for an attached file."""
+
+
 def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """Open the warehouse (default ``nasmr.paths.warehouse_file()``) for queries.
 
@@ -174,6 +181,9 @@ def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPy
             f"no warehouse at {path}: run `nasmr ingest` (or `nasmr build`) first, "
             "or point --warehouse / NASMR_WAREHOUSE at one"
         )
+    with path.open("rb") as file:
+        if file.read(12)[8:] != DUCKDB_MAGIC:  # DuckDB would say 'Cannot launch in-memory ...'
+            raise FileNotFoundError(f"{path} is not a DuckDB file (as {WAREHOUSE_NAME} is)")
     con = _attach_read_only(path) if read_only else duckdb.connect(str(path))
     con.execute("SET enable_progress_bar = false")  # it prints to stdout, into piped output
     return con
@@ -187,7 +197,7 @@ def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     """
     con = duckdb.connect()
     name = next((part for part in path.name.split(".") if part), "warehouse")
-    if name.lower() in ("memory", "system", "temp"):  # catalogs every database already has
+    if name.lower() in BUILT_IN_NAMES:  # taken, or shadowing the tables by a schema's name
         name += "_db"
     con.execute(f"ATTACH '{_quote(str(path))}' AS {sql_identifier(name)} (READ_ONLY)")
     con.execute(f"USE {sql_identifier(name)}")

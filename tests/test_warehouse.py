@@ -187,7 +187,13 @@ def test_a_connection_kept_open_does_not_hide_a_rebuild(
 
 @pytest.mark.parametrize(
     ("file", "catalog"),
-    [(".nasmr.duckdb", "nasmr"), ("v1.2.duckdb", "v1"), ("memory.duckdb", "memory_db")],
+    [
+        (".nasmr.duckdb", "nasmr"),
+        ("v1.2.duckdb", "v1"),
+        ("memory.duckdb", "memory_db"),
+        ("main.duckdb", "main_db"),
+        ("information_schema.duckdb", "information_schema_db"),
+    ],
 )
 def test_read_only_connections_open_any_file_name(
     built: IngestResult, tmp_path: Path, file: str, catalog: str
@@ -200,6 +206,14 @@ def test_read_only_connections_open_any_file_name(
         assert con.sql("SELECT current_database()").fetchall() == [(catalog,)]
         rows = len(built.tables["results"])
         assert con.sql("SELECT count(*) FROM results").fetchall() == [(rows,)]
+
+
+def test_a_file_that_is_no_duckdb_database_is_named_as_such(tmp_path: Path) -> None:
+    """DuckDB itself says 'Cannot launch in-memory database in read-only mode!'."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"manifest\.json is not a DuckDB file"):
+        connect(manifest)
 
 
 @pytest.mark.skipif(not PROC_LOCKS.is_file(), reason="writers are found in Linux's /proc/locks")
