@@ -26,7 +26,7 @@ NAS-Bench-201 cells live in another space; query them with
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
@@ -358,9 +358,10 @@ class Benchmark:
         )
         return frame[frame[metric].notna()]
 
-    def sql(self, query: str, parameters: list[Any] | None = None) -> pd.DataFrame:
-        """Run a read-only SQL query on the release's DuckDB file."""
-        return query_frame(self._con, query, parameters or [])
+    def sql(self, query: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> pd.DataFrame:
+        """Run a read-only SQL query on the release's DuckDB file; ``parameters`` fill ``?``
+        (a list) or ``$name`` (a dict)."""
+        return query_frame(self._con, query, parameters)
 
     # -- export ----------------------------------------------------------------------------
 

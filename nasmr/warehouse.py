@@ -210,14 +210,20 @@ def sql_identifier(name: str) -> str:
 
 
 def query_frame(
-    con: duckdb.DuckDBPyConnection, query: str, parameters: Sequence[object] = ()
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    parameters: Sequence[object] | Mapping[str, object] = (),
 ) -> pd.DataFrame:
     """The result of ``query`` (of its last statement) as a DataFrame.
 
-    DuckDB returns no result at all for a query without statements (empty, or only
-    comments); that is refused with a ``ValueError`` rather than printed as nothing.
+    ``parameters`` fill ``?`` (a sequence) or ``$name`` (a mapping). DuckDB returns no
+    result at all for a query without statements (empty, or only comments); that is
+    refused with a ``ValueError`` rather than printed as nothing.
     """
-    result = con.execute(query, list(parameters))
+    if isinstance(parameters, str | bytes):  # list() would make one parameter per character
+        raise TypeError(f"SQL parameters are a list or a dict, not {type(parameters).__name__}")
+    values = dict(parameters) if isinstance(parameters, Mapping) else list(parameters)
+    result = con.execute(query, values)
     if result is None:
         raise ValueError(f"no SQL statement in {query!r}")
     return result.df()

@@ -238,6 +238,17 @@ def test_sql_is_read_only(bench: Benchmark) -> None:
         bench.sql("-- all commented out")
 
 
+def test_sql_takes_positional_and_named_parameters(bench: Benchmark) -> None:
+    """A dict fills $names (it failed as a 'count mismatch'); a bare string is refused, where
+    it became one parameter per character."""
+    code = bench.arch(0).code
+    query = "SELECT search_index FROM architectures WHERE code = "
+    positional = bench.sql(query + "?", [code])["search_index"].item()
+    assert bench.sql(query + "$code", {"code": code})["search_index"].item() == positional == 0
+    with pytest.raises(TypeError, match="SQL parameters are a list or a dict, not str"):
+        bench.sql(query + "?", code)
+
+
 def test_curves_join_the_query_when_the_release_has_them(build: Path, tmp_path: Path) -> None:
     source = tmp_path / "build"
     shutil.copytree(build / "parquet", source / "parquet")
