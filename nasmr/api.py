@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -316,18 +316,21 @@ class Benchmark:
         return frame[frame[list(table.metrics)].notna().any(axis=1)].reset_index(drop=True)
 
     def best(
-        self, setting: str, metric: str, max_gflops: float | None = None, k: int = 10
+        self, setting: str, metric: str, *, max_gflops: float | None = None, k: int = 10
     ) -> pd.DataFrame:
         """The ``k`` architectures with the highest ``metric``, optionally within a FLOPs budget.
 
         Ties go to fewer FLOPs, then search-list order. Columns: index (position among the
         evaluated architectures, for :meth:`arch`), search_index (0-based line of
         ``search_list.txt``, as in the ``architectures`` table), code, the metric, flops, params.
+        ``max_gflops`` and ``k`` are keywords: ``best("seg", "mIoU", 5)`` read as a budget
+        of 5 GMac would drop the best architectures without a word.
         """
-        if k < 1:  # head(-1) would silently return every row but the last
-            raise ValueError(f"k must be at least 1, got {k}")
-        if max_gflops is not None and math.isnan(max_gflops):  # every comparison with NaN fails
-            raise ValueError(f"max_gflops must be a number or None, got {max_gflops}")
+        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+            raise ValueError(f"k must be a whole number of at least 1, got {k!r}")  # head(-1)...
+        budget_ok = isinstance(max_gflops, Real) and not isinstance(max_gflops, bool)
+        if max_gflops is not None and not (budget_ok and not math.isnan(max_gflops)):
+            raise ValueError(f"max_gflops must be a number or None, got {max_gflops!r}")
         frame = self._frame(setting, metric)
         if max_gflops is not None:
             frame = frame[frame["flops"] <= max_gflops]

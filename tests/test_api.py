@@ -148,11 +148,15 @@ def test_best_is_the_top_k_within_the_budget(bench: Benchmark) -> None:
     assert [bench.codes[i] for i in top["index"]] == top["code"].tolist()
     assert bench.best("seg", "mIoU", k=1)["mIoU"].item() == frame["mIoU"].max()
     assert bench.best("seg", "mIoU", max_gflops=0.0).empty
-    with pytest.raises(ValueError, match="max_gflops must be a number or None, got nan"):
-        bench.best("seg", "mIoU", max_gflops=float("nan"))
-    for k in (0, -1):
-        with pytest.raises(ValueError, match=f"k must be at least 1, got {k}"):
+    for budget in (float("nan"), True, "1"):
+        refused = f"max_gflops must be a number or None, got {budget!r}"
+        with pytest.raises(ValueError, match=refused):
+            bench.best("seg", "mIoU", max_gflops=budget)
+    for k in (0, -1, 2.5, True):  # 2.5 and True failed inside pandas
+        with pytest.raises(ValueError, match=f"k must be a whole number of at least 1, got {k}"):
             bench.best("seg", "mIoU", k=k)
+    with pytest.raises(TypeError, match="positional argument"):  # 5 GMac, or k=5?
+        bench.best("seg", "mIoU", 5)
 
 
 def test_index_is_the_position_among_evaluated_and_search_index_the_line(
