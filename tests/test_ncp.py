@@ -450,4 +450,4 @@ def test_cli_search_names_an_unreadable_warehouse(seg_predictor: Predictor, tmp_
     args += ["--predictors", str(tmp_path), "--warehouse", str(warehouse)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
-    assert f"{warehouse}: cannot read the warehouse" in result.output
+    assert f"{warehouse} is not a DuckDB file" in result.output
