@@ -112,6 +112,7 @@ PRIMARY_KEYS: dict[str, list[str]] = {
     "results": list(RECORD_KEY),
     "complexity": ["code"],
     "sources": ["path"],
+    "ingest_report": ["source_file"],
     "nb201_results": ["ops"],
 }
 """Columns that identify a row of each keyed table (the Data Package declares them)."""
@@ -336,19 +337,31 @@ def _record_values(table: str, columns: Iterable[str]) -> list[str]:
     return []
 
 
-def _records(source: Path | None) -> pd.DataFrame:
-    """Every record value of a build or release, long: setting, code, metric, value."""
+def _tables(source: Path | None) -> dict[str, pd.DataFrame]:
+    """Every warehouse table a build or release holds (none for ``None``), each read once."""
+    if source is None:
+        return {}
+    paths = {table: Path(source) / PARQUET_DIR / f"{table}.parquet" for table in TABLE_DOCS}
+    return {table: pd.read_parquet(path) for table, path in paths.items() if path.is_file()}
+
+
+def _records(tables: dict[str, pd.DataFrame], source: Path | None) -> pd.DataFrame:
+    """Every record value of a build or release's ``tables``, long: setting, code, metric,
+    value (none without a source)."""
     columns = [*RECORD_KEY, "value"]
     if source is None:
         return pd.DataFrame({c: pd.Series(dtype="str") for c in RECORD_KEY} | {"value": []})
-    results = _read_table(source, "results")[columns]
+    missing = [t for t in ("results", "nb201_results", COMPLEXITY) if t not in tables]
+    if missing:
+        raise ReleaseError(f"{source}: table {missing[0]} is missing from {PARQUET_DIR}/")
+    results = tables["results"][columns]
     nb201 = (
-        _read_table(source, "nb201_results")
+        tables["nb201_results"]
         .rename(columns={"ops": "code"})
         .melt(id_vars="code", value_vars=_record_values("nb201_results", []), var_name="metric")
         .assign(setting=NB201)
     )
-    complexity = _read_table(source, COMPLEXITY)
+    complexity = tables[COMPLEXITY]
     counts = _record_values(COMPLEXITY, complexity.columns)
     complexity = complexity.melt(id_vars="code", value_vars=counts, var_name="metric").assign(
         setting=COMPLEXITY
@@ -358,10 +371,15 @@ def _records(source: Path | None) -> pd.DataFrame:
 
 
 def _diff(old: Path | None, new: Path) -> ReleaseDiff:
-    """Schema and record changes from ``old`` (None: nothing) to ``new``."""
+    """Schema, record, table and model-output changes from ``old`` (None: nothing) to ``new``."""
     schema = _schema_changes(old, new)
-    merged = _records(old).merge(
-        _records(new), on=list(RECORD_KEY), how="outer", suffixes=("_old", "_new"), indicator=True
+    before, after = _tables(old), _tables(new)
+    merged = _records(before, old).merge(
+        _records(after, new),
+        on=list(RECORD_KEY),
+        how="outer",
+        suffixes=("_old", "_new"),
+        indicator=True,
     )
     same = (merged["value_old"] == merged["value_new"]) | (
         merged["value_old"].isna() & merged["value_new"].isna()
@@ -380,31 +398,29 @@ def _diff(old: Path | None, new: Path) -> ReleaseDiff:
         SettingChanges(str(name), int(row.added), int(row.removed), int(row.changed))
         for name, row in sorted(counts.iterrows(), key=lambda item: order.get(item[0], 99))
     )
-    return ReleaseDiff(tuple(schema), settings, _model_changes(old, new), _table_changes(old, new))
+    tables = _table_changes(before, after) if old is not None else ()
+    return ReleaseDiff(tuple(schema), settings, _model_changes(old, new), tables)
 
 
 def _differs(before: pd.Series, after: pd.Series) -> pd.Series:
     """Row-wise inequality of two aligned columns, a missing value equal to a missing one."""
     unequal = before.ne(after).fillna(True).astype(bool)  # a missing value vs a value
-    return (unequal & ~(before.isna() & after.isna())).to_numpy()
+    return unequal & ~(before.isna() & after.isna())
 
 
-def _table_changes(old: Path | None, new: Path) -> tuple[TableChanges, ...]:
-    """Rows of each table present in both sources that were added, removed or changed, in
-    the columns that both have, but the records' values (counted per setting) and times.
+def _table_changes(
+    old: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame]
+) -> tuple[TableChanges, ...]:
+    """Rows of each table present in both that were added, removed or changed, in the
+    columns that both have, but the records' values (counted per setting) and times.
 
     Keyed tables (``PRIMARY_KEYS``) match rows by key; the record tables (results,
     nb201_results, complexity) only by key, since their added and removed rows are the
-    records'. Other tables (quarantine, ingest_report) compare as collections of rows.
+    records'. A table without a key (quarantine) compares as a collection of rows.
     """
-    if old is None:
-        return ()
     found = []
-    for table in TABLE_DOCS:
-        paths = [Path(root) / PARQUET_DIR / f"{table}.parquet" for root in (old, new)]
-        if not all(path.is_file() for path in paths):
-            continue  # a schema change
-        before, after = (pd.read_parquet(path) for path in paths)
+    for table in [t for t in TABLE_DOCS if t in old and t in new]:  # else a schema change
+        before, after = old[table], new[table]
         key = PRIMARY_KEYS.get(table, [])
         skipped = {*key, *TIME_COLUMNS.get(table, ()), *_record_values(table, before.columns)}
         columns = [c for c in before.columns if c in after.columns and c not in skipped]
@@ -419,15 +435,16 @@ def _table_changes(old: Path | None, new: Path) -> tuple[TableChanges, ...]:
             after[key + columns], on=key, how="outer", suffixes=("_old", "_new"), indicator=True
         )
         both = merged[merged["_merge"] == "both"]
-        differ = {c: _differs(both[f"{c}_old"], both[f"{c}_new"]) for c in columns}
-        changed = sum(differ.values(), start=pd.Series(False, index=both.index).to_numpy())
+        differ = pd.DataFrame(
+            {c: _differs(both[f"{c}_old"], both[f"{c}_new"]) for c in columns}, index=both.index
+        )
         records = bool(_record_values(table, before.columns))
         counts = TableChanges(
             table,
             0 if records else int((merged["_merge"] == "right_only").sum()),
             0 if records else int((merged["_merge"] == "left_only").sum()),
-            int(changed.sum()),
-            tuple(c for c, rows in differ.items() if rows.any()),
+            int(differ.any(axis=1).sum()),
+            tuple(c for c in columns if differ[c].any()),
         )
         if counts.added or counts.removed or counts.changed:
             found.append(counts)

@@ -520,6 +520,9 @@ def edited_build(build: Path, target: Path, edit: str) -> Path:
         tables["results"] = results[~(gone & (results["setting"] == "seg"))]
     elif edit == "column":
         tables["complexity"] = tables["complexity"].assign(latency_ms=1.0)
+    elif edit == "reason":  # ingest_report.reason reworded (nasmr 0.1's named the drop's path)
+        report = tables["ingest_report"]
+        report.loc[report["status"] == "missing", "reason"] += " at /somewhere"
     elif edit == "lost":  # video's file gone from the drop
         tables["results"] = results[results["setting"] != "video"]
         report = tables["ingest_report"]
@@ -548,6 +551,7 @@ def edited_build(build: Path, target: Path, edit: str) -> Path:
         ("column", "2.0.0", "major", {}),
         ("model", "1.0.1", "patch", {}),
         ("order", "1.0.1", "patch", {}),
+        ("reason", "1.0.1", "patch", {}),
     ],
 )
 def test_propose_version_bumps_by_kind_of_change(
@@ -578,15 +582,14 @@ def test_propose_version_bumps_by_kind_of_change(
     # a reordered drop changes what users read (arch(0), export) without changing a record;
     # when a build ran is no change
     found_tables = {t.table: (t.added, t.removed, t.changed, t.columns) for t in diff.tables}
-    assert found_tables == (
-        {
+    assert found_tables == {
+        "order": {
             "architectures": (0, 0, 2, ("search_index",)),
             "results": (0, 0, 6, ("record_index",)),
             "sources": (0, 0, 1, ("sha256",)),
-        }
-        if edit == "order"
-        else {}
-    )
+        },
+        "reason": {"ingest_report": (0, 0, 1, ("reason",))},  # a changed row, not a new one
+    }.get(edit, {})
     if edit == "order":
         assert "| architectures | 0 | 0 | 2 | search_index |" in diff.to_markdown()
 
