@@ -361,10 +361,12 @@ class Benchmark:
         )
         return frame[frame[metric].notna()]
 
-    def sql(self, query: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> pd.DataFrame:
+    def sql(
+        self, query: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> pd.DataFrame:
         """Run a read-only SQL query on the release's DuckDB file; ``parameters`` fill ``?``
         (a list) or ``$name`` (a dict)."""
-        return query_frame(self._con, query, parameters)
+        return query_frame(self._con, query, () if parameters is None else parameters)
 
     # -- export ----------------------------------------------------------------------------
 

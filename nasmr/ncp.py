@@ -49,7 +49,7 @@ from nasmr.features import (
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STEPS
 from nasmr.predictor import Predictor, PredictorError, load_predictor, predictor_name
 from nasmr.space import Arch
-from schemas.settings import MR_SETTINGS, get_setting
+from schemas.settings import NCP_SETTINGS, get_setting
 
 BARRIER = 10.0
 """Weight of the log-cost push while a start is over a hard budget."""
@@ -73,9 +73,9 @@ class Objective:
     def __post_init__(self) -> None:
         if not self.weights:
             raise ValueError("objective needs at least one setting weight")
-        not_mr = [s for s in self.weights if s not in MR_SETTINGS]
+        not_mr = [s for s in self.weights if s not in NCP_SETTINGS]
         if not_mr:
-            raise ValueError(f"objective settings {not_mr}: NCP searches {', '.join(MR_SETTINGS)}")
+            raise ValueError(f"objective settings {not_mr}: NCP searches {', '.join(NCP_SETTINGS)}")
         numbers = {f"weight of {s}": w for s, w in self.weights.items()}
         numbers |= {"cost_weight": self.cost_weight}
         optional = {"max_gflops": self.max_gflops, "max_mparams": self.max_mparams}

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, model_validator
 
-from schemas.settings import get_setting
+from schemas.settings import PREDICTOR_SETTINGS, get_setting
 
 CARD_FORMAT = 2
 """Version of the card layout; a loader refuses cards of another format."""
@@ -202,6 +202,11 @@ class PredictorCard(_Frozen):
                 raise ValueError(f"output {o.column!r} is of no setting in {list(self.settings)}")
             if (o.transform == "log") != (o.metric in COMPLEXITY_METRICS):
                 raise ValueError(f"output {o.column!r}: transform {o.transform} is not its own")
+        unknown = [s for s in self.settings if s not in PREDICTOR_SETTINGS]
+        if unknown:
+            raise ValueError(
+                f"settings {unknown}: predictors are of {', '.join(PREDICTOR_SETTINGS)}"
+            )
         for setting in self.settings:  # a relabelled or reordered output would mislabel values
             metrics = [o.metric for o in self.outputs if o.setting == setting]
             expected = list(get_setting(setting).metrics)

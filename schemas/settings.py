@@ -129,6 +129,9 @@ MR_SETTINGS: tuple[str, ...] = tuple(name for name, s in SETTINGS.items() if s.i
 PREDICTOR_SETTINGS: tuple[str, ...] = tuple(name for name, s in SETTINGS.items() if s.published)
 """The settings a predictor can exist for: those with published results (not 3ddet)."""
 
+NCP_SETTINGS: tuple[str, ...] = tuple(s for s in PREDICTOR_SETTINGS if s in MR_SETTINGS)
+"""The settings NCP can search: MR settings with published results."""
+
 
 def check_predictor_settings(names: list[str]) -> list[str]:
     """``names`` when each can have a predictor; else a ValueError naming the others. A typo

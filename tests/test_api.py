@@ -249,6 +249,7 @@ def test_sql_takes_positional_and_named_parameters(bench: Benchmark) -> None:
     query = "SELECT search_index FROM architectures WHERE code = "
     positional = bench.sql(query + "?", [code])["search_index"].item()
     assert bench.sql(query + "$code", {"code": code})["search_index"].item() == positional == 0
+    assert bench.sql("SELECT 1 AS one", None)["one"].item() == 1  # None: no parameters
     with pytest.raises(TypeError, match="SQL parameters are a list or a dict, not str"):
         bench.sql(query + "?", code)
 

@@ -200,6 +200,7 @@ def test_objective_refuses_weights_that_maximise_nothing(
         ({"weights": {"seg": 1.0}, "max_gflops": True}, "max_gflops must be a finite number"),
         ({"weights": {"sge": 1.0}}, r"objective settings \['sge'\]: NCP searches seg, seg-4x"),
         ({"weights": {"nas-bench-201": 1.0}}, r"settings \['nas-bench-201'\]"),
+        ({"weights": {"3ddet": 1.0}}, r"settings \['3ddet'\]: NCP searches seg, .*video-p$"),
     ],
 )
 def test_objective_names_a_bad_argument_when_made(arguments: dict, message: str) -> None:

@@ -503,6 +503,13 @@ def _identity_flops(card: dict) -> None:
     card["outputs"][3]["transform"] = "identity"
 
 
+def _unknown_setting(card: dict) -> None:  # a KeyError traceback from nasmr predict
+    card["settings"] = ["sge"]
+    for output in card["outputs"][:3]:
+        output["setting"], output["column"] = "sge", f"sge.{output['metric']}"
+    card["network"]["groups"][:2] = [["sge.mIoU"], ["sge.mAcc", "sge.aAcc"]]
+
+
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
@@ -523,6 +530,7 @@ def _identity_flops(card: dict) -> None:
             r"outputs of video are \['mIoU', 'mAcc', 'aAcc'\]; its metrics are \['top1'",
         ),
         (_identity_flops, r"output 'flops': transform identity is not its own"),
+        (_unknown_setting, r"settings \['sge'\]: predictors are of seg, seg-4x"),
     ],
     ids=lambda v: v.__name__.lstrip("_") if callable(v) else "",
 )

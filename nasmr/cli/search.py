@@ -11,10 +11,11 @@ import click
 from nasmr import paths
 from nasmr.cli.options import seeds_option, warehouse_option, warehouse_origin, workers_option
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
-from schemas.settings import MR_SETTINGS, PREDICTOR_SETTINGS, check_predictor_settings
-
-_NCP_SETTINGS = [s for s in PREDICTOR_SETTINGS if s in MR_SETTINGS]
-"""The settings NCP can search: MR settings with published results."""
+from schemas.settings import (
+    NCP_SETTINGS,
+    PREDICTOR_SETTINGS,
+    check_predictor_settings,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,7 +189,7 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
 @click.command()
 @click.option(
     "--setting",
-    type=click.Choice(_NCP_SETTINGS),
+    type=click.Choice(NCP_SETTINGS),
     default=None,
     help="Maximise this setting's primary metric (its own predictor).",
 )
@@ -360,7 +361,7 @@ def _objective_weights(
             raise click.UsageError("--weights goes with --settings")
         return {setting: 1.0}
     names = _split_names(several or "")
-    not_mr = [n for n in names if n not in _NCP_SETTINGS]
+    not_mr = [n for n in names if n not in NCP_SETTINGS]
     if not_mr:
         raise click.BadParameter(
             f"{', '.join(not_mr)}: NCP searches MR settings only", param_hint="--settings"
