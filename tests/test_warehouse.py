@@ -359,13 +359,14 @@ def test_cli_sql_formats(built: IngestResult) -> None:
         {"setting": "seg", "status": "ok", "read": 5},
     ]
     # for machines: every digit of a double (nas-bench-201's Acc has 17), and valid JSON
-    exact = "SELECT 25.766666615804038 :: DOUBLE AS acc, 'NaN' :: DOUBLE AS nan, [1.5] AS xs"
+    exact = "SELECT 25.766666615804038 :: DOUBLE AS acc, 'NaN' :: DOUBLE AS nan, "
+    exact += "[1.5, 'inf' :: DOUBLE] AS xs, {'a': 'NaN' :: DOUBLE} AS s"
     as_json = CliRunner().invoke(
         main, ["sql", "--warehouse", str(built.warehouse), "--format", "json", exact]
     )
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output, parse_constant=pytest.fail) == [
-        {"acc": 25.766666615804038, "nan": None, "xs": [1.5]}
+        {"acc": 25.766666615804038, "nan": None, "xs": [1.5, None], "s": {"a": None}}
     ]
     none = [
         "sql",

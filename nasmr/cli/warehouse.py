@@ -116,30 +116,31 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
         click.echo(frame.to_csv(index=False), nl=False)
     elif fmt == "json":  # Python writes floats exactly; pandas' to_json keeps 10 digits
 
-        def cell(value: Any) -> Any:
-            """None for what JSON has no number for: NULL, NaN, infinities, NaT."""
+        def plain(value: Any) -> Any:
+            """``value`` as JSON holds it: NULL, NaN, infinities and NaT as null, at any depth
+            of a list or struct; times in ISO 8601, bytes as hex."""
+            if hasattr(value, "tolist") and not pd.api.types.is_scalar(value):
+                value = value.tolist()  # a NumPy array: a list of Python values
+            if isinstance(value, dict):
+                return {key: plain(item) for key, item in value.items()}
+            if isinstance(value, list | tuple):
+                return [plain(item) for item in value]
+            if pd.isna(value):
+                return None
             if isinstance(value, float):
                 return value if math.isfinite(value) else None
-            return None if pd.api.types.is_scalar(value) and pd.isna(value) else value
+            if hasattr(value, "isoformat"):
+                return value.isoformat()
+            if isinstance(value, bytes | bytearray):
+                return value.hex()
+            if isinstance(value, Decimal):
+                return float(value)
+            return value.item() if hasattr(value, "item") else value  # NumPy scalars
 
-        records = frame.astype(object).map(cell).to_dict(orient="records")
-        click.echo(json.dumps(records, indent=2, default=_json_default))
+        records = [plain(row) for row in frame.to_dict(orient="records")]
+        click.echo(json.dumps(records, indent=2, allow_nan=False))
     elif frame.empty:  # pandas would print "Empty DataFrame" and the column list
         click.echo("  ".join(map(str, frame.columns)) + "\n(0 rows)")
     else:  # pandas trims the trailing zeros every value of a column has
         with pd.option_context("display.precision", TABLE_DECIMALS):
             click.echo(frame.to_string(index=False))
-
-
-def _json_default(value: Any) -> Any:
-    """What ``json`` cannot write itself: times in ISO 8601, arrays as lists, NumPy scalars as
-    numbers, bytes as hex."""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return value.hex()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"no JSON form for {type(value).__name__}")
