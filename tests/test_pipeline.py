@@ -20,15 +20,16 @@ from nasmr import ncp, paths, warehouse
 from nasmr.complexity import Complexity, module_complexity_many
 from nasmr.predictor import train_all
 from nasmr.rawdrop import load_pickle, trainval_path
-from nasmr.release import list_releases
+from nasmr.release import ReleaseError, list_releases, publish_release
 from nasmr.space import Arch, sample
 from nasmr.warehouse import connect
 from pipelines.assets.models import NCP_SEARCHES, search_evaluation
+from pipelines.assets.release import release
 from pipelines.assets.warehouse import rule_checks
 from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
-from pipelines.resources import BuildDir, BuildOptions, RawDrop
+from pipelines.resources import BuildDir, BuildOptions, RawDrop, ReleaseDir
 from pipelines.run import BuildOutcome, local_instance, run_job
 from pipelines.sensors import raw_drop_sensor
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS
@@ -744,6 +745,27 @@ def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         [run] = instance.get_runs()
     assert run.job_name == "ingest" and run.is_success
+
+
+def test_the_release_step_refuses_a_build_that_lost_a_setting(tmp_path: Path) -> None:
+    """cls-10c's file gone from the drop after release 1.0.0: every check passes (a missing
+    file is a status), so the release step is what must stop a release without cls-10c."""
+    _, records, raw = _video_drop(tmp_path, seed=5)
+    cls = pickle.dumps([{**r, "top1": 60.0} for r in records])
+    trainval_path(raw, "cls-10c").parent.mkdir(parents=True)
+    trainval_path(raw, "cls-10c").write_bytes(cls)
+    out, releases = tmp_path / "out", tmp_path / "releases"
+    warehouse.ingest(raw, out, method="analytic")
+    publish_release(out, releases)
+    trainval_path(raw, "cls-10c").unlink()
+    warehouse.ingest(raw, out, method="analytic")
+    resources = {"build_dir": BuildDir(path=str(out)), "raw_drop": RawDrop(path=str(raw))}
+    with (
+        dg.build_asset_context() as context,
+        pytest.raises(ReleaseError, match=r"no results of cls-10c, which release 1\.0\.0 has"),
+    ):
+        release(context, release_dir=ReleaseDir(path=str(releases)), **resources)
+    assert [m.version for m in list_releases(releases)] == ["1.0.0"]
 
 
 def test_search_evaluation_without_mr_predictors_is_skipped_not_failed(tmp_path: Path) -> None:
