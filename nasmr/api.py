@@ -382,7 +382,7 @@ class Benchmark:
         """
         from nasmr.export import records_frame, write_nb201_trainval, write_trainval
 
-        out_dir = paths.outside_releases(Path(out_dir))
+        out_dir = paths.outside_releases(Path(out_dir), "export elsewhere (--out)")
         search_list = search_list_path(out_dir)
         search_list.parent.mkdir(parents=True, exist_ok=True)
         codes = self._con.execute("SELECT code FROM architectures ORDER BY search_index").fetchall()

@@ -80,9 +80,14 @@ def write_trainval(records: pd.DataFrame, setting: str, path: Path) -> Path:
         _record(row, spec.metrics, model, path, i)
         for i, row in enumerate(records[needed].itertuples(index=False))
     ]
+    return _write_whole(path, pickle.dumps(out, protocol=PICKLE_PROTOCOL))
+
+
+def _write_whole(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a ``.partial`` file, so no half-written file is left."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(pickle.dumps(out, protocol=PICKLE_PROTOCOL))
+    partial.write_bytes(data)
     partial.replace(path)
     return path
 
@@ -162,8 +167,4 @@ def write_nb201_trainval(cells: pd.DataFrame, path: Path) -> Path:
         out.append(record)
     buffer = io.BytesIO()
     _NumPy1Pickler(buffer, protocol=NB201_PICKLE_PROTOCOL).dump(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(buffer.getvalue())
-    partial.replace(path)
-    return path
+    return _write_whole(path, buffer.getvalue())

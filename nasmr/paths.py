@@ -39,9 +39,10 @@ class ReleaseFolderError(Exception):
     """Build outputs were about to be written into a published release, which is immutable."""
 
 
-def outside_releases(folder: Path) -> Path:
+def outside_releases(folder: Path, advice: str | None = None) -> Path:
     """``folder``, checked for writing build outputs into: a published release, or a folder
-    inside one, is refused (its read-only folders stop other writers, but not root)."""
+    inside one, is refused (its read-only folders stop other writers, but not root), with
+    ``advice`` on where to write instead (default: a build's)."""
     folder = Path(folder)
     resolved = folder.resolve()
     for parent in (resolved, *resolved.parents):
@@ -53,8 +54,11 @@ def outside_releases(folder: Path) -> Path:
             )
             raise ReleaseFolderError(
                 f"{folder} {where}, and releases are immutable: "
-                "write the build elsewhere (--out or NASMR_OUT, --warehouse or NASMR_WAREHOUSE) "
-                "and publish it as a new version with `nasmr release publish`"
+                + (
+                    advice
+                    or "write the build elsewhere (--out or NASMR_OUT, --warehouse or "
+                    "NASMR_WAREHOUSE) and publish it as a new version with `nasmr release publish`"
+                )
             )
     return folder
 

@@ -7,7 +7,8 @@ It keeps the build's layout, so a release folder is also a valid warehouse:
   self-contained DuckDB file (tables and wide views), copied byte for byte;
 * ``predictors/``, ``ncp/``, ``reports/``: copied when the build has them, and only
   when every model output that records its data version (predictor cards, the
-  predictor report) records the build's own, so no model trained on other data ships;
+  predictor report, NCP search cards, the search report) records the build's own, so no
+  model trained, or search run, on other data ships;
 * ``manifest.json`` (:class:`schemas.release.ReleaseManifest`), ``README.md`` (a
   datasheet), ``CHANGELOG.md`` (this release's entry, then every earlier one),
   ``datapackage.json`` (a Frictionless Data Package) and ``croissant.json`` (Croissant

@@ -331,7 +331,8 @@ def evaluate_search(
     starts: int = DEFAULT_STARTS,
     steps: int = DEFAULT_STEPS,
     progress: Progress | None = None,
-    data_version: str = "unversioned",
+    *,
+    data_version: str,
 ) -> SearchReport:
     """Evaluate NCP against random search and evolution on every MR setting with a predictor.
 

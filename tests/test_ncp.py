@@ -257,7 +257,13 @@ def test_evaluate_search_writes_report_and_plots(
 ) -> None:
     seg_predictor.save(tmp_path / "predictors")
     report = evaluate_search(
-        frames, tmp_path / "predictors", tmp_path / "eval", repeats=1, starts=4, steps=5
+        frames,
+        tmp_path / "predictors",
+        tmp_path / "eval",
+        repeats=1,
+        starts=4,
+        steps=5,
+        data_version="v1",
     )
     budgets, pareto = report.budgets, report.pareto
     assert set(budgets["method"]) == {"ncp", "random", "evolution"}
@@ -267,6 +273,7 @@ def test_evaluate_search_writes_report_and_plots(
     assert test_codes <= set(frames["seg"]["code"])
     for name in ("search_budgets.csv", "search_pareto.csv", "search_report.md", "pareto_seg.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
+    assert "Data version `v1`." in (tmp_path / "eval" / "search_report.md").read_text()
 
 
 def test_cli_search_prints_finals_and_writes_trajectories(

@@ -818,6 +818,7 @@ def test_export_refuses_to_write_into_a_release(releases: Path, tmp_path: Path) 
     args = ["export", "trainval", "--release", "1.0.0", "--releases", str(root), "--out"]
     inside = CliRunner().invoke(main, [*args, str(root / "1.0.0" / "x")])
     assert inside.exit_code == 1 and "lies inside the published release" in inside.output
+    assert "export elsewhere (--out)" in inside.output and "release publish" not in inside.output
     assert verify_release("1.0.0", root).ok
     (tmp_path / "afile").write_text("")
     blocked = CliRunner().invoke(main, [*args, str(tmp_path / "afile" / "sub")])

@@ -131,7 +131,8 @@ def export() -> None:
 )
 @releases_option
 def trainval(ref: str, out_dir: Path, releases_dir: Path) -> None:
-    """Export a release as a raw drop: one trainval.pkl per MR setting, in the published format."""
+    """Export a release as a raw drop: its search list and a trainval.pkl per setting with
+    results (MR and nas-bench-201), in the published format and record order."""
     from nasmr.api import Benchmark
     from nasmr.release import ReleaseError
 
