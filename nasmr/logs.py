@@ -9,7 +9,8 @@ Rules, applied in this order:
 * **Layout**: a file outside ``<setting>/<code>/<run>.log.json``, of an unknown setting
   or under a folder that is not a canonical architecture code is quarantined whole.
 * **Lines**: malformed or truncated JSON, invalid UTF-8, a JSON value that is not an
-  object, an unknown ``mode``, a NaN/inf number, an ``epoch``, ``iter`` or ``step`` that
+  object, an unknown ``mode``, a number key (loss, lr, a metric) holding no JSON number
+  (``true``, ``"55.5"``), a NaN/inf number, an ``epoch``, ``iter`` or ``step`` that
   is not a 64-bit JSON integer (``2.6``, ``"2"``) at or above its bound in
   :class:`~schemas.logs.LogLine` (epoch 1, iter and step 0), a training/evaluation line
   without an ``epoch``, a training line without ``loss``, an evaluation line without
@@ -89,6 +90,9 @@ _INTEGERS = {
 
 They are read as JSON and checked before the cast: DuckDB would round ``2.6`` and accept
 ``"2"`` on its way into a BIGINT."""
+
+_JSON_NUMBERS = "('DOUBLE', 'BIGINT', 'UBIGINT')"
+"""What ``json_type`` calls a JSON number (an SQL list)."""
 
 CURVES_COLUMNS = ("arch", "setting", "run", "epoch", "iter", "metric", "value")
 QUARANTINE_COLUMNS = ("file", "line", "reason")
@@ -342,7 +346,8 @@ def _utf8_problems(view: memoryview, offsets: np.ndarray, first: np.ndarray) -> 
 def _openings(
     view: memoryview, offsets: np.ndarray, data: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per line, whether it opens with ``{`` after spaces, and whether it is only whitespace.
+    """Per line, whether it opens with ``{`` after spaces or tabs, and whether it is only
+    whitespace.
 
     Lines of a log open with ``{``: only the others are looked at one by one.
     """
@@ -350,7 +355,7 @@ def _openings(
     blank = np.zeros(len(offsets) - 1, dtype=bool)
     for row in np.flatnonzero(~brace):
         line = bytes(view[offsets[row] : offsets[row + 1]])
-        brace[row] = line.lstrip(b" ").startswith(b"{")
+        brace[row] = line.lstrip(b" \t").startswith(b"{")
         blank[row] = not line.strip()
     return brace, blank
 
@@ -373,20 +378,36 @@ def _json_problem(text: str, cut: bool) -> str:
 
 
 def _parsed_sql() -> str:
-    """``raw`` with every read key as a column; ``pre`` also says why a line is not an object.
+    """``raw`` with every read key as a column; ``pre`` also says why a line is not an object,
+    or which number is not one.
 
     ``TRY(json_transform(...))`` is NULL for a line ``json_valid`` rejects and for the
     valid ``null``, so only a NULL of a line that opens with ``{`` or fails ``json_valid``
-    is a line that is not JSON.
+    is a line that is not JSON. Numbers are read as JSON and kept only when JSON numbers:
+    DuckDB would cast ``true`` to 1.0 and ``"55.5"`` to 55.5 on its way into a DOUBLE, and
+    make ``"x"`` a silent NULL.
     """
-    read = {k: "JSON" if k in _INTEGERS else t for k, t in _COLUMNS.items()}
+    read = {k: "JSON" if k in _INTEGERS or k in _NUMERIC else t for k, t in _COLUMNS.items()}
     struct = json.dumps(read).replace("'", "''")
-    names = ", ".join(f"s.{sql_identifier(k)}" for k in _COLUMNS)
+    numbers = {k: f"s.{sql_identifier(k)}" for k in _NUMERIC}
+    names = ", ".join(
+        f"CASE WHEN json_type({numbers[k]}) IN {_JSON_NUMBERS} THEN CAST({numbers[k]} AS DOUBLE) "
+        f"END AS {sql_identifier(k)}"
+        if k in numbers
+        else f"s.{sql_identifier(k)}"
+        for k in _COLUMNS
+    )
+    not_numbers = " ".join(
+        f"WHEN json_type({value}) NOT IN {_JSON_NUMBERS} AND json_type({value}) <> 'NULL' "
+        f"THEN 'not a number: \"{k}\" is ' || {value}"
+        for k, value in numbers.items()
+    )
     return f"""(
         SELECT fid, need, line, CASE
                 WHEN pre IS NOT NULL THEN pre
                 WHEN s IS NULL AND (brace OR NOT json_valid(text)) THEN json_problem(text, cut)
                 WHEN NOT brace THEN 'not a JSON object'
+                {not_numbers}
             END AS pre, {names}
         FROM (SELECT *, TRY(json_transform(text, '{struct}')) AS s FROM raw)
     )"""

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from schemas.settings import SETTINGS, Setting, Task
 
@@ -85,22 +85,22 @@ class LogLine(BaseModel):
     epoch: StrictInt | None = Field(None, ge=1)
     iter: StrictInt | None = Field(None, ge=0)
     step: StrictInt | None = Field(None, ge=0)
-    lr: float | None = None
+    lr: StrictFloat | None = None
     memory: StrictInt | None = None
-    data_time: float | None = None
-    loss: float | None = None
-    time: float | None = None
-    mIoU: float | None = Field(None, ge=0, le=100)
-    mAcc: float | None = Field(None, ge=0, le=100)
-    aAcc: float | None = Field(None, ge=0, le=100)
-    accuracy_top_1: float | None = Field(None, alias="accuracy_top-1", ge=0, le=100)
-    accuracy_top_5: float | None = Field(None, alias="accuracy_top-5", ge=0, le=100)
-    accuracy_top1: float | None = Field(None, alias="accuracy/top1", ge=0, le=100)
-    accuracy_top5: float | None = Field(None, alias="accuracy/top5", ge=0, le=100)
-    top1_acc: float | None = Field(None, ge=0, le=1)
-    top5_acc: float | None = Field(None, ge=0, le=1)
-    acc_top1: float | None = Field(None, alias="acc/top1", ge=0, le=1)
-    acc_top5: float | None = Field(None, alias="acc/top5", ge=0, le=1)
+    data_time: StrictFloat | None = None
+    loss: StrictFloat | None = None
+    time: StrictFloat | None = None
+    mIoU: StrictFloat | None = Field(None, ge=0, le=100)
+    mAcc: StrictFloat | None = Field(None, ge=0, le=100)
+    aAcc: StrictFloat | None = Field(None, ge=0, le=100)
+    accuracy_top_1: StrictFloat | None = Field(None, alias="accuracy_top-1", ge=0, le=100)
+    accuracy_top_5: StrictFloat | None = Field(None, alias="accuracy_top-5", ge=0, le=100)
+    accuracy_top1: StrictFloat | None = Field(None, alias="accuracy/top1", ge=0, le=100)
+    accuracy_top5: StrictFloat | None = Field(None, alias="accuracy/top5", ge=0, le=100)
+    top1_acc: StrictFloat | None = Field(None, ge=0, le=1)
+    top5_acc: StrictFloat | None = Field(None, ge=0, le=1)
+    acc_top1: StrictFloat | None = Field(None, alias="acc/top1", ge=0, le=1)
+    acc_top5: StrictFloat | None = Field(None, alias="acc/top5", ge=0, le=1)
 
 
 def line_columns() -> dict[str, str]:
