@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -91,8 +92,8 @@ _INTEGERS = {
 They are read as JSON and checked before the cast: DuckDB would round ``2.6`` and accept
 ``"2"`` on its way into a BIGINT."""
 
-_JSON_NUMBERS = "('DOUBLE', 'BIGINT', 'UBIGINT')"
-"""What ``json_type`` calls a JSON number (an SQL list)."""
+_JSON_NUMBERS = "('DOUBLE', 'BIGINT', 'UBIGINT', 'NULL')"
+"""What ``json_type`` calls a JSON number, or null (an SQL list)."""
 
 CURVES_COLUMNS = ("arch", "setting", "run", "epoch", "iter", "metric", "value")
 QUARANTINE_COLUMNS = ("file", "line", "reason")
@@ -383,31 +384,26 @@ def _parsed_sql() -> str:
 
     ``TRY(json_transform(...))`` is NULL for a line ``json_valid`` rejects and for the
     valid ``null``, so only a NULL of a line that opens with ``{`` or fails ``json_valid``
-    is a line that is not JSON. Numbers are read as JSON and kept only when JSON numbers:
-    DuckDB would cast ``true`` to 1.0 and ``"55.5"`` to 55.5 on its way into a DOUBLE, and
-    make ``"x"`` a silent NULL.
+    is a line that is not JSON. DuckDB casts ``true`` to 1.0 and ``"55.5"`` to 55.5 on its
+    way into a DOUBLE, and makes ``"x"`` a silent NULL: a line where a number key holds a
+    string, bool, list or object (a cheap pattern finds it) is explained key by key.
     """
-    read = {k: "JSON" if k in _INTEGERS or k in _NUMERIC else t for k, t in _COLUMNS.items()}
+    read = {k: "JSON" if k in _INTEGERS else t for k, t in _COLUMNS.items()}
     struct = json.dumps(read).replace("'", "''")
-    numbers = {k: f"s.{sql_identifier(k)}" for k in _NUMERIC}
-    names = ", ".join(
-        f"CASE WHEN json_type({numbers[k]}) IN {_JSON_NUMBERS} THEN CAST({numbers[k]} AS DOUBLE) "
-        f"END AS {sql_identifier(k)}"
-        if k in numbers
-        else f"s.{sql_identifier(k)}"
-        for k in _COLUMNS
-    )
+    names = ", ".join(f"s.{sql_identifier(k)}" for k in _COLUMNS)
+    keys = "|".join(re.escape(k) for k in _NUMERIC)
+    suspect = f'"(?:{keys})"\\s*:\\s*["tf\\[{{]'.replace("'", "''")  # a string, bool, list...
     not_numbers = " ".join(
-        f"WHEN json_type({value}) NOT IN {_JSON_NUMBERS} AND json_type({value}) <> 'NULL' "
-        f"THEN 'not a number: \"{k}\" is ' || {value}"
-        for k, value in numbers.items()
+        f"WHEN json_type(json_extract(text, '$.\"{k}\"')) NOT IN {_JSON_NUMBERS} "
+        f"THEN 'not a number: \"{k}\" is ' || json_extract(text, '$.\"{k}\"')"
+        for k in _NUMERIC
     )
     return f"""(
         SELECT fid, need, line, CASE
                 WHEN pre IS NOT NULL THEN pre
                 WHEN s IS NULL AND (brace OR NOT json_valid(text)) THEN json_problem(text, cut)
                 WHEN NOT brace THEN 'not a JSON object'
-                {not_numbers}
+                WHEN regexp_matches(text, '{suspect}') THEN CASE {not_numbers} END
             END AS pre, {names}
         FROM (SELECT *, TRY(json_transform(text, '{struct}')) AS s FROM raw)
     )"""
