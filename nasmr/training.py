@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import Tensor
 
-from nasmr import __version__
+from nasmr import __version__, paths
 from nasmr.space import Arch, sample
 from nasmr.supernet import Supernet
 from schemas.logs import DIGITS_SETTINGS, LOG_SUFFIX, LogLine
@@ -77,6 +77,8 @@ class TrainConfig:
             raise ValueError("epochs, batch_size, log_interval and threads must be >= 1")
         if not 1 <= self.train_images <= TRAIN_SPLIT:  # the log's config states the count
             raise ValueError(f"train_images must be in [1, {TRAIN_SPLIT}], got {self.train_images}")
+        if not 0 <= self.seed < 2**63:  # torch's generators take a 64-bit signed seed
+            raise ValueError(f"seed must be in [0, 2**63 - 1], got {self.seed}")
         if not 1 <= self.val_images <= VAL_SPLIT:
             raise ValueError(f"val_images must be in [1, {VAL_SPLIT}], got {self.val_images}")
         if self.image_size < 32 or self.image_size % 32:
@@ -230,6 +232,7 @@ def train(
     """
     if setting not in DIGITS_SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; trainable: {', '.join(DIGITS_SETTINGS)}")
+    paths.outside_releases(out_dir, "write the log drop elsewhere (--out)")
     task = DIGITS_SETTINGS[setting].task
     path = log_path(out_dir, setting, arch, run or time.strftime("%Y%m%d_%H%M%S"))
     if path.exists():  # before training, not after: logs are never overwritten

@@ -170,3 +170,25 @@ def test_cli_train_refuses_a_run_name_that_leaves_the_log_layout(tmp_path: Path,
     assert not any(tmp_path.iterdir())  # refused before any training
     with pytest.raises(ValueError, match="must be a file name"):
         log_path(tmp_path, "digits-cls", TINY, run)
+
+
+@pytest.mark.parametrize("command", ["train", "mini"])
+def test_training_refuses_to_write_logs_into_a_release(tmp_path: Path, command: str) -> None:
+    """As root, a release's read-only modes stop nothing: a log written there fails verify."""
+    release = tmp_path / "1.0.0"
+    release.mkdir()
+    (release / "manifest.json").write_text("{}")
+    (release / "SHA256SUMS").write_text("")
+    args = {"train": ["train", TINY.code, "--setting", "digits-cls"], "mini": ["mini", "--n", "1"]}
+    result = CliRunner().invoke(main, [*args[command], "--out", str(release), "--epochs", "1"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "is a published release" in result.output
+    assert "write the log drop elsewhere (--out)" in result.output
+    assert sorted(p.name for p in release.iterdir()) == ["SHA256SUMS", "manifest.json"]
+
+
+def test_a_seed_torch_cannot_take_is_refused_when_the_schedule_is_made() -> None:
+    """2**64 failed mid-run as torch's 'Overflow when unpacking long long'."""
+    refused = r"seed must be in \[0, 2\*\*63 - 1\], got 18446744073709551616"
+    with pytest.raises(ValueError, match=refused):
+        TrainConfig(seed=2**64)

@@ -100,7 +100,7 @@ def train(
     )
     try:
         click.echo(run_training(arch, setting, out, config, run))
-    except FileExistsError as err:  # the run's log, or a file where its folder goes
+    except (FileExistsError, paths.ReleaseFolderError) as err:  # an existing log, a release
         raise click.ClickException(str(err)) from err
 
 
@@ -127,8 +127,11 @@ def mini(
         train_images=train_images,
         val_images=val_images,
     )
-    for path in run_mini(n, out, config):
-        click.echo(path)
+    try:
+        for path in run_mini(n, out, config):
+            click.echo(path)
+    except paths.ReleaseFolderError as err:  # raised before the first log is written
+        raise click.ClickException(str(err)) from err
 
 
 def _outside_releases(out: Path) -> None:
