@@ -133,10 +133,9 @@ class _LogFile:
 
 
 def parse_log_drop(log_dir: Path) -> LogParse:
-    """Parse every ``<setting>/<code>/<run>.log.json`` under ``log_dir`` (or ``log_dir/logs``)."""
+    """Parse every ``<setting>/<code>/<run>.log.json`` under ``log_dir`` (or ``log_dir/logs``,
+    when a log beside that folder is out of the layout)."""
     root = Path(log_dir)
-    if (root / "logs").is_dir():
-        root = root / "logs"
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: log folder not found")
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -160,10 +159,17 @@ def parse_log_drop(log_dir: Path) -> LogParse:
 # -- discovery ---------------------------------------------------------------------
 
 
-def _discover(root: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
-    """Log files in layout (sorted by path) and ``(file, reason)`` for those out of it."""
+def _discover(drop: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
+    """Log files in layout (sorted by path) and ``(file, reason)`` for those out of it; names
+    are relative to ``drop/logs`` when the drop has that folder (else to ``drop``)."""
     files: list[_LogFile] = []
     problems: list[tuple[str, str]] = []
+    root = drop / "logs"
+    if root.is_dir():
+        for parts in _log_paths(drop, skip="logs"):
+            problems.append(("/".join(parts), "outside the drop's logs/ folder"))
+    else:
+        root = drop
     for parts in _log_paths(root):
         name = "/".join(parts)
         if len(parts) != 3:
@@ -186,8 +192,9 @@ def _discover(root: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
     return files, problems
 
 
-def _log_paths(root: Path) -> list[tuple[str, ...]]:
-    """The parts below ``root`` of every ``*.log.json`` file, in path order.
+def _log_paths(root: Path, skip: str | None = None) -> list[tuple[str, ...]]:
+    """The parts below ``root`` of every ``*.log.json`` file, in path order (not entering
+    ``root``'s folder ``skip``).
 
     As with ``Path.rglob``, folders behind symlinks are not entered and unreadable ones
     are skipped; ``os.scandir`` does it in a quarter of the time.
@@ -199,6 +206,8 @@ def _log_paths(root: Path) -> list[tuple[str, ...]]:
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
+                    if not parts and entry.name == skip:
+                        continue
                     if entry.is_dir(follow_symlinks=False):
                         folders.append((entry.path, (*parts, entry.name)))
                     elif entry.name.endswith(LOG_SUFFIX) and entry.is_file():
@@ -370,7 +379,7 @@ def _json_problem(text: str, cut: bool) -> str:
     try:
         json.loads(text[:-1])
     except json.JSONDecodeError as err:
-        detail = f"{err.msg} at column {err.colno}"
+        detail = f"{err.msg.removesuffix(' at')} at column {err.colno}"  # 'starting at'...
     else:
         detail = "rejected by DuckDB's JSON reader"
     if cut:

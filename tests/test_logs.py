@@ -408,6 +408,28 @@ def test_files_out_of_layout_are_quarantined_whole(copy: Path) -> None:
     assert reasons[f"digits-cls/{code.replace('-', '-0', 1)}/r.log.json"].startswith(
         "folder is not an architecture code: invalid code: position 2 (stage1.repeats) value '0"
     )
+
+
+def test_malformed_json_is_worded_once(copy: Path) -> None:
+    """Python's 'Unterminated string starting at' read '... starting at at column 7'."""
+    path = _logs(copy, "digits-cls")[0]
+    path.write_bytes(b"\n".join(_insert(2, b'{"a": "xx')(path.read_bytes().splitlines())) + b"\n")
+    reasons = parse_log_drop(copy).quarantine["reason"].tolist()
+    assert reasons == ["malformed JSON: Unterminated string starting at column 7"]
+
+
+def test_logs_beside_the_drops_logs_folder_are_named(copy: Path) -> None:
+    """A run filed at the drop's root, next to logs/, was skipped without a word."""
+    source = _logs(copy, "digits-cls")[0]
+    stray = copy / "digits-cls" / source.parent.name / "r.log.json"
+    stray.parent.mkdir(parents=True)
+    stray.write_text(source.read_text())
+    parsed = parse_log_drop(copy)
+    reasons = dict(zip(parsed.quarantine["file"], parsed.quarantine["reason"], strict=True))
+    assert reasons == {
+        f"digits-cls/{source.parent.name}/r.log.json": "outside the drop's logs/ folder"
+    }
+    assert (parsed.runs["status"] == "accepted").all()
     assert parsed.quarantine["line"].isna().all()
     assert (parsed.runs["status"] == "accepted").all() and len(parsed.runs) == 4
 
