@@ -77,12 +77,13 @@ def main() -> None:
         if get_setting(name).is_mr:
             configs["attention"] = BRANCH_ATTENTION
         for label, config in configs.items():
-            taus = []
+            taus, walls = [], []
             for seed in range(args.seeds):
                 start, cpu = time.perf_counter(), time.process_time()
                 with torch_threads(1):
                     predictor = train_predictor(frames, [name], config, seed=seed)
                 wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+                walls.append(wall)
                 taus.append({m.column: m.kendall for m in predictor.card.test_metrics}[primary])
                 epoch = predictor.card.training.selected_epoch
                 print(
@@ -91,7 +92,10 @@ def main() -> None:
                 )
             std = statistics.stdev(taus) if len(taus) > 1 else 0.0
             mean = statistics.mean(taus)
-            summary.append(f"{primary} {label}: tau {mean:.3f} +- {std:.3f}")
+            summary.append(
+                f"{primary} {label}: tau {mean:.3f} +- {std:.3f}, "
+                f"median {statistics.median(walls):.1f} s wall to train"
+            )
     print("\n".join(summary))
 
 
