@@ -95,8 +95,11 @@ def build(
         click.echo(f"  failed step {failure}", err=True)
     for check, rows in outcome.failed_checks.items():
         click.echo(f"  failed check {check}; offending rows:\n{rows}", err=True)
-    warehouse = out_dir / paths.WAREHOUSE_NAME
-    click.echo(f"outputs: {out_dir} (warehouse: {warehouse}; releases: {releases_dir})")
+    if job_name == "logs":  # it writes no warehouse and no release
+        click.echo(f"outputs: {out_dir / 'logs'}")
+    else:
+        warehouse = out_dir / paths.WAREHOUSE_NAME
+        click.echo(f"outputs: {out_dir} (warehouse: {warehouse}; releases: {releases_dir})")
     click.echo(
         f"run history: DAGSTER_HOME={paths.dagster_home()} dagster dev -m pipelines.definitions"
     )

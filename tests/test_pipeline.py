@@ -710,6 +710,7 @@ def test_nasmr_build_does_not_call_a_run_with_a_failed_check_a_success(
     )
     assert result.exit_code == 1
     assert "(logs): steps succeeded, CHECKS FAILED" in result.output
+    assert f"outputs: {tmp_path / 'out' / 'logs'}\n" in result.output  # no warehouse written
     assert "failed check log_reconciliation.logs_agree_with_published" in result.output
 
 
