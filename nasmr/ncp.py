@@ -152,13 +152,6 @@ def _metric_columns(predictor: Predictor, objective: Objective) -> tuple[list[in
     return primary, shown
 
 
-def within_budgets(archs: Sequence[Arch], objective: Objective) -> list[Arch]:
-    """The architectures whose exact FLOPs and params meet the objective's hard budgets."""
-    exacts, budgets = _Exacts(), _budgets(objective)
-    costs = [(e.gflops, e.mparams) for e in map(exacts.of, archs)]
-    return [a for a, c in zip(archs, costs, strict=True) if all(c[i] <= b for i, b in budgets)]
-
-
 def _budgets(objective: Objective) -> list[tuple[int, float]]:
     """(cost index, bound) of each hard budget: 0 is GMac, 1 is M params."""
     out = []
@@ -207,13 +200,14 @@ def ncp_search(
     weights = torch.tensor([objective.weights[s] for s in objective.weights], dtype=torch.float64)
     cost_index = 0 if objective.cost == "flops" else 1
     budgets = _budgets(objective)
+    exacts = _Exacts()  # the pool's costs, counted once for the cut, serve the steps too
     if pool is not None:
-        pool = within_budgets(pool, objective)
+        costs = [(e.gflops, e.mparams) for e in map(exacts.of, pool)]
+        pool = [a for a, c in zip(pool, costs, strict=True) if all(c[i] <= b for i, b in budgets)]
         if not pool:
             limits = ", ".join(f"{('max_gflops', 'max_mparams')[i]}={b:g}" for i, b in budgets)
             raise ValueError(f"no architecture of the NCP pool is within {limits}")
     project = _projector(pool)
-    exacts = _Exacts()
 
     z = normalise(embedding_tensor(starts, torch.float64))
     n = len(starts)

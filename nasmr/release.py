@@ -603,9 +603,9 @@ def publish_release(
                 f"the latest release fails verification, so no diff against it can be trusted; "
                 f"restore it before publishing:\n{check.summary()}"
             )
-    proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
-    if version is None and previous is not None:
+    if version is None and previous is not None:  # before the diff: a quick refusal
         _check_settings_kept(build_dir, releases_dir / str(previous))
+    proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
     if version is None and previous is not None and diff.unchanged:
         raise ReleaseError(
             f"{build_dir}: no data or model output changed since release {previous}, so "
