@@ -120,8 +120,16 @@ def _record(
 
 
 def export_results(results: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """``<out_dir>/<setting>/trainval.pkl`` for every setting in long ``results``."""
+    """``<out_dir>/<setting>/trainval.pkl`` for every setting in long ``results``.
+
+    Empty ``results`` are refused: a run that writes no file must not pass for an export.
+    """
     paths.outside_releases(out_dir)
+    if results.empty:
+        raise ExportError(
+            f"{out_dir}: nothing to export: no accepted run has an evaluation "
+            "(the log parse's quarantine says why)"
+        )
     return {
         setting: write_trainval(
             records_frame(results, setting), setting, Path(out_dir) / setting / TRAINVAL

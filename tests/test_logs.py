@@ -610,6 +610,18 @@ def test_cli_parse_and_export(drop: Path, tmp_path: Path) -> None:
     assert len(load_pickle(tmp_path / "digits-seg" / "trainval.pkl")) == 2
 
 
+def test_cli_export_of_logs_without_an_accepted_run_fails(copy: Path, tmp_path: Path) -> None:
+    """Every run stopped early: the command says there is nothing to export, and writes nothing."""
+    for path in _logs(copy, "digits-seg") + _logs(copy, "digits-cls"):
+        _rewrite(path, lambda ls: ls[:3])  # meta and two training lines: no evaluation
+    out = tmp_path / "exported"
+    result = CliRunner().invoke(main, ["logs", "export", str(copy), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "4 run files" in result.output and "0 runs accepted" in result.output
+    assert "nothing to export: no accepted run has an evaluation" in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_cli_reconcile_compares_logs_with_the_drops_records(tmp_path: Path) -> None:
     """Without Dagster or a build folder: values within the published rounding agree, a
     changed one fails the command naming its architecture and metric."""

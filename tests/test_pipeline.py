@@ -660,6 +660,18 @@ def test_logs_job_refuses_to_empty_its_own_log_drop(
     assert str(tmp_path / out / "logs") in failure and str(tmp_path / drop / "logs") in failure
 
 
+def test_logs_job_fails_when_no_run_was_accepted(log_drop: Path, tmp_path: Path) -> None:
+    """Every run stopped before its first evaluation: the job fails saying nothing was
+    exported, not succeeds having written no trainval.pkl."""
+    drop = Path(shutil.copytree(log_drop, tmp_path / "drop"))
+    for path in drop.rglob("*.log.json"):
+        path.write_text("".join(path.read_text().splitlines(keepends=True)[:3]))
+    with dg.instance_for_test() as instance:
+        outcome = run_job("logs", out_dir=tmp_path / "out", log_dir=drop, instance=instance)
+    [failure] = outcome.failures
+    assert failure.startswith("log_results:") and "nothing to export" in failure
+
+
 def test_logs_job_without_a_drop_says_how_to_make_one(tmp_path: Path) -> None:
     with dg.instance_for_test() as instance:
         outcome = run_job("logs", out_dir=tmp_path / "out", log_dir=tmp_path, instance=instance)
