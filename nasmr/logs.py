@@ -16,11 +16,18 @@ Rules, applied in this order:
   without an ``epoch``, a training line without ``loss``, an evaluation line without
   one of the setting's metrics, or a metric outside [0, 100] quarantines that line
   (file, line number, reason); the rest of the run is kept.
+* **Resumed runs**: mmcv starts a new log file on each launch of a run, resumed ones
+  included. A file whose first good line is past epoch 1 continues the file of its
+  setting and architecture whose name sorts just before it: the files are one run, named
+  by its first file (``runs.resumes`` names the file a file continues). The earlier file's
+  lines from the resumed file's first epoch on were logged again after the resume, so
+  they are superseded (quarantined as such: file, no line number, their count).
 * **Runs**: a run without an evaluation line, or whose last good evaluation is at an
   epoch below the expected one, stopped early and is quarantined whole (line: its
   last line). The expected epoch is ``max_epochs`` from the run's config (meta line)
   when declared, otherwise the furthest epoch any run of the same setting evaluated
-  (so a schedule must evaluate at its last epoch, as OpenMMLab configs do).
+  (so a schedule must evaluate at its last epoch, as OpenMMLab configs do). A resumed
+  run's earlier files are quarantined with it, as "resumed in" its last file.
 * **Duplicates**: of several complete runs of one architecture in one setting, the run
   whose name sorts last is kept (mmcv names runs by start time, so: the latest); the
   others are quarantined (line empty: the whole run).
@@ -101,7 +108,7 @@ QUARANTINE_COLUMNS = ("file", "line", "reason")
 
 @dataclass(frozen=True, eq=False)
 class LogParse:
-    """A parsed log drop: curves of accepted runs, quarantined lines/runs, one row per run."""
+    """A parsed log drop: curves of accepted runs, quarantined lines/runs, one row per run file."""
 
     curves: pd.DataFrame
     quarantine: pd.DataFrame
@@ -110,7 +117,8 @@ class LogParse:
 
     def summary(self) -> str:
         """A few lines for humans: files, lines, accepted runs, quarantine by reason kind."""
-        accepted = int((self.runs["status"] == "accepted").sum()) if len(self.runs) else 0
+        starts = self.runs[self.runs["resumes"].isna()] if len(self.runs) else self.runs
+        accepted = int((starts["status"] == "accepted").sum()) if len(starts) else 0
         kinds = self.quarantine["reason"].str.split(":", n=1).str[0]
         out = [
             f"{len(self.runs)} run files, {self.lines} lines, {accepted} runs accepted, "
@@ -146,6 +154,7 @@ def parse_log_drop(log_dir: Path) -> LogParse:
         files, layout = found.result()
         con.register("files", _files_table(files))
         con.register("lines", _read(con, files))
+        con.execute(f"CREATE TEMP TABLE chains AS {_CHAINS_SQL}")
         con.execute(f"CREATE TEMP TABLE agg AS {_AGGREGATE_SQL}")
         con.execute(f"CREATE TEMP TABLE runs AS {_RUNS_SQL}")
         runs = con.sql(_RUNS_OUT_SQL).df()
@@ -498,38 +507,79 @@ _ANNOTATED_SQL = _annotate_sql(_parsed_sql())
 """The lines of ``raw`` annotated: the ``lines`` columns."""
 
 
+_CHAINS_SQL = """
+    WITH firsts AS (
+        SELECT fid, min(epoch) AS first_epoch FROM lines
+        WHERE problem IS NULL AND kind IN ('train', 'val')
+        GROUP BY fid
+    ), linked AS (
+        SELECT f.fid, f.setting, f.arch, f.run,
+            CASE WHEN p.first_epoch > 1 THEN lag(f.run) OVER w END AS resumes,
+            lead(p.first_epoch) OVER w AS next_first, lead(f.run) OVER w AS next_run
+        FROM files f LEFT JOIN firsts p USING (fid)
+        WINDOW w AS (PARTITION BY f.setting, f.arch ORDER BY f.run)
+    ), numbered AS (
+        SELECT *, sum(CASE WHEN resumes IS NULL THEN 1 ELSE 0 END) OVER (
+            PARTITION BY setting, arch ORDER BY run ROWS UNBOUNDED PRECEDING) AS chain
+        FROM linked
+    )
+    SELECT fid, resumes,
+        CASE WHEN next_first > 1 THEN next_first END AS cut,
+        CASE WHEN next_first > 1 THEN next_run END AS resumed_by,
+        first_value(run) OVER c AS run_start, last_value(run) OVER c AS run_end
+    FROM numbered
+    WINDOW c AS (PARTITION BY setting, arch, chain ORDER BY run
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+"""
+"""Per file, the run it belongs to: a file whose first good line is past epoch 1 resumes the
+file of its architecture and setting whose name sorts just before it (mmcv starts a new
+log file on each launch), and cuts that file's lines from its own first epoch on."""
+
 _AGGREGATE_SQL = r"""
     WITH per_file AS (
         SELECT fid,
             count(*) AS lines,
             count(problem) AS bad_lines,
-            count(*) FILTER (problem IS NULL AND kind = 'val') AS evaluations,
-            max(epoch) FILTER (problem IS NULL AND kind = 'val') AS last_epoch,
+            count(*) FILTER (problem IS NULL AND kind = 'val' AND NOT cut_off) AS evaluations,
+            max(epoch) FILTER (problem IS NULL AND kind = 'val' AND NOT cut_off) AS last_epoch,
+            count(*) FILTER (problem IS NULL AND kind IN ('train', 'val') AND cut_off)
+                AS superseded,
             max(line) AS last_line,
             max(TRY_CAST(nullif(regexp_extract(config, 'max_epochs\s*=\s*(\d+)', 1), '')
                 AS BIGINT)) FILTER (problem IS NULL AND kind = 'meta') AS declared_epochs,
             max(greatest(mIoU, mAcc, aAcc)) FILTER (problem IS NULL AND kind = 'val') AS seg_max
-        FROM lines
+        FROM (SELECT l.*, coalesce(l.epoch >= c.cut, false) AS cut_off
+              FROM lines l JOIN chains c USING (fid))
         GROUP BY fid
     )
-    SELECT f.fid, f.file, f.setting, f.arch, f.run, coalesce(p.lines, 0) AS lines,
+    SELECT f.fid, f.file, f.setting, f.arch, f.run, c.resumes, c.cut, c.resumed_by,
+        c.run_start, c.run_end, coalesce(p.lines, 0) AS lines,
         coalesce(p.bad_lines, 0) AS bad_lines, coalesce(p.evaluations, 0) AS evaluations,
+        coalesce(p.superseded, 0) AS superseded,
         p.last_epoch, p.last_line, p.declared_epochs, p.seg_max
-    FROM files f LEFT JOIN per_file p USING (fid)
+    FROM files f JOIN chains c USING (fid) LEFT JOIN per_file p USING (fid)
 """
-"""Per-file aggregates of ``lines``, one row per file (also for a file without lines)."""
+"""Per-file aggregates of ``lines``, one row per file (also for a file without lines);
+lines a resuming file supersedes count as ``superseded``, not as evaluations."""
 
 _RUNS_SQL = """
-    WITH expect AS (
-        SELECT *, coalesce(declared_epochs, max(last_epoch) OVER (PARTITION BY setting))
-            AS expected_epochs
+    WITH spans AS (
+        SELECT *,
+            sum(evaluations) OVER r AS run_evaluations,
+            max(last_epoch) OVER r AS run_last_epoch,
+            max(declared_epochs) OVER r AS run_declared
         FROM agg
+        WINDOW r AS (PARTITION BY setting, arch, run_start)
+    ), expect AS (
+        SELECT *, coalesce(run_declared, max(run_last_epoch) OVER (PARTITION BY setting))
+            AS expected_epochs
+        FROM spans
     ), judged AS (
         SELECT *, CASE
-            WHEN evaluations = 0 THEN 'stopped early: no evaluation line'
-            WHEN last_epoch < expected_epochs THEN
-                'stopped early: last evaluation at epoch ' || last_epoch || ' of '
-                || expected_epochs || CASE WHEN declared_epochs IS NULL
+            WHEN run_evaluations = 0 THEN 'stopped early: no evaluation line'
+            WHEN run_last_epoch < expected_epochs THEN
+                'stopped early: last evaluation at epoch ' || run_last_epoch || ' of '
+                || expected_epochs || CASE WHEN run_declared IS NULL
                         THEN ' (the furthest any run of ' || setting || ' evaluated)'
                         ELSE ' (max_epochs of its config)' END
             END AS run_problem
@@ -537,16 +587,18 @@ _RUNS_SQL = """
     )
     SELECT *,
         CASE WHEN run_problem IS NULL THEN
-            first_value(run) OVER (PARTITION BY setting, arch, run_problem IS NULL
-                                   ORDER BY run DESC)
+            first_value(run_start) OVER (PARTITION BY setting, arch, run_problem IS NULL
+                                         ORDER BY run_start DESC)
         END AS kept_run
     FROM judged
 """
-"""One row per run file from ``agg``: the expected epoch, a run-level problem, the kept run."""
+"""One row per run file from ``agg``: its run's expected epoch and run-level problem, and
+the kept run of its architecture and setting (named by the run's first file)."""
 
 _RUNS_OUT_SQL = """
-    SELECT file, setting, arch, run, lines, bad_lines, evaluations, last_epoch,
-        expected_epochs, CASE WHEN run = kept_run THEN 'accepted' ELSE 'quarantined' END AS status
+    SELECT file, setting, arch, run, resumes, lines, bad_lines, evaluations, last_epoch,
+        expected_epochs,
+        CASE WHEN run_start = kept_run THEN 'accepted' ELSE 'quarantined' END AS status
     FROM runs ORDER BY fid
 """
 
@@ -558,11 +610,19 @@ def _quarantine(con: duckdb.DuckDBPyConnection, layout: Sequence[tuple[str, str]
         SELECT file, line, reason FROM (
             SELECT fid, line, problem AS reason, 0 AS k FROM lines WHERE problem IS NOT NULL
             UNION ALL
-            SELECT fid, last_line, run_problem, 1 FROM runs WHERE run_problem IS NOT NULL
+            SELECT fid, NULL, 'superseded from epoch ' || cut || ' on (' || superseded
+                || ' lines): ' || resumed_by || '.log.json resumes the run there', 1
+            FROM runs WHERE superseded > 0
+            UNION ALL
+            SELECT fid, last_line, run_problem, 1 FROM runs
+            WHERE run_problem IS NOT NULL AND run = run_end
+            UNION ALL
+            SELECT fid, NULL, 'resumed in ' || run_end || '.log.json: ' || run_problem, 1
+            FROM runs WHERE run_problem IS NOT NULL AND run <> run_end
             UNION ALL
             SELECT fid, NULL, 'duplicate run: ' || kept_run || '.log.json is kept for this '
                 || 'architecture and setting (the run name that sorts last)', 1
-            FROM runs WHERE run_problem IS NULL AND run <> kept_run
+            FROM runs WHERE run_problem IS NULL AND run_start <> kept_run
         ) q JOIN files USING (fid)
         ORDER BY fid, k, line
         """
@@ -592,12 +652,13 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     ]
     # per-file flags as lists indexed by file id: a join would lose the lines' order
     wide = con.sql(
-        "WITH r AS (SELECT list(run = kept_run ORDER BY fid) AS kept, "
-        "list(seg_max <= 1 ORDER BY fid) AS fractions FROM runs) "
+        "WITH r AS (SELECT list(run_start = kept_run ORDER BY fid) AS kept, "
+        "list(seg_max <= 1 ORDER BY fid) AS fractions, list(cut ORDER BY fid) AS cuts FROM runs) "
         "SELECT fid, epoch, iter, kind = 'val' AS val, line, "
         f"{', '.join(f'{e} AS s{k}' for k, e in enumerate(series))} "
         "FROM lines, r "
-        "WHERE r.kept[fid + 1] AND problem IS NULL AND kind IN ('train', 'val')"
+        "WHERE r.kept[fid + 1] AND problem IS NULL AND kind IN ('train', 'val') "
+        "AND NOT coalesce(epoch >= r.cuts[fid + 1], false)"
     ).to_arrow_table()
     # good lines hold no NaN, so NaN here is a series the line does not have
     values = np.column_stack(
@@ -615,10 +676,11 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     point = np.flatnonzero(~np.isnan(values))
     row, metric = np.divmod(point, len(series))
     fid = fid[row]
-    out = {
-        col: _categorical([getattr(f, col) for f in files], fid)
-        for col in ("arch", "setting", "run")
-    }
+    run_starts = [
+        run for (run,) in con.execute("SELECT run_start FROM runs ORDER BY fid").fetchall()
+    ]
+    out = {col: _categorical([getattr(f, col) for f in files], fid) for col in ("arch", "setting")}
+    out["run"] = _categorical(run_starts, fid)
     out["epoch"] = epoch[row]
     out["iter"] = pd.arrays.IntegerArray(iters[row], ~has_iter[row])
     out["metric"] = pd.Categorical.from_codes(metric, categories=CURVE_SERIES)

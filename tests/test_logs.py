@@ -386,6 +386,71 @@ def test_duplicate_runs_keep_the_latest(copy: Path, clean: pd.DataFrame) -> None
     assert set(derived.loc[mine, "run"]) == {"99991231_235959"}
 
 
+def _resume(path: Path, stop: int, restart: int) -> Path:
+    """Split a run as a crash and a resume from a checkpoint make it: ``path`` keeps its meta
+    line and lines up to ``stop``; a later file, its own meta line and lines from ``restart``."""
+    lines = path.read_text().splitlines(keepends=True)
+    later = path.with_name("99991231_235959.log.json")
+    later.write_text("".join([lines[0], *lines[restart:]]))
+    path.write_text("".join(lines[:stop]))
+    return later
+
+
+def test_a_resumed_run_is_one_run(drop: Path, copy: Path, clean: pd.DataFrame) -> None:
+    """mmcv starts a new log file when a run resumes: the two files are one run whose curves
+    and results are those of the run that was never interrupted."""
+    path = _logs(copy, "digits-cls")[0]
+    later = _resume(path, stop=4, restart=4)  # epoch 1 in the first file, epoch 2 in the next
+    parsed = parse_log_drop(copy)
+    assert parsed.quarantine.empty
+    runs = parsed.runs.set_index("file")
+    assert runs.loc[_name(copy, later), "resumes"] == path.name.removesuffix(".log.json")
+    assert runs["resumes"].drop(_name(copy, later)).isna().all()
+    assert (runs["status"] == "accepted").all()
+    assert "5 run files" in parsed.summary() and "4 runs accepted" in parsed.summary()
+    pd.testing.assert_frame_equal(parsed.curves, parse_log_drop(drop).curves)
+    pd.testing.assert_frame_equal(derive_results(parsed.curves), clean)
+
+
+def test_lines_a_resumed_run_logs_again_supersede_the_first_files(
+    drop: Path, copy: Path, clean: pd.DataFrame
+) -> None:
+    """A crash during epoch 2, a resume from the epoch-1 checkpoint: the first file's epoch-2
+    training lines are replaced by the resumed file's, and the quarantine says so."""
+    path = _logs(copy, "digits-cls")[0]
+    _resume(path, stop=6, restart=4)
+    parsed = parse_log_drop(copy)
+    assert parsed.quarantine.to_dict("records") == [
+        {
+            "file": _name(copy, path),
+            "line": None,
+            "reason": "superseded from epoch 2 on (2 lines): 99991231_235959.log.json "
+            "resumes the run there",
+        }
+    ]
+    assert (parsed.runs["status"] == "accepted").all()
+    pd.testing.assert_frame_equal(parsed.curves, parse_log_drop(drop).curves)
+    pd.testing.assert_frame_equal(derive_results(parsed.curves), clean)
+
+
+def test_a_resumed_run_that_stopped_early_is_quarantined_in_both_files(copy: Path) -> None:
+    path = _logs(copy, "digits-cls")[0]
+    later = _resume(path, stop=4, restart=4)
+    later.write_text("".join(later.read_text().splitlines(keepends=True)[:3]))  # no evaluation
+    parsed = parse_log_drop(copy)
+    stopped = "stopped early: last evaluation at epoch 1 of 2 (max_epochs of its config)"
+    assert parsed.quarantine.to_dict("records") == [
+        {
+            "file": _name(copy, path),
+            "line": None,
+            "reason": f"resumed in 99991231_235959.log.json: {stopped}",
+        },
+        {"file": _name(copy, later), "line": 3, "reason": stopped},
+    ]
+    runs = parsed.runs.set_index("file")["status"]
+    assert runs[_name(copy, path)] == runs[_name(copy, later)] == "quarantined"
+
+
 def test_files_out_of_layout_are_quarantined_whole(copy: Path) -> None:
     text = _logs(copy, "digits-cls")[0].read_text()
     code = _logs(copy, "digits-cls")[0].parent.name
