@@ -20,8 +20,8 @@ Rules, applied in this order:
   included. A file whose first good line is past epoch 1 continues the file of its
   setting and architecture whose name sorts just before it: the files are one run, named
   by its first file (``runs.resumes`` names the file a file continues). The earlier file's
-  lines from the resumed file's first epoch on were logged again after the resume, so
-  they are superseded (quarantined as such: file, no line number, their count).
+  lines from the resumed file's first (epoch, iter) on were logged again after the resume,
+  so they are superseded (quarantined as such: file, no line number, their count).
 * **Runs**: a run without an evaluation line, or whose last good evaluation is at an
   epoch below the expected one, stopped early and is quarantined whole (line: its
   last line). The expected epoch is ``max_epochs`` from the run's config (meta line)
@@ -509,13 +509,13 @@ _ANNOTATED_SQL = _annotate_sql(_parsed_sql())
 
 _CHAINS_SQL = """
     WITH firsts AS (
-        SELECT fid, min(epoch) AS first_epoch FROM lines
+        SELECT fid, min({'epoch': epoch, 'iter': coalesce(iter, 0)}) AS first FROM lines
         WHERE problem IS NULL AND kind IN ('train', 'val')
         GROUP BY fid
     ), linked AS (
         SELECT f.fid, f.setting, f.arch, f.run,
-            CASE WHEN p.first_epoch > 1 THEN lag(f.run) OVER w END AS resumes,
-            lead(p.first_epoch) OVER w AS next_first, lead(f.run) OVER w AS next_run
+            CASE WHEN p.first.epoch > 1 THEN lag(f.run) OVER w END AS resumes,
+            lead(p.first) OVER w AS next_first, lead(f.run) OVER w AS next_run
         FROM files f LEFT JOIN firsts p USING (fid)
         WINDOW w AS (PARTITION BY f.setting, f.arch ORDER BY f.run)
     ), numbered AS (
@@ -524,8 +524,9 @@ _CHAINS_SQL = """
         FROM linked
     )
     SELECT fid, resumes,
-        CASE WHEN next_first > 1 THEN next_first END AS cut,
-        CASE WHEN next_first > 1 THEN next_run END AS resumed_by,
+        CASE WHEN next_first.epoch > 1 THEN next_first.epoch END AS cut_epoch,
+        CASE WHEN next_first.epoch > 1 THEN next_first.iter END AS cut_iter,
+        CASE WHEN next_first.epoch > 1 THEN next_run END AS resumed_by,
         first_value(run) OVER c AS run_start, last_value(run) OVER c AS run_end
     FROM numbered
     WINDOW c AS (PARTITION BY setting, arch, chain ORDER BY run
@@ -533,9 +534,15 @@ _CHAINS_SQL = """
 """
 """Per file, the run it belongs to: a file whose first good line is past epoch 1 resumes the
 file of its architecture and setting whose name sorts just before it (mmcv starts a new
-log file on each launch), and cuts that file's lines from its own first epoch on."""
+log file on each launch), and cuts that file's lines from its own first (epoch, iter) on."""
 
-_AGGREGATE_SQL = r"""
+
+def _superseded(cut_epoch: str, cut_iter: str) -> str:
+    """SQL: whether a line (``epoch``, ``iter``) is at or after a cut, NULL without a cut."""
+    return f"(epoch > {cut_epoch} OR (epoch = {cut_epoch} AND coalesce(iter, 0) >= {cut_iter}))"
+
+
+_AGGREGATE_SQL = rf"""
     WITH per_file AS (
         SELECT fid,
             count(*) AS lines,
@@ -548,11 +555,12 @@ _AGGREGATE_SQL = r"""
             max(TRY_CAST(nullif(regexp_extract(config, 'max_epochs\s*=\s*(\d+)', 1), '')
                 AS BIGINT)) FILTER (problem IS NULL AND kind = 'meta') AS declared_epochs,
             max(greatest(mIoU, mAcc, aAcc)) FILTER (problem IS NULL AND kind = 'val') AS seg_max
-        FROM (SELECT l.*, coalesce(l.epoch >= c.cut, false) AS cut_off
+        FROM (SELECT l.*, coalesce({_superseded("c.cut_epoch", "c.cut_iter")}, false) AS cut_off
               FROM lines l JOIN chains c USING (fid))
         GROUP BY fid
     )
-    SELECT f.fid, f.file, f.setting, f.arch, f.run, c.resumes, c.cut, c.resumed_by,
+    SELECT f.fid, f.file, f.setting, f.arch, f.run, c.resumes, c.cut_epoch, c.cut_iter,
+        c.resumed_by,
         c.run_start, c.run_end, coalesce(p.lines, 0) AS lines,
         coalesce(p.bad_lines, 0) AS bad_lines, coalesce(p.evaluations, 0) AS evaluations,
         coalesce(p.superseded, 0) AS superseded,
@@ -610,8 +618,10 @@ def _quarantine(con: duckdb.DuckDBPyConnection, layout: Sequence[tuple[str, str]
         SELECT file, line, reason FROM (
             SELECT fid, line, problem AS reason, 0 AS k FROM lines WHERE problem IS NOT NULL
             UNION ALL
-            SELECT fid, NULL, 'superseded from epoch ' || cut || ' on (' || superseded
-                || ' lines): ' || resumed_by || '.log.json resumes the run there', 1
+            SELECT fid, NULL, 'superseded from epoch ' || cut_epoch || ', iter ' || cut_iter
+                || ' on (' || superseded || CASE WHEN superseded = 1 THEN ' line' ELSE ' lines' END
+                || '): ' || resumed_by
+                || '.log.json resumes the run there', 1
             FROM runs WHERE superseded > 0
             UNION ALL
             SELECT fid, last_line, run_problem, 1 FROM runs
@@ -653,12 +663,13 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     # per-file flags as lists indexed by file id: a join would lose the lines' order
     wide = con.sql(
         "WITH r AS (SELECT list(run_start = kept_run ORDER BY fid) AS kept, "
-        "list(seg_max <= 1 ORDER BY fid) AS fractions, list(cut ORDER BY fid) AS cuts FROM runs) "
+        "list(seg_max <= 1 ORDER BY fid) AS fractions, list(cut_epoch ORDER BY fid) AS epochs, "
+        "list(cut_iter ORDER BY fid) AS iters FROM runs) "
         "SELECT fid, epoch, iter, kind = 'val' AS val, line, "
         f"{', '.join(f'{e} AS s{k}' for k, e in enumerate(series))} "
         "FROM lines, r "
         "WHERE r.kept[fid + 1] AND problem IS NULL AND kind IN ('train', 'val') "
-        "AND NOT coalesce(epoch >= r.cuts[fid + 1], false)"
+        f"AND NOT coalesce({_superseded('r.epochs[fid + 1]', 'r.iters[fid + 1]')}, false)"
     ).to_arrow_table()
     # good lines hold no NaN, so NaN here is a series the line does not have
     values = np.column_stack(

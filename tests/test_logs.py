@@ -412,20 +412,24 @@ def test_a_resumed_run_is_one_run(drop: Path, copy: Path, clean: pd.DataFrame) -
     pd.testing.assert_frame_equal(derive_results(parsed.curves), clean)
 
 
+@pytest.mark.parametrize(
+    ("restart", "superseded"),
+    [(4, "from epoch 2, iter 1 on (2 lines)"), (5, "from epoch 2, iter 2 on (1 line)")],
+)
 def test_lines_a_resumed_run_logs_again_supersede_the_first_files(
-    drop: Path, copy: Path, clean: pd.DataFrame
+    restart: int, superseded: str, drop: Path, copy: Path, clean: pd.DataFrame
 ) -> None:
-    """A crash during epoch 2, a resume from the epoch-1 checkpoint: the first file's epoch-2
-    training lines are replaced by the resumed file's, and the quarantine says so."""
+    """A crash during epoch 2, a resume from the checkpoint of epoch 1 (or, as iteration-based
+    runners do, of iteration 1 of epoch 2): the first file's lines from there on are replaced
+    by the resumed file's, the earlier ones kept, and the quarantine says so."""
     path = _logs(copy, "digits-cls")[0]
-    _resume(path, stop=6, restart=4)
+    _resume(path, stop=6, restart=restart)
     parsed = parse_log_drop(copy)
     assert parsed.quarantine.to_dict("records") == [
         {
             "file": _name(copy, path),
             "line": None,
-            "reason": "superseded from epoch 2 on (2 lines): 99991231_235959.log.json "
-            "resumes the run there",
+            "reason": f"superseded {superseded}: 99991231_235959.log.json resumes the run there",
         }
     ]
     assert (parsed.runs["status"] == "accepted").all()
