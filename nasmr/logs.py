@@ -17,11 +17,15 @@ Rules, applied in this order:
   one of the setting's metrics, or a metric outside [0, 100] quarantines that line
   (file, line number, reason); the rest of the run is kept.
 * **Resumed runs**: mmcv starts a new log file on each launch of a run, resumed ones
-  included. A file whose first good line is past epoch 1 continues the file of its
-  setting and architecture whose name sorts just before it: the files are one run, named
-  by its first file (``runs.resumes`` names the file a file continues). The earlier file's
-  lines from the resumed file's first (epoch, iter) on were logged again after the resume,
-  so they are superseded (quarantined as such: file, no line number, their count).
+  included. A file whose first training line is past epoch 1, and at most one epoch
+  past the furthest line of the file before it (its setting and architecture, name
+  order, files without a good training or evaluation line skipped), continues that
+  file: the files are one run, named by its first file (``runs.resumes`` names the file
+  a file continues). Lines of a file from the first epoch of any later file of its run on
+  were logged again after a resume, so they are superseded (quarantined as such: file,
+  no line number, their count). Runs whose ``epoch`` restarts at 1 on resume (mmcv's
+  ``IterBasedRunner``) or that log ``step`` instead are not joined: their launches stay
+  separate runs, as the rules below treat them.
 * **Runs**: a run without an evaluation line, or whose last good evaluation is at an
   epoch below the expected one, stopped early and is quarantined whole (line: its
   last line). The expected epoch is ``max_epochs`` from the run's config (meta line)
@@ -154,8 +158,9 @@ def parse_log_drop(log_dir: Path) -> LogParse:
         files, layout = found.result()
         con.register("files", _files_table(files))
         con.register("lines", _read(con, files))
-        con.execute(f"CREATE TEMP TABLE chains AS {_CHAINS_SQL}")
         con.execute(f"CREATE TEMP TABLE agg AS {_AGGREGATE_SQL}")
+        con.execute(f"CREATE TEMP TABLE chains AS {_CHAINS_SQL}")
+        con.execute(f"CREATE TEMP TABLE cut AS {_CUT_SQL}")
         con.execute(f"CREATE TEMP TABLE runs AS {_RUNS_SQL}")
         runs = con.sql(_RUNS_OUT_SQL).df()
         quarantine = _quarantine(con, layout)
@@ -478,13 +483,14 @@ def _annotate_sql(source: str) -> str:
                      WHEN r.loss IS NOT NULL THEN 'train'
                      ELSE 'meta' END AS kind,
                 coalesce({integer["epoch"]}, {integer["step"]}) AS epoch,
+                r.epoch IS NULL AND r.step IS NOT NULL AS by_step,
                 {integer["iter"]} AS iter, r.lr, r.loss, r.config,
                 {metrics},
                 CASE {nonfinite} END AS nonfinite,
                 CASE {bad_integer} END AS bad_integer
             FROM {source} r
         )
-        SELECT fid, line, kind, epoch, iter, lr, loss, config,
+        SELECT fid, line, kind, epoch, by_step, iter, lr, loss, config,
             {", ".join(sql_identifier(m) for m in METRICS)},
             CASE
                 WHEN pre IS NOT NULL THEN pre
@@ -507,76 +513,88 @@ _ANNOTATED_SQL = _annotate_sql(_parsed_sql())
 """The lines of ``raw`` annotated: the ``lines`` columns."""
 
 
-_CHAINS_SQL = """
-    WITH firsts AS (
-        SELECT fid, min({'epoch': epoch, 'iter': coalesce(iter, 0)}) AS first FROM lines
-        WHERE problem IS NULL AND kind IN ('train', 'val')
-        GROUP BY fid
-    ), linked AS (
-        SELECT f.fid, f.setting, f.arch, f.run,
-            CASE WHEN p.first.epoch > 1 THEN lag(f.run) OVER w END AS resumes,
-            lead(p.first) OVER w AS next_first, lead(f.run) OVER w AS next_run
-        FROM files f LEFT JOIN firsts p USING (fid)
-        WINDOW w AS (PARTITION BY f.setting, f.arch ORDER BY f.run)
-    ), numbered AS (
-        SELECT *, sum(CASE WHEN resumes IS NULL THEN 1 ELSE 0 END) OVER (
-            PARTITION BY setting, arch ORDER BY run ROWS UNBOUNDED PRECEDING) AS chain
-        FROM linked
-    )
-    SELECT fid, resumes,
-        CASE WHEN next_first.epoch > 1 THEN next_first.epoch END AS cut_epoch,
-        CASE WHEN next_first.epoch > 1 THEN next_first.iter END AS cut_iter,
-        CASE WHEN next_first.epoch > 1 THEN next_run END AS resumed_by,
-        first_value(run) OVER c AS run_start, last_value(run) OVER c AS run_end
-    FROM numbered
-    WINDOW c AS (PARTITION BY setting, arch, chain ORDER BY run
-                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-"""
-"""Per file, the run it belongs to: a file whose first good line is past epoch 1 resumes the
-file of its architecture and setting whose name sorts just before it (mmcv starts a new
-log file on each launch), and cuts that file's lines from its own first (epoch, iter) on."""
-
-
-def _superseded(cut_epoch: str, cut_iter: str) -> str:
-    """SQL: whether a line (``epoch``, ``iter``) is at or after a cut, NULL without a cut."""
-    return f"(epoch > {cut_epoch} OR (epoch = {cut_epoch} AND coalesce(iter, 0) >= {cut_iter}))"
-
-
-_AGGREGATE_SQL = rf"""
+_AGGREGATE_SQL = r"""
     WITH per_file AS (
         SELECT fid,
             count(*) AS lines,
             count(problem) AS bad_lines,
-            count(*) FILTER (problem IS NULL AND kind = 'val' AND NOT cut_off) AS evaluations,
-            max(epoch) FILTER (problem IS NULL AND kind = 'val' AND NOT cut_off) AS last_epoch,
-            count(*) FILTER (problem IS NULL AND kind IN ('train', 'val') AND cut_off)
-                AS superseded,
+            count(*) FILTER (problem IS NULL AND kind = 'val') AS evaluations,
+            max(epoch) FILTER (problem IS NULL AND kind = 'val') AS last_epoch,
+            min(epoch) FILTER (problem IS NULL AND kind = 'train') AS first_epoch,
+            max(epoch) FILTER (problem IS NULL AND kind IN ('train', 'val')) AS furthest,
+            bool_or(by_step) FILTER (problem IS NULL AND kind IN ('train', 'val')) AS by_step,
             max(line) AS last_line,
             max(TRY_CAST(nullif(regexp_extract(config, 'max_epochs\s*=\s*(\d+)', 1), '')
                 AS BIGINT)) FILTER (problem IS NULL AND kind = 'meta') AS declared_epochs,
             max(greatest(mIoU, mAcc, aAcc)) FILTER (problem IS NULL AND kind = 'val') AS seg_max
-        FROM (SELECT l.*, coalesce({_superseded("c.cut_epoch", "c.cut_iter")}, false) AS cut_off
-              FROM lines l JOIN chains c USING (fid))
+        FROM lines
         GROUP BY fid
     )
-    SELECT f.fid, f.file, f.setting, f.arch, f.run, c.resumes, c.cut_epoch, c.cut_iter,
-        c.resumed_by,
-        c.run_start, c.run_end, coalesce(p.lines, 0) AS lines,
+    SELECT f.fid, f.file, f.setting, f.arch, f.run, coalesce(p.lines, 0) AS lines,
         coalesce(p.bad_lines, 0) AS bad_lines, coalesce(p.evaluations, 0) AS evaluations,
-        coalesce(p.superseded, 0) AS superseded,
-        p.last_epoch, p.last_line, p.declared_epochs, p.seg_max
-    FROM files f JOIN chains c USING (fid) LEFT JOIN per_file p USING (fid)
+        p.last_epoch, p.first_epoch, p.furthest, p.by_step, p.last_line, p.declared_epochs,
+        p.seg_max
+    FROM files f LEFT JOIN per_file p USING (fid)
 """
-"""Per-file aggregates of ``lines``, one row per file (also for a file without lines);
-lines a resuming file supersedes count as ``superseded``, not as evaluations."""
+"""Per-file aggregates of ``lines``, one row per file (also for a file without lines)."""
+
+_CHAINS_SQL = """
+    WITH linked AS (
+        SELECT fid, setting, arch, run, first_epoch,
+            CASE WHEN first_epoch > 1 AND first_epoch <= lag(furthest) OVER w + 1
+                THEN lag(run) OVER w END AS resumes
+        FROM agg
+        WHERE first_epoch IS NOT NULL AND NOT by_step
+        WINDOW w AS (PARTITION BY setting, arch ORDER BY run)
+    ), numbered AS (
+        SELECT *, sum(CASE WHEN resumes IS NULL THEN 1 ELSE 0 END) OVER (
+            PARTITION BY setting, arch ORDER BY run ROWS UNBOUNDED PRECEDING) AS chain
+        FROM linked
+    ), spans AS (
+        SELECT fid, resumes,
+            min({'epoch': first_epoch, 'run': run}) OVER (
+                PARTITION BY setting, arch, chain ORDER BY run
+                ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS cut,
+            first_value(run) OVER c AS run_start, last_value(run) OVER c AS run_end
+        FROM numbered
+        WINDOW c AS (PARTITION BY setting, arch, chain ORDER BY run
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+    )
+    SELECT a.fid, s.resumes, s.cut.epoch AS cut_epoch, s.cut.run AS resumed_by,
+        coalesce(s.run_start, a.run) AS run_start, coalesce(s.run_end, a.run) AS run_end
+    FROM agg a LEFT JOIN spans s USING (fid)
+"""
+"""Per file, the run it belongs to. A file whose first training line is past epoch 1, and at
+most one epoch past the furthest of the file before it (of its setting and architecture,
+by name, among files with good lines), resumes that file: mmcv starts a new log file on
+each launch. Each file of a run is cut at the earliest first epoch of the files after it.
+Logs by ``step`` (no epoch) are not joined: every launch's first step is past 1."""
+
+_CUT_SQL = """
+    SELECT fid,
+        count(*) FILTER (kind = 'val' AND epoch < cut_epoch) AS evaluations,
+        max(epoch) FILTER (kind = 'val' AND epoch < cut_epoch) AS last_epoch,
+        count(*) FILTER (epoch >= cut_epoch) AS superseded
+    FROM lines JOIN (SELECT fid, cut_epoch FROM chains WHERE cut_epoch IS NOT NULL) USING (fid)
+    WHERE problem IS NULL AND kind IN ('train', 'val')
+    GROUP BY fid
+"""
+"""The evaluations of files a later launch cuts, recounted without the lines it supersedes."""
 
 _RUNS_SQL = """
-    WITH spans AS (
+    WITH files_cut AS (
+        SELECT a.* REPLACE (coalesce(k.evaluations, a.evaluations) AS evaluations,
+                            CASE WHEN k.fid IS NULL THEN a.last_epoch ELSE k.last_epoch END
+                                AS last_epoch),
+            c.resumes, c.cut_epoch, c.resumed_by, c.run_start, c.run_end,
+            coalesce(k.superseded, 0) AS superseded
+        FROM agg a JOIN chains c USING (fid) LEFT JOIN cut k USING (fid)
+    ), spans AS (
         SELECT *,
             sum(evaluations) OVER r AS run_evaluations,
             max(last_epoch) OVER r AS run_last_epoch,
             max(declared_epochs) OVER r AS run_declared
-        FROM agg
+        FROM files_cut
         WINDOW r AS (PARTITION BY setting, arch, run_start)
     ), expect AS (
         SELECT *, coalesce(run_declared, max(run_last_epoch) OVER (PARTITION BY setting))
@@ -600,8 +618,9 @@ _RUNS_SQL = """
         END AS kept_run
     FROM judged
 """
-"""One row per run file from ``agg``: its run's expected epoch and run-level problem, and
-the kept run of its architecture and setting (named by the run's first file)."""
+"""One row per run file from ``agg``, ``chains`` and ``cut``: its run's expected epoch and
+run-level problem, and the kept run of its setting and architecture (named by the run's
+first file)."""
 
 _RUNS_OUT_SQL = """
     SELECT file, setting, arch, run, resumes, lines, bad_lines, evaluations, last_epoch,
@@ -618,16 +637,15 @@ def _quarantine(con: duckdb.DuckDBPyConnection, layout: Sequence[tuple[str, str]
         SELECT file, line, reason FROM (
             SELECT fid, line, problem AS reason, 0 AS k FROM lines WHERE problem IS NOT NULL
             UNION ALL
-            SELECT fid, NULL, 'superseded from epoch ' || cut_epoch || ', iter ' || cut_iter
-                || ' on (' || superseded || CASE WHEN superseded = 1 THEN ' line' ELSE ' lines' END
-                || '): ' || resumed_by
-                || '.log.json resumes the run there', 1
+            SELECT fid, NULL, 'superseded: ' || superseded || CASE WHEN superseded = 1
+                    THEN ' line' ELSE ' lines' END || ' from epoch ' || cut_epoch
+                || ' on, logged again by ' || resumed_by || '.log.json, which resumes the run', 1
             FROM runs WHERE superseded > 0
             UNION ALL
             SELECT fid, last_line, run_problem, 1 FROM runs
             WHERE run_problem IS NOT NULL AND run = run_end
             UNION ALL
-            SELECT fid, NULL, 'resumed in ' || run_end || '.log.json: ' || run_problem, 1
+            SELECT fid, NULL, run_problem || '; the run ends in ' || run_end || '.log.json', 1
             FROM runs WHERE run_problem IS NOT NULL AND run <> run_end
             UNION ALL
             SELECT fid, NULL, 'duplicate run: ' || kept_run || '.log.json is kept for this '
@@ -663,13 +681,13 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     # per-file flags as lists indexed by file id: a join would lose the lines' order
     wide = con.sql(
         "WITH r AS (SELECT list(run_start = kept_run ORDER BY fid) AS kept, "
-        "list(seg_max <= 1 ORDER BY fid) AS fractions, list(cut_epoch ORDER BY fid) AS epochs, "
-        "list(cut_iter ORDER BY fid) AS iters FROM runs) "
+        "list(seg_max <= 1 ORDER BY fid) AS fractions, list(cut_epoch ORDER BY fid) AS cuts "
+        "FROM runs) "
         "SELECT fid, epoch, iter, kind = 'val' AS val, line, "
         f"{', '.join(f'{e} AS s{k}' for k, e in enumerate(series))} "
         "FROM lines, r "
         "WHERE r.kept[fid + 1] AND problem IS NULL AND kind IN ('train', 'val') "
-        f"AND NOT coalesce({_superseded('r.epochs[fid + 1]', 'r.iters[fid + 1]')}, false)"
+        "AND NOT coalesce(epoch >= r.cuts[fid + 1], false)"
     ).to_arrow_table()
     # good lines hold no NaN, so NaN here is a series the line does not have
     values = np.column_stack(

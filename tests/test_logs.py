@@ -412,29 +412,77 @@ def test_a_resumed_run_is_one_run(drop: Path, copy: Path, clean: pd.DataFrame) -
     pd.testing.assert_frame_equal(derive_results(parsed.curves), clean)
 
 
-@pytest.mark.parametrize(
-    ("restart", "superseded"),
-    [(4, "from epoch 2, iter 1 on (2 lines)"), (5, "from epoch 2, iter 2 on (1 line)")],
-)
-def test_lines_a_resumed_run_logs_again_supersede_the_first_files(
-    restart: int, superseded: str, drop: Path, copy: Path, clean: pd.DataFrame
-) -> None:
-    """A crash during epoch 2, a resume from the checkpoint of epoch 1 (or, as iteration-based
-    runners do, of iteration 1 of epoch 2): the first file's lines from there on are replaced
-    by the resumed file's, the earlier ones kept, and the quarantine says so."""
-    path = _logs(copy, "digits-cls")[0]
-    _resume(path, stop=6, restart=restart)
-    parsed = parse_log_drop(copy)
-    assert parsed.quarantine.to_dict("records") == [
-        {
-            "file": _name(copy, path),
-            "line": None,
-            "reason": f"superseded {superseded}: 99991231_235959.log.json resumes the run there",
-        }
+def _launches(root: Path, runs: dict[str, tuple[int, int]], **keys: str) -> None:
+    """Log files of one digits-cls architecture, one per launch: ``name -> (first, last)``
+    epoch, each epoch two training lines and an evaluation (top1 = 10 x epoch); a run of 4
+    epochs declared. ``keys`` renames line keys (``epoch="step"``)."""
+    folder = root / "logs" / "digits-cls" / sample(1, seed=9)[0].code
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (first, last) in runs.items():
+        lines: list[dict] = [{"env_info": "x", "config": "runner = dict(max_epochs=4)"}]
+        for e in range(first, last + 1):
+            lines += [
+                {"mode": "train", "epoch": e, "iter": i, "lr": 0.1, "loss": 1.0} for i in (5, 10)
+            ]
+            lines.append(
+                {
+                    "mode": "val",
+                    "epoch": e,
+                    "iter": 3,
+                    "accuracy_top-1": 10.0 * e,
+                    "accuracy_top-5": 90.0,
+                }
+            )
+        text = "".join(json.dumps({keys.get(k, k): v for k, v in o.items()}) + "\n" for o in lines)
+        (folder / f"{name}.log.json").write_text(text)
+
+
+def _top1(parsed: logs.LogParse) -> list[tuple[str, int, float]]:
+    curves = parsed.curves[parsed.curves["metric"] == "top1"]
+    return list(zip(curves["run"].astype(str), curves["epoch"], curves["value"], strict=True))
+
+
+def test_lines_a_resumed_run_logs_again_supersede_the_earlier_files(tmp_path: Path) -> None:
+    """a: epochs 1-3; b resumed at epoch 4; c, launched last, resumed from epoch 2's
+    checkpoint. Each file is cut at the earliest epoch a later one logs again."""
+    _launches(tmp_path, {"a": (1, 3), "b": (4, 4), "c": (3, 4)})
+    parsed = parse_log_drop(tmp_path)
+    assert _top1(parsed) == [("a", e, 10.0 * e) for e in range(1, 5)]
+    assert [r.split(".log.json")[0] for r in parsed.quarantine["reason"]] == [
+        "superseded: 3 lines from epoch 3 on, logged again by c",
+        "superseded: 3 lines from epoch 3 on, logged again by c",
     ]
+    assert parsed.runs["resumes"].fillna("").tolist() == ["", "a", "b"]
     assert (parsed.runs["status"] == "accepted").all()
-    pd.testing.assert_frame_equal(parsed.curves, parse_log_drop(drop).curves)
-    pd.testing.assert_frame_equal(derive_results(parsed.curves), clean)
+    assert derive_results(parsed.curves)["evaluations"].tolist() == [4, 4]
+
+
+def test_a_launch_that_logged_nothing_does_not_break_a_run(tmp_path: Path) -> None:
+    """A relaunch that died before its first line leaves a file with no training line; the
+    next launch resumes the run before it."""
+    _launches(tmp_path, {"a": (1, 2), "b": (1, 0), "c": (3, 4)})
+    parsed = parse_log_drop(tmp_path)
+    assert _top1(parsed) == [("a", e, 10.0 * e) for e in range(1, 5)]
+    runs = parsed.runs.set_index("run")
+    assert runs.loc["c", "resumes"] == "a" and runs.loc["c", "status"] == "accepted"
+    assert parsed.quarantine["reason"].tolist() == ["stopped early: no evaluation line"]
+
+
+@pytest.mark.parametrize(
+    ("runs", "keys"),
+    [
+        ({"a": (1, 4), "b": (1, 4)}, {"epoch": "step"}),  # logged by step: no epoch 1 to restart
+        ({"a": (1, 1), "b": (3, 4)}, {}),  # epoch 2 missing between the launches
+    ],
+)
+def test_launches_that_do_not_continue_each_other_stay_separate_runs(
+    runs: dict[str, tuple[int, int]], keys: dict[str, str], tmp_path: Path
+) -> None:
+    _launches(tmp_path, runs, **keys)
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.runs["resumes"].isna().all()
+    assert parsed.runs["status"].tolist() == ["quarantined", "accepted"]
+    assert set(parsed.curves["run"].astype(str)) == {"b"}
 
 
 def test_a_resumed_run_that_stopped_early_is_quarantined_in_both_files(copy: Path) -> None:
@@ -447,7 +495,7 @@ def test_a_resumed_run_that_stopped_early_is_quarantined_in_both_files(copy: Pat
         {
             "file": _name(copy, path),
             "line": None,
-            "reason": f"resumed in 99991231_235959.log.json: {stopped}",
+            "reason": f"{stopped}; the run ends in 99991231_235959.log.json",
         },
         {"file": _name(copy, later), "line": 3, "reason": stopped},
     ]
