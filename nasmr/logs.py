@@ -29,9 +29,12 @@ Rules, applied in this order:
 * **Runs**: a run without an evaluation line, or whose last good evaluation is at an
   epoch below the expected one, stopped early and is quarantined whole (line: its
   last line). The expected epoch is ``max_epochs`` from the run's config (meta line)
-  when declared, otherwise the furthest epoch any run of the same setting evaluated
-  (so a schedule must evaluate at its last epoch, as OpenMMLab configs do). A resumed
-  run's earlier files are quarantined with it, as "resumed in" its last file.
+  when declared, otherwise the usual last epoch of the setting's runs: the last
+  evaluated epoch most runs share, the furthest of equally common ones (so a schedule
+  must evaluate at its last epoch, as OpenMMLab configs do). Without a declared
+  schedule, a run whose last evaluation is past the usual one is quarantined too: one
+  mistyped epoch must not make every other run look stopped early. A resumed run's
+  earlier files are quarantined with it, naming its last file.
 * **Duplicates**: of several complete runs of one architecture in one setting, the run
   whose name sorts last is kept (mmcv names runs by start time, so: the latest); the
   others are quarantined (line empty: the whole run).
@@ -596,18 +599,28 @@ _RUNS_SQL = """
             max(declared_epochs) OVER r AS run_declared
         FROM files_cut
         WINDOW r AS (PARTITION BY setting, arch, run_start)
+    ), ends AS (
+        SELECT setting, run_last_epoch AS epoch, count(*) AS runs
+        FROM spans WHERE run = run_start AND run_last_epoch IS NOT NULL
+        GROUP BY ALL
+    ), usual AS (
+        SELECT setting, arg_max(epoch, {'runs': runs, 'epoch': epoch}) AS usual_epoch
+        FROM ends GROUP BY setting
     ), expect AS (
-        SELECT *, coalesce(run_declared, max(run_last_epoch) OVER (PARTITION BY setting))
-            AS expected_epochs
-        FROM spans
+        SELECT s.*, coalesce(s.run_declared, u.usual_epoch) AS expected_epochs
+        FROM spans s LEFT JOIN usual u USING (setting)
     ), judged AS (
         SELECT *, CASE
             WHEN run_evaluations = 0 THEN 'stopped early: no evaluation line'
             WHEN run_last_epoch < expected_epochs THEN
                 'stopped early: last evaluation at epoch ' || run_last_epoch || ' of '
                 || expected_epochs || CASE WHEN run_declared IS NULL
-                        THEN ' (the furthest any run of ' || setting || ' evaluated)'
+                        THEN ' (the usual last epoch of ' || setting || ' runs)'
                         ELSE ' (max_epochs of its config)' END
+            WHEN run_last_epoch > expected_epochs AND run_declared IS NULL THEN
+                'past the usual end: last evaluation at epoch ' || run_last_epoch || ', where '
+                || setting || ' runs usually end at ' || expected_epochs
+                || ' (a mistyped epoch, or another schedule)'
             END AS run_problem
         FROM expect
     )

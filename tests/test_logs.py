@@ -338,17 +338,40 @@ def test_truncated_last_line_quarantines_the_line_and_the_run(copy: Path) -> Non
     assert name not in set(parsed.runs.loc[parsed.runs["status"] == "accepted", "file"])
 
 
-def test_without_max_epochs_the_longest_run_sets_the_length(copy: Path) -> None:
+def test_without_max_epochs_the_usual_last_epoch_sets_the_length(copy: Path) -> None:
+    """Two runs, one stopped after epoch 1: of equally common last epochs, the furthest."""
     for path in _logs(copy, "digits-cls"):
         _rewrite(path, lambda ls: [{k: v for k, v in o.items() if k != "config"} for o in ls])
     short = _logs(copy, "digits-cls")[0]
     short.write_text("".join(short.read_text().splitlines(keepends=True)[:4]))
     parsed = parse_log_drop(copy)
     assert parsed.quarantine["reason"].tolist() == [
-        "stopped early: last evaluation at epoch 1 of 2 "
-        "(the furthest any run of digits-cls evaluated)"
+        "stopped early: last evaluation at epoch 1 of 2 (the usual last epoch of digits-cls runs)"
     ]
     assert parsed.runs.set_index("file").loc[_name(copy, short), "expected_epochs"] == 2
+
+
+def test_one_mistyped_epoch_does_not_make_every_other_run_stop_early(copy: Path) -> None:
+    """Without max_epochs, the last evaluation most runs share is the length: the run whose
+    last evaluation says epoch 20 is quarantined, not the others as stopped at 2 of 20."""
+    source = _logs(copy, "digits-cls")[0]
+    third = copy / "logs" / "digits-cls" / sample(1, seed=9)[0].code / source.name
+    third.parent.mkdir()
+    shutil.copy(source, third)
+    for path in _logs(copy, "digits-cls"):
+        _rewrite(path, lambda ls: [{k: v for k, v in o.items() if k != "config"} for o in ls])
+    _rewrite(source, lambda ls: [*ls[:-1], ls[-1] | {"epoch": 20}])
+    parsed = parse_log_drop(copy)
+    assert parsed.quarantine.to_dict("records") == [
+        {
+            "file": _name(copy, source),
+            "line": LINES_PER_LOG,
+            "reason": "past the usual end: last evaluation at epoch 20, where digits-cls runs "
+            "usually end at 2 (a mistyped epoch, or another schedule)",
+        }
+    ]
+    runs = parsed.runs.set_index("file")["status"]
+    assert (runs.drop(_name(copy, source)) == "accepted").all()
 
 
 def test_a_non_integer_epoch_does_not_set_the_length(copy: Path) -> None:
@@ -360,8 +383,7 @@ def test_a_non_integer_epoch_does_not_set_the_length(copy: Path) -> None:
     parsed = parse_log_drop(copy)
     assert parsed.quarantine["reason"].tolist() == [
         'not an integer in [1, 9223372036854775807]: "epoch" is 2.6',
-        "stopped early: last evaluation at epoch 1 of 2 "
-        "(the furthest any run of digits-cls evaluated)",
+        "stopped early: last evaluation at epoch 1 of 2 (the usual last epoch of digits-cls runs)",
     ]
     runs = parsed.runs.set_index("file")["status"]
     assert runs[_name(copy, odd)] == "quarantined"
