@@ -7,7 +7,9 @@ A log drop is ``<setting>/<arch code>/<run>.log.json`` (OpenMMLab JSON lines, se
 Rules, applied in this order:
 
 * **Layout**: a file outside ``<setting>/<code>/<run>.log.json``, of an unknown setting
-  or under a folder that is not a canonical architecture code is quarantined whole.
+  or under a folder that is not a canonical architecture code is quarantined whole, as
+  is a file that cannot be read (no permission, deleted since it was listed); a folder
+  that cannot be listed is named (``<folder>/``).
 * **Lines**: malformed or truncated JSON, invalid UTF-8, a JSON value that is not an
   object, an unknown ``mode``, a number key (loss, lr, a metric) holding no JSON number
   (``true``, ``"55.5"``), a NaN/inf number, an ``epoch``, ``iter`` or ``step`` that
@@ -160,7 +162,18 @@ def parse_log_drop(log_dir: Path) -> LogParse:
     try:
         files, layout = found.result()
         con.register("files", _files_table(files))
-        con.register("lines", _read(con, files))
+        unreadable: dict[int, str] = {}
+        con.register("lines", _read(con, files, unreadable))
+        con.register(
+            "unreadable",
+            pa.table(
+                {
+                    "fid": pa.array(list(unreadable), pa.int64()),
+                    "reason": list(unreadable.values()),
+                },
+                schema=pa.schema([("fid", pa.int64()), ("reason", pa.string())]),
+            ),
+        )
         con.execute(f"CREATE TEMP TABLE agg AS {_AGGREGATE_SQL}")
         con.execute(f"CREATE TEMP TABLE chains AS {_CHAINS_SQL}")
         con.execute(f"CREATE TEMP TABLE cut AS {_CUT_SQL}")
@@ -180,14 +193,16 @@ def _discover(drop: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
     """Log files in layout (sorted by path) and ``(file, reason)`` for those out of it; names
     are relative to ``drop/logs`` when the drop has that folder (else to ``drop``)."""
     files: list[_LogFile] = []
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = []  # (file or folder/, reason)
     root = drop / "logs"
     if root.is_dir():
-        for parts in _log_paths(drop, skip="logs"):
-            problems.append(("/".join(parts), "outside the drop's logs/ folder"))
+        beside, problems = _log_paths(drop, skip="logs")
+        problems += [("/".join(parts), "outside the drop's logs/ folder") for parts in beside]
     else:
         root = drop
-    for parts in _log_paths(root):
+    found, unlisted = _log_paths(root)
+    problems += unlisted
+    for parts in found:
         name = "/".join(parts)
         if len(parts) != 3:
             problems.append((name, f"not in the <setting>/<arch code>/<run>{LOG_SUFFIX} layout"))
@@ -209,14 +224,17 @@ def _discover(drop: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
     return files, problems
 
 
-def _log_paths(root: Path, skip: str | None = None) -> list[tuple[str, ...]]:
+def _log_paths(
+    root: Path, skip: str | None = None
+) -> tuple[list[tuple[str, ...]], list[tuple[str, str]]]:
     """The parts below ``root`` of every ``*.log.json`` file, in path order (not entering
-    ``root``'s folder ``skip``).
+    ``root``'s folder ``skip``), and ``(folder, reason)`` for folders that could not be listed.
 
-    As with ``Path.rglob``, folders behind symlinks are not entered and unreadable ones
-    are skipped; ``os.scandir`` does it in a quarter of the time.
+    As with ``Path.rglob``, folders behind symlinks are not entered; ``os.scandir`` does it
+    in a quarter of the time.
     """
     found: list[tuple[str, ...]] = []
+    unlisted: list[tuple[str, str]] = []
     folders: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
     while folders:
         folder, parts = folders.pop()
@@ -229,9 +247,14 @@ def _log_paths(root: Path, skip: str | None = None) -> list[tuple[str, ...]]:
                         folders.append((entry.path, (*parts, entry.name)))
                     elif entry.name.endswith(LOG_SUFFIX) and entry.is_file():
                         found.append((*parts, entry.name))
-        except PermissionError:
-            continue
-    return sorted(found)
+        except OSError as err:
+            unlisted.append(("/".join(parts) + "/", f"unreadable folder: {_os_reason(err)}"))
+    return sorted(found), sorted(unlisted)
+
+
+def _os_reason(err: OSError) -> str:
+    """An OS error without the path it names (quarantine rows name the file themselves)."""
+    return err.strerror or type(err).__name__
 
 
 def _files_table(files: Sequence[_LogFile]) -> pa.Table:
@@ -266,8 +289,12 @@ it is the cut-short last line of a file without a final newline, whether it open
 (after spaces), and its text (newline included)."""
 
 
-def _read(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pa.Table:
-    """The annotated lines of ``files`` (see :func:`_annotate_sql`), as an Arrow table.
+def _read(
+    con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile], unreadable: dict[int, str]
+) -> pa.Table:
+    """The annotated lines of ``files`` (see :func:`_annotate_sql`), as an Arrow table; a file
+    that cannot be read (gone since it was listed, no permission) is put in ``unreadable``
+    (file id -> reason) and read as empty.
 
     DuckDB pulls the files batch by batch from a record batch reader, so its threads
     parse some batches while another is read. Arrow output costs it less than a table
@@ -278,7 +305,7 @@ def _read(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pa.Table
     def batches() -> Iterator[pa.RecordBatch]:
         """The lines of ``files``, one record batch per group of files."""
         try:
-            yield from (_load(batch) for batch in _batches(files))
+            yield from (_load(batch, unreadable) for batch in _batches(files, unreadable))
         except Exception as err:  # raised again as itself, not as DuckDB's wrapping of it
             failed.append(err)
             raise
@@ -295,12 +322,18 @@ def _read(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pa.Table
         con.unregister("raw")
 
 
-def _batches(files: Sequence[_LogFile]) -> Iterator[list[tuple[_LogFile, int]]]:
+def _batches(
+    files: Sequence[_LogFile], unreadable: dict[int, str]
+) -> Iterator[list[tuple[_LogFile, int]]]:
     """The files with their sizes, in groups of about :data:`BATCH_BYTES`."""
     batch: list[tuple[_LogFile, int]] = []
     size = 0
     for f in files:
-        batch.append((f, f.path.stat().st_size))
+        try:
+            batch.append((f, f.path.stat().st_size))
+        except OSError as err:
+            unreadable[f.fid] = f"unreadable: {_os_reason(err)}"
+            continue
         size += batch[-1][1]
         if size >= BATCH_BYTES:
             yield batch
@@ -309,15 +342,19 @@ def _batches(files: Sequence[_LogFile]) -> Iterator[list[tuple[_LogFile, int]]]:
         yield batch
 
 
-def _load(batch: Sequence[tuple[_LogFile, int]]) -> pa.RecordBatch:
+def _load(batch: Sequence[tuple[_LogFile, int]], unreadable: dict[int, str]) -> pa.RecordBatch:
     """A batch of files read into one buffer and split into lines (numpy finds the newlines)."""
     buf = bytearray(sum(size for _, size in batch) + len(batch))  # room for a final newline each
     view = memoryview(buf)
     starts = [0]
     cut: list[int] = []  # files that lack a final newline (one is added)
     for i, (f, size) in enumerate(batch):
-        with f.path.open("rb") as fh:
-            end = starts[-1] + fh.readinto(view[starts[-1] : starts[-1] + size])
+        try:
+            with f.path.open("rb") as fh:
+                end = starts[-1] + fh.readinto(view[starts[-1] : starts[-1] + size])
+        except OSError as err:
+            unreadable[f.fid] = f"unreadable: {_os_reason(err)}"
+            end = starts[-1]
         if end > starts[-1] and buf[end - 1] != ord("\n"):
             buf[end] = ord("\n")
             end += 1
@@ -590,8 +627,9 @@ _RUNS_SQL = """
                             CASE WHEN k.fid IS NULL THEN a.last_epoch ELSE k.last_epoch END
                                 AS last_epoch),
             c.resumes, c.cut_epoch, c.resumed_by, c.run_start, c.run_end,
-            coalesce(k.superseded, 0) AS superseded
+            coalesce(k.superseded, 0) AS superseded, u.unreadable
         FROM agg a JOIN chains c USING (fid) LEFT JOIN cut k USING (fid)
+            LEFT JOIN (SELECT fid, reason AS unreadable FROM unreadable) u USING (fid)
     ), spans AS (
         SELECT *,
             sum(evaluations) OVER r AS run_evaluations,
@@ -611,6 +649,7 @@ _RUNS_SQL = """
         FROM spans s LEFT JOIN usual u USING (setting)
     ), judged AS (
         SELECT *, CASE
+            WHEN unreadable IS NOT NULL THEN unreadable
             WHEN run_evaluations = 0 THEN 'stopped early: no evaluation line'
             WHEN run_last_epoch < expected_epochs THEN
                 'stopped early: last evaluation at epoch ' || run_last_epoch || ' of '

@@ -303,17 +303,63 @@ def test_batches_of_any_size_parse_the_same(
     assert len(whole.quarantine) == 2
 
 
-def test_an_unreadable_file_raises_its_own_error(
+def test_an_unexpected_error_while_reading_raises_as_itself(
     copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An error reading a file is not hidden behind DuckDB's wrapping of it."""
+    """An error reading the files is not hidden behind DuckDB's wrapping of it."""
 
-    def fail(batch: object) -> None:
-        raise PermissionError("no access")
+    def fail(batch: object, unreadable: object) -> None:
+        raise MemoryError("out of memory")
 
     monkeypatch.setattr(logs, "_load", fail)
-    with pytest.raises(PermissionError, match="no access"):
+    with pytest.raises(MemoryError, match="out of memory"):
         parse_log_drop(copy)
+
+
+def test_a_file_gone_before_it_is_read_is_quarantined(
+    copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log deleted between listing and reading used to abort the whole parse."""
+    gone = _logs(copy, "digits-seg")[0]
+    listed = logs._discover
+
+    def discover_then_delete(drop: Path) -> object:
+        found = listed(drop)
+        gone.unlink()
+        return found
+
+    monkeypatch.setattr(logs, "_discover", discover_then_delete)
+    parsed = parse_log_drop(copy)
+    assert parsed.quarantine.to_dict("records") == [
+        {"file": _name(copy, gone), "line": None, "reason": "unreadable: No such file or directory"}
+    ]
+    runs = parsed.runs.set_index("file")["status"]
+    assert runs[_name(copy, gone)] == "quarantined"
+    assert (runs.drop(_name(copy, gone)) == "accepted").all()
+
+
+def test_a_folder_that_cannot_be_listed_is_named(
+    copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder without read permission was skipped without a word, its runs unaccounted for."""
+    locked = _logs(copy, "digits-cls")[0].parent
+    scandir = logs.os.scandir
+
+    def refuse(path: str) -> object:
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", path)
+        return scandir(path)
+
+    monkeypatch.setattr(logs.os, "scandir", refuse)
+    parsed = parse_log_drop(copy)
+    assert parsed.quarantine.to_dict("records") == [
+        {
+            "file": f"digits-cls/{locked.name}/",
+            "line": None,
+            "reason": "unreadable folder: Permission denied",
+        }
+    ]
+    assert len(parsed.runs) == 3 and (parsed.runs["status"] == "accepted").all()
 
 
 def test_an_empty_drop_parses_to_empty_tables(drop: Path, tmp_path: Path) -> None:
