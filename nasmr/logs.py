@@ -9,7 +9,8 @@ Rules, applied in this order:
 * **Layout**: a file outside ``<setting>/<code>/<run>.log.json``, of an unknown setting
   or under a folder that is not a canonical architecture code is quarantined whole, as
   is a file that cannot be read (no permission, deleted since it was listed); a folder
-  that cannot be listed is named (``<folder>/``).
+  below the drop that cannot be listed is named (``<folder>/``), and a drop whose
+  ``logs/`` cannot be listed raises.
 * **Lines**: malformed or truncated JSON, invalid UTF-8, a JSON value that is not an
   object, an unknown ``mode``, a number key (loss, lr, a metric) holding no JSON number
   (``true``, ``"55.5"``), a NaN/inf number, an ``epoch``, ``iter`` or ``step`` that
@@ -23,20 +24,22 @@ Rules, applied in this order:
   past the furthest line of the file before it (its setting and architecture, name
   order, files without a good training or evaluation line skipped), continues that
   file: the files are one run, named by its first file (``runs.resumes`` names the file
-  a file continues). Lines of a file from the first epoch of any later file of its run on
-  were logged again after a resume, so they are superseded (quarantined as such: file,
-  no line number, their count). Runs whose ``epoch`` restarts at 1 on resume (mmcv's
-  ``IterBasedRunner``) or that log ``step`` instead are not joined: their launches stay
-  separate runs, as the rules below treat them.
+  a file continues). What a later file of the run logs again supersedes the earlier
+  files' lines: training lines from its first training epoch on, evaluations from its
+  first line on (mmcv may evaluate the checkpoint it resumes from). Superseded lines are
+  quarantined as such (file, no line number, their count). Runs whose ``epoch``
+  restarts at 1 on resume (mmcv's ``IterBasedRunner``) or whose training lines log
+  ``step`` instead are not joined: their launches stay separate runs, as the rules
+  below treat them.
 * **Runs**: a run without an evaluation line, or whose last good evaluation is at an
   epoch below the expected one, stopped early and is quarantined whole (line: its
-  last line). The expected epoch is ``max_epochs`` from the run's config (meta line)
-  when declared, otherwise the usual last epoch of the setting's runs: the last
-  evaluated epoch most runs share, the furthest of equally common ones (so a schedule
-  must evaluate at its last epoch, as OpenMMLab configs do). Without a declared
-  schedule, a run whose last evaluation is past the usual one is quarantined too: one
-  mistyped epoch must not make every other run look stopped early. A resumed run's
-  earlier files are quarantined with it, naming its last file.
+  last line); so is a run evaluated past the expected epoch (a mistyped epoch, or
+  another schedule). The expected epoch is ``max_epochs`` from the config (meta line) of
+  the run's latest launch that declares one, otherwise the usual last epoch of the
+  setting: the last evaluated epoch most architectures' latest runs share, the furthest
+  of equally common ones (so a schedule must evaluate at its last epoch, as OpenMMLab
+  configs do; one mistyped epoch does not make every other run look stopped early). A
+  resumed run's earlier files are quarantined with it, naming its last file.
 * **Duplicates**: of several complete runs of one architecture in one setting, the run
   whose name sorts last is kept (mmcv names runs by start time, so: the latest); the
   others are quarantined (line empty: the whole run).
@@ -196,12 +199,16 @@ def _discover(drop: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
     problems: list[tuple[str, str]] = []  # (file or folder/, reason)
     root = drop / "logs"
     if root.is_dir():
-        beside, problems = _log_paths(drop, skip="logs")
+        beside, unlisted = _log_paths(drop, skip="logs")
+        problems += [
+            (folder, f"unreadable folder outside the drop's logs/ folder: {reason}")
+            for folder, reason in unlisted
+        ]
         problems += [("/".join(parts), "outside the drop's logs/ folder") for parts in beside]
     else:
         root = drop
     found, unlisted = _log_paths(root)
-    problems += unlisted
+    problems += [(folder, f"unreadable folder: {reason}") for folder, reason in unlisted]
     for parts in found:
         name = "/".join(parts)
         if len(parts) != 3:
@@ -228,7 +235,8 @@ def _log_paths(
     root: Path, skip: str | None = None
 ) -> tuple[list[tuple[str, ...]], list[tuple[str, str]]]:
     """The parts below ``root`` of every ``*.log.json`` file, in path order (not entering
-    ``root``'s folder ``skip``), and ``(folder, reason)`` for folders that could not be listed.
+    ``root``'s folder ``skip``), and ``(folder/, OS reason)`` for the folders below ``root``
+    that could not be listed (``root`` itself raises).
 
     As with ``Path.rglob``, folders behind symlinks are not entered; ``os.scandir`` does it
     in a quarter of the time.
@@ -248,7 +256,9 @@ def _log_paths(
                     elif entry.name.endswith(LOG_SUFFIX) and entry.is_file():
                         found.append((*parts, entry.name))
         except OSError as err:
-            unlisted.append(("/".join(parts) + "/", f"unreadable folder: {_os_reason(err)}"))
+            if not parts:
+                raise  # the root itself: nothing to parse, and the error names it
+            unlisted.append(("/".join(parts) + "/", _os_reason(err)))
     return sorted(found), sorted(unlisted)
 
 
@@ -561,8 +571,9 @@ _AGGREGATE_SQL = r"""
             count(*) FILTER (problem IS NULL AND kind = 'val') AS evaluations,
             max(epoch) FILTER (problem IS NULL AND kind = 'val') AS last_epoch,
             min(epoch) FILTER (problem IS NULL AND kind = 'train') AS first_epoch,
+            min(epoch) FILTER (problem IS NULL AND kind = 'val') AS first_evaluation,
             max(epoch) FILTER (problem IS NULL AND kind IN ('train', 'val')) AS furthest,
-            bool_or(by_step) FILTER (problem IS NULL AND kind IN ('train', 'val')) AS by_step,
+            bool_or(by_step) FILTER (problem IS NULL AND kind = 'train') AS by_step,
             max(line) AS last_line,
             max(TRY_CAST(nullif(regexp_extract(config, 'max_epochs\s*=\s*(\d+)', 1), '')
                 AS BIGINT)) FILTER (problem IS NULL AND kind = 'meta') AS declared_epochs,
@@ -572,8 +583,8 @@ _AGGREGATE_SQL = r"""
     )
     SELECT f.fid, f.file, f.setting, f.arch, f.run, coalesce(p.lines, 0) AS lines,
         coalesce(p.bad_lines, 0) AS bad_lines, coalesce(p.evaluations, 0) AS evaluations,
-        p.last_epoch, p.first_epoch, p.furthest, p.by_step, p.last_line, p.declared_epochs,
-        p.seg_max
+        p.last_epoch, p.first_epoch, p.first_evaluation, p.furthest, p.by_step, p.last_line,
+        p.declared_epochs, p.seg_max
     FROM files f LEFT JOIN per_file p USING (fid)
 """
 """Per-file aggregates of ``lines``, one row per file (also for a file without lines)."""
@@ -581,6 +592,7 @@ _AGGREGATE_SQL = r"""
 _CHAINS_SQL = """
     WITH linked AS (
         SELECT fid, setting, arch, run, first_epoch,
+            least(first_epoch, first_evaluation) AS first_line,
             CASE WHEN first_epoch > 1 AND first_epoch <= lag(furthest) OVER w + 1
                 THEN lag(run) OVER w END AS resumes
         FROM agg
@@ -591,31 +603,36 @@ _CHAINS_SQL = """
             PARTITION BY setting, arch ORDER BY run ROWS UNBOUNDED PRECEDING) AS chain
         FROM linked
     ), spans AS (
-        SELECT fid, resumes,
-            min({'epoch': first_epoch, 'run': run}) OVER (
-                PARTITION BY setting, arch, chain ORDER BY run
-                ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS cut,
+        SELECT fid, resumes, min(first_epoch) OVER later AS cut_training,
+            min({'epoch': first_line, 'run': run}) OVER later AS cut,
             first_value(run) OVER c AS run_start, last_value(run) OVER c AS run_end
         FROM numbered
-        WINDOW c AS (PARTITION BY setting, arch, chain ORDER BY run
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+        WINDOW later AS (PARTITION BY setting, arch, chain ORDER BY run
+                         ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING),
+            c AS (PARTITION BY setting, arch, chain ORDER BY run
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
     )
-    SELECT a.fid, s.resumes, s.cut.epoch AS cut_epoch, s.cut.run AS resumed_by,
+    SELECT a.fid, s.resumes, s.cut.epoch AS cut_epoch, s.cut_training, s.cut.run AS resumed_by,
         coalesce(s.run_start, a.run) AS run_start, coalesce(s.run_end, a.run) AS run_end
     FROM agg a LEFT JOIN spans s USING (fid)
 """
 """Per file, the run it belongs to. A file whose first training line is past epoch 1, and at
 most one epoch past the furthest of the file before it (of its setting and architecture,
 by name, among files with good lines), resumes that file: mmcv starts a new log file on
-each launch. Each file of a run is cut at the earliest first epoch of the files after it.
-Logs by ``step`` (no epoch) are not joined: every launch's first step is past 1."""
+each launch. Each file of a run is cut where the files after it start: its training lines
+at their earliest training epoch, its evaluations at their earliest line (mmcv may
+evaluate the checkpoint it resumes from). Training logged by ``step`` (no epoch) is not
+joined: every launch's first step is past 1."""
 
 _CUT_SQL = """
     SELECT fid,
         count(*) FILTER (kind = 'val' AND epoch < cut_epoch) AS evaluations,
         max(epoch) FILTER (kind = 'val' AND epoch < cut_epoch) AS last_epoch,
-        count(*) FILTER (epoch >= cut_epoch) AS superseded
-    FROM lines JOIN (SELECT fid, cut_epoch FROM chains WHERE cut_epoch IS NOT NULL) USING (fid)
+        count(*) FILTER (epoch >= CASE kind WHEN 'val' THEN cut_epoch ELSE cut_training END)
+            AS superseded
+    FROM lines
+    JOIN (SELECT fid, cut_epoch, cut_training FROM chains WHERE cut_epoch IS NOT NULL)
+        USING (fid)
     WHERE problem IS NULL AND kind IN ('train', 'val')
     GROUP BY fid
 """
@@ -626,7 +643,7 @@ _RUNS_SQL = """
         SELECT a.* REPLACE (coalesce(k.evaluations, a.evaluations) AS evaluations,
                             CASE WHEN k.fid IS NULL THEN a.last_epoch ELSE k.last_epoch END
                                 AS last_epoch),
-            c.resumes, c.cut_epoch, c.resumed_by, c.run_start, c.run_end,
+            c.resumes, c.cut_epoch, c.cut_training, c.resumed_by, c.run_start, c.run_end,
             coalesce(k.superseded, 0) AS superseded, u.unreadable
         FROM agg a JOIN chains c USING (fid) LEFT JOIN cut k USING (fid)
             LEFT JOIN (SELECT fid, reason AS unreadable FROM unreadable) u USING (fid)
@@ -634,16 +651,18 @@ _RUNS_SQL = """
         SELECT *,
             sum(evaluations) OVER r AS run_evaluations,
             max(last_epoch) OVER r AS run_last_epoch,
-            max(declared_epochs) OVER r AS run_declared
+            last_value(declared_epochs IGNORE NULLS) OVER (r ORDER BY run
+                ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS run_declared
         FROM files_cut
         WINDOW r AS (PARTITION BY setting, arch, run_start)
-    ), ends AS (
-        SELECT setting, run_last_epoch AS epoch, count(*) AS runs
+    ), ends AS (  -- one vote per architecture: its latest run with an evaluation
+        SELECT setting, arg_max(run_last_epoch, run_start) AS epoch
         FROM spans WHERE run = run_start AND run_last_epoch IS NOT NULL
-        GROUP BY ALL
+        GROUP BY setting, arch
     ), usual AS (
         SELECT setting, arg_max(epoch, {'runs': runs, 'epoch': epoch}) AS usual_epoch
-        FROM ends GROUP BY setting
+        FROM (SELECT setting, epoch, count(*) AS runs FROM ends GROUP BY ALL)
+        GROUP BY setting
     ), expect AS (
         SELECT s.*, coalesce(s.run_declared, u.usual_epoch) AS expected_epochs
         FROM spans s LEFT JOIN usual u USING (setting)
@@ -656,7 +675,10 @@ _RUNS_SQL = """
                 || expected_epochs || CASE WHEN run_declared IS NULL
                         THEN ' (the usual last epoch of ' || setting || ' runs)'
                         ELSE ' (max_epochs of its config)' END
-            WHEN run_last_epoch > expected_epochs AND run_declared IS NULL THEN
+            WHEN run_last_epoch > expected_epochs AND run_declared IS NOT NULL THEN
+                'past its schedule: last evaluation at epoch ' || run_last_epoch
+                || ', past max_epochs ' || expected_epochs || ' of its config'
+            WHEN run_last_epoch > expected_epochs THEN
                 'past the usual end: last evaluation at epoch ' || run_last_epoch || ', where '
                 || setting || ' runs usually end at ' || expected_epochs
                 || ' (a mistyped epoch, or another schedule)'
@@ -690,8 +712,10 @@ def _quarantine(con: duckdb.DuckDBPyConnection, layout: Sequence[tuple[str, str]
             SELECT fid, line, problem AS reason, 0 AS k FROM lines WHERE problem IS NOT NULL
             UNION ALL
             SELECT fid, NULL, 'superseded: ' || superseded || CASE WHEN superseded = 1
-                    THEN ' line' ELSE ' lines' END || ' from epoch ' || cut_epoch
-                || ' on, logged again by ' || resumed_by || '.log.json, which resumes the run', 1
+                    THEN ' line' ELSE ' lines' END || ' from epoch ' || cut_epoch || ' on'
+                || CASE WHEN cut_training > cut_epoch
+                    THEN ' (training lines from epoch ' || cut_training || ')' ELSE '' END
+                || ', logged again by ' || resumed_by || '.log.json, which resumes the run', 1
             FROM runs WHERE superseded > 0
             UNION ALL
             SELECT fid, last_line, run_problem, 1 FROM runs
@@ -704,7 +728,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, layout: Sequence[tuple[str, str]
                 || 'architecture and setting (the run name that sorts last)', 1
             FROM runs WHERE run_problem IS NULL AND run_start <> kept_run
         ) q JOIN files USING (fid)
-        ORDER BY fid, k, line
+        ORDER BY fid, k, line, reason
         """
     ).df()
     layout_rows = pd.DataFrame(
@@ -733,13 +757,14 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     # per-file flags as lists indexed by file id: a join would lose the lines' order
     wide = con.sql(
         "WITH r AS (SELECT list(run_start = kept_run ORDER BY fid) AS kept, "
-        "list(seg_max <= 1 ORDER BY fid) AS fractions, list(cut_epoch ORDER BY fid) AS cuts "
-        "FROM runs) "
+        "list(seg_max <= 1 ORDER BY fid) AS fractions, list(cut_epoch ORDER BY fid) AS cuts, "
+        "list(cut_training ORDER BY fid) AS training_cuts FROM runs) "
         "SELECT fid, epoch, iter, kind = 'val' AS val, line, "
         f"{', '.join(f'{e} AS s{k}' for k, e in enumerate(series))} "
         "FROM lines, r "
         "WHERE r.kept[fid + 1] AND problem IS NULL AND kind IN ('train', 'val') "
-        "AND NOT coalesce(epoch >= r.cuts[fid + 1], false)"
+        "AND NOT coalesce(epoch >= CASE kind WHEN 'val' THEN r.cuts[fid + 1] "
+        "ELSE r.training_cuts[fid + 1] END, false)"
     ).to_arrow_table()
     # good lines hold no NaN, so NaN here is a series the line does not have
     values = np.column_stack(

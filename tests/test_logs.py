@@ -362,6 +362,22 @@ def test_a_folder_that_cannot_be_listed_is_named(
     assert len(parsed.runs) == 3 and (parsed.runs["status"] == "accepted").all()
 
 
+def test_a_log_drop_that_cannot_be_listed_fails_naming_it(
+    copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scandir = logs.os.scandir
+
+    def refuse(path: str) -> object:
+        if Path(path) == copy / "logs":
+            raise PermissionError(13, "Permission denied", path)
+        return scandir(path)
+
+    monkeypatch.setattr(logs.os, "scandir", refuse)
+    result = CliRunner().invoke(main, ["logs", "parse", str(copy), "--out", str(copy / "t")])
+    assert result.exit_code == 1
+    assert f"Error: {copy}: cannot read the log drop: [Errno 13] Permission denied" in result.output
+
+
 def test_an_empty_drop_parses_to_empty_tables(drop: Path, tmp_path: Path) -> None:
     (tmp_path / "logs").mkdir()
     parsed = parse_log_drop(tmp_path)
@@ -480,29 +496,49 @@ def test_a_resumed_run_is_one_run(drop: Path, copy: Path, clean: pd.DataFrame) -
     pd.testing.assert_frame_equal(derive_results(parsed.curves), clean)
 
 
-def _launches(root: Path, runs: dict[str, tuple[int, int]], **keys: str) -> None:
-    """Log files of one digits-cls architecture, one per launch: ``name -> (first, last)``
-    epoch, each epoch two training lines and an evaluation (top1 = 10 x epoch); a run of 4
-    epochs declared. ``keys`` renames line keys (``epoch="step"``)."""
-    folder = root / "logs" / "digits-cls" / sample(1, seed=9)[0].code
+def _train(epoch: int) -> list[dict]:
+    """The two training lines of an epoch, as mmcls logs them."""
+    return [{"mode": "train", "epoch": epoch, "iter": i, "lr": 0.1, "loss": 1.0} for i in (5, 10)]
+
+
+def _val(epoch: int) -> dict:
+    """An evaluation after ``epoch``: top1 = 10 x epoch."""
+    return {
+        "mode": "val",
+        "epoch": epoch,
+        "iter": 3,
+        "accuracy_top-1": 10.0 * epoch,
+        "accuracy_top-5": 90.0,
+    }
+
+
+def _write_launch(
+    root: Path, name: str, lines: list[dict], max_epochs: int | None = 4, arch: int = 9
+) -> None:
+    """``logs/digits-cls/<arch>/<name>.log.json``: a meta line (declaring ``max_epochs``
+    unless None), then ``lines``."""
+    folder = root / "logs" / "digits-cls" / sample(1, seed=arch)[0].code
     folder.mkdir(parents=True, exist_ok=True)
+    meta = {"env_info": "x"} | (
+        {"config": f"runner = dict(max_epochs={max_epochs})"} if max_epochs else {}
+    )
+    text = "".join(json.dumps(o) + "\n" for o in [meta, *lines])
+    (folder / f"{name}.log.json").write_text(text)
+
+
+def _launches(
+    root: Path,
+    runs: dict[str, tuple[int, int]],
+    max_epochs: int | None = 4,
+    arch: int = 9,
+    **keys: str,
+) -> None:
+    """Launches of one digits-cls architecture: ``name -> (first, last)`` epoch, each epoch
+    trained and evaluated. ``keys`` renames line keys (``epoch="step"``)."""
     for name, (first, last) in runs.items():
-        lines: list[dict] = [{"env_info": "x", "config": "runner = dict(max_epochs=4)"}]
-        for e in range(first, last + 1):
-            lines += [
-                {"mode": "train", "epoch": e, "iter": i, "lr": 0.1, "loss": 1.0} for i in (5, 10)
-            ]
-            lines.append(
-                {
-                    "mode": "val",
-                    "epoch": e,
-                    "iter": 3,
-                    "accuracy_top-1": 10.0 * e,
-                    "accuracy_top-5": 90.0,
-                }
-            )
-        text = "".join(json.dumps({keys.get(k, k): v for k, v in o.items()}) + "\n" for o in lines)
-        (folder / f"{name}.log.json").write_text(text)
+        lines = [o for e in range(first, last + 1) for o in [*_train(e), _val(e)]]
+        lines = [{keys.get(k, k): v for k, v in o.items()} for o in lines]
+        _write_launch(root, name, lines, max_epochs, arch)
 
 
 def _top1(parsed: logs.LogParse) -> list[tuple[str, int, float]]:
@@ -551,6 +587,70 @@ def test_launches_that_do_not_continue_each_other_stay_separate_runs(
     assert parsed.runs["resumes"].isna().all()
     assert parsed.runs["status"].tolist() == ["quarantined", "accepted"]
     assert set(parsed.curves["run"].astype(str)) == {"b"}
+
+
+def test_an_evaluation_of_the_resumed_checkpoint_supersedes_the_earlier_one(
+    tmp_path: Path,
+) -> None:
+    """mmcv's EvalHook(start=...) evaluates the checkpoint a launch resumes from: that
+    evaluation replaces the first launch's, and the first launch's training stays."""
+    _launches(tmp_path, {"a": (1, 2)})
+    lines = [_val(2)] + [o for e in (3, 4) for o in [*_train(e), _val(e)]]
+    _write_launch(tmp_path, "b", lines)
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.quarantine["reason"].tolist() == [
+        "superseded: 1 line from epoch 2 on (training lines from epoch 3), logged again by "
+        "b.log.json, which resumes the run"
+    ]
+    assert _top1(parsed) == [("a", e, 10.0 * e) for e in range(1, 5)]
+    assert derive_results(parsed.curves)["evaluations"].tolist() == [4, 4]
+    curves = parsed.curves
+    assert (curves[curves["metric"] == "loss"]["epoch"].value_counts() == 2).all()
+
+
+def test_training_by_epoch_is_joined_when_evaluations_log_a_step(tmp_path: Path) -> None:
+    """mmengine writes ``epoch`` on training lines and ``step`` on evaluations."""
+    for name, (first, last) in {"a": (1, 2), "b": (3, 4)}.items():
+        lines = []
+        for e in range(first, last + 1):
+            val = {k: v for k, v in _val(e).items() if k != "epoch"} | {"step": e}
+            lines += [*_train(e), val]
+        _write_launch(tmp_path, name, lines)
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.quarantine.empty
+    assert parsed.runs["resumes"].fillna("").tolist() == ["", "a"]
+
+
+def test_the_usual_end_is_one_vote_per_architecture(tmp_path: Path) -> None:
+    """Launches that are not joined (logged by step) must not outvote complete runs: two
+    architectures crashed at 2 and relaunched to 4, one crashed at 2 only."""
+    for arch, runs in ((1, {"a": (1, 2), "b": (3, 4)}), (2, {"a": (1, 2), "b": (3, 4)})):
+        _launches(tmp_path, runs, max_epochs=None, arch=arch, epoch="step")
+    _launches(tmp_path, {"a": (1, 2)}, max_epochs=None, arch=3, epoch="step")
+    parsed = parse_log_drop(tmp_path)
+    status = parsed.runs.set_index("file")["status"]
+    assert sorted(status[status == "accepted"].index.str[-10:]) == ["b.log.json", "b.log.json"]
+    assert set(parsed.quarantine["reason"]) == {
+        "stopped early: last evaluation at epoch 2 of 4 (the usual last epoch of digits-cls runs)"
+    }
+
+
+def test_a_run_evaluated_past_its_declared_schedule_is_quarantined(tmp_path: Path) -> None:
+    lines = [o for e in (1, 2, 3, 4) for o in [*_train(e), _val(e)]]
+    lines[-1] |= {"epoch": 40}  # a mistyped last evaluation
+    _write_launch(tmp_path, "a", lines)
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.quarantine["reason"].tolist() == [
+        "past its schedule: last evaluation at epoch 40, past max_epochs 4 of its config"
+    ]
+
+
+def test_the_latest_launch_declares_the_schedule(tmp_path: Path) -> None:
+    """A run launched for 6 epochs and resumed with a config of 4 ends at 4."""
+    _launches(tmp_path, {"a": (1, 2)}, max_epochs=6)
+    _launches(tmp_path, {"b": (3, 4)}, max_epochs=4)
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.quarantine.empty and (parsed.runs["status"] == "accepted").all()
 
 
 def test_a_resumed_run_that_stopped_early_is_quarantined_in_both_files(copy: Path) -> None:

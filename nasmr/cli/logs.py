@@ -13,6 +13,7 @@ from nasmr.cli.options import raw_option
 from schemas.logs import DIGITS_SETTINGS
 
 if TYPE_CHECKING:
+    from nasmr.logs import LogParse
     from nasmr.training import TrainConfig
 
 DIGITS = tuple(DIGITS_SETTINGS)
@@ -147,6 +148,16 @@ def logs() -> None:
     """Regenerate results from raw training logs (<setting>/<code>/<run>.log.json)."""
 
 
+def _parse(log_dir: Path) -> LogParse:
+    """``parse_log_drop``, with a log folder that cannot be listed as a one-line error."""
+    from nasmr.logs import parse_log_drop
+
+    try:
+        return parse_log_drop(log_dir)
+    except OSError as err:
+        raise click.ClickException(f"{log_dir}: cannot read the log drop: {err}") from err
+
+
 @logs.command()
 @click.argument("log_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -158,10 +169,10 @@ def logs() -> None:
 )
 def parse(log_dir: Path, out: Path) -> None:
     """Parse LOG_DIR into curves, derived results and quarantine tables (Parquet)."""
-    from nasmr.logs import parse_log_drop, write_log_tables
+    from nasmr.logs import write_log_tables
 
     _outside_releases(out)
-    parsed = parse_log_drop(log_dir)
+    parsed = _parse(log_dir)
     write_log_tables(parsed, out)
     click.echo(parsed.summary())
     click.echo(f"tables: {out}")
@@ -173,10 +184,10 @@ def parse(log_dir: Path, out: Path) -> None:
 def export(log_dir: Path, out: Path) -> None:
     """Write the final results of LOG_DIR as <setting>/trainval.pkl in the published format."""
     from nasmr.export import ExportError, export_results
-    from nasmr.logs import derive_results, parse_log_drop, results_long
+    from nasmr.logs import derive_results, results_long
 
     _outside_releases(out)
-    parsed = parse_log_drop(log_dir)
+    parsed = _parse(log_dir)
     click.echo(parsed.summary())
     try:
         written = export_results(results_long(derive_results(parsed.curves)), out)
@@ -203,10 +214,10 @@ def reconcile_logs(log_dir: Path, raw_dir: Path, limit: int) -> None:
     rounding (the logs job's check, without Dagster or a build folder).
     """
     from nasmr.ingest import load_setting
-    from nasmr.logs import derive_results, parse_log_drop, reconcile
+    from nasmr.logs import derive_results, reconcile
     from schemas.settings import SETTINGS
 
-    parsed = parse_log_drop(log_dir)
+    parsed = _parse(log_dir)
     click.echo(parsed.summary())
     derived = derive_results(parsed.curves)
     published = {}

@@ -38,7 +38,7 @@ def log_curves(
             **metadata,
             **table_metadata(parsed.curves),
             "lines": parsed.lines,
-            "runs": len(parsed.runs),
+            "run files": len(parsed.runs),
             "quarantined": len(parsed.quarantine),
             "quarantine": preview(parsed.quarantine, rows=20),
         }
