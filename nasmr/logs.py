@@ -20,25 +20,26 @@ Rules, applied in this order:
   one of the setting's metrics, or a metric outside [0, 100] quarantines that line
   (file, line number, reason); the rest of the run is kept.
 * **Resumed runs**: mmcv starts a new log file on each launch of a run, resumed ones
-  included. A file whose first training line is past epoch 1, and at most one epoch
-  past the furthest line of the file before it (its setting and architecture, name
-  order, files without a good training or evaluation line skipped), continues that
-  file: the files are one run, named by its first file (``runs.resumes`` names the file
-  a file continues). What a later file of the run logs again supersedes the earlier
-  files' lines: training lines from its first training epoch on, evaluations from its
-  first line on (mmcv may evaluate the checkpoint it resumes from). Superseded lines are
-  quarantined as such (file, no line number, their count). Runs whose ``epoch``
-  restarts at 1 on resume (mmcv's ``IterBasedRunner``) or whose training lines log
-  ``step`` instead are not joined: their launches stay separate runs, as the rules
-  below treat them.
+  included. A file whose first training line (its first evaluation, if it logged no
+  training line) is past epoch 1 continues the file before it (its setting and
+  architecture, name order, files without a good training or evaluation line skipped),
+  even across a gap of lost epochs: the files are one run, named by its first file
+  (``runs.resumes`` names the file a file continues). What a later file of the run logs
+  again supersedes the earlier files' lines: training lines from its first training
+  epoch on, evaluations from its first line on (mmcv may evaluate the checkpoint it
+  resumes from). Superseded lines are quarantined as such (file, no line number, their
+  count). Runs whose ``epoch`` restarts at 1 on resume (mmcv's ``IterBasedRunner``) or
+  whose training lines log ``step`` instead are not joined: their launches stay separate
+  runs, as the rules below treat them.
 * **Runs**: a run without an evaluation line, or whose last good evaluation is at an
   epoch below the expected one, stopped early and is quarantined whole (line: its
   last line); so is a run evaluated past the expected epoch (a mistyped epoch, or
   another schedule). The expected epoch is ``max_epochs`` from the config (meta line) of
   the run's latest launch that declares one, otherwise the usual last epoch of the
-  setting: the last evaluated epoch most architectures' latest runs share, the furthest
+  setting: the last evaluated epoch most architectures share, the furthest
   of equally common ones (so a schedule must evaluate at its last epoch, as OpenMMLab
-  configs do; one mistyped epoch does not make every other run look stopped early). A
+  configs do; one mistyped epoch does not make every other run look stopped early, nor
+  does a crashed rerun: each architecture counts the furthest its runs evaluated). A
   resumed run's earlier files are quarantined with it, naming its last file.
 * **Duplicates**: of several complete runs of one architecture in one setting, the run
   whose name sorts last is kept (mmcv names runs by start time, so: the latest); the
@@ -521,7 +522,7 @@ def _annotate_sql(source: str) -> str:
         for i, m in enumerate(METRICS)
     )
     out_of_range = " ".join(
-        f"WHEN NOT {sql_identifier(m)} BETWEEN 0 AND 100 THEN "
+        f"WHEN kind = 'val' AND NOT {sql_identifier(m)} BETWEEN 0 AND 100 THEN "
         f"'metric outside [0, 100]: {m} = ' || {sql_identifier(m)} || ' (as a percentage)'"
         for m in METRICS
     )
@@ -529,8 +530,8 @@ def _annotate_sql(source: str) -> str:
         WITH n AS (
             SELECT r.fid, r.need, r.line, r.pre,
                 CASE WHEN r.mode IS NOT NULL THEN r.mode
-                     WHEN {metric_keys} THEN 'val'
                      WHEN r.loss IS NOT NULL THEN 'train'
+                     WHEN {metric_keys} THEN 'val'
                      ELSE 'meta' END AS kind,
                 coalesce({integer["epoch"]}, {integer["step"]}) AS epoch,
                 r.epoch IS NULL AND r.step IS NOT NULL AS by_step,
@@ -570,9 +571,8 @@ _AGGREGATE_SQL = r"""
             count(problem) AS bad_lines,
             count(*) FILTER (problem IS NULL AND kind = 'val') AS evaluations,
             max(epoch) FILTER (problem IS NULL AND kind = 'val') AS last_epoch,
-            min(epoch) FILTER (problem IS NULL AND kind = 'train') AS first_epoch,
+            min(epoch) FILTER (problem IS NULL AND kind = 'train') AS first_training,
             min(epoch) FILTER (problem IS NULL AND kind = 'val') AS first_evaluation,
-            max(epoch) FILTER (problem IS NULL AND kind IN ('train', 'val')) AS furthest,
             bool_or(by_step) FILTER (problem IS NULL AND kind = 'train') AS by_step,
             max(line) AS last_line,
             max(TRY_CAST(nullif(regexp_extract(config, 'max_epochs\s*=\s*(\d+)', 1), '')
@@ -583,27 +583,30 @@ _AGGREGATE_SQL = r"""
     )
     SELECT f.fid, f.file, f.setting, f.arch, f.run, coalesce(p.lines, 0) AS lines,
         coalesce(p.bad_lines, 0) AS bad_lines, coalesce(p.evaluations, 0) AS evaluations,
-        p.last_epoch, p.first_epoch, p.first_evaluation, p.furthest, p.by_step, p.last_line,
+        p.last_epoch, p.first_training, p.first_evaluation, p.by_step, p.last_line,
         p.declared_epochs, p.seg_max
     FROM files f LEFT JOIN per_file p USING (fid)
 """
 """Per-file aggregates of ``lines``, one row per file (also for a file without lines)."""
 
 _CHAINS_SQL = """
-    WITH linked AS (
-        SELECT fid, setting, arch, run, first_epoch,
-            least(first_epoch, first_evaluation) AS first_line,
-            CASE WHEN first_epoch > 1 AND first_epoch <= lag(furthest) OVER w + 1
-                THEN lag(run) OVER w END AS resumes
+    WITH starts AS (
+        SELECT *, coalesce(first_training, first_evaluation) AS first_epoch,
+            least(first_training, first_evaluation) AS first_line
         FROM agg
-        WHERE first_epoch IS NOT NULL AND NOT by_step
+        WHERE coalesce(first_training, first_evaluation) IS NOT NULL
+            AND NOT coalesce(by_step, false)
+    ), linked AS (
+        SELECT fid, setting, arch, run, first_training, first_line,
+            CASE WHEN first_epoch > 1 THEN lag(run) OVER w END AS resumes
+        FROM starts
         WINDOW w AS (PARTITION BY setting, arch ORDER BY run)
     ), numbered AS (
         SELECT *, sum(CASE WHEN resumes IS NULL THEN 1 ELSE 0 END) OVER (
             PARTITION BY setting, arch ORDER BY run ROWS UNBOUNDED PRECEDING) AS chain
         FROM linked
     ), spans AS (
-        SELECT fid, resumes, min(first_epoch) OVER later AS cut_training,
+        SELECT fid, resumes, min(first_training) OVER later AS cut_training,
             min({'epoch': first_line, 'run': run}) OVER later AS cut,
             first_value(run) OVER c AS run_start, last_value(run) OVER c AS run_end
         FROM numbered
@@ -616,13 +619,12 @@ _CHAINS_SQL = """
         coalesce(s.run_start, a.run) AS run_start, coalesce(s.run_end, a.run) AS run_end
     FROM agg a LEFT JOIN spans s USING (fid)
 """
-"""Per file, the run it belongs to. A file whose first training line is past epoch 1, and at
-most one epoch past the furthest of the file before it (of its setting and architecture,
-by name, among files with good lines), resumes that file: mmcv starts a new log file on
-each launch. Each file of a run is cut where the files after it start: its training lines
-at their earliest training epoch, its evaluations at their earliest line (mmcv may
-evaluate the checkpoint it resumes from). Training logged by ``step`` (no epoch) is not
-joined: every launch's first step is past 1."""
+"""Per file, the run it belongs to. A file whose first training line (else evaluation) is past
+epoch 1 resumes the file before it (of its setting and architecture, by name, among files
+with good lines): mmcv starts a new log file on each launch. Each file of a run is cut where
+the files after it start: its training lines at their earliest training epoch, its
+evaluations at their earliest line (mmcv may evaluate the checkpoint it resumes from).
+Training logged by ``step`` (no epoch) is not joined: every launch's first step is past 1."""
 
 _CUT_SQL = """
     SELECT fid,
@@ -655,9 +657,9 @@ _RUNS_SQL = """
                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS run_declared
         FROM files_cut
         WINDOW r AS (PARTITION BY setting, arch, run_start)
-    ), ends AS (  -- one vote per architecture: its latest run with an evaluation
-        SELECT setting, arg_max(run_last_epoch, run_start) AS epoch
-        FROM spans WHERE run = run_start AND run_last_epoch IS NOT NULL
+    ), ends AS (  -- one vote per architecture: the furthest any of its runs evaluated
+        SELECT setting, max(run_last_epoch) AS epoch
+        FROM spans WHERE run_last_epoch IS NOT NULL
         GROUP BY setting, arch
     ), usual AS (
         SELECT setting, arg_max(epoch, {'runs': runs, 'epoch': epoch}) AS usual_epoch
@@ -752,7 +754,7 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     series = [
         "CASE WHEN kind = 'train' THEN loss END",
         "CASE WHEN kind = 'train' THEN lr END",
-        *(seg.get(m, sql_identifier(m)) for m in METRICS),
+        *(f"CASE WHEN kind = 'val' THEN {seg.get(m, sql_identifier(m))} END" for m in METRICS),
     ]
     # per-file flags as lists indexed by file id: a join would lose the lines' order
     wide = con.sql(

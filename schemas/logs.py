@@ -19,10 +19,12 @@ name, see :data:`METRIC_KEYS`):
   run logged fractions and all its segmentation values are multiplied by 100;
   otherwise they are percentages. (A percentage-scale run whose pixel accuracy never
   exceeds 1% has not learned anything a benchmark could use.)
-* A line without ``mode`` (mmengine style) is an evaluation line if it holds a metric
-  key, a training line if it holds ``loss``, and a meta line otherwise; ``step``
-  stands in for a missing ``epoch``. Of a meta line only ``config`` is read (its
+* A line without ``mode`` (mmengine style) is a training line if it holds ``loss``, an
+  evaluation line if it holds a metric key, and a meta line otherwise; ``step`` stands
+  in for a missing ``epoch``. Of a meta line only ``config`` is read (its
   ``max_epochs``, the run's expected length).
+* Metrics are read from evaluation lines only: mmaction2 also logs the training batch's
+  ``top1_acc`` on its training lines, which is no result.
 """
 
 from __future__ import annotations

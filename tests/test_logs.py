@@ -572,21 +572,58 @@ def test_a_launch_that_logged_nothing_does_not_break_a_run(tmp_path: Path) -> No
     assert parsed.quarantine["reason"].tolist() == ["stopped early: no evaluation line"]
 
 
-@pytest.mark.parametrize(
-    ("runs", "keys"),
-    [
-        ({"a": (1, 4), "b": (1, 4)}, {"epoch": "step"}),  # logged by step: no epoch 1 to restart
-        ({"a": (1, 1), "b": (3, 4)}, {}),  # epoch 2 missing between the launches
-    ],
-)
-def test_launches_that_do_not_continue_each_other_stay_separate_runs(
-    runs: dict[str, tuple[int, int]], keys: dict[str, str], tmp_path: Path
-) -> None:
-    _launches(tmp_path, runs, **keys)
+def test_launches_logged_by_step_stay_separate_runs(tmp_path: Path) -> None:
+    """A step count has no 1 to restart from: every launch starts past it."""
+    _launches(tmp_path, {"a": (1, 4), "b": (1, 4)}, epoch="step")
     parsed = parse_log_drop(tmp_path)
     assert parsed.runs["resumes"].isna().all()
     assert parsed.runs["status"].tolist() == ["quarantined", "accepted"]
     assert set(parsed.curves["run"].astype(str)) == {"b"}
+
+
+@pytest.mark.parametrize(
+    ("launches", "evaluations"),
+    [
+        ({"a": [1, 2], "b": [3, 4]}, 4),  # no training line: a log interval over an epoch
+        ({"a": [1], "b": [3, 4]}, 3),  # epoch 2's lines lost (a crash wrote a NUL block)
+    ],
+)
+def test_launches_join_on_their_evaluations_and_across_a_gap(
+    launches: dict[str, list[int]], evaluations: int, tmp_path: Path
+) -> None:
+    for name, epochs in launches.items():
+        _write_launch(tmp_path, name, [_val(e) for e in epochs])
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.quarantine.empty
+    assert parsed.runs["resumes"].fillna("").tolist() == ["", "a"]
+    assert derive_results(parsed.curves)["evaluations"].tolist() == [evaluations] * 2
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_training_accuracies_are_not_evaluations(mode: bool, tmp_path: Path) -> None:
+    """mmaction2 logs the training batch's top1_acc on every training line (with mode in
+    0.x, without in 1.x): the run's results are its evaluations'."""
+    accuracy = {"top1_acc": 0.95, "top5_acc": 1.0}
+    lines = []
+    for e in (1, 2, 3, 4):
+        lines += [o | accuracy for o in _train(e)] + [_val(e) | {"iter": 500}]
+    lines = [o if mode else {k: v for k, v in o.items() if k != "mode"} for o in lines]
+    _write_launch(tmp_path, "a", lines)
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.quarantine.empty
+    top1 = derive_results(parsed.curves).set_index("metric").loc["top1"]
+    assert (top1["evaluations"], top1["final_value"], top1["best_value"]) == (4, 40.0, 40.0)
+
+
+def test_a_crashed_rerun_does_not_set_the_usual_end(tmp_path: Path) -> None:
+    """Without max_epochs, an architecture votes with the furthest its runs evaluated: a
+    rerun that crashed at epoch 1 is stopped early, not the resumed run that reached 4."""
+    _launches(tmp_path, {"a": (1, 2), "b": (3, 4), "c": (1, 1)}, max_epochs=None)
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.runs["status"].tolist() == ["accepted", "accepted", "quarantined"]
+    assert parsed.quarantine["reason"].tolist() == [
+        "stopped early: last evaluation at epoch 1 of 4 (the usual last epoch of digits-cls runs)"
+    ]
 
 
 def test_an_evaluation_of_the_resumed_checkpoint_supersedes_the_earlier_one(
