@@ -32,15 +32,16 @@ Rules, applied in this order:
   whose training lines log ``step`` instead are not joined: their launches stay separate
   runs, as the rules below treat them.
 * **Runs**: a run without an evaluation line, or whose last good evaluation is at an
-  epoch below the expected one, stopped early and is quarantined whole (line: its
-  last line); so is a run evaluated past the expected epoch (a mistyped epoch, or
-  another schedule). The expected epoch is ``max_epochs`` from the config (meta line) of
-  the run's latest launch that declares one, otherwise the usual last epoch of the
-  setting: the last evaluated epoch most architectures share, the furthest
-  of equally common ones (so a schedule must evaluate at its last epoch, as OpenMMLab
-  configs do; one mistyped epoch does not make every other run look stopped early, nor
-  does a crashed rerun: each architecture counts the furthest its runs evaluated). A
-  resumed run's earlier files are quarantined with it, naming its last file.
+  epoch below the expected one, stopped early and is quarantined whole (line: its last
+  line); so is a run evaluated past the expected epoch (a mistyped epoch, or another
+  schedule). The expected epoch is ``max_epochs`` (``total_epochs`` in older mmcv
+  configs) from the config (meta line) of the run's latest launch that declares one,
+  otherwise the usual last epoch of the setting: the last evaluated epoch most
+  architectures share, the furthest of equally common ones (so a schedule must evaluate
+  at its last epoch, as OpenMMLab configs do; one mistyped epoch does not make every
+  other run look stopped early, nor does a crashed rerun: each architecture counts the
+  furthest its runs evaluated). A resumed run's earlier files are quarantined with it,
+  naming its last file.
 * **Duplicates**: of several complete runs of one architecture in one setting, the run
   whose name sorts last is kept (mmcv names runs by start time, so: the latest); the
   others are quarantined (line empty: the whole run).
@@ -575,7 +576,7 @@ _AGGREGATE_SQL = r"""
             min(epoch) FILTER (problem IS NULL AND kind = 'val') AS first_evaluation,
             bool_or(by_step) FILTER (problem IS NULL AND kind = 'train') AS by_step,
             max(line) AS last_line,
-            max(TRY_CAST(nullif(regexp_extract(config, 'max_epochs\s*=\s*(\d+)', 1), '')
+            max(TRY_CAST(nullif(regexp_extract(config, '\b(?:max|total)_epochs\s*=\s*(\d+)', 1), '')
                 AS BIGINT)) FILTER (problem IS NULL AND kind = 'meta') AS declared_epochs,
             max(greatest(mIoU, mAcc, aAcc)) FILTER (problem IS NULL AND kind = 'val') AS seg_max
         FROM lines

@@ -22,7 +22,7 @@ name, see :data:`METRIC_KEYS`):
 * A line without ``mode`` (mmengine style) is a training line if it holds ``loss``, an
   evaluation line if it holds a metric key, and a meta line otherwise; ``step`` stands
   in for a missing ``epoch``. Of a meta line only ``config`` is read (its
-  ``max_epochs``, the run's expected length).
+  ``max_epochs``, or ``total_epochs`` of older mmcv configs: the run's expected length).
 * Metrics are read from evaluation lines only: mmaction2 also logs the training batch's
   ``top1_acc`` on its training lines, which is no result.
 """

@@ -682,6 +682,18 @@ def test_a_run_evaluated_past_its_declared_schedule_is_quarantined(tmp_path: Pat
     ]
 
 
+def test_total_epochs_of_older_configs_declare_the_schedule(tmp_path: Path) -> None:
+    """mmaction2 0.x and mmcv before its runner dict spell the length ``total_epochs``."""
+    lines = [o for e in (1, 2) for o in [*_train(e), _val(e)]]
+    _write_launch(tmp_path, "a", lines, max_epochs=None)
+    path = next((tmp_path / "logs").rglob("a.log.json"))
+    _rewrite(path, lambda ls: [ls[0] | {"config": "total_epochs = 4\n"}, *ls[1:]])
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.quarantine["reason"].tolist() == [
+        "stopped early: last evaluation at epoch 2 of 4 (max_epochs of its config)"
+    ]
+
+
 def test_the_latest_launch_declares_the_schedule(tmp_path: Path) -> None:
     """A run launched for 6 epochs and resumed with a config of 4 ends at 4."""
     _launches(tmp_path, {"a": (1, 2)}, max_epochs=6)
