@@ -20,12 +20,13 @@ Rules, applied in this order:
   one of the setting's metrics, or a metric outside [0, 100] quarantines that line
   (file, line number, reason); the rest of the run is kept.
 * **Resumed runs**: mmcv starts a new log file on each launch of a run, resumed ones
-  included. A file whose first training line (its first evaluation, if it logged no
-  training line) is past epoch 1 continues the file before it (its setting and
-  architecture, name order, files without a good training or evaluation line skipped),
-  even across a gap of lost epochs: the files are one run, named by its first file
-  (``runs.resumes`` names the file a file continues). What a later file of the run logs
-  again supersedes the earlier files' lines: training lines from its first training
+  included. A file whose first training line is past epoch 1 continues the file before
+  it (its setting and architecture, name order, files without a good training or
+  evaluation line skipped), even across a gap of lost epochs; a file that logged no
+  training line (a log interval longer than an epoch) continues it when its first
+  evaluation comes after that file's last one. The files are one run, named by its first
+  file (``runs.resumes`` names the file a file continues). What a later file of the run
+  logs again supersedes the earlier files' lines: training lines from its first training
   epoch on, evaluations from its first line on (mmcv may evaluate the checkpoint it
   resumes from). Superseded lines are quarantined as such (file, no line number, their
   count). Runs whose ``epoch`` restarts at 1 on resume (mmcv's ``IterBasedRunner``) or
@@ -36,12 +37,11 @@ Rules, applied in this order:
   line); so is a run evaluated past the expected epoch (a mistyped epoch, or another
   schedule). The expected epoch is ``max_epochs`` (``total_epochs`` in older mmcv
   configs) from the config (meta line) of the run's latest launch that declares one,
-  otherwise the usual last epoch of the setting: the last evaluated epoch most
-  architectures share, the furthest of equally common ones (so a schedule must evaluate
-  at its last epoch, as OpenMMLab configs do; one mistyped epoch does not make every
-  other run look stopped early, nor does a crashed rerun: each architecture counts the
-  furthest its runs evaluated). A resumed run's earlier files are quarantined with it,
-  naming its last file.
+  otherwise the usual last epoch of the setting: the last evaluated epoch of most
+  architectures' latest runs, the furthest of equally common ones (so a schedule must
+  evaluate at its last epoch, as OpenMMLab configs do; one mistyped epoch does not make
+  every other run look stopped early, nor do a few crashed reruns). A resumed run's
+  earlier files are quarantined with it, naming its last file.
 * **Duplicates**: of several complete runs of one architecture in one setting, the run
   whose name sorts last is kept (mmcv names runs by start time, so: the latest); the
   others are quarantined (line empty: the whole run).
@@ -592,14 +592,16 @@ _AGGREGATE_SQL = r"""
 
 _CHAINS_SQL = """
     WITH starts AS (
-        SELECT *, coalesce(first_training, first_evaluation) AS first_epoch,
-            least(first_training, first_evaluation) AS first_line
+        SELECT *, least(first_training, first_evaluation) AS first_line
         FROM agg
         WHERE coalesce(first_training, first_evaluation) IS NOT NULL
             AND NOT coalesce(by_step, false)
     ), linked AS (
         SELECT fid, setting, arch, run, first_training, first_line,
-            CASE WHEN first_epoch > 1 THEN lag(run) OVER w END AS resumes
+            CASE WHEN CASE WHEN first_training IS NULL
+                           THEN first_evaluation > lag(last_epoch) OVER w
+                           ELSE first_training > 1 END
+                THEN lag(run) OVER w END AS resumes
         FROM starts
         WINDOW w AS (PARTITION BY setting, arch ORDER BY run)
     ), numbered AS (
@@ -620,12 +622,13 @@ _CHAINS_SQL = """
         coalesce(s.run_start, a.run) AS run_start, coalesce(s.run_end, a.run) AS run_end
     FROM agg a LEFT JOIN spans s USING (fid)
 """
-"""Per file, the run it belongs to. A file whose first training line (else evaluation) is past
-epoch 1 resumes the file before it (of its setting and architecture, by name, among files
-with good lines): mmcv starts a new log file on each launch. Each file of a run is cut where
-the files after it start: its training lines at their earliest training epoch, its
-evaluations at their earliest line (mmcv may evaluate the checkpoint it resumes from).
-Training logged by ``step`` (no epoch) is not joined: every launch's first step is past 1."""
+"""Per file, the run it belongs to. A file whose first training line is past epoch 1 (with no
+training line: whose first evaluation comes after the last of the file before it) resumes
+the file before it (of its setting and architecture, by name, among files with good lines):
+mmcv starts a new log file on each launch. Each file of a run is cut where the files after
+it start: its training lines at their earliest training epoch, its evaluations at their
+earliest line (mmcv may evaluate the checkpoint it resumes from). Training logged by
+``step`` (no epoch) is not joined: every launch's first step is past 1."""
 
 _CUT_SQL = """
     SELECT fid,
@@ -658,9 +661,9 @@ _RUNS_SQL = """
                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS run_declared
         FROM files_cut
         WINDOW r AS (PARTITION BY setting, arch, run_start)
-    ), ends AS (  -- one vote per architecture: the furthest any of its runs evaluated
-        SELECT setting, max(run_last_epoch) AS epoch
-        FROM spans WHERE run_last_epoch IS NOT NULL
+    ), ends AS (  -- one vote per architecture: its latest run with an evaluation
+        SELECT setting, arg_max(run_last_epoch, run_start) AS epoch
+        FROM spans WHERE run = run_start AND run_last_epoch IS NOT NULL
         GROUP BY setting, arch
     ), usual AS (
         SELECT setting, arg_max(epoch, {'runs': runs, 'epoch': epoch}) AS usual_epoch

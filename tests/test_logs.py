@@ -616,13 +616,28 @@ def test_training_accuracies_are_not_evaluations(mode: bool, tmp_path: Path) -> 
 
 
 def test_a_crashed_rerun_does_not_set_the_usual_end(tmp_path: Path) -> None:
-    """Without max_epochs, an architecture votes with the furthest its runs evaluated: a
-    rerun that crashed at epoch 1 is stopped early, not the resumed run that reached 4."""
+    """Without max_epochs, each architecture votes with its latest run: one architecture's
+    rerun that crashed at epoch 1 is outvoted, stopped early, and its resumed run kept."""
     _launches(tmp_path, {"a": (1, 2), "b": (3, 4), "c": (1, 1)}, max_epochs=None)
+    for arch in (1, 2):
+        _launches(tmp_path, {"a": (1, 4)}, max_epochs=None, arch=arch)
     parsed = parse_log_drop(tmp_path)
-    assert parsed.runs["status"].tolist() == ["accepted", "accepted", "quarantined"]
     assert parsed.quarantine["reason"].tolist() == [
         "stopped early: last evaluation at epoch 1 of 4 (the usual last epoch of digits-cls runs)"
+    ]
+    assert (parsed.runs["status"] == "accepted").sum() == 4
+
+
+def test_a_rerun_that_logged_only_evaluations_is_not_a_resume(tmp_path: Path) -> None:
+    """Evaluating every second epoch, a fresh rerun's first line is at epoch 2: without
+    training lines, only an evaluation after the earlier file's last one continues it."""
+    _write_launch(tmp_path, "a", [_val(2), _val(4)])
+    _write_launch(tmp_path, "b", [_val(2)])
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.runs["resumes"].isna().all()
+    assert parsed.runs["status"].tolist() == ["accepted", "quarantined"]
+    assert parsed.quarantine["reason"].tolist() == [
+        "stopped early: last evaluation at epoch 2 of 4 (max_epochs of its config)"
     ]
 
 
