@@ -13,12 +13,12 @@ Rules, applied in this order:
   ``logs/`` cannot be listed raises.
 * **Lines**: malformed or truncated JSON, invalid UTF-8, a JSON value that is not an
   object, an unknown ``mode``, a number key (loss, lr, a metric) holding no JSON number
-  (``true``, ``"55.5"``), a NaN/inf number, an ``epoch``, ``iter`` or ``step`` that
-  is not a 64-bit JSON integer (``2.6``, ``"2"``) at or above its bound in
-  :class:`~schemas.logs.LogLine` (epoch 1, iter and step 0), a training/evaluation line
-  without an ``epoch``, a training line without ``loss``, an evaluation line without
-  one of the setting's metrics, or a metric outside [0, 100] quarantines that line
-  (file, line number, reason); the rest of the run is kept.
+  (``true``, ``"55.5"``), a NaN/inf number (a metric's only on an evaluation line), an
+  ``epoch``, ``iter`` or ``step`` that is not a 64-bit JSON integer (``2.6``, ``"2"``)
+  at or above its bound in :class:`~schemas.logs.LogLine` (epoch 1, iter and step 0), a
+  training/evaluation line without an ``epoch``, a training line without ``loss``, an
+  evaluation line without one of the setting's metrics, or a metric outside [0, 100]
+  quarantines that line (file, line number, reason); the rest of the run is kept.
 * **Resumed runs**: mmcv starts a new log file on each launch of a run, resumed ones
   included. A file whose first training line is past epoch 1 continues the file before
   it (its setting and architecture, name order, files without a good training or
@@ -514,9 +514,14 @@ def _annotate_sql(source: str) -> str:
     )
     metric_keys = " OR ".join(f"r.{sql_identifier(mk.key)} IS NOT NULL" for mk in METRIC_KEYS)
     metrics = ", ".join(f"{expr} AS {sql_identifier(m)}" for m, expr in _metric_sql().items())
-    nonfinite = " ".join(
-        f"WHEN NOT isfinite(r.{sql_identifier(k)}) THEN '\"{k}\" is ' || r.{sql_identifier(k)}"
-        for k in _NUMERIC
+    metric_names = {mk.key for mk in METRIC_KEYS}
+    nonfinite, nonfinite_metric = (
+        " ".join(
+            f"WHEN NOT isfinite(r.{sql_identifier(k)}) THEN '\"{k}\" is ' || r.{sql_identifier(k)}"
+            for k in _NUMERIC
+            if (k in metric_names) == of_metrics
+        )
+        for of_metrics in (False, True)
     )
     missing = ", ".join(
         f"CASE WHEN need & {1 << i} <> 0 AND {sql_identifier(m)} IS NULL THEN '{m}' END"
@@ -539,6 +544,7 @@ def _annotate_sql(source: str) -> str:
                 {integer["iter"]} AS iter, r.lr, r.loss, r.config,
                 {metrics},
                 CASE {nonfinite} END AS nonfinite,
+                CASE {nonfinite_metric} END AS nonfinite_metric,
                 CASE {bad_integer} END AS bad_integer
             FROM {source} r
         )
@@ -548,6 +554,8 @@ def _annotate_sql(source: str) -> str:
                 WHEN pre IS NOT NULL THEN pre
                 WHEN kind NOT IN ('train', 'val', 'meta') THEN 'unknown mode: ' || to_json(kind)
                 WHEN nonfinite IS NOT NULL THEN 'not a finite number: ' || nonfinite
+                WHEN kind = 'val' AND nonfinite_metric IS NOT NULL
+                    THEN 'not a finite number: ' || nonfinite_metric
                 WHEN kind = 'meta' THEN NULL
                 WHEN bad_integer IS NOT NULL THEN bad_integer
                 WHEN epoch IS NULL THEN 'missing or non-integer "epoch"'

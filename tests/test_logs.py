@@ -615,6 +615,20 @@ def test_training_accuracies_are_not_evaluations(mode: bool, tmp_path: Path) -> 
     assert (top1["evaluations"], top1["final_value"], top1["best_value"]) == (4, 40.0, 40.0)
 
 
+def test_a_non_finite_training_accuracy_keeps_its_line(tmp_path: Path) -> None:
+    """The training batch's accuracy is not read, so a NaN there does not cost the line's
+    loss; a NaN in an evaluation still quarantines that line."""
+    lines = [o for e in (1, 2, 3, 4) for o in [*_train(e), _val(e)]]
+    lines[0] |= {"top1_acc": float("nan")}
+    lines[5] |= {"accuracy_top-5": float("nan")}  # epoch 2's evaluation
+    _write_launch(tmp_path, "a", lines)
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.quarantine[["line", "reason"]].values.tolist() == [
+        [7, 'not a finite number: "accuracy_top-5" is nan']
+    ]
+    assert (parsed.curves["metric"] == "loss").sum() == 8
+
+
 def test_a_crashed_rerun_does_not_set_the_usual_end(tmp_path: Path) -> None:
     """Without max_epochs, each architecture votes with its latest run: one architecture's
     rerun that crashed at epoch 1 is outvoted, stopped early, and its resumed run kept."""
