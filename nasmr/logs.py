@@ -17,8 +17,9 @@ Rules, applied in this order:
   ``epoch``, ``iter`` or ``step`` that is not a 64-bit JSON integer (``2.6``, ``"2"``)
   at or above its bound in :class:`~schemas.logs.LogLine` (epoch 1, iter and step 0), a
   training/evaluation line without an ``epoch``, a training line without ``loss``, an
-  evaluation line without one of the setting's metrics, or a metric outside [0, 100]
-  quarantines that line (file, line number, reason); the rest of the run is kept.
+  evaluation line without one of the setting's metrics, or a metric outside [0, 100] on
+  an evaluation line quarantines that line (file, line number, reason); the rest of the
+  run is kept.
 * **Resumed runs**: mmcv starts a new log file on each launch of a run, resumed ones
   included. A file whose first training line is past epoch 1 continues the file before
   it (its setting and architecture, name order, files without a good training or
