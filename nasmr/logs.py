@@ -318,7 +318,7 @@ def _read(
     def batches() -> Iterator[pa.RecordBatch]:
         """The lines of ``files``, one record batch per group of files."""
         try:
-            yield from (_load(batch, unreadable) for batch in _batches(files, unreadable))
+            yield from (_load(batch, unreadable) for batch in _batches(files))
         except Exception as err:  # raised again as itself, not as DuckDB's wrapping of it
             failed.append(err)
             raise
@@ -335,18 +335,15 @@ def _read(
         con.unregister("raw")
 
 
-def _batches(
-    files: Sequence[_LogFile], unreadable: dict[int, str]
-) -> Iterator[list[tuple[_LogFile, int]]]:
+def _batches(files: Sequence[_LogFile]) -> Iterator[list[tuple[_LogFile, int]]]:
     """The files with their sizes, in groups of about :data:`BATCH_BYTES`."""
     batch: list[tuple[_LogFile, int]] = []
     size = 0
     for f in files:
         try:
             batch.append((f, f.path.stat().st_size))
-        except OSError as err:
-            unreadable[f.fid] = f"unreadable: {_os_reason(err)}"
-            continue
+        except OSError:
+            batch.append((f, 0))  # gone or unreadable: _load finds out and records why
         size += batch[-1][1]
         if size >= BATCH_BYTES:
             yield batch
@@ -639,16 +636,25 @@ it start: its training lines at their earliest training epoch, its evaluations a
 earliest line (mmcv may evaluate the checkpoint it resumes from). Training logged by
 ``step`` (no epoch) is not joined: every launch's first step is past 1."""
 
-_CUT_SQL = """
+
+def _superseded(cut_epoch: str, cut_training: str) -> str:
+    """SQL: whether a good training or evaluation line is superseded by a later launch of its
+    run, given its file's cuts (NULL, hence not superseded, where the file has none)."""
+    return (
+        f"coalesce(epoch >= CASE kind WHEN 'val' THEN {cut_epoch} ELSE {cut_training} END, false)"
+    )
+
+
+_CUT_SQL = f"""
     SELECT fid,
-        count(*) FILTER (kind = 'val' AND epoch < cut_epoch) AS evaluations,
-        max(epoch) FILTER (kind = 'val' AND epoch < cut_epoch) AS last_epoch,
-        count(*) FILTER (epoch >= CASE kind WHEN 'val' THEN cut_epoch ELSE cut_training END)
-            AS superseded
-    FROM lines
-    JOIN (SELECT fid, cut_epoch, cut_training FROM chains WHERE cut_epoch IS NOT NULL)
-        USING (fid)
-    WHERE problem IS NULL AND kind IN ('train', 'val')
+        count(*) FILTER (kind = 'val' AND NOT superseded) AS evaluations,
+        max(epoch) FILTER (kind = 'val' AND NOT superseded) AS last_epoch,
+        count(*) FILTER (superseded) AS superseded
+    FROM (
+        SELECT l.*, {_superseded("c.cut_epoch", "c.cut_training")} AS superseded
+        FROM lines l JOIN chains c USING (fid)
+        WHERE c.cut_epoch IS NOT NULL AND l.problem IS NULL AND l.kind IN ('train', 'val')
+    )
     GROUP BY fid
 """
 """The evaluations of files a later launch cuts, recounted without the lines it supersedes."""
@@ -778,8 +784,7 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
         f"{', '.join(f'{e} AS s{k}' for k, e in enumerate(series))} "
         "FROM lines, r "
         "WHERE r.kept[fid + 1] AND problem IS NULL AND kind IN ('train', 'val') "
-        "AND NOT coalesce(epoch >= CASE kind WHEN 'val' THEN r.cuts[fid + 1] "
-        "ELSE r.training_cuts[fid + 1] END, false)"
+        f"AND NOT {_superseded('r.cuts[fid + 1]', 'r.training_cuts[fid + 1]')}"
     ).to_arrow_table()
     # good lines hold no NaN, so NaN here is a series the line does not have
     values = np.column_stack(
