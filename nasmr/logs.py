@@ -695,10 +695,10 @@ _RUNS_SQL = """
                 'stopped early: last evaluation at epoch ' || run_last_epoch || ' of '
                 || expected_epochs || CASE WHEN run_declared IS NULL
                         THEN ' (the usual last epoch of ' || setting || ' runs)'
-                        ELSE ' (max_epochs of its config)' END
+                        ELSE ' (the schedule its config declares)' END
             WHEN run_last_epoch > expected_epochs AND run_declared IS NOT NULL THEN
                 'past its schedule: last evaluation at epoch ' || run_last_epoch
-                || ', past max_epochs ' || expected_epochs || ' of its config'
+                || ', past the ' || expected_epochs || ' epochs its config declares'
             WHEN run_last_epoch > expected_epochs THEN
                 'past the usual end: last evaluation at epoch ' || run_last_epoch || ', where '
                 || setting || ' runs usually end at ' || expected_epochs

@@ -651,7 +651,7 @@ def test_a_rerun_that_logged_only_evaluations_is_not_a_resume(tmp_path: Path) ->
     assert parsed.runs["resumes"].isna().all()
     assert parsed.runs["status"].tolist() == ["accepted", "quarantined"]
     assert parsed.quarantine["reason"].tolist() == [
-        "stopped early: last evaluation at epoch 2 of 4 (max_epochs of its config)"
+        "stopped early: last evaluation at epoch 2 of 4 (the schedule its config declares)"
     ]
 
 
@@ -707,7 +707,7 @@ def test_a_run_evaluated_past_its_declared_schedule_is_quarantined(tmp_path: Pat
     _write_launch(tmp_path, "a", lines)
     parsed = parse_log_drop(tmp_path)
     assert parsed.quarantine["reason"].tolist() == [
-        "past its schedule: last evaluation at epoch 40, past max_epochs 4 of its config"
+        "past its schedule: last evaluation at epoch 40, past the 4 epochs its config declares"
     ]
 
 
@@ -719,7 +719,7 @@ def test_total_epochs_of_older_configs_declare_the_schedule(tmp_path: Path) -> N
     _rewrite(path, lambda ls: [ls[0] | {"config": "total_epochs = 4\n"}, *ls[1:]])
     parsed = parse_log_drop(tmp_path)
     assert parsed.quarantine["reason"].tolist() == [
-        "stopped early: last evaluation at epoch 2 of 4 (max_epochs of its config)"
+        "stopped early: last evaluation at epoch 2 of 4 (the schedule its config declares)"
     ]
 
 
@@ -736,7 +736,7 @@ def test_a_resumed_run_that_stopped_early_is_quarantined_in_both_files(copy: Pat
     later = _resume(path, stop=4, restart=4)
     later.write_text("".join(later.read_text().splitlines(keepends=True)[:3]))  # no evaluation
     parsed = parse_log_drop(copy)
-    stopped = "stopped early: last evaluation at epoch 1 of 2 (max_epochs of its config)"
+    stopped = "stopped early: last evaluation at epoch 1 of 2 (the schedule its config declares)"
     assert parsed.quarantine.to_dict("records") == [
         {
             "file": _name(copy, path),
