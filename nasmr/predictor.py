@@ -76,7 +76,7 @@ from nasmr.features import (
     normalise,
 )
 from nasmr.parallel import pool_size
-from nasmr.space import EMBEDDING_LENGTH, Arch
+from nasmr.space import EMBEDDING_LENGTH, Arch, as_arch
 from schemas.predictor import (
     CARD_FORMAT,
     COMPLEXITY_METRICS,
@@ -400,8 +400,7 @@ class Predictor:
         """Relaxed encodings (float64) of architectures: normalised embeddings, or nb201 one-hot."""
         if self.card.space == "nas-bench-201":
             return nb201_features([str(i) for i in items], torch.float64)
-        archs = [i if isinstance(i, Arch) else Arch.from_code(i) for i in items]
-        return normalise(embedding_tensor(archs, torch.float64))
+        return normalise(embedding_tensor([as_arch(i) for i in items], torch.float64))
 
     def forward(self, inputs: Tensor) -> Tensor:
         """Standardised predictions ``(n, outputs)`` (ensemble mean), differentiable in inputs.

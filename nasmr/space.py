@@ -147,6 +147,29 @@ def _check_int(encoding: str, position: int, value: Any, kind: str) -> int:
     return value
 
 
+_CODE_GROUPS = (
+    ("stem: c0, c1", 2),
+    *(
+        (f"stage {k}: repeats, branches, {k} conv counts, {k} channels", 2 + 2 * k)
+        for k in range(1, N_STAGES + 1)
+    ),
+    ("head: last_channel", 1),
+)
+"""Name and length of each '-'-separated group of a code string."""
+
+
+def _token_problem(token: str) -> str | None:
+    """Why ``token`` is no int of a code string, as spelled by :attr:`Arch.code`; None if it is."""
+    if not (token.isascii() and token.isdigit()):
+        spaced = token != token.strip() and token.strip().isdigit()
+        return "an integer without whitespace" if spaced else "a non-negative integer"
+    if token != (token.lstrip("0") or "0"):
+        return "an integer without leading zeros"
+    if len(token) > _MAX_DIGITS:  # int() refuses over 4300 digits with a ValueError
+        return f"at most {_MAX_DIGITS} digits (no value exceeds {CHANNELS[-1]})"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Arch:
     """One architecture of the space; converts losslessly between the encodings."""
@@ -206,21 +229,16 @@ class Arch:
         if len(groups) != 2 + N_STAGES:
             raise ArchError("code", None, code, "6 '-'-separated groups of '_'-separated ints")
         values: list[int] = []
-        for group in groups:
-            for token in group.split("_"):
-                if not (token.isascii() and token.isdigit()) or token != (token.lstrip("0") or "0"):
-                    raise ArchError(
-                        "code", len(values), token, "a non-negative integer without leading zeros"
-                    )
-                if len(token) > _MAX_DIGITS:  # int() refuses over 4300 digits with a ValueError
-                    allowed = f"at most {_MAX_DIGITS} digits (no value exceeds {CHANNELS[-1]})"
-                    raise ArchError("code", len(values), token, allowed)
+        for number, (group, (name, size)) in enumerate(zip(groups, _CODE_GROUPS, strict=True), 1):
+            tokens = group.split("_")
+            if len(tokens) != size:
+                allowed = f"{size} '_'-separated ints in group {number} ({name})"
+                raise ArchError("code", None, group, allowed)
+            for token in tokens:
+                problem = _token_problem(token)
+                if problem:
+                    raise ArchError("code", len(values), token, problem)
                 values.append(int(token))
-        if len(values) != CODE_LENGTH:
-            raise ArchError("code", None, len(values), f"{CODE_LENGTH} ints")
-        expected_sizes = [2, 2 + 2, 2 + 4, 2 + 6, 2 + 8, 1]
-        if [len(g.split("_")) for g in groups] != expected_sizes:
-            raise ArchError("code", None, code, f"groups of {expected_sizes} ints")
         for k, pos in enumerate(BRANCH_COUNT_POSITIONS, start=1):
             if values[pos] != k:
                 raise ArchError("code", pos, values[pos], f"{k} (stage {k} has {k} branches)")
@@ -340,6 +358,11 @@ class Arch:
 def domain(position: int) -> tuple[int, ...]:
     """The allowed values of one embedding position."""
     return CHANNELS if EMBEDDING_FIELDS[position][1] == "channels" else COUNTS
+
+
+def as_arch(item: Arch | str) -> Arch:
+    """``item`` itself, or the architecture of a code string (an ArchError if it is none)."""
+    return item if isinstance(item, Arch) else Arch.from_code(item)
 
 
 def sample(n: int, seed: int) -> list[Arch]:
