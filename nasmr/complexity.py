@@ -19,7 +19,7 @@ from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any, Literal
 
 from nasmr.parallel import pool_size
-from nasmr.space import Arch
+from nasmr.space import EMBEDDING_LENGTH, Arch, domain
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -103,6 +103,14 @@ def analytic_complexity(arch: Arch) -> Complexity:
     conv_bn(sum(channels), arch.last_channel, 1, sides[len(channels) - 1])
     classifier = NUM_CLASSES * (arch.last_channel + 1)
     return Complexity(macs + classifier, params + classifier)
+
+
+SMALLEST = analytic_complexity(Arch.from_embedding([domain(p)[0] for p in range(EMBEDDING_LENGTH)]))
+"""The count of the space's smallest architecture (every count 1, every width 8): the
+count grows with every embedding position, so no budget below it can be met."""
+
+LARGEST = analytic_complexity(Arch.from_embedding([domain(p)[-1] for p in range(EMBEDDING_LENGTH)]))
+"""The count of the space's largest architecture: no MR record can publish more."""
 
 
 # -- NAS-Bench-201 ------------------------------------------------------------------------

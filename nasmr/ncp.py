@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from nasmr.complexity import analytic_complexity
+from nasmr.complexity import SMALLEST, analytic_complexity
 from nasmr.features import (
     archs_from_normalised,
     denormalise,
@@ -48,7 +48,7 @@ from nasmr.features import (
 )
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STEPS
 from nasmr.predictor import Predictor, PredictorError, load_predictor, predictor_name
-from nasmr.space import Arch
+from nasmr.space import Arch, as_arch
 from schemas.settings import NCP_SETTINGS, get_setting
 
 BARRIER = 10.0
@@ -96,9 +96,18 @@ class Objective:
             raise ValueError("objective weights are all 0: no metric to maximise")
         if self.cost not in ("flops", "params"):
             raise ValueError(f"objective cost {self.cost!r}: expected 'flops' or 'params'")
-        for name, bound in (("max_gflops", self.max_gflops), ("max_mparams", self.max_mparams)):
+        bounds = (
+            ("max_gflops", self.max_gflops, SMALLEST.gmac, "GMac"),
+            ("max_mparams", self.max_mparams, SMALLEST.mparams, "M"),
+        )
+        for name, bound, least, unit in bounds:
             if bound is not None and bound <= 0:
                 raise ValueError(f"objective {name} must be positive, got {bound}")
+            if bound is not None and bound < least:
+                raise ValueError(
+                    f"objective {name} {bound:g}: no architecture of the space fits, the "
+                    f"smallest costs {least:g} {unit} (every count 1, every width 8)"
+                )
 
 
 @dataclass(frozen=True)
@@ -171,18 +180,19 @@ def _relaxed_costs(z: Tensor) -> Tensor:
 def ncp_search(
     predictor: Predictor,
     objective: Objective,
-    starts: Sequence[Arch],
+    starts: Sequence[Arch | str],
     steps: int = DEFAULT_STEPS,
     lr: float = DEFAULT_LR,
     truth: Mapping[str, pd.DataFrame] | None = None,
-    pool: Sequence[Arch] | None = None,
+    pool: Sequence[Arch | str] | None = None,
 ) -> SearchResult:
     """Run NCP from every start at once; see the module docstring for the method.
 
-    ``truth`` maps settings to frames (``code`` + metrics) of evaluated architectures;
-    their metrics are attached to final architectures found there. With ``pool``, each
-    step projects to the nearest pool architecture within the hard budgets instead of the
-    nearest valid one (an error if none is within them).
+    Starts and pool members are architectures or their code strings. ``truth`` maps
+    settings to frames (``code`` + metrics) of evaluated architectures; their metrics are
+    attached to final architectures found there. With ``pool``, each step projects to the
+    nearest pool architecture within the hard budgets instead of the nearest valid one (an
+    error if none is within them).
     """
     if predictor.card.space != "nasbench-mr":
         name = predictor.card.name
@@ -195,6 +205,8 @@ def ncp_search(
         raise ValueError(
             f"steps must be >= 0 and lr a finite number > 0, got steps={steps} lr={lr}"
         )
+    starts = [as_arch(s) for s in starts]
+    pool = None if pool is None else [as_arch(a) for a in pool]
     primary, shown = _metric_columns(predictor, objective)
     model = predictor.double()
     weights = torch.tensor([objective.weights[s] for s in objective.weights], dtype=torch.float64)

@@ -28,8 +28,8 @@ from pydantic import (
     field_validator,
 )
 
-from nasmr.complexity import analytic_complexity
-from nasmr.space import CHANNELS, EMBEDDING_LENGTH, Arch, ArchError, domain
+from nasmr.complexity import LARGEST
+from nasmr.space import CHANNELS, Arch, ArchError
 from schemas.settings import Task, get_setting
 
 Percent = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -38,11 +38,6 @@ Percent = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
 Positive = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
 """A finite, strictly positive number (FLOPs, params)."""
 
-LARGEST = analytic_complexity(Arch.from_embedding([domain(p)[-1] for p in range(EMBEDDING_LENGTH)]))
-"""The count of the space's largest architecture: no MR record can publish more.
-
-The bound also keeps a forged value from overflowing the exact integers (MACs as int64).
-"""
 
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 """The (to, from) nodes of the 6 cell edges, in the order of the embedding (NAS-Bench-201's)."""
@@ -79,6 +74,8 @@ class Record(BaseModel):
 class MRRecord(Record):
     """Fields every NAS-Bench-MR record shares: complexity and the architecture, twice encoded."""
 
+    # bounded by the largest architecture, which also keeps a forged value from
+    # overflowing the exact integers (MACs as int64)
     flops: Annotated[Positive, Field(le=LARGEST.gmac)]
     params: Annotated[Positive, Field(le=LARGEST.mparams)]
     input_channel: tuple[StrictInt, StrictInt]

@@ -141,8 +141,8 @@ def check_predictor_settings(names: list[str]) -> list[str]:
     unknown = [name for name in names if name not in PREDICTOR_SETTINGS]
     if unknown:
         raise ValueError(
-            f"{', '.join(unknown)}: no setting with published results; settings with "
-            f"predictors: {', '.join(PREDICTOR_SETTINGS)}"
+            f"{', '.join(unknown)}: no setting with published results; those are "
+            f"{', '.join(PREDICTOR_SETTINGS)}"
         )
     return names
 

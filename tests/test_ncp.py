@@ -14,7 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from nasmr.cli import main
-from nasmr.complexity import analytic_complexity
+from nasmr.complexity import SMALLEST, analytic_complexity
 from nasmr.ncp import Objective, ncp_search
 from nasmr.predictor import (
     BRANCH_ATTENTION,
@@ -99,10 +99,30 @@ def test_search_follows_an_attention_predictor(frames: dict[str, pd.DataFrame]) 
 
 
 def test_unreachable_budget_reports_infeasible_starts(seg_predictor: Predictor) -> None:
-    objective = Objective({"seg": 1.0}, max_gflops=1e-4)
-    result = ncp_search(seg_predictor, objective, sample(3, 0), steps=5)
+    """The space's smallest architecture is within this budget, but 5 steps do not reach it."""
+    objective = Objective({"seg": 1.0}, max_gflops=SMALLEST.gmac)
+    result = ncp_search(seg_predictor, objective, [a.code for a in sample(3, 0)], steps=5)
     assert (result.final["status"] == "infeasible").all()
     assert result.final["code"].isna().all() and result.final["gflops"].isna().all()
+    assert result.final["start_code"].tolist() == [a.code for a in sample(3, 0)]
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        (
+            {"max_gflops": 0.01},
+            "max_gflops 0.01: no architecture of the space fits, the smallest costs 0.0108426 GMac",
+        ),
+        ({"max_mparams": 0.02}, "max_mparams 0.02: no .* smallest costs 0.021322 M"),
+    ],
+)
+def test_a_budget_below_the_smallest_architecture_is_refused(budget: dict, message: str) -> None:
+    """It used to search and report every start infeasible, as if more steps could help."""
+    with pytest.raises(ValueError, match=message):
+        Objective({"seg": 1.0}, **budget)
+    assert all(analytic_complexity(a).macs >= SMALLEST.macs for a in sample(200, 5))
+    assert all(analytic_complexity(a).params >= SMALLEST.params for a in sample(200, 5))
 
 
 def test_deterministic_and_batched_equals_single(seg_predictor: Predictor) -> None:
@@ -328,6 +348,39 @@ def test_cli_search_refuses_an_out_file_it_would_not_write_as_named(
     assert not out.exists()
 
 
+def test_cli_search_refuses_to_write_into_a_release(
+    seg_predictor: Predictor, tmp_path: Path
+) -> None:
+    """Releases are immutable: a trajectory file in one fails its verification."""
+    seg_predictor.save(tmp_path)
+    release = tmp_path / "releases" / "1.0.0"
+    release.mkdir(parents=True)
+    for marker in ("manifest.json", "SHA256SUMS"):
+        (release / marker).write_text("{}")
+    out = release / "sub" / "traj.csv"
+    args = ["search", "--setting", "seg", "--steps", "1", "--starts", "1", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--predictors", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "lies inside the published release" in result.output
+    assert "write the trajectories elsewhere (--out)" in result.output
+    assert not (release / "sub").exists()
+
+
+def test_cli_search_fails_when_no_start_meets_the_budget(
+    seg_predictor: Predictor, tmp_path: Path
+) -> None:
+    """Scripts see the failure in the exit code; the table still shows every start."""
+    seg_predictor.save(tmp_path)
+    budget = ["--max-gflops", str(SMALLEST.gmac)]
+    args = ["search", "--setting", "seg", "--steps", "2", "--starts", "2", *budget]
+    result = CliRunner().invoke(main, [*args, "--predictors", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "no start met the budget: more --steps or a looser budget" in result.output
+    assert result.stdout.count("\tinfeasible\t") == 2
+    below = CliRunner().invoke(main, [*args[:-1], "0.01", "--predictors", str(tmp_path)])
+    assert below.exit_code == 1 and "no architecture of the space fits" in below.output
+
+
 def test_cli_search_rejects_bad_objectives(tmp_path: Path) -> None:
     runner = CliRunner()
     both = runner.invoke(main, ["search", "--setting", "seg", "--settings", "seg,video"])
@@ -340,16 +393,22 @@ def test_cli_search_rejects_bad_objectives(tmp_path: Path) -> None:
     assert missing.exit_code != 0 and "multitask" in missing.output
     twice = runner.invoke(main, ["search", "--settings", "seg,video,seg", "--weights", "1,1,0"])
     assert twice.exit_code == 2 and "seg named more than once" in twice.output
+    for named in ("seg,vidoe", "nas-bench-201"):
+        wrong = runner.invoke(main, ["search", "--settings", named])
+        assert wrong.exit_code == 2 and "NCP searches the MR settings seg, " in wrong.output
+        assert "video-p" in wrong.output and "nas-bench-201\n" not in wrong.output
 
 
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        (["--cost-weight", "nan"], "cost_weight must be a finite number"),
-        (["--max-gflops", "nan"], "max_gflops must be a finite number"),
-        (["--lr", "nan"], "lr a finite number > 0"),
+        (["--cost-weight", "nan"], "Invalid value for '--cost-weight': 'nan' is not a finite"),
+        (["--max-gflops", "nan"], "Invalid value for '--max-gflops': 'nan' is not a finite"),
+        (["--max-mparams", "inf"], "Invalid value for '--max-mparams': 'inf' is not a finite"),
+        (["--lr", "inf"], "Invalid value for '--lr': 'inf' is not a finite number"),
+        (["--cost-weight", "-5"], "Invalid value for '--cost-weight': -5.0 is not in the range"),
     ],
-    ids=["cost-weight", "budget", "lr"],
+    ids=["cost-weight", "budget", "params", "lr", "negative-cost-weight"],
 )
 def test_cli_search_rejects_non_finite_numbers(
     seg_predictor: Predictor, tmp_path: Path, option: list[str], message: str
@@ -358,7 +417,7 @@ def test_cli_search_rejects_non_finite_numbers(
     seg_predictor.save(tmp_path)
     args = ["search", "--setting", "seg", "--steps", "2", "--starts", "2", *option]
     result = CliRunner().invoke(main, [*args, "--predictors", str(tmp_path)])
-    assert result.exit_code == 1 and message in result.output, result.output
+    assert result.exit_code == 2 and message in result.output, result.output
 
 
 @pytest.mark.parametrize("named_by", ["--warehouse", "NASMR_WAREHOUSE"])

@@ -288,7 +288,8 @@ def test_analytic_count_agrees_names_a_wrong_module_count(
 
 def test_build_options_refuse_an_unknown_predictor_setting() -> None:
     """A misspelt setting is refused before any run, not silently left untrained."""
-    with pytest.raises(ValueError, match="vidoe: no setting with published results; settings"):
+    unknown = "vidoe: no setting with published results; those are seg, seg-4x,"
+    with pytest.raises(ValueError, match=unknown):
         BuildOptions(predictor_settings=["seg", "vidoe"])
     with pytest.raises(ValueError, match="3ddet: no setting with published results"):
         BuildOptions(predictor_settings=["3ddet"])

@@ -679,13 +679,24 @@ def test_cli_trains_then_predicts(frames: dict[str, pd.DataFrame], tmp_path: Pat
     assert set(values) == {"seg.mIoU", "seg.mAcc", "seg.aAcc", "flops", "params"}
 
 
-def test_cli_predict_explains_missing_predictors(tmp_path: Path) -> None:
+def test_cli_predict_explains_missing_predictors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It says how to make one, and names the latest release's when that has one."""
     runner = CliRunner()
-    result = runner.invoke(
-        main, ["predict", sample(1, 0)[0].code, "--setting", "seg", "--predictors", str(tmp_path)]
-    )
+    monkeypatch.setenv("NASMR_RELEASES", str(tmp_path / "releases"))
+    args = ["predict", sample(1, 0)[0].code, "--setting", "seg", "--predictors", str(tmp_path)]
+    result = runner.invoke(main, args)
     assert result.exit_code != 0 and "nasmr predictor train" in result.output
-    assert "nasmr build" in result.output
+    assert "nasmr build" in result.output and "--predictors" not in result.output
+    released = tmp_path / "releases" / "1.0.0"
+    (released / "predictors").mkdir(parents=True)
+    (released / "manifest.json").write_text("{}")
+    (released / "predictors" / "seg.json").write_text("{}")
+    result = runner.invoke(main, args)
+    assert f"use the latest release's with --predictors {released / 'predictors'}, or run" in (
+        result.output
+    )
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,18 @@ if TYPE_CHECKING:
     from nasmr.space import Arch
 
 
+class _Finite(click.FloatRange):
+    """A float range that also refuses NaN and infinities, which ``FloatRange`` lets through."""
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def _default_predictors() -> Path:
     return paths.out_dir() / "predictors"
 
@@ -45,13 +57,25 @@ def _load(predictor_dir: Path, name: str) -> Predictor:
     card = predictor_dir / f"{name}.json"
     if not card.is_file():
         raise click.ClickException(
-            f"no predictor {name!r} in {predictor_dir} ({card.name} not found): run "
-            "`nasmr build` or `nasmr predictor train` first"
+            f"no predictor {name!r} in {predictor_dir} ({card.name} not found): "
+            + _released(name)
+            + "run `nasmr build` or `nasmr predictor train` first"
         )
     try:
         return load_predictor(card)
     except (PredictorError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
+
+
+def _released(name: str) -> str:
+    """Advice to use the latest published release's predictor ``name``, if it has one."""
+    from nasmr.release import published_versions
+
+    versions = published_versions()
+    folder = paths.releases_dir() / str(versions[-1]) / "predictors" if versions else None
+    if folder is None or not (folder / f"{name}.json").is_file():
+        return ""
+    return f"use the latest release's with --predictors {folder}, or "
 
 
 def _warehouse_frames(warehouse: Path, settings: list[str]) -> dict[str, pd.DataFrame]:
@@ -140,9 +164,14 @@ def train(
 def _split_names(text: str) -> list[str]:
     """The comma-separated settings of ``text``, each one that can have predictors."""
     try:
-        return check_predictor_settings([t.strip() for t in text.split(",") if t.strip()])
+        return check_predictor_settings(_names(text))
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--settings") from err
+
+
+def _names(text: str) -> list[str]:
+    """The comma-separated names of ``text``, blanks dropped."""
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 @click.command()
@@ -204,13 +233,13 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
 )
 @click.option(
     "--max-gflops",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_Finite(min=0, min_open=True),
     default=None,
     help="Hard FLOPs budget (GMac); never exceeded by a reported result.",
 )
 @click.option(
     "--max-mparams",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_Finite(min=0, min_open=True),
     default=None,
     help="Hard params budget (M).",
 )
@@ -223,7 +252,7 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
 )
 @click.option(
     "--cost-weight",
-    type=float,
+    type=_Finite(min=0),
     default=0.0,
     show_default=True,
     help="lambda: penalty per e-fold of the cost, in standardised metric units.",
@@ -245,7 +274,7 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_Finite(min=0, min_open=True),
     default=DEFAULT_LR,
     show_default=True,
     help="Largest move of a normalised embedding position per step.",
@@ -256,7 +285,7 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     "out_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write every start's trajectory here (.csv, or .parquet).",
+    help="Write every start's trajectory here (.csv, or .parquet; missing folders are made).",
 )
 @click.option(
     "--evaluated-only",
@@ -295,6 +324,11 @@ def search(
         raise click.BadParameter(
             f"{out_file}: expected a .csv or .parquet file", param_hint="--out"
         )
+    if out_file is not None:
+        try:
+            paths.outside_releases(out_file.parent, "write the trajectories elsewhere (--out)")
+        except paths.ReleaseFolderError as err:
+            raise click.BadParameter(str(err), param_hint="--out") from err
     objective_weights = _objective_weights(setting, several, weights)
     origin = warehouse_origin(click.get_current_context())
     if not warehouse.is_file() and (origin is not None or evaluated_only):
@@ -333,6 +367,12 @@ def search(
     _print_final(result.final, list(objective_weights))
     if out_file is not None:
         click.echo(f"trajectories ({len(result.trajectory)} rows) written to {out_file}", err=True)
+    infeasible = int((result.final["status"] == "infeasible").sum())
+    hint = "more --steps or a looser budget may reach it (tight budgets take more steps)"
+    if infeasible == len(result.final):  # nothing found is a failure for scripts, too
+        raise click.ClickException(f"no start met the budget: {hint}")
+    if infeasible:
+        click.echo(f"{infeasible} start(s) never met the budget: {hint}", err=True)
 
 
 def _evaluated(truth: dict[str, pd.DataFrame], settings: list[str], warehouse: Path) -> list[Arch]:
@@ -360,11 +400,13 @@ def _objective_weights(
         if weights is not None:
             raise click.UsageError("--weights goes with --settings")
         return {setting: 1.0}
-    names = _split_names(several or "")
+    names = _names(several or "")
     not_mr = [n for n in names if n not in NCP_SETTINGS]
-    if not_mr:
+    if not names or not_mr:
+        named = f"{', '.join(not_mr)}: " if not_mr else "no setting named; "
         raise click.BadParameter(
-            f"{', '.join(not_mr)}: NCP searches MR settings only", param_hint="--settings"
+            f"{named}NCP searches the MR settings {', '.join(NCP_SETTINGS)}",
+            param_hint="--settings",
         )
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:  # one weight each: a repeat would silently keep only its last weight
@@ -404,10 +446,6 @@ def _print_final(final: pd.DataFrame, settings: list[str]) -> None:
         ]
         cells.append(values["code"] if isinstance(values["code"], str) else "-")
         click.echo("\t".join(cells))
-    infeasible = int((final["status"] == "infeasible").sum())
-    if infeasible:
-        hint = "more --steps or a looser budget may reach it (tight budgets take more steps)"
-        click.echo(f"{infeasible} start(s) never met the budget: {hint}", err=True)
 
 
 def _fmt(value: object, digits: int = 2) -> str:
