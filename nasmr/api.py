@@ -364,8 +364,8 @@ class Benchmark:
     def sql(
         self, query: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> pd.DataFrame:
-        """Run a read-only SQL query on the release's DuckDB file; ``parameters`` fill ``?``
-        (a list) or ``$name`` (a dict)."""
+        """Run an SQL query on the release's DuckDB file, opened read-only; ``parameters``
+        fill ``?`` (a list) or ``$name`` (a dict). A ``COPY ... TO`` writes where it says."""
         return query_frame(self._con, query, () if parameters is None else parameters)
 
     # -- export ----------------------------------------------------------------------------

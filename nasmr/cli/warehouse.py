@@ -95,7 +95,11 @@ def ingest(
     show_default=True,
 )
 def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str) -> None:
-    """Run one SQL query against the warehouse (read-only) and print the result."""
+    """Run one SQL query against the warehouse and print the result.
+
+    The warehouse is opened read-only; a statement that writes other files (COPY ... TO,
+    ATTACH) writes them where it says.
+    """
     import duckdb
     import pandas as pd
 
