@@ -1277,7 +1277,7 @@ def _datasheet(root: Path, manifest: ReleaseManifest) -> str:
         else ""
     )
     predictors = (
-        _markdown_table(pd.DataFrame(list(manifest.predictor_metrics)))
+        _markdown_table(pd.DataFrame(list(manifest.predictor_metrics)).round(3))
         if manifest.predictor_metrics
         else "No predictors were trained for this build."
     )
@@ -1348,7 +1348,8 @@ Intended: benchmarking architecture search and performance predictors on
 NAS-Bench-MR, transfer across its tasks, and cost-aware search against the
 exact FLOPs. Not suited to: latency or energy claims (none were measured),
 comparisons with FLOPs counted under another convention, or 3D-detection
-claims (no results). Predictor test metrics in this release:
+claims (no results). Predictor test metrics in this release (over the split seeds, to
+three decimals; unrounded in `{MANIFEST}`'s `predictor_metrics`):
 
 {predictors}
 

@@ -763,7 +763,7 @@ def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path
     (source / "predictors").mkdir()
     (source / "predictors" / "seg-mIoU.safetensors").write_bytes(bytes(range(64)))
     (source / "predictors" / "report.csv").write_text(
-        "setting,metric,primary,seeds,kendall_tau,mae\nseg,mIoU,True,5,0.78,0.71\n"
+        "setting,metric,primary,seeds,kendall_tau,mae\nseg,mIoU,True,5,0.776298630533369,0.71\n"
     )
     (source / "ncp" / "plots").mkdir(parents=True)
     (source / "ncp" / "plots" / "seg.png").write_bytes(b"\x89PNG fake")
@@ -779,7 +779,7 @@ def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path
     manifest = load_manifest(second)
     assert manifest.extras == ("predictors", "ncp")
     row = {"setting": "seg", "metric": "mIoU", "primary": True, "seeds": 5}
-    row |= {"kendall_tau": 0.78, "mae": 0.71}
+    row |= {"kendall_tau": 0.776298630533369, "mae": 0.71}
     assert manifest.predictor_metrics == (row,)
     recorded = json.loads((second / "manifest.json").read_text())["predictor_metrics"]
     assert [{k: type(v) for k, v in r.items()} for r in recorded] == [
@@ -787,7 +787,7 @@ def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path
     ]  # a flag stays a boolean and a count an integer, not 1.0 and 5.0
     files = {r["path"] for r in json.loads((second / "datapackage.json").read_text())["resources"]}
     assert {"ncp/plots/seg.png", "predictors/report.csv"} <= files
-    assert "| seg | mIoU | True | 5 | 0.78 | 0.71 |" in (second / "README.md").read_text()
+    assert "| seg | mIoU | True | 5 | 0.776 | 0.71 |" in (second / "README.md").read_text()
 
 
 # -- CLI and export --------------------------------------------------------------------------
