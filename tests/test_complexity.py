@@ -237,3 +237,11 @@ def test_cli_verify_reports_a_missing_drop(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["complexity", "verify", "--raw", str(tmp_path)])
     assert result.exit_code == 1
     assert "trainval.pkl" in result.output
+
+
+def test_cli_suggests_the_command_a_misspelt_code_resembles() -> None:
+    """``complexity verfiy`` was read as a code; the error now points at ``verify``."""
+    result = CliRunner().invoke(main, ["complexity", "verfiy"])
+    assert result.exit_code == 1 and "did you mean `nasmr complexity verify`?" in result.output
+    result = CliRunner().invoke(main, ["complexity", "8_8"])
+    assert result.exit_code == 1 and "did you mean" not in result.output

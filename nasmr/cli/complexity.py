@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def show(code: str, complexity_method: ComplexityMethod) -> None:
     try:
         arch = Arch.from_code(code)
     except ArchError as err:
-        raise click.ClickException(str(err)) from err
+        close = difflib.get_close_matches(code, ["show", "verify"], n=1)
+        hint = f" (did you mean `nasmr complexity {close[0]}`?)" if close else ""
+        raise click.ClickException(f"{err}{hint}") from err
     count = module_complexity(arch) if complexity_method == "module" else analytic_complexity(arch)
     click.echo(f"code    {arch.code}")
     click.echo(f"FLOPs   {count.gmac:.9f} GMac ({count.macs} multiply-accumulates)")
