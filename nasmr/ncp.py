@@ -197,6 +197,8 @@ def ncp_search(
     if predictor.card.space != "nasbench-mr":
         name = predictor.card.name
         raise PredictorError(f"NCP searches the MR space; predictor {name!r} is not an MR model")
+    if isinstance(starts, str):  # else each character would be read as a code
+        raise TypeError("NCP starts are a list of architectures or codes, not one code string")
     if not starts:
         raise ValueError("NCP needs at least one start")
     if pool is not None and not pool:

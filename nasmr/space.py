@@ -150,7 +150,10 @@ def _check_int(encoding: str, position: int, value: Any, kind: str) -> int:
 _CODE_GROUPS = (
     ("stem: c0, c1", 2),
     *(
-        (f"stage {k}: repeats, branches, {k} conv counts, {k} channels", 2 + 2 * k)
+        (
+            f"stage {k}: repeats, branches, each branch's conv count, each branch's channels",
+            2 + 2 * k,
+        )
         for k in range(1, N_STAGES + 1)
     ),
     ("head: last_channel", 1),
@@ -232,7 +235,8 @@ class Arch:
         for number, (group, (name, size)) in enumerate(zip(groups, _CODE_GROUPS, strict=True), 1):
             tokens = group.split("_")
             if len(tokens) != size:
-                allowed = f"{size} '_'-separated ints in group {number} ({name})"
+                ints = "1 int" if size == 1 else f"{size} '_'-separated ints"
+                allowed = f"{ints} in group {number} ({name})"
                 raise ArchError("code", None, group, allowed)
             for token in tokens:
                 problem = _token_problem(token)

@@ -241,7 +241,9 @@ def test_cli_verify_reports_a_missing_drop(tmp_path: Path) -> None:
 
 def test_cli_suggests_the_command_a_misspelt_code_resembles() -> None:
     """``complexity verfiy`` was read as a code; the error now points at ``verify``."""
-    result = CliRunner().invoke(main, ["complexity", "verfiy"])
-    assert result.exit_code == 1 and "did you mean `nasmr complexity verify`?" in result.output
+    for args in (["verfiy"], ["verfiy", "--raw", "/tmp"], ["verifi", "--limit", "3"]):
+        result = CliRunner().invoke(main, ["complexity", *args])
+        assert result.exit_code == 2, result.output
+        assert "did you mean `nasmr complexity verify`?" in result.output
     result = CliRunner().invoke(main, ["complexity", "8_8"])
     assert result.exit_code == 1 and "did you mean" not in result.output

@@ -976,15 +976,17 @@ def test_cli_parse_and_export(drop: Path, tmp_path: Path) -> None:
 def test_cli_parse_of_a_folder_without_logs_fails_and_keeps_the_tables(
     drop: Path, tmp_path: Path
 ) -> None:
-    """A mistyped LOG_DIR used to replace the last parse's tables with empty ones, exit 0."""
+    """A mistyped LOG_DIR used to replace the last parse's tables with empty ones, exit 0
+    (and reconcile nothing, exit 0)."""
     runner = CliRunner()
     out = tmp_path / "t"
     assert runner.invoke(main, ["logs", "parse", str(drop), "--out", str(out)]).exit_code == 0
     before = (out / "curves.parquet").read_bytes()
     (tmp_path / "empty" / "logs").mkdir(parents=True)
     for folder in (tmp_path / "empty", tmp_path / "empty" / "logs"):
-        for command in ("parse", "export"):
-            result = runner.invoke(main, ["logs", command, str(folder), "--out", str(out)])
+        for command in ("parse", "export", "reconcile"):
+            where = ["--raw", str(tmp_path)] if command == "reconcile" else ["--out", str(out)]
+            result = runner.invoke(main, ["logs", command, str(folder), *where])
             assert result.exit_code == 1, result.output
             assert f"no log file under {folder} (expected <setting>/<code>/" in result.output
     assert (out / "curves.parquet").read_bytes() == before

@@ -25,7 +25,7 @@ from nasmr.predictor import (
     train_predictor,
 )
 from nasmr.search_eval import POPULATION, _evolution, _pool, evaluate_search, hypervolume
-from nasmr.space import Arch, sample
+from nasmr.space import Arch, domain, sample
 from nasmr.warehouse import ingest
 from tests.drops import mr_record, seg_drop, synthetic_frames, write_drop
 
@@ -121,8 +121,26 @@ def test_a_budget_below_the_smallest_architecture_is_refused(budget: dict, messa
     """It used to search and report every start infeasible, as if more steps could help."""
     with pytest.raises(ValueError, match=message):
         Objective({"seg": 1.0}, **budget)
-    assert all(analytic_complexity(a).macs >= SMALLEST.macs for a in sample(200, 5))
-    assert all(analytic_complexity(a).params >= SMALLEST.params for a in sample(200, 5))
+
+
+def test_smallest_is_the_space_minimum() -> None:
+    """Lowering any one position never raises either count, so the all-lowest corner is the
+    minimum of both (the premise of refusing budgets below it)."""
+    for arch in sample(60, 5):
+        count, embedding = analytic_complexity(arch), list(arch.embedding)
+        for p, value in enumerate(embedding):
+            values = domain(p)
+            if value == values[0]:
+                continue
+            lower = [*embedding[:p], values[values.index(value) - 1], *embedding[p + 1 :]]
+            less = analytic_complexity(Arch.from_embedding(lower))
+            assert less.macs <= count.macs and less.params <= count.params
+    assert Objective({"seg": 1.0}, max_gflops=SMALLEST.gmac, max_mparams=SMALLEST.mparams)
+
+
+def test_one_code_string_is_not_a_list_of_starts(seg_predictor: Predictor) -> None:
+    with pytest.raises(TypeError, match="not one code string"):
+        ncp_search(seg_predictor, Objective({"seg": 1.0}), sample(1, 0)[0].code, steps=1)
 
 
 def test_deterministic_and_batched_equals_single(seg_predictor: Predictor) -> None:
@@ -377,7 +395,8 @@ def test_cli_search_fails_when_no_start_meets_the_budget(
     assert result.exit_code == 1, result.output
     assert "no start met the budget: more --steps or a looser budget" in result.output
     assert result.stdout.count("\tinfeasible\t") == 2
-    below = CliRunner().invoke(main, [*args[:-1], "0.01", "--predictors", str(tmp_path)])
+    empty = tmp_path / "none"  # refused before any predictor is looked for
+    below = CliRunner().invoke(main, [*args[:-1], "0.01", "--predictors", str(empty)])
     assert below.exit_code == 1 and "no architecture of the space fits" in below.output
 
 
@@ -393,10 +412,14 @@ def test_cli_search_rejects_bad_objectives(tmp_path: Path) -> None:
     assert missing.exit_code != 0 and "multitask" in missing.output
     twice = runner.invoke(main, ["search", "--settings", "seg,video,seg", "--weights", "1,1,0"])
     assert twice.exit_code == 2 and "seg named more than once" in twice.output
-    for named in ("seg,vidoe", "nas-bench-201"):
+    mr = "NCP searches the MR settings seg, seg-4x, cls-10c, cls-10-1000, cls-50-100, "
+    for named, bad in (("seg,vidoe", "vidoe"), ("nas-bench-201", "nas-bench-201")):
         wrong = runner.invoke(main, ["search", "--settings", named])
-        assert wrong.exit_code == 2 and "NCP searches the MR settings seg, " in wrong.output
-        assert "video-p" in wrong.output and "nas-bench-201\n" not in wrong.output
+        assert wrong.exit_code == 2
+        assert f"{bad}: {mr}cls-50-1000, video, video-p\n" in wrong.output.replace("\n ", " ")
+    for bad in ("nan,1", "inf,1", "-1,1"):
+        wrong = runner.invoke(main, ["search", "--settings", "seg,video", "--weights", bad])
+        assert wrong.exit_code == 2 and "each weight is a finite number >= 0" in wrong.output
 
 
 @pytest.mark.parametrize(

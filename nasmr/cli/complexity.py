@@ -27,6 +27,10 @@ class _CodeOrCommand(click.Group):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = next((arg for arg in args if arg in self.commands), None)
         if name is None:
+            first = next((arg for arg in args if not arg.startswith("-")), "")
+            close = difflib.get_close_matches(first, list(self.commands), n=1)
+            if close and not any(c.isdigit() for c in first):  # every code has digits
+                ctx.fail(f"no command {first!r}; did you mean `nasmr complexity {close[0]}`?")
             return "show", self.commands["show"], args
         rest = list(args)
         rest.remove(name)
@@ -54,9 +58,7 @@ def show(code: str, complexity_method: ComplexityMethod) -> None:
     try:
         arch = Arch.from_code(code)
     except ArchError as err:
-        close = difflib.get_close_matches(code, ["show", "verify"], n=1)
-        hint = f" (did you mean `nasmr complexity {close[0]}`?)" if close else ""
-        raise click.ClickException(f"{err}{hint}") from err
+        raise click.ClickException(str(err)) from err
     count = module_complexity(arch) if complexity_method == "module" else analytic_complexity(arch)
     click.echo(f"code    {arch.code}")
     click.echo(f"FLOPs   {count.gmac:.9f} GMac ({count.macs} multiply-accumulates)")

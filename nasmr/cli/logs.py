@@ -159,8 +159,7 @@ def _parse(log_dir: Path) -> LogParse:
         raise click.ClickException(f"{log_dir}: cannot read the log drop: {err}") from err
     if parsed.runs.empty and parsed.quarantine.empty:  # a mistyped folder: write nothing
         raise click.ClickException(
-            f"no log file under {log_dir} (expected <setting>/<code>/<run>.log.json); "
-            "nothing written"
+            f"no log file under {log_dir} (expected <setting>/<code>/<run>.log.json)"
         )
     return parsed
 

@@ -69,11 +69,13 @@ def _load(predictor_dir: Path, name: str) -> Predictor:
 
 def _released(name: str) -> str:
     """Advice to use the latest published release's predictor ``name``, if it has one."""
-    from nasmr.release import published_versions
+    from nasmr.release import ReleaseError, resolve_release
 
-    versions = published_versions()
-    folder = paths.releases_dir() / str(versions[-1]) / "predictors" if versions else None
-    if folder is None or not (folder / f"{name}.json").is_file():
+    try:
+        folder = resolve_release("latest") / "predictors"
+    except (ReleaseError, OSError):  # none published, or the releases folder is unreadable
+        return ""
+    if not (folder / f"{name}.json").is_file():
         return ""
     return f"use the latest release's with --predictors {folder}, or "
 
@@ -330,6 +332,10 @@ def search(
         except paths.ReleaseFolderError as err:
             raise click.BadParameter(str(err), param_hint="--out") from err
     objective_weights = _objective_weights(setting, several, weights)
+    try:  # before loading anything: a budget no architecture meets is refused here
+        objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
     origin = warehouse_origin(click.get_current_context())
     if not warehouse.is_file() and (origin is not None or evaluated_only):
         why = " (--evaluated-only searches its architectures)" if evaluated_only else ""
@@ -351,7 +357,6 @@ def search(
         truth = {}
     pool = _evaluated(truth, list(objective_weights), warehouse) if evaluated_only else None
     try:
-        objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
         with torch_threads(1):
             result = ncp_search(
                 model, objective, sample(starts, seed), steps, lr, truth=truth, pool=pool
@@ -420,6 +425,9 @@ def _objective_weights(
     except ValueError as err:
         message = f"{weights!r} is not a list of numbers"
         raise click.BadParameter(message, param_hint="--weights") from err
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        message = f"{weights!r}: each weight is a finite number >= 0 (a negative one minimises)"
+        raise click.BadParameter(message, param_hint="--weights")
     if len(values) != len(names):
         raise click.BadParameter(
             f"{len(values)} weight(s) for {len(names)} setting(s)", param_hint="--weights"
