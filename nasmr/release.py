@@ -570,6 +570,33 @@ def verify_release(ref: str | Path, releases_dir: Path | None = None) -> VerifyR
 # -- publishing ----------------------------------------------------------------------------
 
 
+def check_publishable(
+    build_dir: Path, releases_dir: Path, raw_dir: Path | None = None
+) -> Version | None:
+    """Refuse what no release may come from; return the latest release's version, if any.
+
+    Refused: an incomplete build, broken data-quality rules, model outputs of other data,
+    with ``raw_dir`` a build whose inputs changed since it was made, and a latest release
+    that fails verification (the version and changelog are a diff against it).
+    """
+    build_dir, releases_dir = Path(build_dir), Path(releases_dir)
+    _check_build(build_dir)
+    _check_rules(build_dir)
+    _check_model_outputs(build_dir, releases_dir, raw_dir)
+    if raw_dir is not None:
+        _check_sources(build_dir, Path(raw_dir))
+    published = published_versions(releases_dir)
+    previous = published[-1] if published else None
+    if previous is not None:
+        check = verify_release(str(previous), releases_dir)
+        if not check.ok:
+            raise ReleaseError(
+                f"the latest release fails verification, so no diff against it can be trusted; "
+                f"restore it before publishing:\n{check.summary()}"
+            )
+    return previous
+
+
 def publish_release(
     build_dir: Path,
     releases_dir: Path,
@@ -589,20 +616,8 @@ def publish_release(
     drop is more likely an accident than a setting withdrawn on purpose.
     """
     build_dir, releases_dir = Path(build_dir), Path(releases_dir)
-    _check_build(build_dir)
-    _check_rules(build_dir)
-    _check_model_outputs(build_dir, releases_dir, raw_dir)
-    if raw_dir is not None:
-        _check_sources(build_dir, Path(raw_dir))
+    previous = check_publishable(build_dir, releases_dir, raw_dir)
     published = published_versions(releases_dir)
-    previous = published[-1] if published else None
-    if previous is not None:  # the diff and the changelog build on it
-        check = verify_release(str(previous), releases_dir)
-        if not check.ok:
-            raise ReleaseError(
-                f"the latest release fails verification, so no diff against it can be trusted; "
-                f"restore it before publishing:\n{check.summary()}"
-            )
     if version is None and previous is not None:  # before the diff: a quick refusal
         _check_settings_kept(build_dir, releases_dir / str(previous))
     proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)

@@ -645,19 +645,19 @@ def test_logs_of_a_setting_whose_records_did_not_load_fail_naming_why(tmp_path: 
 def test_logs_job_refuses_to_empty_its_own_log_drop(
     drop: str, out: str, log_drop: Path, tmp_path: Path
 ) -> None:
-    """A build whose logs/ holds or lies inside the drop's logs/ fails naming both, and every
-    log file survives."""
+    """A build whose logs/ holds or lies inside the drop's logs/ fails naming both at the
+    first step, and the drop is as it was: every log file survives, nothing is staged in it."""
     shutil.copytree(log_drop, tmp_path / drop)
-    before = sorted((tmp_path / drop).rglob("*.log.json"))
-    assert len(before) == 4
+    before = sorted((tmp_path / drop).rglob("*"))
+    assert len([p for p in before if p.name.endswith(".log.json")]) == 4
     with dg.instance_for_test() as instance:
         outcome = run_job(
             "logs", out_dir=tmp_path / out, log_dir=tmp_path / drop, instance=instance
         )
     assert not outcome.success
-    assert sorted((tmp_path / drop).rglob("*.log.json")) == before
+    assert sorted((tmp_path / drop).rglob("*")) == before
     [failure] = outcome.failures
-    assert failure.startswith("log_results:")
+    assert failure.startswith("log_curves:")
     assert str(tmp_path / out / "logs") in failure and str(tmp_path / drop / "logs") in failure
 
 
@@ -671,6 +671,22 @@ def test_logs_job_fails_when_no_run_was_accepted(log_drop: Path, tmp_path: Path)
         outcome = run_job("logs", out_dir=tmp_path / "out", log_dir=drop, instance=instance)
     [failure] = outcome.failures
     assert failure.startswith("log_results:") and "nothing to export" in failure
+
+
+def test_logs_job_on_a_drop_without_log_files_keeps_the_last_outputs(
+    log_drop: Path, tmp_path: Path
+) -> None:
+    """An empty logs/ (the wrong folder named) used to fail only at the export, after the
+    previous run's tables and trainval files had been replaced with empty ones."""
+    out = tmp_path / "out"
+    with dg.instance_for_test() as instance:
+        assert run_job("logs", out_dir=out, log_dir=log_drop, instance=instance).success
+        before = {p: p.read_bytes() for p in sorted((out / "logs").rglob("*")) if p.is_file()}
+        (tmp_path / "empty" / "logs").mkdir(parents=True)
+        outcome = run_job("logs", out_dir=out, log_dir=tmp_path / "empty", instance=instance)
+    [failure] = outcome.failures
+    assert failure.startswith("log_curves:") and "no log file under" in failure
+    assert {p: p.read_bytes() for p in sorted((out / "logs").rglob("*")) if p.is_file()} == before
 
 
 def test_logs_job_without_a_drop_says_how_to_make_one(tmp_path: Path) -> None:
@@ -777,6 +793,24 @@ def test_the_release_step_refuses_a_build_that_lost_a_setting(tmp_path: Path) ->
     with (
         dg.build_asset_context() as context,
         pytest.raises(ReleaseError, match=r"no results of cls-10c, which release 1\.0\.0 has"),
+    ):
+        release(context, release_dir=ReleaseDir(path=str(releases)), **resources)
+    assert [m.version for m in list_releases(releases)] == ["1.0.0"]
+
+
+def test_the_release_step_refuses_a_stale_build_even_when_nothing_changed(tmp_path: Path) -> None:
+    """A refresh after the drop changed, without re-ingesting: the build still equals release
+    1.0.0, and 'nothing published' would hide that it no longer matches the drop."""
+    _, records, raw = _video_drop(tmp_path, seed=5)
+    out, releases = tmp_path / "out", tmp_path / "releases"
+    warehouse.ingest(raw, out, method="analytic")
+    publish_release(out, releases)
+    changed = [{**records[0], "top1": 12.5}, *records[1:]]
+    trainval_path(raw, "video").write_bytes(pickle.dumps(changed))
+    resources = {"build_dir": BuildDir(path=str(out)), "raw_drop": RawDrop(path=str(raw))}
+    with (
+        dg.build_asset_context() as context,
+        pytest.raises(ReleaseError, match=r"stale build .*video/trainval\.pkl changed"),
     ):
         release(context, release_dir=ReleaseDir(path=str(releases)), **resources)
     assert [m.version for m in list_releases(releases)] == ["1.0.0"]

@@ -3,7 +3,13 @@
 import dagster as dg
 import pandas as pd
 
-from nasmr.release import propose_version, publish_release, published_versions, verify_release
+from nasmr.release import (
+    check_publishable,
+    propose_version,
+    publish_release,
+    published_versions,
+    verify_release,
+)
 from pipelines.assets.models import ncp_results, predictors, search_evaluation
 from pipelines.assets.warehouse import warehouse
 from pipelines.metadata import check_result
@@ -18,9 +24,9 @@ def release(
     raw_drop: RawDrop,
 ) -> dg.MaterializeResult:
     """Publish the build as releases/<version>/ with the version proposed by diffing against
-    the latest release; an unchanged build publishes nothing."""
-    published = published_versions(release_dir.root())
-    previous = str(published[-1]) if published else None
+    the latest release; an unchanged build publishes nothing, once it is known current."""
+    latest = check_publishable(build_dir.root(), release_dir.root(), raw_drop.root())
+    previous = None if latest is None else str(latest)
     version, diff = propose_version(build_dir.root(), previous, release_dir.root())
     if previous is not None and diff.unchanged:
         context.log.info(f"no data or model output changed since {previous}: nothing published")
