@@ -155,9 +155,14 @@ class _LogFile:
     """Bit ``i`` set when the setting requires ``METRICS[i]`` on evaluation lines."""
 
 
+class EmptyLogDrop(ValueError):
+    """A log folder holds no log file at all: most likely the wrong folder was named."""
+
+
 def parse_log_drop(log_dir: Path) -> LogParse:
     """Parse every ``<setting>/<code>/<run>.log.json`` under ``log_dir`` (or ``log_dir/logs``,
-    when a log beside that folder is out of the layout)."""
+    when a log beside that folder is out of the layout). A folder without any log file
+    raises :class:`EmptyLogDrop`, so that no caller replaces earlier tables with empty ones."""
     root = Path(log_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: log folder not found")
@@ -167,6 +172,10 @@ def parse_log_drop(log_dir: Path) -> LogParse:
     con.execute("SET enable_progress_bar = false")  # it prints to stdout, into piped output
     try:
         files, layout = found.result()
+        if not files and not layout:
+            raise EmptyLogDrop(
+                f"no log file under {root} (expected <setting>/<code>/<run>.log.json)"
+            )
         con.register("files", _files_table(files))
         unreadable: dict[int, str] = {}
         con.register("lines", _read(con, files, unreadable))

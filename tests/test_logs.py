@@ -21,6 +21,7 @@ from nasmr.cli import main
 from nasmr.complexity import analytic_complexity
 from nasmr.export import ExportError, export_results, records_frame, write_trainval
 from nasmr.logs import (
+    EmptyLogDrop,
     derive_results,
     parse_log_drop,
     reconcile,
@@ -378,11 +379,20 @@ def test_a_log_drop_that_cannot_be_listed_fails_naming_it(
     assert f"Error: {copy}: cannot read the log drop: [Errno 13] Permission denied" in result.output
 
 
-def test_an_empty_drop_parses_to_empty_tables(drop: Path, tmp_path: Path) -> None:
+def test_a_drop_without_log_files_is_refused(tmp_path: Path) -> None:
+    """Most likely the wrong folder: empty tables would replace the last parse's outputs."""
     (tmp_path / "logs").mkdir()
+    for folder in (tmp_path, tmp_path / "logs"):
+        with pytest.raises(EmptyLogDrop, match=f"no log file under {folder} "):
+            parse_log_drop(folder)
+
+
+def test_a_drop_without_a_good_run_parses_to_empty_typed_tables(drop: Path, tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "stray.log.json").write_text("{}\n")  # out of the layout
     parsed = parse_log_drop(tmp_path)
-    assert parsed.lines == 0 and parsed.runs.empty and parsed.quarantine.empty
-    assert parsed.curves.empty
+    assert parsed.runs.empty and parsed.curves.empty
+    assert parsed.quarantine["file"].tolist() == ["stray.log.json"]
     kinds = parse_log_drop(drop).curves.dtypes.astype(str)
     pd.testing.assert_series_equal(parsed.curves.dtypes.astype(str), kinds)
 

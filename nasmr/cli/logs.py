@@ -151,17 +151,14 @@ def logs() -> None:
 def _parse(log_dir: Path) -> LogParse:
     """``parse_log_drop``, with a log folder that cannot be listed or holds no log file as a
     one-line error."""
-    from nasmr.logs import parse_log_drop
+    from nasmr.logs import EmptyLogDrop, parse_log_drop
 
     try:
-        parsed = parse_log_drop(log_dir)
+        return parse_log_drop(log_dir)
+    except EmptyLogDrop as err:  # a mistyped folder: write nothing
+        raise click.ClickException(str(err)) from err
     except OSError as err:
         raise click.ClickException(f"{log_dir}: cannot read the log drop: {err}") from err
-    if parsed.runs.empty and parsed.quarantine.empty:  # a mistyped folder: write nothing
-        raise click.ClickException(
-            f"no log file under {log_dir} (expected <setting>/<code>/<run>.log.json)"
-        )
-    return parsed
 
 
 @logs.command()

@@ -28,6 +28,7 @@ def log_curves(
 ) -> dg.MaterializeResult:
     """Every training and evaluation line of the log drop as a long curves table; bad lines
     and runs quarantined with file, line and reason."""
+    _refuse_to_clear_the_drop(_logs_dir(build_dir), log_drop.root() / "logs")
     metadata: dict[str, object] = {}
     with timed(metadata):
         parsed = parse_log_drop(log_drop.root())
