@@ -777,6 +777,14 @@ def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(
     assert run.job_name == "ingest" and run.is_success
 
 
+def _assert_release_step_refuses(out: Path, raw: Path, releases: Path, message: str) -> None:
+    """The release asset raises ``message`` and publishes nothing after release 1.0.0."""
+    resources = {"build_dir": BuildDir(path=str(out)), "raw_drop": RawDrop(path=str(raw))}
+    with dg.build_asset_context() as context, pytest.raises(ReleaseError, match=message):
+        release(context, release_dir=ReleaseDir(path=str(releases)), **resources)
+    assert [m.version for m in list_releases(releases)] == ["1.0.0"]
+
+
 def test_the_release_step_refuses_a_build_that_lost_a_setting(tmp_path: Path) -> None:
     """cls-10c's file gone from the drop after release 1.0.0: every check passes (a missing
     file is a status), so the release step is what must stop a release without cls-10c."""
@@ -789,13 +797,7 @@ def test_the_release_step_refuses_a_build_that_lost_a_setting(tmp_path: Path) ->
     publish_release(out, releases)
     trainval_path(raw, "cls-10c").unlink()
     warehouse.ingest(raw, out, method="analytic")
-    resources = {"build_dir": BuildDir(path=str(out)), "raw_drop": RawDrop(path=str(raw))}
-    with (
-        dg.build_asset_context() as context,
-        pytest.raises(ReleaseError, match=r"no results of cls-10c, which release 1\.0\.0 has"),
-    ):
-        release(context, release_dir=ReleaseDir(path=str(releases)), **resources)
-    assert [m.version for m in list_releases(releases)] == ["1.0.0"]
+    _assert_release_step_refuses(out, raw, releases, r"no results of cls-10c, which release 1\.0")
 
 
 def test_the_release_step_refuses_a_stale_build_even_when_nothing_changed(tmp_path: Path) -> None:
@@ -807,13 +809,7 @@ def test_the_release_step_refuses_a_stale_build_even_when_nothing_changed(tmp_pa
     publish_release(out, releases)
     changed = [{**records[0], "top1": 12.5}, *records[1:]]
     trainval_path(raw, "video").write_bytes(pickle.dumps(changed))
-    resources = {"build_dir": BuildDir(path=str(out)), "raw_drop": RawDrop(path=str(raw))}
-    with (
-        dg.build_asset_context() as context,
-        pytest.raises(ReleaseError, match=r"stale build .*video/trainval\.pkl changed"),
-    ):
-        release(context, release_dir=ReleaseDir(path=str(releases)), **resources)
-    assert [m.version for m in list_releases(releases)] == ["1.0.0"]
+    _assert_release_step_refuses(out, raw, releases, r"stale build .*video/trainval\.pkl changed")
 
 
 def test_search_evaluation_without_mr_predictors_is_skipped_not_failed(tmp_path: Path) -> None:
