@@ -486,8 +486,24 @@ def _model_changes(old: Path | None, new: Path) -> tuple[str, ...]:
 def diff_releases(
     old: str | Path, new: str | Path, releases_dir: Path | None = None
 ) -> ReleaseDiff:
-    """Changes from release ``old`` to release ``new`` (each a version, 'latest' or a folder)."""
-    return _diff(resolve_release(old, releases_dir), resolve_release(new, releases_dir))
+    """Changes from release ``old`` to release ``new`` (each a version, 'latest' or a folder).
+
+    Both must verify: a diff would report a tampered or damaged file as a change.
+    """
+    folders = [resolve_release(ref, releases_dir) for ref in (old, new)]
+    for folder in folders:
+        _require_verified(folder, "a diff with it would report its damage as changes")
+    return _diff(*folders)
+
+
+def _require_verified(release: Path, why: str) -> None:
+    """Raise unless ``release`` matches its checksums; ``why`` says what a failure breaks."""
+    check = verify_release(release)
+    if not check.ok:
+        raise ReleaseError(
+            f"release {release.name} fails verification, so {why}; restore it (`nasmr "
+            f"release verify` lists the files):\n{check.summary()}"
+        )
 
 
 def propose_version(
@@ -588,12 +604,8 @@ def check_publishable(
     published = published_versions(releases_dir)
     previous = published[-1] if published else None
     if previous is not None:
-        check = verify_release(str(previous), releases_dir)
-        if not check.ok:
-            raise ReleaseError(
-                f"the latest release fails verification, so no diff against it can be trusted; "
-                f"restore it before publishing:\n{check.summary()}"
-            )
+        why = "the diff a new release starts from cannot be trusted"
+        _require_verified(releases_dir / str(previous), why)
     return previous
 
 

@@ -722,7 +722,7 @@ def test_publishing_on_top_of_a_tampered_release_is_refused(
     table = root / "1.0.0" / "parquet" / "results.parquet"
     write_parquet(pd.read_parquet(table).iloc[1:], table)
     patched = edited_build(build, tmp_path / "patched", "value")
-    tampered = r"(?s)latest release fails .*checksum mismatch: parquet/results"
+    tampered = r"(?s)release 1\.0\.0 fails verification, so the diff a new release .*mismatch"
     with pytest.raises(ReleaseError, match=tampered):
         publish_release(patched, root)
     assert [m.version for m in list_releases(root)] == ["1.0.0"]
@@ -810,6 +810,13 @@ def test_cli_publish_list_and_diff(build: Path, tmp_path: Path) -> None:
     assert [line.split()[0] for line in listed.output.splitlines()[1:]] == ["1.0.0", "1.0.1"]
     diff = runner.invoke(main, ["release", "diff", "1.0.0", "latest", *root])
     assert diff.exit_code == 0 and "patch changes" in diff.output
+    table = tmp_path / "1.0.0" / "parquet" / "results.parquet"
+    table.chmod(0o644)
+    table.write_bytes(table.read_bytes() + b"x")  # pyarrow's error used to be the answer
+    damaged = runner.invoke(main, ["release", "diff", "1.0.0", "latest", *root])
+    assert damaged.exit_code == 1 and isinstance(damaged.exception, SystemExit)
+    assert "release 1.0.0 fails verification, so a diff with it would report" in damaged.output
+    assert "checksum mismatch: parquet/results.parquet" in damaged.output
 
 
 def test_export_refuses_to_write_into_a_release(releases: Path, tmp_path: Path) -> None:
