@@ -903,6 +903,20 @@ def results_long(derived: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+class LogOutputOverlap(ValueError):
+    """Log tables were to be written where they would replace the log drop they come from."""
+
+
+def refuse_to_clear_the_drop(out: Path, logs: Path) -> None:
+    """Stop before emptying ``out`` when it holds the drop's ``logs/`` or lies inside it
+    (``--out`` the log drop itself): the run would delete its own input."""
+    if out.resolve().is_relative_to(logs.resolve()) or logs.resolve().is_relative_to(out.resolve()):
+        raise LogOutputOverlap(
+            f"the logs job empties {out}, which overlaps the log drop's {logs}: "
+            "write the build elsewhere (--out or NASMR_OUT)"
+        )
+
+
 def write_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
     """Derive results from ``parsed`` and write its five tables as ``out/<name>.parquet``.
 

@@ -8,6 +8,8 @@ import dagster as dg
 from dagster_shared.error import SerializableErrorInfo
 
 from nasmr import paths
+from nasmr.build_lock import build_lock
+from nasmr.logs import refuse_to_clear_the_drop
 from pipelines.definitions import build_definitions
 from pipelines.resources import BuildOptions
 
@@ -63,19 +65,26 @@ def run_job(
 ) -> BuildOutcome:
     """Execute one job of the code location in-process; all partitions unless one is named.
 
-    Before anything runs, a partition the job does not have raises PartitionError and a
-    build folder in a published release raises ``paths.ReleaseFolderError``.
+    Before anything runs, a partition the job does not have raises PartitionError, a
+    build folder in a published release raises ``paths.ReleaseFolderError``, one that
+    another run writes ``BuildFolderBusy`` and, for the logs job, one that overlaps the log
+    drop ``LogOutputOverlap``.
     """
     paths.outside_releases(out_dir if out_dir is not None else paths.out_dir())
     defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options)
     job = defs.resolve_job_def(job_name)
     tags = _partition_tags(job, partition)
-    result = job.execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        instance=instance or local_instance(),
-        tags=tags,
-        raise_on_error=False,
-    )
+    out = out_dir if out_dir is not None else paths.out_dir()
+    if job_name == "logs":  # before the lock file: the build folder may be the log drop
+        drop = log_dir if log_dir is not None else paths.log_dir()
+        refuse_to_clear_the_drop(out / "logs", drop / "logs")
+    with build_lock(out, f"nasmr build {job_name}"):
+        result = job.execute_in_process(
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            instance=instance or local_instance(),
+            tags=tags,
+            raise_on_error=False,
+        )
     failures = [
         f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
         for event in result.all_events

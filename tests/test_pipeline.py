@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 from collections.abc import Callable
@@ -17,19 +18,23 @@ import scipy.stats
 from click.testing import CliRunner
 
 from nasmr import ncp, paths, warehouse
+from nasmr.build_lock import BuildFolderBusy, build_lock
+from nasmr.checksums import sha256_file
 from nasmr.complexity import Complexity, module_complexity_many
+from nasmr.logs import LogOutputOverlap
 from nasmr.predictor import train_all
 from nasmr.rawdrop import load_pickle, trainval_path
 from nasmr.release import ReleaseError, list_releases, publish_release
 from nasmr.space import Arch, sample
 from nasmr.warehouse import connect
+from pipelines.assets.logs import log_curves
 from pipelines.assets.models import NCP_SEARCHES, search_evaluation
 from pipelines.assets.release import release
 from pipelines.assets.warehouse import rule_checks
 from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
-from pipelines.resources import BuildDir, BuildOptions, RawDrop, ReleaseDir
+from pipelines.resources import BuildDir, BuildOptions, LogDrop, RawDrop, ReleaseDir
 from pipelines.run import BuildOutcome, local_instance, run_job
 from pipelines.sensors import raw_drop_sensor
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS
@@ -558,6 +563,8 @@ def test_a_failed_step_is_reported_with_the_error_naming_the_file(tmp_path: Path
     manifest = tmp_path / "rel" / "0.9.0" / "manifest.json"
     manifest.parent.mkdir(parents=True)
     manifest.write_text('{"version": "0.9.0"}')
+    sums = f"{sha256_file(manifest)}  manifest.json\n"  # intact, so its manifest is read
+    (manifest.parent / "SHA256SUMS").write_text(sums)
     folders = {"raw_dir": raw, "out_dir": tmp_path / "out", "releases_dir": tmp_path / "rel"}
     with dg.instance_for_test() as instance:
         outcome = run_job("build", **folders, options=FAST, instance=instance)
@@ -645,20 +652,19 @@ def test_logs_of_a_setting_whose_records_did_not_load_fail_naming_why(tmp_path: 
 def test_logs_job_refuses_to_empty_its_own_log_drop(
     drop: str, out: str, log_drop: Path, tmp_path: Path
 ) -> None:
-    """A build whose logs/ holds or lies inside the drop's logs/ fails naming both at the
-    first step, and the drop is as it was: every log file survives, nothing is staged in it."""
+    """A build whose logs/ holds or lies inside the drop's logs/ is refused naming both before
+    the run, and by the first step of a run launched otherwise; the drop is as it was: every
+    log file survives, nothing is staged or locked in it."""
     shutil.copytree(log_drop, tmp_path / drop)
     before = sorted((tmp_path / drop).rglob("*"))
     assert len([p for p in before if p.name.endswith(".log.json")]) == 4
-    with dg.instance_for_test() as instance:
-        outcome = run_job(
-            "logs", out_dir=tmp_path / out, log_dir=tmp_path / drop, instance=instance
-        )
-    assert not outcome.success
+    both = f"{tmp_path / out / 'logs'}, which overlaps the log drop's {tmp_path / drop / 'logs'}"
+    with dg.instance_for_test() as instance, pytest.raises(LogOutputOverlap, match=both):
+        run_job("logs", out_dir=tmp_path / out, log_dir=tmp_path / drop, instance=instance)
+    resources = {"log_drop": LogDrop(path=str(tmp_path / drop))}
+    with dg.build_asset_context() as context, pytest.raises(LogOutputOverlap, match=both):
+        log_curves(context, build_dir=BuildDir(path=str(tmp_path / out)), **resources)
     assert sorted((tmp_path / drop).rglob("*")) == before
-    [failure] = outcome.failures
-    assert failure.startswith("log_curves:")
-    assert str(tmp_path / out / "logs") in failure and str(tmp_path / drop / "logs") in failure
 
 
 def test_logs_job_fails_when_no_run_was_accepted(log_drop: Path, tmp_path: Path) -> None:
@@ -760,6 +766,29 @@ def test_nasmr_build_rejects_a_partition_before_running_anything(
     assert "Invalid value for --partition" in result.output
     assert message in result.output
     assert not out.exists() and not (tmp_path / "dagster").exists()
+
+
+def test_a_second_writer_of_a_build_folder_is_refused_naming_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs on one folder took each other's staged records, and both reported success."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    _, _, raw = _video_drop(tmp_path, seed=5)
+    out = tmp_path / "out"
+    build = ["build", "--job", "ingest", "--complexity", "analytic", "--raw", str(raw)]
+    ingest = ["ingest", "--complexity", "analytic", "--raw", str(raw)]
+    with build_lock(out, "nasmr build build"):
+        held = r"is being written by nasmr build build \(pid"
+        with pytest.raises(BuildFolderBusy, match=held), build_lock(out, "nasmr ingest"):
+            pass
+        for args in ([*build, "--out", str(out)], [*ingest, "--warehouse", str(out / "x.duckdb")]):
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+            assert f"{out} is being written by nasmr build build (pid {os.getpid()}" in (
+                result.output
+            )
+        assert not (out / "nasmr.duckdb").exists() and not (out / "x.duckdb").exists()
+    assert CliRunner().invoke(main, [*build, "--out", str(out)]).exit_code == 0  # released
 
 
 def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(

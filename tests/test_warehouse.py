@@ -16,6 +16,7 @@ import pytest
 import scipy.stats
 from click.testing import CliRunner
 
+from nasmr.build_lock import LOCK_NAME
 from nasmr.checksums import sha256_file
 from nasmr.cli import main
 from nasmr.rawdrop import load_pickle, trainval_path
@@ -49,7 +50,8 @@ def built(drop: Path, tmp_path_factory: pytest.TempPathFactory) -> IngestResult:
 
 
 def _digests(out_dir: Path) -> dict[str, str]:
-    return {p.name: sha256_file(p) for p in sorted(out_dir.rglob("*")) if p.is_file()}
+    files = [p for p in sorted(out_dir.rglob("*")) if p.is_file() and p.name != LOCK_NAME]
+    return {p.name: sha256_file(p) for p in files}
 
 
 CRASHED_WRITER = """

@@ -27,6 +27,7 @@ def ingest(
 ) -> None:
     """Validate the raw drop and (re)build the warehouse; exit 1 if a present file fails to load
     or the warehouse breaks a data-quality rule (``nasmr.quality``)."""
+    from nasmr.build_lock import BuildFolderBusy, build_lock
     from nasmr.ingest import unknown_settings
     from nasmr.paths import ReleaseFolderError
     from nasmr.quality import broken_rules
@@ -40,15 +41,16 @@ def ingest(
             click.echo(f"complexity ({complexity_method}): {done}/{total}", err=True)
 
     try:
-        result = run_ingest(
-            raw_dir,
-            warehouse.parent,
-            complexity_method,
-            db_name=warehouse.name,
-            workers=workers,
-            progress=progress,
-        )
-    except (RawDropError, ReleaseFolderError, WarehouseError) as err:
+        with build_lock(warehouse.parent, "nasmr ingest"):
+            result = run_ingest(
+                raw_dir,
+                warehouse.parent,
+                complexity_method,
+                db_name=warehouse.name,
+                workers=workers,
+                progress=progress,
+            )
+    except (RawDropError, ReleaseFolderError, WarehouseError, BuildFolderBusy) as err:
         raise click.ClickException(str(err)) from err
     report = result.report.fillna({"setting": "(search list)", "reason": ""})
     click.echo(report[["setting", "status", "read", "valid", "quarantined"]].to_string(index=False))

@@ -7,7 +7,13 @@ import pandas as pd
 
 from nasmr import staging
 from nasmr.export import export_results
-from nasmr.logs import LogParse, parse_log_drop, reconcile, write_log_tables
+from nasmr.logs import (
+    LogParse,
+    parse_log_drop,
+    reconcile,
+    refuse_to_clear_the_drop,
+    write_log_tables,
+)
 from nasmr.warehouse import write_parquet
 from pipelines.assets.ingest import load_validated, validated_records
 from pipelines.metadata import check_result, preview, table_metadata, timed
@@ -28,7 +34,7 @@ def log_curves(
 ) -> dg.MaterializeResult:
     """Every training and evaluation line of the log drop as a long curves table; bad lines
     and runs quarantined with file, line and reason."""
-    _refuse_to_clear_the_drop(_logs_dir(build_dir), log_drop.root() / "logs")
+    refuse_to_clear_the_drop(_logs_dir(build_dir), log_drop.root() / "logs")
     metadata: dict[str, object] = {}
     with timed(metadata):
         parsed = parse_log_drop(log_drop.root())
@@ -46,16 +52,6 @@ def log_curves(
     )
 
 
-def _refuse_to_clear_the_drop(out: Path, logs: Path) -> None:
-    """Stop before emptying ``out`` when it holds the drop's ``logs/`` or lies inside it
-    (``--out`` the log drop itself): the run would delete its own input."""
-    if out.resolve().is_relative_to(logs.resolve()) or logs.resolve().is_relative_to(out.resolve()):
-        raise ValueError(
-            f"the logs job empties {out}, which overlaps the log drop's {logs}: "
-            "write the build elsewhere (--out or NASMR_OUT)"
-        )
-
-
 @dg.asset(group_name=LOGS_GROUP, deps=[log_curves])
 def log_results(
     context: dg.AssetExecutionContext, log_drop: LogDrop, build_dir: BuildDir
@@ -63,7 +59,7 @@ def log_results(
     """Final- and best-epoch results per run, the long results table regenerated from logs
     alone, and its export as trainval.pkl files in the published record format."""
     parsed = staging.load(LogParse, build_dir.staging("logs"))
-    _refuse_to_clear_the_drop(_logs_dir(build_dir), log_drop.root() / "logs")
+    refuse_to_clear_the_drop(_logs_dir(build_dir), log_drop.root() / "logs")
     out = build_dir.fresh("logs")
     tables = write_log_tables(parsed, out)
     written = export_results(tables["results"], out / "trainval")
