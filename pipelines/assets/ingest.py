@@ -71,7 +71,12 @@ def architectures(
 def validated_records(
     context: dg.AssetExecutionContext, raw_drop: RawDrop, build_dir: BuildDir
 ) -> None:
-    """One setting's trainval.pkl validated record by record; a missing file reports 'missing'."""
+    """One setting's trainval.pkl validated record by record; a missing file reports 'missing'.
+
+    The counts are the file's own: the warehouse step then quarantines records that other
+    files contradict (FLOPs/params disputed across settings, codes outside the search
+    list), so the final counts are the warehouse's ``ingest_report``.
+    """
     root = raw_drop.root()
     for setting in context.partition_keys:
         metadata: dict[str, object] = {}
@@ -80,7 +85,7 @@ def validated_records(
             staging.save(loaded, build_dir.staging("records", setting))
         summary = (
             f"{setting}: {loaded.status}, {loaded.read} read, {len(loaded.valid)} valid, "
-            f"{len(loaded.quarantine)} quarantined"
+            f"{len(loaded.quarantine)} quarantined by the file's own checks"
         )
         if loaded.status == "ok":
             context.log.info(summary)
