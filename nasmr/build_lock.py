@@ -1,13 +1,16 @@
 """One writer per build folder: two runs would stage, validate and rebuild over each other.
 
 The lock is an advisory ``flock`` on a file in the folder; the OS drops it when its
-process ends, so a killed run never leaves the folder locked.
+process ends, so a killed run never leaves the folder locked. Writers (``nasmr build``,
+``nasmr ingest``) hold it exclusively; a reader that must not see a half-rebuilt folder
+(``nasmr release publish``) holds it shared.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +18,7 @@ from pathlib import Path
 from nasmr import clock, paths
 
 LOCK_NAME = ".nasmr-build.lock"
-"""The lock file inside a build folder (it names its holder)."""
+"""The lock file inside a build folder (it names its last holder)."""
 
 
 class BuildFolderBusy(RuntimeError):
@@ -23,26 +26,47 @@ class BuildFolderBusy(RuntimeError):
 
 
 @contextmanager
-def build_lock(out_dir: Path, what: str) -> Iterator[None]:
-    """Hold ``out_dir``'s lock while the block runs, as ``what`` (e.g. ``nasmr build ingest``);
-    raise :class:`BuildFolderBusy`, naming the holder, if another process has it (and
-    ``paths.ReleaseFolderError`` for a folder in a release, before writing the lock there)."""
-    out_dir = paths.outside_releases(Path(out_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / LOCK_NAME).open("a+") as handle:
+def build_lock(
+    out_dir: Path, what: str, elsewhere: str | None = "--out or NASMR_OUT", shared: bool = False
+) -> Iterator[None]:
+    """Hold ``out_dir``'s lock while the block runs, as ``what`` (e.g. ``nasmr build ingest``).
+
+    Another holder raises :class:`BuildFolderBusy` naming it, with ``elsewhere`` (the
+    options that choose another folder; None for a reader) as advice. A writer's folder
+    is created, and one in a release refused (``paths.ReleaseFolderError``) before the
+    lock file is written; a ``shared`` (reading) lock is taken only where a writer left a
+    lock file. Where the file system cannot lock, a warning says so and the block runs
+    unlocked.
+    """
+    out_dir = Path(out_dir)
+    path = out_dir / LOCK_NAME
+    if shared and not path.is_file():  # no nasmr writer ever ran here, none to wait for
+        yield
+        return
+    if not shared:
+        paths.outside_releases(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+            advice = f", or build elsewhere ({elsewhere})" if elsewhere else ""
             raise BuildFolderBusy(
-                f"{out_dir} is being written by {holder}; wait for it to finish, or build "
-                "elsewhere (--out or NASMR_OUT)"
+                f"{out_dir} is in use by {holder}; wait for it to finish{advice}"
             ) from None
-        handle.truncate(0)
-        handle.write(f"{what} (pid {os.getpid()}, since {clock.now().isoformat()})\n")
-        handle.flush()
+        except OSError as err:  # e.g. NFS without a lock daemon: ENOLCK
+            message = f"cannot lock {out_dir} ({err.strerror}): make sure no other run writes it"
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+            locked = False
+        else:
+            locked = True
+            handle.truncate(0)
+            handle.write(f"{what} (pid {os.getpid()}, since {clock.now().isoformat()})\n")
+            handle.flush()
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -70,11 +70,10 @@ def run_job(
     another run writes ``BuildFolderBusy`` and, for the logs job, one that overlaps the log
     drop ``LogOutputOverlap``.
     """
-    paths.outside_releases(out_dir if out_dir is not None else paths.out_dir())
+    out = paths.outside_releases(out_dir if out_dir is not None else paths.out_dir())
     defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options)
     job = defs.resolve_job_def(job_name)
     tags = _partition_tags(job, partition)
-    out = out_dir if out_dir is not None else paths.out_dir()
     if job_name == "logs":  # before the lock file: the build folder may be the log drop
         drop = log_dir if log_dir is not None else paths.log_dir()
         refuse_to_clear_the_drop(out / "logs", drop / "logs")

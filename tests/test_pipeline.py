@@ -18,7 +18,7 @@ import scipy.stats
 from click.testing import CliRunner
 
 from nasmr import ncp, paths, warehouse
-from nasmr.build_lock import BuildFolderBusy, build_lock
+from nasmr.build_lock import build_lock
 from nasmr.checksums import sha256_file
 from nasmr.complexity import Complexity, module_complexity_many
 from nasmr.logs import LogOutputOverlap
@@ -777,18 +777,24 @@ def test_a_second_writer_of_a_build_folder_is_refused_naming_the_first(
     out = tmp_path / "out"
     build = ["build", "--job", "ingest", "--complexity", "analytic", "--raw", str(raw)]
     ingest = ["ingest", "--complexity", "analytic", "--raw", str(raw)]
+    publish = ["release", "publish", "--build", str(out), "--raw", str(raw)]
+    publish += ["--releases", str(tmp_path / "releases")]
+    held = f"{out} is in use by nasmr build build (pid {os.getpid()}, since "
     with build_lock(out, "nasmr build build"):
-        held = r"is being written by nasmr build build \(pid"
-        with pytest.raises(BuildFolderBusy, match=held), build_lock(out, "nasmr ingest"):
-            pass
-        for args in ([*build, "--out", str(out)], [*ingest, "--warehouse", str(out / "x.duckdb")]):
+        for args, advice in (
+            ([*build, "--out", str(out)], "or build elsewhere (--out or NASMR_OUT)"),
+            ([*ingest, "--warehouse", str(out / "x.duckdb")], "(--warehouse or NASMR_WAREHOUSE)"),
+            (publish, "wait for it to finish\n"),  # a half-rebuilt build is not published
+        ):
             result = CliRunner().invoke(main, args)
             assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-            assert f"{out} is being written by nasmr build build (pid {os.getpid()}" in (
-                result.output
-            )
+            assert held in result.output and advice in result.output, result.output
         assert not (out / "nasmr.duckdb").exists() and not (out / "x.duckdb").exists()
     assert CliRunner().invoke(main, [*build, "--out", str(out)]).exit_code == 0  # released
+    with build_lock(out, "nasmr release publish", elsewhere=None, shared=True):
+        assert CliRunner().invoke(main, publish).exit_code == 0  # readers share it
+        result = CliRunner().invoke(main, [*build, "--out", str(out)])
+        assert "is in use by nasmr release publish (pid" in result.output
 
 
 def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(

@@ -40,8 +40,9 @@ def ingest(
         if done % 250 == 0 or done == total:
             click.echo(f"complexity ({complexity_method}): {done}/{total}", err=True)
 
+    elsewhere = "--warehouse or NASMR_WAREHOUSE"
     try:
-        with build_lock(warehouse.parent, "nasmr ingest"):
+        with build_lock(warehouse.parent, "nasmr ingest", elsewhere):
             result = run_ingest(
                 raw_dir,
                 warehouse.parent,
@@ -50,6 +51,8 @@ def ingest(
                 workers=workers,
                 progress=progress,
             )
+            with connect(result.warehouse) as con:  # under the lock: the checked file is ours
+                broken = broken_rules(con)
     except (RawDropError, ReleaseFolderError, WarehouseError, BuildFolderBusy) as err:
         raise click.ClickException(str(err)) from err
     report = result.report.fillna({"setting": "(search list)", "reason": ""})
@@ -68,8 +71,6 @@ def ingest(
     for code in result.unevaluated:
         click.echo(f"  {code}")
     click.echo(f"warehouse: {result.warehouse}")
-    with connect(result.warehouse) as con:
-        broken = broken_rules(con)
     for name, rows in broken.items():
         shown = rows.head(10).to_string(index=False)
         click.echo(f"data-quality rule {name} broken by {len(rows)} row(s):\n{shown}")
