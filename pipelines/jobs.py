@@ -6,6 +6,10 @@ from pipelines.assets import complexity, ingest, release, warehouse
 from pipelines.assets.logs import LOGS_GROUP
 from pipelines.assets.models import MODELS_GROUP
 
+AUTOMATION_TAG = ("nasmr/writer", "automation")
+"""Tag of the runs the sensor and the schedule launch: the instance runs them one at a time
+(each rewrites the build folder; see ``pipelines.run.INSTANCE_CONFIG``)."""
+
 build_job = dg.define_asset_job(
     "build",
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups(LOGS_GROUP),
@@ -42,6 +46,7 @@ weekly_refresh = dg.ScheduleDefinition(
     job=refresh_job,
     cron_schedule="0 3 * * 1",
     execution_timezone="UTC",
+    tags=dict([AUTOMATION_TAG]),
     description="Refresh predictors and NCP results (and release them if they changed) every "
     "Monday at 03:00 UTC.",
 )

@@ -11,6 +11,7 @@ from nasmr import paths
 from nasmr.build_lock import build_lock
 from nasmr.logs import refuse_to_clear_the_drop
 from pipelines.definitions import build_definitions
+from pipelines.jobs import AUTOMATION_TAG
 from pipelines.resources import BuildOptions
 
 
@@ -26,7 +27,7 @@ class BuildOutcome:
     """Failed check name -> its offending rows (markdown), as shown in the UI."""
 
 
-INSTANCE_CONFIG = """\
+INSTANCE_CONFIG = f"""\
 # Written by nasmr on first use. Local, embedded SQLite storage under this folder.
 telemetry:
   enabled: false
@@ -34,9 +35,9 @@ concurrency:
   pools:
     default_limit: 1  # one writer of the DuckDB warehouse at a time (pool duckdb_writer)
   runs:
-    tag_concurrency_limits:  # the sensor's runs one at a time: each rebuilds the warehouse
-      - key: dagster/sensor_name
-        value: raw_drop_sensor
+    tag_concurrency_limits:  # the sensor's and the schedule's runs one at a time
+      - key: {AUTOMATION_TAG[0]}
+        value: {AUTOMATION_TAG[1]}
         limit: 1
 """
 

@@ -6,7 +6,7 @@ import dagster as dg
 
 from pipelines.assets.ingest import load_validated
 from pipelines.assets.raw import MISSING, trainval_versions
-from pipelines.jobs import reingest_job
+from pipelines.jobs import AUTOMATION_TAG, reingest_job
 from pipelines.partitions import settings_partitions
 from pipelines.resources import BuildDir, RawDrop
 
@@ -49,7 +49,9 @@ def raw_drop_sensor(
     changes = {**changes, **{s: changes.get(s, 0) + 1 for s in changed}}
     requests = [
         dg.RunRequest(
-            run_key=f"{setting}:{changes[setting]}:{current[setting]}", partition_key=setting
+            run_key=f"{setting}:{changes[setting]}:{current[setting]}",
+            partition_key=setting,
+            tags=dict([AUTOMATION_TAG]),
         )
         for setting in changed
     ]

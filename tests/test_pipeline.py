@@ -368,6 +368,7 @@ def test_sensor_ingests_exactly_the_changed_settings(raw_dir: Path, tmp_path: Pa
     path.write_bytes(pickle.dumps(records))
     changed = _sensor_tick(raw, unchanged.cursor)
     assert [r.partition_key for r in changed.run_requests] == ["video"]
+    assert changed.run_requests[0].tags["nasmr/writer"] == "automation"  # one at a time
     assert (
         json.loads(changed.cursor)["checksums"]["video"]
         != json.loads(first.cursor)["checksums"]["video"]
@@ -463,15 +464,18 @@ def test_the_sensors_job_revalidates_one_setting_without_recounting(tmp_path: Pa
     assert top1 == [(51.0,)]
 
 
-def test_the_local_instance_runs_the_sensors_runs_one_at_a_time(
+def test_the_local_instance_runs_automated_runs_one_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The instance config nasmr writes is valid for Dagster and limits the sensor's runs."""
+    """The instance config nasmr writes is valid for Dagster and limits the runs the sensor
+    and the schedule launch, together: a weekly refresh and a reingest rewrote the same
+    build folder at once."""
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     with local_instance() as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    sensor = {"key": "dagster/sensor_name", "value": "raw_drop_sensor", "limit": 1}
-    assert sensor in limits
+    assert {"key": "nasmr/writer", "value": "automation", "limit": 1} in limits
+    tick = weekly_refresh.evaluate_tick(dg.build_schedule_context())
+    assert tick.run_requests[0].tags["nasmr/writer"] == "automation"
 
 
 def test_weekly_schedule_requests_a_refresh_run() -> None:
