@@ -54,6 +54,7 @@ from nasmr.checksums import content_hash, sha256_file
 from nasmr.quality import broken_rules
 from nasmr.rawdrop import trainval_path
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
+from nasmr.warehouse import FORMAT as WAREHOUSE_FORMAT
 from nasmr.warehouse import (
     PARQUET_DIR,
     WAREHOUSE_NAME,
@@ -1317,7 +1318,8 @@ Created {manifest.created_at.isoformat()} by nasmr {manifest.code_version.packag
 
 Check this folder with `sha256sum -c {SUMS}` or `nasmr release verify <folder>`.
 Query it with `nasmr.api.Benchmark.open("<folder or version>")`, with DuckDB
-(`{WAREHOUSE_NAME}`, read-only) or with any Parquet reader (`{PARQUET_DIR}/`).
+(`{WAREHOUSE_NAME}`, read-only; storage format {WAREHOUSE_FORMAT}, so DuckDB 1.0 or later)
+or with any Parquet reader (`{PARQUET_DIR}/`).
 
 ## Motivation
 

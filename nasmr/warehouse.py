@@ -107,7 +107,7 @@ def write_warehouse(
         for name in sorted(tables):
             write_parquet(tables[name], parquet_dir / f"{name}.parquet")
         database = staging / db_name
-        with duckdb.connect(str(database)) as con:
+        with duckdb.connect(str(database), config={"storage_compatibility_version": FORMAT}) as con:
             for name in sorted(tables):
                 file = (parquet_dir / f"{name}.parquet").as_posix()
                 con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet(?)', [file])
@@ -158,6 +158,10 @@ def view_statements() -> list[str]:
 
 DUCKDB_MAGIC = b"DUCK"
 """Bytes 8-11 of every DuckDB database file."""
+
+FORMAT = "v1.0.0"
+"""DuckDB storage version of the warehouse file: every DuckDB since 1.0 reads it, where the
+2.x default would shut out 1.x readers (and the DuckDB 1.x that pyproject.toml allows)."""
 
 BUILT_IN_NAMES = frozenset({"memory", "system", "temp", "main", "information_schema", "pg_catalog"})
 """Catalog and schema names every DuckDB connection has: no name for an attached file."""

@@ -23,6 +23,7 @@ from nasmr.rawdrop import load_pickle, trainval_path
 from nasmr.space import sample
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
 from nasmr.warehouse import (
+    FORMAT,
     PARQUET_DIR,
     PROC_LOCKS,
     IngestResult,
@@ -112,6 +113,14 @@ def test_duckdb_holds_tables_views_and_comments(built: IngestResult) -> None:
         assert con.sql("SELECT code FROM unevaluated").fetchall() == [(UNEVALUATED.code,)]
         with pytest.raises(duckdb.Error):
             con.sql("DELETE FROM results")
+
+
+def test_the_warehouse_file_opens_in_duckdb_1(built: IngestResult) -> None:
+    """DuckDB 2 writes files DuckDB 1.x cannot open; releases ship the file to readers of
+    either (and pyproject.toml allows duckdb 1.x)."""
+    with connect(built.warehouse) as con:
+        tags = con.sql("SELECT tags FROM duckdb_databases() WHERE NOT internal").fetchall()
+    assert [t["storage_version"] for (t,) in tags if t] == [f"{FORMAT}+"]
 
 
 def test_identical_builds_give_identical_parquet(
