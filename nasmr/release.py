@@ -119,6 +119,22 @@ PRIMARY_KEYS: dict[str, list[str]] = {
 }
 """Columns that identify a row of each keyed table (the Data Package declares them)."""
 
+MEDIA_TYPES = {
+    "parquet": "application/vnd.apache.parquet",
+    "csv": "text/csv",
+    "json": "application/json",
+    "md": "text/markdown",
+    "png": "image/png",
+}
+"""Media types of the release's file formats (others, like DuckDB's and safetensors', have
+no registered one)."""
+
+FOREIGN_KEYS: dict[str, list[dict[str, Any]]] = {
+    name: [{"fields": ["code"], "reference": {"resource": "architectures", "fields": ["code"]}}]
+    for name in ("results", "complexity")
+}
+"""References between tables (the Data Package declares them; every build holds them)."""
+
 TIME_COLUMNS: dict[str, tuple[str, ...]] = {"sources": ("ingested_at",)}
 """Columns that say when a build ran, not what it holds: a diff does not compare them."""
 
@@ -1055,7 +1071,13 @@ def _resource_name(path: str) -> str:
 
 
 def _datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
-    """A Frictionless Data Package: one tabular resource per Parquet table, files for the rest."""
+    """A Frictionless Data Package: one tabular resource per Parquet table, files for the rest.
+
+    Resources say what they are both ways: ``profile`` for version 1 readers
+    (datapackage-py, R's frictionless), ``type`` for version 2 ones. Parquet files carry
+    no ``bytes``: frictionless reads them through pyarrow and reports every declared size
+    as wrong (``SHA256SUMS`` and ``hash`` keep the integrity check).
+    """
     resources: list[dict[str, Any]] = []
     for name in sorted(manifest.tables):
         rel = f"{PARQUET_DIR}/{name}.parquet"
@@ -1064,11 +1086,11 @@ def _datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
             {
                 "name": name,
                 "type": "table",
+                "profile": "tabular-data-resource",
                 "path": rel,
                 "format": "parquet",
-                "mediatype": "application/vnd.apache.parquet",
+                "mediatype": MEDIA_TYPES["parquet"],
                 "description": TABLE_DOCS.get(name, ""),
-                "bytes": (root / rel).stat().st_size,
                 "hash": f"sha256:{sha256_file(root / rel)}",
                 "schema": {
                     "fields": [
@@ -1080,23 +1102,23 @@ def _datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
                         for f in schema
                     ]
                 }
-                | ({"primaryKey": PRIMARY_KEYS[name]} if name in PRIMARY_KEYS else {}),
+                | ({"primaryKey": PRIMARY_KEYS[name]} if name in PRIMARY_KEYS else {})
+                | ({"foreignKeys": FOREIGN_KEYS[name]} if name in FOREIGN_KEYS else {}),
             }
         )
     others = [WAREHOUSE_NAME] + [
         n for n in _relative_files(root) if n.split("/")[0] in manifest.extras
     ]
     for rel in others:
-        resources.append(
-            {
-                "name": _resource_name(rel),
-                "type": "file",
-                "path": rel,
-                "bytes": (root / rel).stat().st_size,
-                "hash": f"sha256:{sha256_file(root / rel)}",
-            }
+        suffix = Path(rel).suffix.lstrip(".")
+        described = {"mediatype": MEDIA_TYPES[suffix]} if suffix in MEDIA_TYPES else {}
+        size = {} if suffix == "parquet" else {"bytes": (root / rel).stat().st_size}
+        resources.append(  # "file": frictionless would read a JSON file as its own descriptor
+            {"name": _resource_name(rel), "type": "file", "path": rel, **described, **size}
+            | {"hash": f"sha256:{sha256_file(root / rel)}"}
         )
     return {
+        "profile": "data-package",
         "name": "nasmr",
         "title": TITLE,
         "description": DESCRIPTION,
