@@ -866,7 +866,7 @@ def _write_release(
     (root / CROISSANT).write_text(json.dumps(_croissant(root, manifest), indent=2) + "\n")
     _write_sums(root, _relative_files(root))
     archive = root / archive_name(version)
-    write_archive(root, archive, prefix=f"nasmr-{version}")
+    write_archive(root, archive, prefix=version)  # unpacked into a releases folder, a release
     _write_sums(root, _relative_files(root))
     for path in root.rglob("*"):
         path.chmod(0o444 if path.is_file() else 0o555)

@@ -142,7 +142,9 @@ def test_an_installed_copy_records_no_git_commit_of_the_repository_around_it(
     assert (version.git_commit, version.git_dirty) == (None, None)
 
 
-def test_sha256sums_cover_every_file_and_the_archive_holds_the_rest(releases: Path) -> None:
+def test_sha256sums_cover_every_file_and_the_archive_holds_the_rest(
+    releases: Path, tmp_path: Path
+) -> None:
     root = releases / "1.0.0"
     listed = sums(root)
     files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
@@ -152,13 +154,17 @@ def test_sha256sums_cover_every_file_and_the_archive_holds_the_rest(releases: Pa
 
     with tarfile.open(root / archive_name("1.0.0")) as tar:
         members = {m.name: m for m in tar.getmembers()}
-        inner_sums = tar.extractfile("nasmr-1.0.0/SHA256SUMS").read().decode()  # type: ignore[union-attr]
-        duckdb_bytes = tar.extractfile("nasmr-1.0.0/nasmr.duckdb").read()  # type: ignore[union-attr]
-    assert set(members) == {f"nasmr-1.0.0/{n}" for n in files - {archive_name("1.0.0")}}
+        inner_sums = tar.extractfile("1.0.0/SHA256SUMS").read().decode()  # type: ignore[union-attr]
+        duckdb_bytes = tar.extractfile("1.0.0/nasmr.duckdb").read()  # type: ignore[union-attr]
+    assert set(members) == {f"1.0.0/{n}" for n in files - {archive_name("1.0.0")}}
     assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 for m in members.values())
     outer = (root / "SHA256SUMS").read_text().splitlines()
     assert inner_sums.splitlines() == [line for line in outer if "tar.gz" not in line]
     assert hashlib.sha256(duckdb_bytes).hexdigest() == listed["nasmr.duckdb"]
+    with tarfile.open(root / archive_name("1.0.0")) as tar:  # unpacked: a release again
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    assert [m.version for m in list_releases(tmp_path / "unpacked")] == ["1.0.0"]
+    assert verify_release("latest", tmp_path / "unpacked").ok
 
 
 def test_archive_is_deterministic(tmp_path: Path) -> None:
