@@ -219,7 +219,7 @@ def _is_version(text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SettingChanges:
-    """Records added, removed and changed in one setting, keyed by (code, setting, metric)."""
+    """Values added, removed and changed in one setting, keyed by (code, setting, metric)."""
 
     setting: str
     added: int
@@ -281,6 +281,7 @@ class ReleaseDiff:
         tables' changes, then the model outputs."""
         lines = ["Schema changes:" if self.schema_changes else "Schema: unchanged."]
         lines += [f"- {change}" for change in self.schema_changes]
+        lines += ["", "Counted in values, one per architecture and metric:"]
         lines += ["", "| setting | added | removed | changed |", "|---|---:|---:|---:|"]
         lines += [f"| {s.setting} | {s.added} | {s.removed} | {s.changed} |" for s in self.settings]
         if self.tables:
