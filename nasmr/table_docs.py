@@ -95,7 +95,7 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "reason": "why it was rejected",
     },
     "ingest_report": {
-        "setting": _SETTING,
+        "setting": f"{_SETTING}; null for the row of data/search_list.txt",
         "source_file": _SOURCE,
         "status": "ok, missing (no file) or failed (the file could not be read)",
         "read": "records read",
