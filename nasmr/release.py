@@ -105,8 +105,38 @@ DESCRIPTION = (
     "evaluated on segmentation, classification and video settings, with exact FLOPs/params. "
     "See README.md (datasheet) and manifest.json."
 )
-LICENCE = "Licence of the original NAS-Bench-MR data: see the original repository"
-"""What the metadata documents say of the licence (the datasheet's Distribution section)."""
+LICENCE = "BSD-2-Clause"
+"""SPDX identifier of the licence of the original NAS-Bench-MR repository (its LICENSE)."""
+
+LICENCE_URL = f"{ORIGINAL_REPOSITORY}/blob/master/LICENSE"
+"""Where the original licence text is published."""
+
+LICENCE_NOTICE = """\
+Copyright (c) 2021, Mingyu Ding
+All rights reserved.
+
+Redistribution and use in source and binary forms, with or without
+modification, are permitted provided that the following conditions are met:
+
+1. Redistributions of source code must retain the above copyright notice, this
+   list of conditions and the following disclaimer.
+
+2. Redistributions in binary form must reproduce the above copyright notice,
+   this list of conditions and the following disclaimer in the documentation
+   and/or other materials provided with the distribution.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS"
+AND ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE
+FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
+SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
+CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY,
+OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE."""
+"""The original repository's notice, which its clause 2 asks redistributions to reproduce
+(the datasheet does)."""
 
 
 PRIMARY_KEYS: dict[str, list[str]] = {
@@ -1126,7 +1156,7 @@ def _datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
         "version": manifest.version,
         "created": _timestamp(manifest),
         "homepage": ORIGINAL_REPOSITORY,
-        "licenses": [{"path": ORIGINAL_REPOSITORY, "title": LICENCE}],
+        "licenses": [{"name": LICENCE, "path": LICENCE_URL, "title": "BSD 2-Clause License"}],
         "sources": [
             {"title": "NAS-Bench-MR (Ding et al., ICLR 2022)", "path": ORIGINAL_REPOSITORY}
         ],
@@ -1252,7 +1282,7 @@ def _croissant(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
         "version": manifest.version,
         "datePublished": _timestamp(manifest),
         "url": ORIGINAL_REPOSITORY,
-        "license": [{"@type": "sc:CreativeWork", "name": LICENCE, "url": ORIGINAL_REPOSITORY}],
+        "license": [{"@type": "sc:CreativeWork", "name": LICENCE, "url": LICENCE_URL}],
         "creator": {
             "@type": "sc:Organization",
             "name": "the nasmr project",
@@ -1413,8 +1443,14 @@ This folder and its archive `{archive_name(manifest.version)}` hold: `{PARQUET_D
 build outputs: {extras}.
 
 Licence: the original NAS-Bench-MR data and code are distributed by their authors
-at {ORIGINAL_REPOSITORY}; see the original repository for the licence terms, which
-also govern this derived release. If you use this data, cite the original benchmark:
+at {ORIGINAL_REPOSITORY} under the {LICENCE} licence ({LICENCE_URL}), which also
+governs this derived release. Its notice, as its second clause asks:
+
+```
+{LICENCE_NOTICE}
+```
+
+If you use this data, cite the original benchmark:
 
 ```bibtex
 {BIBTEX}

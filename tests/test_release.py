@@ -233,7 +233,10 @@ def test_croissant_is_valid_and_reads_every_table(releases: Path) -> None:
     package = json.loads((root / "datapackage.json").read_text())
     croissant = json.loads((root / "croissant.json").read_text())
     (licence,) = croissant["license"]
-    assert [{"path": licence["url"], "title": licence["name"]}] == package["licenses"]
+    assert licence["name"] == package["licenses"][0]["name"] == "BSD-2-Clause"
+    assert licence["url"] == package["licenses"][0]["path"]
+    datasheet = (root / "README.md").read_text()  # clause 2 asks for the notice
+    assert "Copyright (c) 2021, Mingyu Ding" in datasheet and "AS IS" in datasheet
     assert croissant["description"] == package["description"]
 
     listed = {d.content_url: d.sha256 for d in metadata.distribution}
