@@ -54,12 +54,13 @@ from nasmr.checksums import content_hash, sha256_file
 from nasmr.quality import broken_rules
 from nasmr.rawdrop import trainval_path
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
-from nasmr.warehouse import FORMAT as WAREHOUSE_FORMAT
 from nasmr.warehouse import (
     PARQUET_DIR,
+    STORAGE_FORMAT,
     WAREHOUSE_NAME,
     connect,
     sql_identifier,
+    storage_format,
     wal_path,
     warehouse_version,
     writer_pid,
@@ -108,8 +109,14 @@ DESCRIPTION = (
 LICENCE = "BSD-2-Clause"
 """SPDX identifier of the licence of the original NAS-Bench-MR repository (its LICENSE)."""
 
-LICENCE_URL = f"{ORIGINAL_REPOSITORY}/blob/master/LICENSE"
-"""Where the original licence text is published."""
+LICENCE_TERMS = (
+    "BSD 2-Clause License for academic use; for commercial use, contact the author "
+    "(the original repository's README)"
+)
+"""The licence as the original README states it: BSD-2-Clause covers academic use only."""
+
+LICENCE_URL = f"{ORIGINAL_REPOSITORY}/blob/HEAD/LICENSE"
+"""Where the original licence text is published (the default branch's)."""
 
 LICENCE_NOTICE = """\
 Copyright (c) 2021, Mingyu Ding
@@ -762,6 +769,13 @@ def _check_build(build_dir: Path) -> None:
             "with changes that are not in parquet/; rebuild the warehouse (`nasmr ingest "
             f"--warehouse {database}`) before publishing"
         )
+    written_as = storage_format(database)
+    if written_as not in (None, STORAGE_FORMAT):
+        raise ReleaseError(
+            f"{database}: DuckDB storage format {written_as}, which DuckDB 1.x cannot open; "
+            f"releases ship {STORAGE_FORMAT}: rebuild the warehouse (`nasmr ingest --warehouse "
+            f"{database}`, or `nasmr build`) before publishing"
+        )
 
 
 def _check_rules(build_dir: Path) -> None:
@@ -1105,9 +1119,9 @@ def _datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
     """A Frictionless Data Package: one tabular resource per Parquet table, files for the rest.
 
     Resources say what they are both ways: ``profile`` for version 1 readers
-    (datapackage-py, R's frictionless), ``type`` for version 2 ones. Parquet files carry
-    no ``bytes``: frictionless reads them through pyarrow and reports every declared size
-    as wrong (``SHA256SUMS`` and ``hash`` keep the integrity check).
+    (datapackage-py, R's frictionless), ``type`` for version 2 ones. Tables carry no
+    ``bytes``: frictionless reads them through pyarrow and reports any declared size as
+    wrong (``SHA256SUMS`` and ``hash`` keep the integrity check).
     """
     resources: list[dict[str, Any]] = []
     for name in sorted(manifest.tables):
@@ -1143,10 +1157,15 @@ def _datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
     for rel in others:
         suffix = Path(rel).suffix.lstrip(".")
         described = {"mediatype": MEDIA_TYPES[suffix]} if suffix in MEDIA_TYPES else {}
-        size = {} if suffix == "parquet" else {"bytes": (root / rel).stat().st_size}
-        resources.append(  # "file": frictionless would read a JSON file as its own descriptor
-            {"name": _resource_name(rel), "type": "file", "path": rel, **described, **size}
-            | {"hash": f"sha256:{sha256_file(root / rel)}"}
+        resources.append(  # "file": frictionless checks its bytes, and reads no JSON as a
+            {  # descriptor of its own (an NCP result's "steps" as a pipeline's)
+                "name": _resource_name(rel),
+                "type": "file",
+                "path": rel,
+                **described,
+                "bytes": (root / rel).stat().st_size,
+                "hash": f"sha256:{sha256_file(root / rel)}",
+            }
         )
     return {
         "profile": "data-package",
@@ -1156,7 +1175,7 @@ def _datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
         "version": manifest.version,
         "created": _timestamp(manifest),
         "homepage": ORIGINAL_REPOSITORY,
-        "licenses": [{"name": LICENCE, "path": LICENCE_URL, "title": "BSD 2-Clause License"}],
+        "licenses": [{"name": LICENCE, "path": LICENCE_URL, "title": LICENCE_TERMS}],
         "sources": [
             {"title": "NAS-Bench-MR (Ding et al., ICLR 2022)", "path": ORIGINAL_REPOSITORY}
         ],
@@ -1282,7 +1301,14 @@ def _croissant(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
         "version": manifest.version,
         "datePublished": _timestamp(manifest),
         "url": ORIGINAL_REPOSITORY,
-        "license": [{"@type": "sc:CreativeWork", "name": LICENCE, "url": LICENCE_URL}],
+        "license": [
+            {
+                "@type": "sc:CreativeWork",
+                "name": LICENCE,
+                "url": LICENCE_URL,
+                "description": LICENCE_TERMS,
+            }
+        ],
         "creator": {
             "@type": "sc:Organization",
             "name": "the nasmr project",
@@ -1371,7 +1397,7 @@ Created {manifest.created_at.isoformat()} by nasmr {manifest.code_version.packag
 
 Check this folder with `sha256sum -c {SUMS}` or `nasmr release verify <folder>`.
 Query it with `nasmr.api.Benchmark.open("<folder or version>")`, with DuckDB
-(`{WAREHOUSE_NAME}`, read-only; storage format {WAREHOUSE_FORMAT}, so DuckDB 1.0 or later)
+(`{WAREHOUSE_NAME}`, read-only; storage format {STORAGE_FORMAT}, so DuckDB 1.0 or later)
 or with any Parquet reader (`{PARQUET_DIR}/`).
 
 ## Motivation
@@ -1443,8 +1469,9 @@ This folder and its archive `{archive_name(manifest.version)}` hold: `{PARQUET_D
 build outputs: {extras}.
 
 Licence: the original NAS-Bench-MR data and code are distributed by their authors
-at {ORIGINAL_REPOSITORY} under the {LICENCE} licence ({LICENCE_URL}), which also
-governs this derived release. Its notice, as its second clause asks:
+at {ORIGINAL_REPOSITORY}, whose README states: {LICENCE_TERMS.split(" (")[0]}. The
+same terms govern this derived release. The licence ({LICENCE}, {LICENCE_URL}) asks
+redistributions to reproduce its notice:
 
 ```
 {LICENCE_NOTICE}

@@ -107,7 +107,9 @@ def write_warehouse(
         for name in sorted(tables):
             write_parquet(tables[name], parquet_dir / f"{name}.parquet")
         database = staging / db_name
-        with duckdb.connect(str(database), config={"storage_compatibility_version": FORMAT}) as con:
+        with duckdb.connect(
+            str(database), config={"storage_compatibility_version": STORAGE_FORMAT}
+        ) as con:
             for name in sorted(tables):
                 file = (parquet_dir / f"{name}.parquet").as_posix()
                 con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet(?)', [file])
@@ -159,7 +161,7 @@ def view_statements() -> list[str]:
 DUCKDB_MAGIC = b"DUCK"
 """Bytes 8-11 of every DuckDB database file."""
 
-FORMAT = "v1.0.0"
+STORAGE_FORMAT = "v1.0.0"
 """DuckDB storage version of the warehouse file: every DuckDB since 1.0 reads it, where the
 2.x default would shut out 1.x readers (and the DuckDB 1.x that pyproject.toml allows)."""
 
@@ -206,6 +208,17 @@ def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"ATTACH '{_quote(str(path))}' AS {sql_identifier(name)} (READ_ONLY)")
     con.execute(f"USE {sql_identifier(name)}")
     return con
+
+
+def storage_format(path: Path) -> str | None:
+    """The DuckDB storage format a database file was written in (``v1.0.0``), or None where
+    this DuckDB does not report it (before 2.0, which cannot open later formats anyway)."""
+    with connect(path) as con:
+        (tags,) = con.execute(
+            "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()  # type: ignore[misc]
+    written = (tags or {}).get("storage_version")
+    return written.removesuffix("+") if written else None
 
 
 def sql_identifier(name: str) -> str:

@@ -205,12 +205,10 @@ def test_datapackage_is_valid_frictionless(releases: Path) -> None:
     assert "percent" in value["description"]
     for resource in package["resources"]:
         assert resource["hash"] == "sha256:" + sums(root)[resource["path"]]
-        # frictionless reads Parquet through pyarrow, not its byte stream: it would report
-        # any declared size as wrong, so Parquet resources declare none
-        parquet = resource["path"].endswith(".parquet") and resource["name"] in tables
-        assert resource.get("bytes") == (
-            None if parquet else (root / resource["path"]).stat().st_size
-        )
+        # frictionless reads a table through pyarrow, not its byte stream: it would report
+        # any declared size as wrong, so tables declare none (plain files do)
+        size = None if resource["name"] in tables else (root / resource["path"]).stat().st_size
+        assert resource.get("bytes") == size
     # It checks rows in Python (~2 s per 10k): the first 3000 rows of each table cover every
     # row of all but results and nb201_results, whose column types Parquet fixes for every
     # row anyway (their keys are checked in full by the warehouse's rules).
@@ -237,6 +235,9 @@ def test_croissant_is_valid_and_reads_every_table(releases: Path) -> None:
     assert licence["url"] == package["licenses"][0]["path"]
     datasheet = (root / "README.md").read_text()  # clause 2 asks for the notice
     assert "Copyright (c) 2021, Mingyu Ding" in datasheet and "AS IS" in datasheet
+    academic = "BSD 2-Clause License for academic use; for commercial use, contact the author"
+    assert academic in datasheet and academic in package["licenses"][0]["title"]
+    assert academic in licence["description"]
     assert croissant["description"] == package["description"]
 
     listed = {d.content_url: d.sha256 for d in metadata.distribution}
@@ -432,6 +433,24 @@ def test_a_build_with_a_crashed_writers_log_is_refused(build: Path, tmp_path: Pa
     subprocess.run([sys.executable, "-c", CRASHED_WRITER, str(copy / "nasmr.duckdb")], check=True)
     with pytest.raises(ReleaseError, match=r"did not close.*rebuild the warehouse \(`nasmr ingest"):
         publish_release(copy, tmp_path / "releases")
+
+
+@pytest.mark.skipif(
+    int(duckdb.__version__.split(".")[0]) < 2, reason="DuckDB 1.x writes no later format"
+)
+def test_a_build_whose_duckdb_file_duckdb_1_cannot_open_is_refused(
+    build: Path, tmp_path: Path
+) -> None:
+    """A build made before the warehouse was written as v1.0.0 holds DuckDB 2's format; the
+    refresh job publishes builds without rewriting them."""
+    copy = copy_build(build, tmp_path / "build")
+    (copy / "nasmr.duckdb").unlink()
+    with duckdb.connect(str(copy / "nasmr.duckdb")) as con:  # DuckDB 2's own default format
+        con.execute(f"ATTACH '{build / 'nasmr.duckdb'}' AS built (READ_ONLY)")
+        con.execute("COPY FROM DATABASE built TO nasmr")
+    with pytest.raises(ReleaseError, match=r"storage format v2\.0\.0, which DuckDB 1\.x cannot"):
+        publish_release(copy, tmp_path / "releases")
+    assert list_releases(tmp_path / "releases") == []
 
 
 def test_a_build_whose_duckdb_file_was_edited_is_refused(build: Path, tmp_path: Path) -> None:
