@@ -1315,7 +1315,7 @@ def _croissant(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
             "description": "Made this release from the NAS-Bench-MR data of Ding et al.; "
             "it is not an official release of the original authors.",
         },
-        "citeAs": BIBTEX,
+        "citeAs": f"{BIBTEX}\n\n{_release_bibtex(manifest, sha256_file(root / MANIFEST))}",
         "distribution": [*files, _file_object(root, WAREHOUSE_NAME, DUCKDB_FORMAT)],
         "recordSet": [_record_set(root, t) for t in tables],
     }

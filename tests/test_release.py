@@ -228,6 +228,7 @@ def test_croissant_is_valid_and_reads_every_table(releases: Path) -> None:
     assert (metadata.version, metadata.date_published) == ("1.0.0", CREATED)
     assert metadata.url == "https://github.com/dingmyu/NCP"
     assert "@inproceedings{ding2022learning" in (metadata.cite_as or "")
+    assert "@misc{nasmr_release_1_0_0" in (metadata.cite_as or "")  # the data, as released
     package = json.loads((root / "datapackage.json").read_text())
     croissant = json.loads((root / "croissant.json").read_text())
     (licence,) = croissant["license"]
