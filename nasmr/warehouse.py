@@ -226,12 +226,12 @@ def sql_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def query_frame(
+def query_result(
     con: duckdb.DuckDBPyConnection,
     query: str,
     parameters: Sequence[object] | Mapping[str, object] = (),
-) -> pd.DataFrame:
-    """The result of ``query`` (of its last statement) as a DataFrame.
+) -> duckdb.DuckDBPyConnection:
+    """``query`` run, its last statement's result ready to fetch.
 
     ``parameters`` fill ``?`` (a sequence) or ``$name`` (a mapping). DuckDB returns no
     result at all for a query without statements (empty, or only comments); that is
@@ -243,7 +243,16 @@ def query_frame(
     result = con.execute(query, values)
     if result is None:
         raise ValueError(f"no SQL statement in {query!r}")
-    return result.df()
+    return result
+
+
+def query_frame(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    parameters: Sequence[object] | Mapping[str, object] = (),
+) -> pd.DataFrame:
+    """The result of ``query`` (of its last statement) as a DataFrame (see :func:`query_result`)."""
+    return query_result(con, query, parameters).df()
 
 
 def ingest(

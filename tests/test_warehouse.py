@@ -373,13 +373,24 @@ def test_cli_sql_formats(built: IngestResult) -> None:
     ]
     # for machines: every digit of a double (nas-bench-201's Acc has 17), and valid JSON
     exact = "SELECT 25.766666615804038 :: DOUBLE AS acc, 'NaN' :: DOUBLE AS nan, "
-    exact += "[1.5, 'inf' :: DOUBLE] AS xs, {'a': 'NaN' :: DOUBLE} AS s"
+    exact += "[1.5, 'inf' :: DOUBLE] AS xs, {'a': 'NaN' :: DOUBLE} AS s, "
+    exact += "DATE '2020-01-02' AS d, 170141183460469231731687303715884105727 :: HUGEINT AS h, "
+    exact += "12 :: DECIMAL(10, 0) AS whole, 1.25 :: DECIMAL(5, 2) AS part"
     as_json = CliRunner().invoke(
         main, ["sql", "--warehouse", str(built.warehouse), "--format", "json", exact]
     )
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output, parse_constant=pytest.fail) == [
-        {"acc": 25.766666615804038, "nan": None, "xs": [1.5, None], "s": {"a": None}}
+        {
+            "acc": 25.766666615804038,
+            "nan": None,
+            "xs": [1.5, None],
+            "s": {"a": None},
+            "d": "2020-01-02",  # a date, where pandas made it midnight of a datetime
+            "h": 2**127 - 1,  # every digit, where pandas made it a float
+            "whole": 12,
+            "part": 1.25,
+        }
     ]
     none = [
         "sql",

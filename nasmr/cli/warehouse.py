@@ -80,6 +80,26 @@ def ingest(
         raise click.ClickException("; ".join(problems))
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as JSON holds it: NULL, NaN and infinities as null, at any depth of a list
+    or struct; dates and times in ISO 8601, whole decimals as integers, bytes as hex, and
+    what JSON has no word for (UUID, INTERVAL) as its text."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        whole = value.is_finite() and value.as_tuple().exponent >= 0  # type: ignore[operator]
+        return int(value) if whole else float(value)
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value if value is None or isinstance(value, str | int) else str(value)
+
+
 @click.command()
 @click.argument("query", required=False)
 @click.option(
@@ -110,42 +130,26 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
         raise click.UsageError("give the query either as an argument or with --file")
     query = query if query is not None else query_file.read()
 
-    from nasmr.warehouse import connect, query_frame
+    from nasmr.warehouse import connect, query_result
 
     try:
         with connect(warehouse) as con:
-            frame = query_frame(con, query)
+            result = query_result(con, query)
+            if fmt == "json":  # DuckDB's Python values: exact dates and integers, any size
+                columns = [column for column, *_ in result.description]
+                records = [
+                    _plain(dict(zip(columns, row, strict=True))) for row in result.fetchall()
+                ]
+            else:
+                frame = result.df()
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     except duckdb.Error as err:
         raise click.ClickException(f"SQL error: {err}") from err
-    if fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
-    elif fmt == "json":  # Python writes floats exactly; pandas' to_json keeps 10 digits
-
-        def plain(value: Any) -> Any:
-            """``value`` as JSON holds it: NULL, NaN, infinities and NaT as null, at any depth
-            of a list or struct; times in ISO 8601, bytes as hex."""
-            if hasattr(value, "tolist") and not pd.api.types.is_scalar(value):
-                value = value.tolist()  # a NumPy array: a list of Python values
-            if isinstance(value, dict):
-                return {key: plain(item) for key, item in value.items()}
-            if isinstance(value, list | tuple):
-                return [plain(item) for item in value]
-            if pd.isna(value):
-                return None
-            if isinstance(value, float):
-                return value if math.isfinite(value) else None
-            if hasattr(value, "isoformat"):
-                return value.isoformat()
-            if isinstance(value, bytes | bytearray):
-                return value.hex()
-            if isinstance(value, Decimal):
-                return float(value)
-            return value.item() if hasattr(value, "item") else value  # NumPy scalars
-
-        records = [plain(row) for row in frame.to_dict(orient="records")]
+    if fmt == "json":  # Python writes floats exactly; pandas' to_json keeps 10 digits
         click.echo(json.dumps(records, indent=2, allow_nan=False))
+    elif fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
     elif frame.empty:  # pandas would print "Empty DataFrame" and the column list
         click.echo("  ".join(map(str, frame.columns)) + "\n(0 rows)")
     else:  # pandas trims the trailing zeros every value of a column has
