@@ -12,7 +12,7 @@ import fcntl
 import os
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from nasmr import clock, paths
@@ -70,3 +70,13 @@ def build_lock(
         finally:
             if locked:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_of_enclosing_build(out: Path, what: str) -> AbstractContextManager[None]:
+    """The lock of the build folder holding ``out`` (``predictors/`` or ``logs/`` beside its
+    warehouse file), taken as :func:`build_lock` does; no lock for a folder of no build. An
+    ``out`` in a release is refused first, by name (``paths.ReleaseFolderError``)."""
+    build = paths.outside_releases(Path(out)).parent
+    if (build / paths.WAREHOUSE_NAME).is_file():
+        return build_lock(build, what)
+    return nullcontext()

@@ -6,12 +6,13 @@ import errno
 import fcntl
 import subprocess
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nasmr.build_lock import LOCK_NAME, BuildFolderBusy, build_lock
+from nasmr.build_lock import LOCK_NAME, BuildFolderBusy, build_lock, lock_of_enclosing_build
 from nasmr.paths import ReleaseFolderError
 
 HOLD = """
@@ -24,6 +25,11 @@ with build_lock(sys.argv[1], "a test holder"):
 
 READ: dict[str, Any] = {"elsewhere": None, "shared": True}
 """A reader's lock, as ``nasmr release publish`` takes it."""
+
+
+def _refused_by(lock: AbstractContextManager[None]) -> None:
+    with pytest.raises(BuildFolderBusy, match=r"in use by nasmr build build \(pid"), lock:
+        pass
 
 
 def _refused(out: Path, match: str, **kwargs: Any) -> None:
@@ -88,3 +94,14 @@ def test_a_file_system_without_locks_warns_and_runs(
     with warned, build_lock(tmp_path / "build", "w"):
         ran = True
     assert ran
+
+
+def test_a_folder_of_a_build_takes_the_builds_lock(tmp_path: Path) -> None:
+    """predictor train and logs parse write predictors/ and logs/ of a build, as its runs do."""
+    build = tmp_path / "build"
+    with lock_of_enclosing_build(build / "predictors", "train"):
+        assert not build.exists()  # no build there: nothing to lock, nothing written
+    build.mkdir()
+    (build / "nasmr.duckdb").touch()
+    with build_lock(build, "nasmr build build"):
+        _refused_by(lock_of_enclosing_build(build / "logs", "nasmr logs parse"))

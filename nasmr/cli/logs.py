@@ -172,11 +172,16 @@ def _parse(log_dir: Path) -> LogParse:
 )
 def parse(log_dir: Path, out: Path) -> None:
     """Parse LOG_DIR into curves, derived results and quarantine tables (Parquet)."""
+    from nasmr.build_lock import BuildFolderBusy, lock_of_enclosing_build
     from nasmr.logs import write_log_tables
 
     _outside_releases(out)
     parsed = _parse(log_dir)
-    write_log_tables(parsed, out)
+    try:
+        with lock_of_enclosing_build(out, "nasmr logs parse"):
+            write_log_tables(parsed, out)
+    except BuildFolderBusy as err:
+        raise click.ClickException(str(err)) from err
     click.echo(parsed.summary())
     click.echo(f"tables: {out}")
 

@@ -133,6 +133,7 @@ def train(
     workers: int | None,
 ) -> None:
     """Train default, baseline and multi-task predictors; print the report."""
+    from nasmr.build_lock import BuildFolderBusy, lock_of_enclosing_build
     from nasmr.predictor import train_all
     from nasmr.warehouse import warehouse_version
 
@@ -148,16 +149,17 @@ def train(
         click.echo(f"[{done}/{total}] {label}", err=True)
 
     try:
-        report = train_all(
-            frames,
-            out_dir,
-            seeds=tuple(range(seeds)),
-            data_version=warehouse_version(warehouse),
-            epochs=epochs,
-            progress=progress,
-            workers=workers,
-        )
-    except paths.ReleaseFolderError as err:
+        with lock_of_enclosing_build(out_dir, "nasmr predictor train"):
+            report = train_all(
+                frames,
+                out_dir,
+                seeds=tuple(range(seeds)),
+                data_version=warehouse_version(warehouse),
+                epochs=epochs,
+                progress=progress,
+                workers=workers,
+            )
+    except (paths.ReleaseFolderError, BuildFolderBusy) as err:
         raise click.ClickException(str(err)) from err
     click.echo((out_dir / "report.md").read_text(), nl=False)
     click.echo(f"{len(report)} report rows; predictors in {out_dir}", err=True)
