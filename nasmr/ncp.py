@@ -101,9 +101,11 @@ class Objective:
             ("max_mparams", self.max_mparams, SMALLEST.mparams, "M"),
         )
         for name, bound, least, unit in bounds:
-            if bound is not None and bound <= 0:
+            if bound is None:
+                continue
+            if bound <= 0:
                 raise ValueError(f"objective {name} must be positive, got {bound}")
-            if bound is not None and bound < least:
+            if bound < least:
                 raise ValueError(
                     f"objective {name} {bound:g}: no architecture of the space fits, the "
                     f"smallest costs {least:g} {unit} (every count 1, every width 8)"

@@ -109,11 +109,9 @@ DESCRIPTION = (
 LICENCE = "BSD-2-Clause"
 """SPDX identifier of the licence of the original NAS-Bench-MR repository (its LICENSE)."""
 
-LICENCE_TERMS = (
-    "BSD 2-Clause License for academic use; for commercial use, contact the author "
-    "(the original repository's README)"
-)
-"""The licence as the original README states it: BSD-2-Clause covers academic use only."""
+LICENCE_TERMS = "BSD 2-Clause License for academic use; for commercial use, contact the author"
+"""The licence as the original repository's README states it: BSD-2-Clause covers academic
+use only."""
 
 LICENCE_URL = f"{ORIGINAL_REPOSITORY}/blob/HEAD/LICENSE"
 """Where the original licence text is published (the default branch's)."""
@@ -1469,7 +1467,7 @@ This folder and its archive `{archive_name(manifest.version)}` hold: `{PARQUET_D
 build outputs: {extras}.
 
 Licence: the original NAS-Bench-MR data and code are distributed by their authors
-at {ORIGINAL_REPOSITORY}, whose README states: {LICENCE_TERMS.split(" (")[0]}. The
+at {ORIGINAL_REPOSITORY}, whose README states: {LICENCE_TERMS}. The
 same terms govern this derived release. The licence ({LICENCE}, {LICENCE_URL}) asks
 redistributions to reproduce its notice:
 
