@@ -573,7 +573,8 @@ def test_a_failed_step_is_reported_with_the_error_naming_the_file(tmp_path: Path
     with dg.instance_for_test() as instance:
         outcome = run_job("build", **folders, options=FAST, instance=instance)
     [failure] = outcome.failures
-    assert failure.startswith(f"release: nasmr.release.ReleaseError: {manifest}: invalid manifest")
+    error = "nasmr.release.store.ReleaseError"
+    assert failure.startswith(f"release: {error}: {manifest}: invalid manifest")
 
 
 def test_logs_job_regenerates_results_from_real_logs(log_drop: Path, tmp_path: Path) -> None:

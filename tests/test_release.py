@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import nasmr.release as release_mod
+import nasmr.release.metadata as metadata_mod
+import nasmr.release.publish as publish_mod
 from nasmr import __version__, paths
 from nasmr.paths import ReleaseFolderError
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
@@ -138,7 +139,7 @@ def test_an_installed_copy_records_no_git_commit_of_the_repository_around_it(
     site = tmp_path / ".venv" / "lib" / "site-packages"
     site.mkdir(parents=True)
     monkeypatch.setattr(paths, "REPO_ROOT", site)
-    version = release_mod._code_version()
+    version = publish_mod._code_version()
     assert (version.git_commit, version.git_dirty) == (None, None)
 
 
@@ -278,7 +279,7 @@ def test_a_column_croissant_1_0_cannot_type_is_refused(tmp_path: Path) -> None:
     (tmp_path / "parquet").mkdir()
     pq.write_table(pa.table({"xs": [[1, 2]]}), tmp_path / "parquet" / "t.parquet")
     with pytest.raises(ReleaseError, match=r"t\.xs: Arrow type list<.*> has no Croissant 1\.0"):
-        release_mod._record_set(tmp_path, "t")
+        metadata_mod._record_set(tmp_path, "t")
 
 
 def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
@@ -378,7 +379,7 @@ def test_interrupted_publish_leaves_nothing(
     def crash(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(release_mod, "write_archive", crash)
+    monkeypatch.setattr(publish_mod, "write_archive", crash)
     with pytest.raises(OSError, match="disk full"):
         publish_release(build, tmp_path, version="1.0.0")
     assert list(tmp_path.iterdir()) == []
