@@ -418,6 +418,22 @@ def test_cli_sql_table_shows_stored_floats_unrounded(built: IngestResult) -> Non
     )
 
 
+def test_cli_sql_table_spells_every_null_null(built: IngestResult) -> None:
+    """A NULL prints as NULL in every column type; pandas printed NaN, None, <NA> or NaT."""
+    query = (
+        "SELECT NULL::DOUBLE AS x, NULL::INT AS n, NULL::VARCHAR AS s, NULL::DATE AS d, "
+        "NULL::INT[] AS l, NULL AS v UNION ALL "
+        "SELECT 1.5, 3, 'a', DATE '2020-01-02', [4], NULL"
+    )
+    table = CliRunner().invoke(main, ["sql", "--warehouse", str(built.warehouse), query])
+    assert table.exit_code == 0, table.output
+    assert [line.split() for line in table.output.splitlines()] == [
+        ["x", "n", "s", "d", "l", "v"],
+        ["NULL"] * 6,
+        ["1.5", "3", "a", "2020-01-02", "[4]", "NULL"],
+    ]
+
+
 def test_cli_sql_reads_the_build_folder_its_help_names(
     built: IngestResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,12 +6,15 @@ import json
 import math
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from nasmr.cli.options import complexity_option, raw_option, warehouse_option, workers_option
 from nasmr.complexity import ComplexityMethod
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLE_DECIMALS = 9
 """Decimals of floats in ``nasmr sql`` tables: GMac values carry 9 (exact MACs / 1e9)."""
@@ -100,6 +103,22 @@ def _plain(value: Any) -> Any:
     return value if value is None or isinstance(value, str | int) else str(value)
 
 
+def _nulls_as_null(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the missing values of its object and nullable columns as NaN, which
+    ``na_rep`` spells: pandas prints ``None`` and ``<NA>`` whatever ``na_rep`` says, so a
+    NULL came out as ``NaN``, ``None``, ``<NA>`` or ``NaT`` by column type."""
+    import pandas as pd
+
+    shown = frame.copy()
+    for column, values in shown.items():
+        nullable = values.dtype == object or isinstance(
+            values.dtype, pd.api.extensions.ExtensionDtype
+        )
+        if nullable and values.isna().any():
+            shown[column] = values.astype(object).where(values.notna(), math.nan)
+    return shown
+
+
 @click.command()
 @click.argument("query", required=False)
 @click.option(
@@ -154,4 +173,4 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
         click.echo("  ".join(map(str, frame.columns)) + "\n(0 rows)")
     else:  # pandas trims the trailing zeros every value of a column has
         with pd.option_context("display.precision", TABLE_DECIMALS):
-            click.echo(frame.to_string(index=False))
+            click.echo(_nulls_as_null(frame).to_string(index=False, na_rep="NULL"))
