@@ -32,7 +32,7 @@ metric, Adam lr 3e-3 (weight decay 1e-4), 70 epochs of batch 256, epoch chosen b
 validation Kendall tau. The multi-task predictor (``MULTITASK_CONFIG``) is that recipe
 with one head per setting: on validation it beats the default MLP with one head per
 setting on all eight MR settings. Per setting it stays an option, not the default: its
-test tau on cls-10-1000 is not reliably above the baseline's (see the README).
+test tau on cls-10-1000 is not reliably above the baseline's (see docs/predictor-quality.md).
 
 FLOPs and params targets are modelled in log space. A saved predictor is a
 safetensors file plus a JSON card (``schemas.predictor.PredictorCard``) from which
