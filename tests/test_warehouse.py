@@ -419,18 +419,20 @@ def test_cli_sql_table_shows_stored_floats_unrounded(built: IngestResult) -> Non
 
 
 def test_cli_sql_table_spells_every_null_null(built: IngestResult) -> None:
-    """A NULL prints as NULL in every column type; pandas printed NaN, None, <NA> or NaT."""
+    """A NULL prints as NULL in every column type; pandas printed NaN, None, <NA> or NaT.
+    The other values keep their column's formatting (a time stamp its milliseconds)."""
     query = (
+        "SET TimeZone = 'UTC'; "
         "SELECT NULL::DOUBLE AS x, NULL::INT AS n, NULL::VARCHAR AS s, NULL::DATE AS d, "
-        "NULL::INT[] AS l, NULL AS v UNION ALL "
-        "SELECT 1.5, 3, 'a', DATE '2020-01-02', [4], NULL"
+        "NULL::INT[] AS l, NULL AS v, NULL::TIMESTAMPTZ AS t UNION ALL "
+        "SELECT 1.5, 3, 'a', DATE '2020-01-02', [4], NULL, TIMESTAMPTZ '2020-01-02 03:04:05.5+00'"
     )
     table = CliRunner().invoke(main, ["sql", "--warehouse", str(built.warehouse), query])
     assert table.exit_code == 0, table.output
     assert [line.split() for line in table.output.splitlines()] == [
-        ["x", "n", "s", "d", "l", "v"],
-        ["NULL"] * 6,
-        ["1.5", "3", "a", "2020-01-02", "[4]", "NULL"],
+        ["x", "n", "s", "d", "l", "v", "t"],
+        ["NULL"] * 7,
+        ["1.5", "3", "a", "2020-01-02", "[4]", "NULL", "2020-01-02", "03:04:05.500+00:00"],
     ]
 
 

@@ -104,16 +104,15 @@ def _plain(value: Any) -> Any:
 
 
 def _nulls_as_null(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with the missing values of its object and nullable columns as NaN, which
-    ``na_rep`` spells: pandas prints ``None`` and ``<NA>`` whatever ``na_rep`` says, so a
-    NULL came out as ``NaN``, ``None``, ``<NA>`` or ``NaT`` by column type."""
+    """``frame`` with the missing values of its object and ``pd.NA`` columns (Int*, boolean,
+    Python strings) as NaN, which ``na_rep`` spells: pandas prints ``None`` and ``<NA>``
+    whatever ``na_rep`` says, so a NULL came out as ``NaN``, ``None``, ``<NA>`` or ``NaT``
+    by column type. Other columns keep their dtype, and so their formatting."""
     import pandas as pd
 
     shown = frame.copy()
     for column, values in shown.items():
-        nullable = values.dtype == object or isinstance(
-            values.dtype, pd.api.extensions.ExtensionDtype
-        )
+        nullable = values.dtype == object or getattr(values.dtype, "na_value", None) is pd.NA
         if nullable and values.isna().any():
             shown[column] = values.astype(object).where(values.notna(), math.nan)
     return shown
@@ -140,7 +139,9 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
     """Run one SQL query against the warehouse and print the result.
 
     The warehouse is opened read-only; a statement that writes other files (COPY ... TO,
-    ATTACH) writes them where it says.
+    ATTACH) writes them where it says. A NULL prints as NULL in the table (null in JSON, empty
+    in CSV); a DOUBLE's NaN does too, as in JSON, since the table is made through pandas,
+    which cannot tell the two apart.
     """
     import duckdb
     import pandas as pd
