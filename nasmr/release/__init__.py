@@ -25,9 +25,20 @@ A release is written in a temporary folder inside the releases dir and renamed i
 place, so an interrupted publish leaves no partial release, and an existing version
 is never overwritten. Its files and folders are read-only, and the writers of build
 outputs refuse a release folder (:func:`nasmr.paths.outside_releases`).
+
+Modules: :mod:`~nasmr.release.store` (the folder's file names; find, read and verify
+releases), :mod:`~nasmr.release.diff` (what changed, which version),
+:mod:`~nasmr.release.publish` (the checks, then the write) and
+:mod:`~nasmr.release.metadata` (changelog, datasheet, Data Package, Croissant).
 """
 
-from nasmr.release.diff import ReleaseDiff, diff_releases, propose_version
+from nasmr.release.diff import (
+    ReleaseDiff,
+    SettingChanges,
+    TableChanges,
+    diff_releases,
+    propose_version,
+)
 from nasmr.release.publish import check_publishable, publish_release, write_archive
 from nasmr.release.store import (
     LATEST,
@@ -47,6 +58,8 @@ __all__ = [
     "MANIFEST",
     "ReleaseDiff",
     "ReleaseError",
+    "SettingChanges",
+    "TableChanges",
     "VerifyReport",
     "archive_name",
     "check_publishable",
