@@ -117,6 +117,7 @@ def table_schemas(source: Path) -> dict[str, dict[str, str]]:
 
 
 def read_table(source: Path, table: str) -> pd.DataFrame:
+    """One Parquet table of a build or release; a missing one raises naming its file."""
     path = Path(source) / PARQUET_DIR / f"{table}.parquet"
     if not path.is_file():
         raise ReleaseError(f"{source}: table {table} is missing ({path})")
