@@ -436,6 +436,20 @@ def test_cli_sql_table_spells_every_null_null(built: IngestResult) -> None:
     ]
 
 
+def test_cli_sql_table_spells_nulls_inside_lists_and_structs_null(built: IngestResult) -> None:
+    """pandas printed a NULL in a list as ``--`` and in a struct as ``None``."""
+    query = (
+        "SELECT [1, NULL] AS l, ['x', NULL] AS s, {'a': NULL, 'b': 'x'} AS st, "
+        "[[1.5, NULL]] AS n, {'q': [2, NULL]} AS sl, [1, 2] AS full, ['x', 'y'] AS words"
+    )
+    table = CliRunner().invoke(main, ["sql", "--warehouse", str(built.warehouse), query])
+    assert table.exit_code == 0, table.output
+    header, row = table.output.splitlines()
+    assert header.split() == ["l", "s", "st", "n", "sl", "full", "words"]
+    cells = "[1, NULL]  [x, NULL]  {'a': NULL, 'b': 'x'}  [[1.5, NULL]]  {'q': [2, NULL]}  [1, 2]"
+    assert row.split() == (cells + "  [x, y]").split()
+
+
 def test_cli_sql_reads_the_build_folder_its_help_names(
     built: IngestResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,10 +112,34 @@ def _nulls_as_null(frame: pd.DataFrame) -> pd.DataFrame:
 
     shown = frame.copy()
     for column, values in shown.items():
+        if values.dtype == object:
+            shown[column] = values = values.map(_nested_text)
         nullable = values.dtype == object or getattr(values.dtype, "na_value", None) is pd.NA
         if nullable and values.isna().any():
             shown[column] = values.astype(object).where(values.notna(), math.nan)
     return shown
+
+
+def _nested_text(value: Any) -> Any:
+    """A list, struct or map cell as pandas prints one, with NULL for the NULLs inside it
+    (pandas printed ``--`` in a list and ``None`` in a struct); other values as they are."""
+    if getattr(value, "ndim", 0):  # a list: a NumPy array, whose masked items become None
+        value = value.tolist()
+    if isinstance(value, list):
+        return "[" + ", ".join(_item_text(item, quoted=False) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{key!r}: {_item_text(item, quoted=True)}" for key, item in value.items())
+        return "{" + ", ".join(items) + "}"
+    return value
+
+
+def _item_text(item: Any, quoted: bool) -> str:
+    """An item of a list (strings bare) or struct (strings quoted), as pandas prints them."""
+    if item is None:
+        return "NULL"
+    if isinstance(item, str):
+        return repr(item) if quoted else item
+    return str(_nested_text(item))
 
 
 @click.command()
