@@ -107,7 +107,8 @@ def _nulls_as_null(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the missing values of its object and ``pd.NA`` columns (Int*, boolean,
     Python strings) as NaN, which ``na_rep`` spells: pandas prints ``None`` and ``<NA>``
     whatever ``na_rep`` says, so a NULL came out as ``NaN``, ``None``, ``<NA>`` or ``NaT``
-    by column type. Other columns keep their dtype, and so their formatting."""
+    by column type. Other columns keep their dtype, and so their formatting; list and struct
+    cells become text with their inner NULLs spelt out (:func:`_nested_text`)."""
     import pandas as pd
 
     shown = frame.copy()
