@@ -1,12 +1,17 @@
 """Configuration of the pipeline as Dagster resources; defaults come from ``nasmr.paths``."""
 
+from __future__ import annotations
+
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field, field_validator
 
 from nasmr import paths
+from nasmr.build_lock import build_lock
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
 from nasmr.rawdrop import search_list_path
@@ -46,9 +51,35 @@ class LogDrop(dg.ConfigurableResource):
 
 
 class BuildDir(dg.ConfigurableResource):
-    """Where a build writes staging Parquet, the warehouse and models (``NASMR_OUT``)."""
+    """Where a build writes staging Parquet, the warehouse and models (``NASMR_OUT``).
+
+    A run's steps hold the folder's build lock shared (``nasmr.build_lock``; shared, since
+    they may run in parallel processes) where a ``nasmr build`` or ``nasmr ingest`` left
+    the lock file, so a run launched from the UI or by the daemon and ``nasmr build`` do
+    not write it at once: the later one stops, naming the other. A folder no nasmr
+    command locked gets no lock file, which keeps one out of a log drop the logs job then
+    refuses to write into.
+    """
 
     path: str
+    hold_lock: bool = Field(
+        default=True,
+        description="Hold the folder's build lock, shared, while the run's steps execute "
+        "(False where the caller holds it exclusively, as nasmr build does).",
+    )
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[BuildDir]:
+        """This resource, the folder's lock held (when ``hold_lock``) for as long as it is: a
+        step's run, or a sensor tick (which reads the build, so it must not see it half
+        rewritten)."""
+        if not self.hold_lock:
+            yield self
+            return
+        what = f"dagster run {context.run.run_id}" if context.run else "a Dagster sensor tick"
+        elsewhere = "NASMR_OUT, or the build_dir resource's path"
+        with build_lock(self.root(), what, elsewhere, shared=True):
+            yield self
 
     def root(self) -> Path:
         """The build folder; a published release is refused, since every step writes here."""
@@ -105,11 +136,15 @@ def default_resources(
     releases_dir: Path | None = None,
     log_dir: Path | None = None,
     options: BuildOptions | None = None,
+    build_locked: bool = False,
 ) -> dict[str, dg.ConfigurableResource]:
-    """Resources for a fresh clone (``nasmr.paths``, read from the environment at load time)."""
+    """Resources for a fresh clone (``nasmr.paths``, read from the environment at load time).
+
+    ``build_locked``: the caller holds the build folder's lock, so the run's steps do not.
+    """
     return {
         "raw_drop": RawDrop(path=str(raw_dir or paths.raw_dir())),
-        "build_dir": BuildDir(path=str(out_dir or paths.out_dir())),
+        "build_dir": BuildDir(path=str(out_dir or paths.out_dir()), hold_lock=not build_locked),
         "log_drop": LogDrop(path=str(log_dir or paths.log_dir())),
         "release_dir": ReleaseDir(path=str(releases_dir or paths.releases_dir())),
         "options": options or BuildOptions(),

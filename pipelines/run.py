@@ -72,7 +72,7 @@ def run_job(
     drop ``LogOutputOverlap``.
     """
     out = paths.outside_releases(out_dir if out_dir is not None else paths.out_dir())
-    defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options)
+    defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options, build_locked=True)
     job = defs.resolve_job_def(job_name)
     tags = _partition_tags(job, partition)
     if job_name == "logs":  # before the lock file: the build folder may be the log drop

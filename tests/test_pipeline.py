@@ -18,7 +18,7 @@ import scipy.stats
 from click.testing import CliRunner
 
 from nasmr import ncp, paths, warehouse
-from nasmr.build_lock import build_lock
+from nasmr.build_lock import BuildFolderBusy, build_lock
 from nasmr.checksums import sha256_file
 from nasmr.complexity import Complexity, module_complexity_many
 from nasmr.logs import LogOutputOverlap
@@ -345,7 +345,8 @@ def _sensor_tick(raw: Path, cursor: str | None, build: Path | None = None) -> dg
         "raw_drop": RawDrop(path=str(raw)),
         "build_dir": BuildDir(path=str(build or raw / "no-build")),
     }
-    return raw_drop_sensor(dg.build_sensor_context(cursor=cursor, resources=resources))
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+        return raw_drop_sensor(context)
 
 
 def test_sensor_ingests_exactly_the_changed_settings(raw_dir: Path, tmp_path: Path) -> None:
@@ -800,6 +801,35 @@ def test_a_second_writer_of_a_build_folder_is_refused_naming_the_first(
         assert CliRunner().invoke(main, publish).exit_code == 0  # readers share it
         result = CliRunner().invoke(main, [*build, "--out", str(out)])
         assert "is in use by nasmr release publish (pid" in result.output
+
+
+def test_a_run_from_the_ui_and_nasmr_build_never_write_one_folder_at_once(tmp_path: Path) -> None:
+    """Runs launched from the UI or by the daemon hold the build lock (shared) while their
+    steps run, in a folder a nasmr build has locked before: started under a nasmr build
+    they fail naming it, and running they keep a nasmr build out, named in its refusal."""
+    out = tmp_path / "build"
+    refusals: list[str] = []
+
+    @dg.asset
+    def writes(build_dir: BuildDir) -> None:
+        try:
+            with build_lock(build_dir.root(), "nasmr build build"):
+                pass
+        except BuildFolderBusy as err:
+            refusals.append(str(err))
+        (build_dir.root() / "written").touch()
+
+    resources = {"build_dir": BuildDir(path=str(out))}
+    with build_lock(out, "nasmr build build"):
+        blocked = dg.materialize([writes], resources=resources, raise_on_error=False)
+    assert not blocked.success and not (out / "written").exists()
+    [failure] = [e for e in blocked.all_events if e.event_type_value == "PIPELINE_FAILURE"]
+    cause = failure.event_specific_data.error.cause
+    assert f"{out} is in use by nasmr build build (pid {os.getpid()}" in cause.message
+    ran = dg.materialize([writes], resources=resources)
+    assert ran.success and (out / "written").exists()
+    [refusal] = refusals
+    assert refusal.startswith(f"{out} is in use by dagster run {ran.run_id} (pid {os.getpid()}")
 
 
 def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(
