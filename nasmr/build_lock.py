@@ -3,7 +3,9 @@
 The lock is an advisory ``flock`` on a file in the folder; the OS drops it when its
 process ends, so a killed run never leaves the folder locked. Writers (``nasmr build``,
 ``nasmr ingest``) hold it exclusively; a reader that must not see a half-rebuilt folder
-(``nasmr release publish``) holds it shared.
+(``nasmr release publish``) holds it shared, and so do the steps of Dagster runs launched
+from the UI or by the daemon (``pipelines.resources.BuildDir``), which may run in parallel
+processes. Each holder writes its name into the file, so a refusal names the latest.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -70,16 +70,19 @@ class BuildDir(dg.ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[BuildDir]:
-        """This resource, the folder's lock held (when ``hold_lock``) for as long as it is: a
-        step's run, or a sensor tick (which reads the build, so it must not see it half
-        rewritten)."""
-        if not self.hold_lock:
+        """This resource, with the folder's lock held for a run's step (when ``hold_lock``);
+        outside a run (a sensor tick, a direct call) nothing is locked here."""
+        if not self.hold_lock or context.run is None:
             yield self
             return
-        what = f"dagster run {context.run.run_id}" if context.run else "a Dagster sensor tick"
-        elsewhere = "NASMR_OUT, or the build_dir resource's path"
-        with build_lock(self.root(), what, elsewhere, shared=True):
+        with self.shared_lock(f"dagster run {context.run.run_id}"):
             yield self
+
+    def shared_lock(self, what: str) -> AbstractContextManager[None]:
+        """The folder's build lock, shared, as ``what``: held, no ``nasmr build`` starts, and
+        none may be running (see the class docstring for where there is no lock file)."""
+        elsewhere = "NASMR_OUT, or the build_dir resource's path"
+        return build_lock(self.root(), what, elsewhere, shared=True)
 
     def root(self) -> Path:
         """The build folder; a published release is refused, since every step writes here."""

@@ -35,11 +35,13 @@ def raw_drop_sensor(
     """One run per changed setting, keyed by its count of changes (kept in the cursor with the
     checksums): Dagster launches a key once, so a file back at earlier bytes still runs. The
     first tick compares with what the build validated, so switching the sensor on after a
-    build re-ingests nothing that build already did."""
+    build re-ingests nothing that build already did, read under the build's lock (a tick
+    during a ``nasmr build`` fails naming it, and the next one reads)."""
     if context.cursor:
         cursor = json.loads(context.cursor)
     else:
-        cursor = {"checksums": staged_versions(build_dir)}
+        with build_dir.shared_lock("the raw_drop sensor's first tick"):
+            cursor = {"checksums": staged_versions(build_dir)}
     if "checksums" not in cursor:  # written before run keys counted changes: checksums only
         cursor = {"checksums": cursor}
     seen: dict[str, str] = cursor["checksums"]

@@ -830,6 +830,21 @@ def test_a_run_from_the_ui_and_nasmr_build_never_write_one_folder_at_once(tmp_pa
     assert ran.success and (out / "written").exists()
     [refusal] = refusals
     assert refusal.startswith(f"{out} is in use by dagster run {ran.run_id} (pid {os.getpid()}")
+    with build_lock(out, "nasmr build build"):  # the run let go of it
+        pass
+
+
+def test_the_sensors_first_tick_reads_the_build_under_its_lock(tmp_path: Path) -> None:
+    """Only the first tick reads the build (what it validated); during a nasmr build it
+    fails naming it rather than read staged files half rewritten. Later ticks lock nothing."""
+    raw = write_drop(tmp_path / "raw", {}, [a.code for a in sample(3, seed=5)])
+    build = tmp_path / "build"
+    with build_lock(build, "nasmr build build"):
+        with pytest.raises(BuildFolderBusy, match=r"in use by nasmr build build \(pid"):
+            _sensor_tick(raw, None, build)
+        later = _sensor_tick(raw, json.dumps({"checksums": {}}), build)
+    assert later.skip_reason is not None
+    assert _sensor_tick(raw, None, build).skip_reason is not None
 
 
 def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(
