@@ -337,7 +337,7 @@ def test_release_folders_are_read_only_and_never_rebuilt(
     monkeypatch.delenv("NASMR_WAREHOUSE", raising=False)
     runner = CliRunner()
 
-    def work(*args: object) -> None:
+    def work(*args: object, **kwargs: object) -> None:
         raise AssertionError("a command did its work before refusing the release")
 
     monkeypatch.setattr("nasmr.warehouse.load_architectures", work)
