@@ -105,11 +105,18 @@ def analytic_complexity(arch: Arch) -> Complexity:
     return Complexity(macs + classifier, params + classifier)
 
 
-SMALLEST = analytic_complexity(Arch.from_embedding([domain(p)[0] for p in range(EMBEDDING_LENGTH)]))
+def _corner(end: int) -> Complexity:
+    """The count of the architecture taking end ``end`` (0 or -1) of every position's domain."""
+    return analytic_complexity(
+        Arch.from_embedding([domain(p)[end] for p in range(EMBEDDING_LENGTH)])
+    )
+
+
+SMALLEST = _corner(0)
 """The count of the space's smallest architecture (every count 1, every width 8): the
 count grows with every embedding position, so no budget below it can be met."""
 
-LARGEST = analytic_complexity(Arch.from_embedding([domain(p)[-1] for p in range(EMBEDDING_LENGTH)]))
+LARGEST = _corner(-1)
 """The count of the space's largest architecture: no MR record can publish more."""
 
 
