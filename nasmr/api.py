@@ -38,7 +38,7 @@ import pandas as pd
 from nasmr import paths
 from nasmr.pareto import pareto_front
 from nasmr.rawdrop import search_list_path, trainval_path
-from nasmr.release import MANIFEST, load_manifest, resolve_release
+from nasmr.release import MANIFEST, load_manifest, names_a_release, resolve_release
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import WAREHOUSE_NAME, connect, query_frame
 from schemas.release import ReleaseManifest
@@ -107,7 +107,11 @@ class Benchmark:
     def open(cls, ref: str | Path = "latest", releases_dir: Path | None = None) -> Benchmark:
         """Open ``'latest'``, a version, a release folder, or a build dir holding a warehouse."""
         path = Path(ref)
-        if (path / WAREHOUSE_NAME).is_file() and not (path / MANIFEST).is_file():
+        if (
+            (path / WAREHOUSE_NAME).is_file()
+            and not (path / MANIFEST).is_file()
+            and not names_a_release(ref)
+        ):
             return cls(path, None)
         root = resolve_release(ref, releases_dir)
         return cls(root, load_manifest(root))

@@ -23,7 +23,7 @@ from nasmr.pareto import pareto_front
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import ReleaseError, publish_release
 from nasmr.space import Arch
-from nasmr.warehouse import ingest, write_parquet
+from nasmr.warehouse import WAREHOUSE_NAME, ingest, write_parquet
 from schemas.settings import MR_SETTINGS
 from tests.test_ingest import EVALUATED, WHEN, clean_files, cls_record, write_drop
 
@@ -67,6 +67,22 @@ def test_open_latest_or_a_version_is_not_a_file_of_that_name(
         (tmp_path / name).write_text("not a release\n")
         with Benchmark.open(name, releases) as opened:
             assert opened.manifest is not None and opened.manifest.version == "1.0.0"
+
+
+def test_open_latest_or_a_version_is_not_a_folder_of_that_name(
+    releases: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build or release folder named like a version in the working directory would
+    otherwise be opened in place of the release, with other numbers and no word."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "latest").mkdir()
+    shutil.copyfile(releases / "1.0.0" / WAREHOUSE_NAME, tmp_path / "latest" / WAREHOUSE_NAME)
+    shutil.copytree(releases / "1.0.0", tmp_path / "1.0.0")
+    for name in ("latest", "1.0.0"):
+        with Benchmark.open(name, releases) as opened:
+            assert opened.root == releases / "1.0.0" and opened.manifest is not None
+    with Benchmark.open(tmp_path / "latest") as opened:
+        assert opened.root == tmp_path / "latest" and opened.manifest is None
 
 
 def test_query_of_a_setting_without_the_architecture_says_where_it_has_results(

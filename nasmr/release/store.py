@@ -80,7 +80,7 @@ def list_releases(releases_dir: Path | None = None) -> list[ReleaseManifest]:
 def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
     """The folder of a release given ``'latest'``, a version, or a path to a release folder."""
     root = Path(releases_dir) if releases_dir is not None else paths.releases_dir()
-    if (Path(ref) / MANIFEST).is_file() and not _is_version(str(ref)):
+    if (Path(ref) / MANIFEST).is_file() and not names_a_release(ref):
         return Path(ref)
     published = [str(version) for version in published_versions(root)]
     choices = f"published in {root}: {', '.join(published) or 'none'}"
@@ -98,6 +98,13 @@ def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
     if str(ref) not in published:
         raise ReleaseError(f"release {ref} not found ({choices})")
     return root / str(ref)
+
+
+def names_a_release(ref: str | Path) -> bool:
+    """Whether ``ref`` is ``'latest'`` or a version: looked up among the releases, never as
+    a folder of that name in the working directory (open one by a longer path, e.g. its
+    absolute one)."""
+    return str(ref) == LATEST or _is_version(str(ref))
 
 
 def _is_version(text: str) -> bool:
