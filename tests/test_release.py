@@ -781,6 +781,24 @@ def test_a_build_without_a_setting_of_the_latest_release_needs_a_version(
     assert "video" not in load_manifest(publish_release(lost, root, "1.1.0")).settings_present
 
 
+def test_a_build_without_the_model_outputs_of_the_latest_release_needs_a_version(
+    build: Path, tmp_path: Path
+) -> None:
+    """A build of the data alone (``nasmr ingest``) would otherwise be published as a patch
+    that withdraws the predictors from ``latest``; given a version, that is deliberate."""
+    source = copy_build(build, tmp_path / "build")
+    (source / "predictors").mkdir()
+    (source / "predictors" / "seg.safetensors").write_bytes(bytes(range(64)))
+    root = tmp_path / "releases"
+    publish_release(source, root, created_at=CREATED)
+    alone = copy_build(build, tmp_path / "alone")
+    refused = r"alone: no predictors/, which release 1\.0\.0 has .*`nasmr build --job build "
+    with pytest.raises(ReleaseError, match=refused):
+        publish_release(alone, root)
+    assert [m.version for m in list_releases(root)] == ["1.0.0"]
+    assert load_manifest(publish_release(alone, root, "1.0.1")).extras == ()
+
+
 def test_a_version_not_above_the_latest_release_is_refused(
     build: Path, releases: Path, tmp_path: Path
 ) -> None:
@@ -810,6 +828,9 @@ def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path
     first = publish_release(source, tmp_path / "releases", created_at=CREATED)
     with pytest.raises(ReleaseError, match=r"no data or model output changed since release 1\.0"):
         publish_release(source, tmp_path / "releases", created_at=CREATED)
+    unchanged = r"0\.9\.0 is too low: .* 1\.0\.0, and nothing changed since it.*1\.0\.1 or higher$"
+    with pytest.raises(ReleaseError, match=unchanged):  # not "the changes since it need..."
+        publish_release(source, tmp_path / "releases", "0.9.0")
     second = publish_release(source, tmp_path / "releases", "1.0.1", created_at=CREATED)
     assert (first.name, second.name) == ("1.0.0", "1.0.1")
     data = {n: d for n, d in sums(first).items() if n.startswith(DATA_FILES)}

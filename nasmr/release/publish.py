@@ -112,13 +112,15 @@ def publish_release(
     against the drop (a stale build is refused). The latest release must verify, since
     the version and changelog are a diff against it. Without a version, a build that has
     no results of a setting the latest release has is refused: a file gone from the
-    drop is more likely an accident than a setting withdrawn on purpose.
+    drop is more likely an accident than a setting withdrawn on purpose. So is a build
+    without a model-output folder the latest release has files in (a build of the data alone).
     """
     build_dir, releases_dir = Path(build_dir), Path(releases_dir)
     previous = check_publishable(build_dir, releases_dir, raw_dir)
     published = published_versions(releases_dir)
-    if version is None and previous is not None:  # before the diff: a quick refusal
+    if version is None and previous is not None:  # before the diff: quick refusals
         _check_settings_kept(build_dir, releases_dir / str(previous))
+        _check_models_kept(build_dir, releases_dir, previous, raw_dir)
     proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
     if version is None and previous is not None and diff.unchanged:
         raise ReleaseError(
@@ -133,10 +135,15 @@ def publish_release(
             "publish a new version"
         )
     elif previous is not None and Version.parse(version) < Version.parse(proposed):
+        need = (
+            "nothing changed since it, and a version must still be above it"
+            if diff.unchanged
+            else f"the changes since it need a {diff.level} bump"
+        )
         raise ReleaseError(
-            f"version {version} is too low: the latest release is {previous}, and the changes "
-            f"since it need a {diff.level} bump (at least {proposed}); publish {proposed} or "
-            "higher, or leave out --version"
+            f"version {version} is too low: the latest release is {previous}, and {need} "
+            f"(at least {proposed}); publish {proposed} or higher"
+            + ("" if diff.unchanged else ", or leave out --version")
         )
     target = releases_dir / version
     if target.exists():
@@ -241,6 +248,33 @@ def _check_settings_kept(build_dir: Path, previous: Path) -> None:
         )
 
 
+def _check_models_kept(
+    build_dir: Path, releases_dir: Path, previous: Version, raw_dir: Path | None
+) -> None:
+    """The build has model outputs in every folder (``predictors/``, ``ncp/``, ``reports/``)
+    of the ``previous`` release: a build of the data alone would withdraw them as a patch."""
+    had, kept = _model_folders(releases_dir / str(previous)), _model_folders(build_dir)
+    lost = [name for name in EXTRA_DIRS if name in had and name not in kept]
+    if lost:
+        raise ReleaseError(
+            f"{build_dir}: no {', '.join(f'{name}/' for name in lost)}, which release "
+            f"{previous} has (a build of the data alone, as `nasmr ingest` makes); build and "
+            f"publish them with `{_build_command('build', build_dir, releases_dir, raw_dir)}`, "
+            "or give a version to publish a release without them"
+        )
+
+
+def _model_folders(root: Path) -> set[str]:
+    """The model-output folders of a build or release that hold at least one file."""
+    return {rel.split("/", 1)[0] for rel in model_files(root)}
+
+
+def _build_command(job: str, build_dir: Path, releases_dir: Path, raw_dir: Path | None) -> str:
+    """The ``nasmr build`` command that runs ``job`` on a build folder and publishes it."""
+    raw = f" --raw {raw_dir}" if raw_dir is not None else ""
+    return f"nasmr build --job {job}{raw} --out {build_dir} --releases {releases_dir}"
+
+
 def _sources(root: Path) -> tuple[FileDigest, ...]:
     """The input files a build or release was made from (its ``sources`` table)."""
     return tuple(
@@ -284,8 +318,7 @@ def _check_model_outputs(build_dir: Path, releases_dir: Path, raw_dir: Path | No
             f"  made from data version {version}: {', '.join(files)}"
             for version, files in sorted(stale.items())
         )
-        raw = f" --raw {raw_dir}" if raw_dir is not None else ""
-        refresh = f"nasmr build --job refresh{raw} --out {build_dir} --releases {releases_dir}"
+        refresh = _build_command("refresh", build_dir, releases_dir, raw_dir)
         raise ReleaseError(
             f"{build_dir}: model outputs made from other data than the build's "
             f"(data version {current}):\n{listing}\n"
