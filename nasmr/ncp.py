@@ -5,12 +5,16 @@ in [0, 1]). A step moves ``z`` along the gradient of the objective
 
     J(z) = sum_s w_s * m_s(z) - cost_weight * ln(cost(z)) - BARRIER * [over budget] * ln(cost(z))
 
-where ``m_s`` is the predictor's standardised primary metric of setting ``s`` and
+where ``m_s`` is the predictor's standardised primary metric of setting ``s``, ``w_s``
+its weight divided by the sum of the weights (so 70,30 searches as 0.7,0.3 does), and
 ``cost`` the exact FLOPs (GMac) or params (M) polynomial evaluated on the relaxed
 embedding (``nasmr.features.relaxed_complexity``). Each step is normalised per start
-(its largest coordinate moves by ``lr``), then ``z`` is clamped to [0, 1] and rounded
-to the nearest valid architecture (or projected to the nearest architecture of a
-given pool). The rounded architecture is scored with the predictor and its exact
+(its largest coordinate moves by ``lr``) over the coordinates free to move: one at 0
+whose gradient points below 0, or at 1 pointing above, is held, so that a width already
+at its bound cannot shrink every other coordinate's move (budgets of a few times the
+smallest architecture's cost were rarely met in 70 steps before). Then ``z`` is clamped
+to [0, 1] and rounded to the nearest valid architecture (or projected to the nearest
+architecture of a given pool). The rounded architecture is scored with the predictor and its exact
 FLOPs/params from ``nasmr.complexity.analytic_complexity``; the best rounded
 architecture within the hard budgets is each start's result, and a start that never
 meets them is reported as infeasible. A given pool is first cut to its architectures
@@ -20,7 +24,7 @@ a batch of starts gives each start's results as it alone would, but for the last
 matrix products over another number of rows may round differently. That changes a
 rounded architecture only where a coordinate lands on the halfway point between two
 grid values, which two full steps of ``lr`` 0.05 from a channel value do (in 128
-starts of 70 steps on the default seg predictor, one trajectory went another way
+starts of 70 steps on the default seg predictor, two trajectories went another way
 there, no result).
 """
 
@@ -60,8 +64,9 @@ class Objective:
     """What NCP maximises: weighted primary metrics minus a cost, under hard budgets.
 
     ``weights`` maps MR settings to weights (>= 0, not all 0) of their standardised primary
-    metric; ``cost_weight`` (lambda, >= 0) multiplies the natural log of ``cost`` (GMac or M
-    params). Weights and bounds are real numbers (not bools, not None).
+    metric, relative to each other (the search divides them by their sum); ``cost_weight``
+    (lambda, >= 0) multiplies the natural log of ``cost`` (GMac or M params), in standardised
+    metric units. Weights and bounds are real numbers (not bools, not None).
     """
 
     weights: Mapping[str, float]
@@ -107,8 +112,8 @@ class Objective:
                 raise ValueError(f"objective {name} must be positive, got {bound}")
             if bound < least:
                 raise ValueError(
-                    f"objective {name} {bound:g}: no architecture of the space fits, the "
-                    f"smallest costs {least:g} {unit} (every count 1, every width 8)"
+                    f"objective {name} {bound}: no architecture of the space fits, the "
+                    f"smallest costs {least} {unit} (every count 1, every width 8)"
                 )
 
 
@@ -214,6 +219,8 @@ def ncp_search(
     primary, shown = _metric_columns(predictor, objective)
     model = predictor.double()
     weights = torch.tensor([objective.weights[s] for s in objective.weights], dtype=torch.float64)
+    weights = weights / weights.max()  # first, so that huge weights do not sum to inf
+    weights = weights / weights.sum()
     cost_index = 0 if objective.cost == "flops" else 1
     budgets = _budgets(objective)
     exacts = _Exacts()  # the pool's costs, counted once for the cut, serve the steps too
@@ -240,7 +247,10 @@ def ncp_search(
             units = model.to_units(standardised)[:, shown].numpy()
         exact_costs = np.array([[e.gflops, e.mparams] for e in found])
         value = (standardised[:, primary] @ weights).numpy()
-        value = value - objective.cost_weight * np.log(exact_costs[:, cost_index])
+        with np.errstate(over="ignore", invalid="ignore"):  # named below instead
+            value = value - objective.cost_weight * np.log(exact_costs[:, cost_index])
+        if not np.isfinite(value).all():
+            raise ValueError(_overflow(objective, "objective"))
         feasible = np.ones(n, dtype=bool)
         for index, bound in budgets:
             feasible &= exact_costs[:, index] <= bound
@@ -307,12 +317,19 @@ def _step(
         value = value - BARRIER * over * costs[:, index].log()
     (grad,) = torch.autograd.grad(value.sum(), z)
     if not torch.isfinite(grad).all():
-        raise ValueError(
-            f"NCP gradient overflowed (weights {dict(objective.weights)}, cost_weight "
-            f"{objective.cost_weight}): use smaller weights"
-        )
+        raise ValueError(_overflow(objective, "gradient"))
+    held = ((z <= 0) & (grad < 0)) | ((z >= 1) & (grad > 0))
+    grad = grad.masked_fill(held, 0.0)
     scale = grad.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
     return (z + lr * grad / scale).clamp(0.0, 1.0).detach()
+
+
+def _overflow(objective: Objective, what: str) -> str:
+    """Why a search stopped: its objective or gradient is not finite."""
+    return (
+        f"NCP {what} overflowed (weights {dict(objective.weights)}, cost_weight "
+        f"{objective.cost_weight}): use a smaller cost_weight"
+    )
 
 
 def _final(

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from nasmr.cli import main
 from nasmr.complexity import SMALLEST, analytic_complexity
 from nasmr.ncp import Objective, ncp_search
+from nasmr.ncp_defaults import DEFAULT_STEPS
 from nasmr.predictor import (
     BRANCH_ATTENTION,
     DEFAULT,
@@ -112,7 +113,8 @@ def test_unreachable_budget_reports_infeasible_starts(seg_predictor: Predictor) 
     [
         (
             {"max_gflops": 0.01},
-            "max_gflops 0.01: no architecture of the space fits, the smallest costs 0.0108426 GMac",
+            "max_gflops 0.01: no architecture of the space fits, the smallest costs "
+            "0.010842562 GMac",
         ),
         ({"max_mparams": 0.02}, "max_mparams 0.02: no .* smallest costs 0.021322 M"),
     ],
@@ -247,12 +249,41 @@ def test_objective_names_a_bad_argument_when_made(arguments: dict, message: str)
         Objective(**arguments)
 
 
-def test_weights_so_large_the_gradient_overflows_are_named(multi_predictor: Predictor) -> None:
-    """1e308 each used to turn the step into NaN and fail as an 'invalid embedding' of
-    int64-min."""
-    objective = Objective({"seg": 1e308, "cls-10c": 1e308})
-    with pytest.raises(ValueError, match=r"NCP gradient overflowed .*use smaller weights"):
-        ncp_search(multi_predictor, objective, sample(2, 0), steps=3)
+def test_weights_are_relative(multi_predictor: Predictor) -> None:
+    """Percentages (70,30) used to outweigh the fixed budget barrier and leave every start
+    over budget, where 0.7,0.3 met it; 1e308 each used to overflow."""
+
+    def search(weights: dict[str, float]) -> pd.DataFrame:
+        objective = Objective(weights, max_gflops=0.3)
+        return ncp_search(multi_predictor, objective, sample(6, 4), steps=30).final
+
+    fractions = search({"seg": 0.7, "cls-10c": 0.3})
+    assert (fractions["status"] == "feasible").all()
+    for scaled in ({"seg": 70.0, "cls-10c": 30.0}, {"seg": 7e307, "cls-10c": 3e307}):
+        found = search(scaled)
+        assert found["code"].tolist() == fractions["code"].tolist()
+        assert found["objective"].to_numpy() == pytest.approx(fractions["objective"].to_numpy())
+
+
+def test_a_cost_weight_so_large_the_objective_overflows_is_named(
+    seg_predictor: Predictor,
+) -> None:
+    """It used to make every objective -inf and report every start infeasible, even with
+    no budget."""
+    objective = Objective({"seg": 1.0}, cost_weight=1e308)
+    with pytest.raises(ValueError, match=r"NCP objective overflowed .*use a smaller cost_weight"):
+        ncp_search(seg_predictor, objective, sample(16, 0), steps=0)
+
+
+@pytest.mark.parametrize("budget", [{"max_gflops": 0.02}, {"max_mparams": 0.03}])
+def test_tight_budgets_are_met_in_the_default_steps(
+    seg_predictor: Predictor, budget: dict[str, float]
+) -> None:
+    """Twice the smallest architecture's cost or less: the step used to be scaled by the
+    gradient of widths already at 8, which cannot shrink, so no start got under it."""
+    objective = Objective({"seg": 1.0}, **budget)
+    result = ncp_search(seg_predictor, objective, sample(8, 0), steps=DEFAULT_STEPS)
+    assert (result.final["status"] == "feasible").all()
 
 
 def test_hypervolume_of_known_points() -> None:
@@ -364,6 +395,20 @@ def test_cli_search_refuses_an_out_file_it_would_not_write_as_named(
     assert result.exit_code == 2, result.output
     assert "expected a .csv or .parquet file" in result.output
     assert not out.exists()
+
+
+def test_cli_search_names_an_out_folder_it_cannot_create(
+    seg_predictor: Predictor, tmp_path: Path
+) -> None:
+    """It used to search, then fail with a traceback and lose the search's results."""
+    seg_predictor.save(tmp_path)
+    (tmp_path / "taken.csv").write_text("a file, not a folder\n")
+    out = tmp_path / "taken.csv" / "traj.csv"
+    args = ["search", "--setting", "seg", "--steps", "1", "--starts", "1", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--predictors", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert f"cannot create the folder {out.parent}" in result.output
+    assert "infeasible" not in result.output and "feasible" not in result.output
 
 
 def test_cli_search_refuses_to_write_into_a_release(

@@ -233,7 +233,10 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     help="Comma-separated MR settings, weighted by --weights (multi-task predictor).",
 )
 @click.option(
-    "--weights", default=None, help="Comma-separated weights of --settings (>= 0, not all 0)."
+    "--weights",
+    default=None,
+    help="Comma-separated weights of --settings (>= 0, not all 0), relative: divided by "
+    "their sum, so 70,30 searches as 0.7,0.3 does.",
 )
 @click.option(
     "--max-gflops",
@@ -320,6 +323,7 @@ def search(
     warehouse: Path,
 ) -> None:
     """Search architectures with NCP and print each start's best feasible result."""
+    from nasmr.complexity import SMALLEST
     from nasmr.ncp import Objective, ncp_search
     from nasmr.predictor import predictor_name, torch_threads
     from nasmr.space import sample
@@ -358,6 +362,12 @@ def search(
         )
         truth = {}
     pool = _evaluated(truth, list(objective_weights), warehouse) if evaluated_only else None
+    if out_file is not None:  # before the search, so that its results are not lost
+        try:
+            out_file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            message = f"cannot create the folder {out_file.parent}: {err.strerror or err}"
+            raise click.BadParameter(message, param_hint="--out") from err
     try:
         with torch_threads(1):
             result = ncp_search(
@@ -365,17 +375,23 @@ def search(
             )
     except ValueError as err:
         raise click.ClickException(str(err)) from err
-    if out_file is not None:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        if out_file.suffix == ".parquet":
-            result.trajectory.to_parquet(out_file, index=False)
-        else:
-            result.trajectory.to_csv(out_file, index=False)
     _print_final(result.final, list(objective_weights))
     if out_file is not None:
+        try:
+            if out_file.suffix == ".parquet":
+                result.trajectory.to_parquet(out_file, index=False)
+            else:
+                result.trajectory.to_csv(out_file, index=False)
+        except OSError as err:
+            message = f"trajectories not written to {out_file}: {err.strerror or err}"
+            raise click.ClickException(message) from err
         click.echo(f"trajectories ({len(result.trajectory)} rows) written to {out_file}", err=True)
     infeasible = int((result.final["status"] == "infeasible").sum())
-    hint = "more --steps or a looser budget may reach it (tight budgets take more steps)"
+    hint = (
+        "more --steps or a looser budget may reach it (tight budgets take more steps; a "
+        f"FLOPs budget within about 10% of the smallest architecture's {SMALLEST.gmac} GMac "
+        "may not be met at all)"
+    )
     if infeasible == len(result.final):  # nothing found is a failure for scripts, too
         raise click.ClickException(f"no start met the budget: {hint}")
     if infeasible:
