@@ -34,6 +34,7 @@ telemetry:
 concurrency:
   pools:
     default_limit: 1  # one writer of the DuckDB warehouse at a time (pool duckdb_writer)
+    granularity: run  # held by runs in progress, not by steps: a killed step holds nothing
   runs:
     tag_concurrency_limits:  # the sensor's and the schedule's runs one at a time
       - key: {AUTOMATION_TAG[0]}

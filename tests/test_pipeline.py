@@ -479,6 +479,30 @@ def test_the_local_instance_runs_automated_runs_one_at_a_time(
     assert tick.run_requests[0].tags["nasmr/writer"] == "automation"
 
 
+def test_a_warehouse_slot_left_by_a_killed_run_does_not_stop_the_next_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pool slots were claimed per step: one held by a build killed with SIGKILL in its
+    warehouse step stayed claimed, and every later build waited for it forever."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    _, _, raw = _video_drop(tmp_path, seed=5)
+    outcome: list[BuildOutcome] = []
+    with local_instance() as instance:
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default("duckdb_writer")
+        storage.claim_concurrency_slot("duckdb_writer", "killed-run", "warehouse")
+
+        def build() -> None:
+            run = run_job("ingest", raw_dir=raw, out_dir=tmp_path / "out", options=FAST,
+                          instance=instance)  # fmt: skip
+            outcome.append(run)
+
+        thread = threading.Thread(target=build, daemon=True)
+        thread.start()
+        thread.join(timeout=120)
+    assert outcome and outcome[0].success, "the build waited for the killed run's slot"
+
+
 def test_weekly_schedule_requests_a_refresh_run() -> None:
     context = dg.build_schedule_context()
     result = weekly_refresh.evaluate_tick(context)
