@@ -36,7 +36,7 @@ refresh_job = dg.define_asset_job(
     "refresh",
     selection=dg.AssetSelection.groups(MODELS_GROUP)
     | dg.AssetSelection.assets(release.release)
-    | dg.AssetSelection.checks_for_assets(warehouse.warehouse, complexity.complexity),
+    | dg.AssetSelection.checks_for_assets(warehouse.warehouse),
     description="Re-check the current warehouse, retrain the predictors, rerun NCP and publish "
     "a release when anything differs from the latest one.",
 )

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -581,6 +582,23 @@ def test_refresh_publishes_nothing_from_a_warehouse_failing_its_checks(tmp_path:
     assert trained is None
     assert [f.split(":")[0] for f in refreshed.failures] == ["warehouse_metric_ranges"]
     assert list_releases(tmp_path / "rel") == []
+
+
+def test_refresh_of_a_build_made_without_dagster_publishes_and_succeeds(tmp_path: Path) -> None:
+    """`nasmr ingest` stages no complexity counts; refresh re-ran their check, which failed
+    the run after the release was published anyway (it blocked nothing)."""
+    archs = sample(60, seed=8)
+    records = [
+        mr_record(a, *exact(a), top1=40.0 + (i * 7919 % 60) / 4, top5=70.0 + i / 4)
+        for i, a in enumerate(archs)
+    ]
+    raw = write_drop(tmp_path / "raw", {"video": pickle.dumps(records)}, [a.code for a in archs])
+    folders = {"raw_dir": raw, "out_dir": tmp_path / "out", "releases_dir": tmp_path / "rel"}
+    warehouse.ingest(raw, tmp_path / "out", method="analytic", ingested_at=WHEN)
+    with dg.instance_for_test() as instance:
+        refreshed = run_job("refresh", **folders, options=FAST, instance=instance)
+    assert refreshed.success, (refreshed.failures, refreshed.failed_checks)
+    assert [m.version for m in list_releases(tmp_path / "rel")] == ["1.0.0"]
 
 
 def test_a_failed_step_is_reported_with_the_error_naming_the_file(tmp_path: Path) -> None:

@@ -792,7 +792,7 @@ def test_a_build_without_the_model_outputs_of_the_latest_release_needs_a_version
     root = tmp_path / "releases"
     publish_release(source, root, created_at=CREATED)
     alone = copy_build(build, tmp_path / "alone")
-    refused = r"alone: no predictors/, which release 1\.0\.0 has .*`nasmr build --job build "
+    refused = r"alone: no predictors/, which release 1\.0\.0 has .*`nasmr build --job refresh "
     with pytest.raises(ReleaseError, match=refused):
         publish_release(alone, root)
     assert [m.version for m in list_releases(root)] == ["1.0.0"]

@@ -258,8 +258,8 @@ def _check_models_kept(
     if lost:
         raise ReleaseError(
             f"{build_dir}: no {', '.join(f'{name}/' for name in lost)}, which release "
-            f"{previous} has (a build of the data alone, as `nasmr ingest` makes); build and "
-            f"publish them with `{_build_command('build', build_dir, releases_dir, raw_dir)}`, "
+            f"{previous} has (a build of the data alone, as `nasmr ingest` makes); train and "
+            f"publish them with `{_refresh_command(build_dir, releases_dir, raw_dir)}`, "
             "or give a version to publish a release without them"
         )
 
@@ -269,10 +269,10 @@ def _model_folders(root: Path) -> set[str]:
     return {rel.split("/", 1)[0] for rel in model_files(root)}
 
 
-def _build_command(job: str, build_dir: Path, releases_dir: Path, raw_dir: Path | None) -> str:
-    """The ``nasmr build`` command that runs ``job`` on a build folder and publishes it."""
+def _refresh_command(build_dir: Path, releases_dir: Path, raw_dir: Path | None) -> str:
+    """The command that trains a build's model outputs again, then publishes it."""
     raw = f" --raw {raw_dir}" if raw_dir is not None else ""
-    return f"nasmr build --job {job}{raw} --out {build_dir} --releases {releases_dir}"
+    return f"nasmr build --job refresh{raw} --out {build_dir} --releases {releases_dir}"
 
 
 def _sources(root: Path) -> tuple[FileDigest, ...]:
@@ -318,7 +318,7 @@ def _check_model_outputs(build_dir: Path, releases_dir: Path, raw_dir: Path | No
             f"  made from data version {version}: {', '.join(files)}"
             for version, files in sorted(stale.items())
         )
-        refresh = _build_command("refresh", build_dir, releases_dir, raw_dir)
+        refresh = _refresh_command(build_dir, releases_dir, raw_dir)
         raise ReleaseError(
             f"{build_dir}: model outputs made from other data than the build's "
             f"(data version {current}):\n{listing}\n"
