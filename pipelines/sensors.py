@@ -24,6 +24,19 @@ def staged_versions(build_dir: BuildDir) -> dict[str, str]:
     return versions
 
 
+def launched_runs(context: dg.SensorEvaluationContext) -> dict[str, int]:
+    """Runs this sensor has launched per setting: what a new or reset cursor counts changes
+    from. Counting from 0 again would reuse run keys, and Dagster skips a key it launched."""
+    return {
+        setting: context.instance.get_runs_count(
+            dg.RunsFilter(
+                tags={"dagster/sensor_name": context.sensor_name, "dagster/partition": setting}
+            )
+        )
+        for setting in settings_partitions.get_partition_keys()
+    }
+
+
 @dg.sensor(
     job=reingest_job,
     minimum_interval_seconds=300,
@@ -33,15 +46,16 @@ def raw_drop_sensor(
     context: dg.SensorEvaluationContext, raw_drop: RawDrop, build_dir: BuildDir
 ) -> dg.SensorResult:
     """One run per changed setting, keyed by its count of changes (kept in the cursor with the
-    checksums): Dagster launches a key once, so a file back at earlier bytes still runs. The
-    first tick compares with what the build validated, so switching the sensor on after a
+    checksums, and started from the runs the sensor launched before): Dagster launches a key
+    once, so a file back at earlier bytes still runs. The first tick (or the first after a
+    cursor reset) compares with what the build validated, so switching the sensor on after a
     build re-ingests nothing that build already did, read under the build's lock (a tick
     during a ``nasmr build`` fails naming it, and the next one reads)."""
     if context.cursor:
         cursor = json.loads(context.cursor)
     else:
         with build_dir.shared_lock("the raw_drop sensor's first tick"):
-            cursor = {"checksums": staged_versions(build_dir)}
+            cursor = {"checksums": staged_versions(build_dir), "changes": launched_runs(context)}
     if "checksums" not in cursor:  # written before run keys counted changes: checksums only
         cursor = {"checksums": cursor}
     seen: dict[str, str] = cursor["checksums"]

@@ -340,13 +340,24 @@ def test_a_missing_drop_says_how_to_point_at_one(tmp_path: Path) -> None:
         RawDrop(path=str(tmp_path / "nowhere")).root()
 
 
-def _sensor_tick(raw: Path, cursor: str | None, build: Path | None = None) -> dg.SensorResult:
-    """One tick against the drop ``raw`` and the build folder ``build`` (default: none yet)."""
+def _sensor_tick(
+    raw: Path,
+    cursor: str | None,
+    build: Path | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.SensorResult:
+    """One tick against the drop ``raw`` and the build folder ``build`` (default: none yet),
+    on ``instance`` (default: a new one, where the sensor has launched no run)."""
     resources = {
         "raw_drop": RawDrop(path=str(raw)),
         "build_dir": BuildDir(path=str(build or raw / "no-build")),
     }
-    with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+    if instance is None:
+        with dg.instance_for_test() as fresh:
+            return _sensor_tick(raw, cursor, build, fresh)
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources, sensor_name=raw_drop_sensor.name
+    ) as context:
         return raw_drop_sensor(context)
 
 
@@ -399,6 +410,31 @@ def test_sensor_ingests_a_file_that_returns_to_earlier_bytes(tmp_path: Path) -> 
         keys.append(tick.run_requests[0].run_key)
         cursor = tick.cursor
     assert len(set(keys)) == len(keys), keys
+
+
+def test_sensor_after_a_cursor_reset_reuses_no_run_key(tmp_path: Path) -> None:
+    """A reset cursor counted changes from 0 again: a change then got a key launched before,
+    Dagster skipped its run, and the warehouse stayed stale without a word."""
+    archs = sample(3, seed=5)
+    a, b = (
+        pickle.dumps([mr_record(x, *exact(x), top1=top1, top5=80.0) for x in archs])
+        for top1 in (50.0, 51.0)
+    )
+    raw = write_drop(tmp_path / "raw", {"video": a}, [x.code for x in archs])
+    path = raw / "data" / "video" / "trainval.pkl"
+    keys = []
+    with dg.instance_for_test() as instance:
+        cursor = None
+        for payload, reset in [(a, False), (b, False), (a, True)]:
+            path.write_bytes(payload)
+            tick = _sensor_tick(raw, None if reset else cursor, instance=instance)
+            for request in tick.run_requests:  # as the daemon launches them
+                tags = {"dagster/sensor_name": raw_drop_sensor.name, "dagster/partition": "video"}
+                run = dg.DagsterRun(job_name="reingest", run_id=str(len(keys)), tags=tags)
+                instance.add_run(run)
+                keys.append(request.run_key)
+            cursor = tick.cursor
+    assert len(keys) == 3 and len(set(keys)) == 3, keys
 
 
 def test_sensor_first_tick_ingests_only_what_the_build_did_not(tmp_path: Path) -> None:
