@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from nasmr.table_docs import COLUMN_DOCS
+from schemas.settings import NB201
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,14 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "no_duplicate_architectures",
-        "One result per (setting, architecture, metric), one row per architecture code.",
+        "One result per (setting, architecture, metric), one row per architecture code and "
+        "per nas-bench-201 cell.",
         "SELECT setting, code, metric, count(*) AS n FROM results GROUP BY ALL HAVING n > 1 "
         "UNION ALL SELECT 'architectures', code, NULL, count(*) FROM architectures "
-        "GROUP BY code HAVING count(*) > 1",
-        "SELECT count(*) FROM results",
+        "GROUP BY code HAVING count(*) > 1 "
+        f"UNION ALL SELECT '{NB201}', ops, NULL, count(*) FROM nb201_results "
+        "GROUP BY ops HAVING count(*) > 1",
+        "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM nb201_results)",
     ),
     Rule(
         "results_reference_known_architectures",
@@ -79,12 +83,17 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "metric_ranges",
-        "Metrics are finite percentages in [0, 100]; published FLOPs and params are positive.",
+        "Metrics are finite percentages in [0, 100]; published FLOPs and params are positive "
+        "(nas-bench-201's Acc, Flops and Params too).",
         "SELECT setting, code, metric, value FROM results "
         "WHERE NOT isfinite(value) OR value < 0 OR value > 100 "
         "UNION ALL SELECT 'complexity', code, 'published_macs/params', published_macs "
-        "FROM complexity WHERE published_macs <= 0 OR published_params <= 0",
-        "SELECT count(*) FROM results",
+        "FROM complexity WHERE published_macs <= 0 OR published_params <= 0 "
+        f"UNION ALL SELECT '{NB201}', ops, 'Acc', Acc FROM nb201_results "
+        "WHERE NOT isfinite(Acc) OR Acc < 0 OR Acc > 100 "
+        f"UNION ALL SELECT '{NB201}', ops, 'Flops/Params', Flops FROM nb201_results "
+        "WHERE NOT (isfinite(Flops) AND Flops > 0 AND isfinite(Params) AND Params > 0)",
+        "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM nb201_results)",
     ),
 )
 """Every rule a warehouse must keep before it is released."""

@@ -192,6 +192,7 @@ counts_reconcile = _rule_check("counts_reconcile")
 tables_have_this_nasmrs_columns = _rule_check("tables_have_this_nasmrs_columns")
 no_duplicate_architectures = _rule_check("no_duplicate_architectures")
 results_reference_known_architectures = _rule_check("results_reference_known_architectures")
+metric_ranges = _rule_check("metric_ranges")
 
 
 def _offending(result: dg.AssetCheckResult) -> str:
@@ -262,6 +263,26 @@ def test_no_duplicate_architectures_names_a_repeated_result_and_code(tmp_path: P
     assert result.metadata["offending"].value == 2
     rows = _offending(result)
     assert archs[0].code in rows and archs[2].code in rows and archs[1].code not in rows
+
+
+def test_rules_cover_the_nas_bench_201_cells(tmp_path: Path) -> None:
+    """An Acc of 150 and a cell stored twice used to keep every rule: only ingest checked
+    the cells, and publishing trusts the rules to catch what is edited after it."""
+    cells = [nb201_record([0, 1, 2, 3, 4, 0], 40.0), nb201_record([1, 1, 2, 3, 4, 0], 41.0)]
+    _, _, raw = _video_drop(tmp_path, seed=5, extra={NB201: pickle.dumps(cells)})
+    warehouse.ingest(raw, tmp_path / "out", method="analytic")
+    build_dir = BuildDir(path=str(tmp_path / "out"))
+    assert metric_ranges(build_dir=build_dir).passed
+    assert no_duplicate_architectures(build_dir=build_dir).passed
+    _tamper(build_dir, "UPDATE nb201_results SET Acc = 150 WHERE ops = '0|1|2|3|4|0'")
+    _tamper(build_dir, "INSERT INTO nb201_results SELECT * FROM nb201_results WHERE Acc = 41")
+    ranges, repeated = (
+        metric_ranges(build_dir=build_dir),
+        no_duplicate_architectures(build_dir=build_dir),
+    )
+    assert not ranges.passed and not repeated.passed
+    assert "0|1|2|3|4|0" in _offending(ranges) and "150" in _offending(ranges)
+    assert "1|1|2|3|4|0" in _offending(repeated) and "0|1|2|3|4|0" not in _offending(repeated)
 
 
 def test_analytic_count_agrees_names_a_wrong_module_count(
