@@ -199,7 +199,7 @@ class Benchmark:
         Not the search_index (line of ``search_list.txt``): unevaluated codes have no
         position, so the two differ after the first of them; see the module docstring.
         """
-        if not isinstance(index, Integral):
+        if isinstance(index, bool) or not isinstance(index, Integral):
             raise TypeError(
                 f"architecture index must be an int (a position among the evaluated "
                 f"architectures), got {index!r}; for a code use query(code, ...) or index(code)"
@@ -225,8 +225,13 @@ class Benchmark:
             try:
                 canonical = Arch.from_code(code).code  # type: ignore[arg-type]
             except ArchError as err:
+                hint = ""
+                if isinstance(code, Integral) and not isinstance(code, bool):
+                    hint = f"; for the architecture at position {code} use arch({code})"
+                elif not isinstance(code, str):
+                    hint = "; for an embedding use Arch.from_embedding(...)"
                 return UnknownArchitectureError(
-                    f"{code!r} is not a valid architecture code ({err}); {size}"
+                    f"{code!r} is not a valid architecture code ({err}); {size}{hint}"
                 )
         if canonical in self._unevaluated:
             return UnknownArchitectureError(

@@ -122,6 +122,12 @@ def test_architectures_are_the_evaluated_ones_in_search_order(
     assert bench.arch(np.int64(17)) == bench.arch(17)  # an index column's value
     with pytest.raises(TypeError, match=r"index must be an int .*got '0'; for a code use"):
         bench.arch("0")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"index must be an int .*got True"):
+        bench.arch(True)  # was architecture 1
+    with pytest.raises(UnknownArchitectureError, match=r"position 5 use arch\(5\)$"):
+        bench.query(5, "seg")  # type: ignore[arg-type]  # NAS-Bench-201 users' habit
+    with pytest.raises(UnknownArchitectureError, match=r"embedding use Arch.from_embedding"):
+        bench.query(list(first.embedding), "seg")  # type: ignore[arg-type]
 
 
 def test_query_returns_the_published_record(bench: Benchmark, raw_dir: Path) -> None:
