@@ -27,8 +27,12 @@ class BuildOutcome:
     """Failed check name -> its offending rows (markdown), as shown in the UI."""
 
 
+NASMR_WROTE = "# Written by nasmr"
+"""How the instance config nasmr writes begins: such a file is nasmr's to rewrite."""
+
 INSTANCE_CONFIG = f"""\
-# Written by nasmr on first use. Local, embedded SQLite storage under this folder.
+{NASMR_WROTE}, which rewrites it when its settings change; delete this line to keep edits.
+# Local, embedded SQLite storage under this folder.
 telemetry:
   enabled: false
 concurrency:
@@ -44,11 +48,16 @@ concurrency:
 
 
 def local_instance() -> dg.DagsterInstance:
-    """The persistent instance in ``DAGSTER_HOME`` (default ``.dagster/``): runs show in the UI."""
+    """The persistent instance in ``DAGSTER_HOME`` (default ``.dagster/``): runs show in the UI.
+
+    Its ``dagster.yaml`` is written when missing, and rewritten when an earlier nasmr wrote
+    other settings (a file that does not begin with :data:`NASMR_WROTE` is left alone).
+    """
     home = paths.dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    written = config.read_text() if config.exists() else None
+    if written is None or (written.startswith(NASMR_WROTE) and written != INSTANCE_CONFIG):
         config.write_text(INSTANCE_CONFIG)
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()

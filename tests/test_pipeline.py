@@ -36,7 +36,7 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
 from pipelines.resources import BuildDir, BuildOptions, LogDrop, RawDrop, ReleaseDir
-from pipelines.run import BuildOutcome, local_instance, run_job
+from pipelines.run import INSTANCE_CONFIG, BuildOutcome, local_instance, run_job
 from pipelines.sensors import raw_drop_sensor
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS
 from tests.drops import (
@@ -535,6 +535,26 @@ def test_the_local_instance_runs_automated_runs_one_at_a_time(
     assert {"key": "nasmr/writer", "value": "automation", "limit": 1} in limits
     tick = weekly_refresh.evaluate_tick(dg.build_schedule_context())
     assert tick.run_requests[0].tags["nasmr/writer"] == "automation"
+
+
+def test_the_instance_config_of_an_earlier_nasmr_is_rewritten_and_an_own_one_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fixes to the instance settings reached only new folders: a maintainer's .dagster/
+    kept the file of the nasmr that created it (without the run-granular pool, say)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    config = home / "dagster.yaml"
+    earlier = "# Written by nasmr on first use.\ntelemetry:\n  enabled: false\n"
+    config.write_text(earlier)
+    with local_instance() as instance:
+        pools = instance.get_concurrency_config().pool_config
+    assert config.read_text() == INSTANCE_CONFIG and pools.pool_granularity.value == "run"
+    own = "# my settings\ntelemetry:\n  enabled: false\n"
+    config.write_text(own)
+    with local_instance():
+        assert config.read_text() == own
 
 
 def test_a_warehouse_slot_left_by_a_killed_run_does_not_stop_the_next_build(
