@@ -1,6 +1,7 @@
 """Run the main job in-process against the local Dagster instance kept in the repository."""
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from dagster_shared.error import SerializableErrorInfo
 from nasmr import paths
 from nasmr.build_lock import build_lock
 from nasmr.logs import refuse_to_clear_the_drop
+from pipelines.assets.warehouse import WRITER_POOL
 from pipelines.definitions import build_definitions
 from pipelines.jobs import AUTOMATION_TAG
 from pipelines.resources import BuildOptions
@@ -60,7 +62,41 @@ def local_instance() -> dg.DagsterInstance:
     if written is None or (written.startswith(NASMR_WROTE) and written != INSTANCE_CONFIG):
         config.write_text(INSTANCE_CONFIG)
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    # the run queue counts a pool without a limit row as unlimited: create it before any run
+    instance.event_log_storage.initialize_concurrency_limit_to_default(WRITER_POOL)
+    fail_killed_runs(instance)
+    return instance
+
+
+PROCESS_TAGS = ("nasmr/host", "nasmr/pid")
+"""Tags of a run ``nasmr build`` executes in its own process: that process's host and pid."""
+
+
+def fail_killed_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Report as failed, and return, the runs a nasmr process on this host started and did
+    not outlive (killed with SIGKILL, say): left STARTED, each would hold the
+    ``duckdb_writer`` pool against every queued run for good."""
+    host, pid = PROCESS_TAGS
+    started = dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTED], tags={host: socket.gethostname()}
+    )
+    killed = [run for run in instance.get_runs(started) if not _alive(int(run.tags[pid]))]
+    for run in killed:
+        message = f"the nasmr process {run.tags[pid]} that ran it has ended (killed)"
+        instance.report_run_failed(run, message=message)
+    return [run.run_id for run in killed]
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of that id runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 def run_job(
@@ -84,7 +120,9 @@ def run_job(
     out = paths.outside_releases(out_dir if out_dir is not None else paths.out_dir())
     defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options, build_locked=True)
     job = defs.resolve_job_def(job_name)
-    tags = _partition_tags(job, partition)
+    tags = _partition_tags(job, partition) | dict(
+        zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid())), strict=True)
+    )
     if job_name == "logs":  # before the lock file: the build folder may be the log drop
         drop = log_dir if log_dir is not None else paths.log_dir()
         refuse_to_clear_the_drop(out / "logs", drop / "logs")

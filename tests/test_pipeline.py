@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import shutil
+import socket
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -557,6 +559,32 @@ def test_the_instance_config_of_an_earlier_nasmr_is_rewritten_and_an_own_one_kep
         assert config.read_text() == own
 
 
+def test_the_local_instance_fails_the_runs_of_killed_builds_and_limits_the_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nasmr build killed with SIGKILL left its run STARTED, and the run queue then held
+    every queued run that writes the warehouse behind it; and before any build had claimed
+    the pool, its first pass let all of them through at once (no limit row yet)."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    host = socket.gethostname()
+    with local_instance() as instance:
+        assert instance.event_log_storage.get_concurrency_info("duckdb_writer").slot_count == 1
+        for run_id, pid in (("killed", ended.pid), ("running", os.getpid())):
+            tags = {"nasmr/host": host, "nasmr/pid": str(pid)}
+            run = dg.DagsterRun("build", run_id, status=dg.DagsterRunStatus.STARTED, tags=tags)
+            instance.add_run(run)
+    with local_instance() as instance:
+        status = {r: instance.get_run_by_id(r).status for r in ("killed", "running")}
+        failure = instance.all_logs("killed")[-1].message
+    assert status == {
+        "killed": dg.DagsterRunStatus.FAILURE,
+        "running": dg.DagsterRunStatus.STARTED,
+    }
+    assert failure == f"the nasmr process {ended.pid} that ran it has ended (killed)"
+
+
 def test_a_warehouse_slot_left_by_a_killed_run_does_not_stop_the_next_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -578,7 +606,9 @@ def test_a_warehouse_slot_left_by_a_killed_run_does_not_stop_the_next_build(
         thread = threading.Thread(target=build, daemon=True)
         thread.start()
         thread.join(timeout=120)
-    assert outcome and outcome[0].success, "the build waited for the killed run's slot"
+        assert outcome and outcome[0].success, "the build waited for the killed run's slot"
+        tags = instance.get_run_by_id(outcome[0].run_id).tags  # what fail_killed_runs reads
+    assert (tags["nasmr/host"], tags["nasmr/pid"]) == (socket.gethostname(), str(os.getpid()))
 
 
 def test_weekly_schedule_requests_a_refresh_run() -> None:
