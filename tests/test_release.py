@@ -785,18 +785,22 @@ def test_a_build_without_the_model_outputs_of_the_latest_release_needs_a_version
     build: Path, tmp_path: Path
 ) -> None:
     """A build of the data alone (``nasmr ingest``) would otherwise be published as a patch
-    that withdraws the predictors from ``latest``; given a version, that is deliberate."""
+    that withdraws the predictors from ``latest``; given a version, that is deliberate. A
+    build with fewer model outputs (other options) is published as it is."""
     source = copy_build(build, tmp_path / "build")
-    (source / "predictors").mkdir()
-    (source / "predictors" / "seg.safetensors").write_bytes(bytes(range(64)))
+    for folder in ("predictors", "ncp"):
+        (source / folder).mkdir()
+        (source / folder / "seg.safetensors").write_bytes(bytes(range(64)))
     root = tmp_path / "releases"
     publish_release(source, root, created_at=CREATED)
     alone = copy_build(build, tmp_path / "alone")
-    refused = r"alone: no predictors/, which release 1\.0\.0 has .*`nasmr build --job refresh "
-    with pytest.raises(ReleaseError, match=refused):
+    refused = r"alone: no model outputs, and release 1\.0\.0 has predictors/, ncp/ .*`nasmr "
+    with pytest.raises(ReleaseError, match=refused + r"build --job refresh "):
         publish_release(alone, root)
     assert [m.version for m in list_releases(root)] == ["1.0.0"]
-    assert load_manifest(publish_release(alone, root, "1.0.1")).extras == ()
+    shutil.rmtree(source / "ncp")
+    assert load_manifest(publish_release(source, root)).extras == ("predictors",)
+    assert load_manifest(publish_release(alone, root, "1.0.2")).extras == ()
 
 
 def test_a_version_not_above_the_latest_release_is_refused(

@@ -251,14 +251,15 @@ def _check_settings_kept(build_dir: Path, previous: Path) -> None:
 def _check_models_kept(
     build_dir: Path, releases_dir: Path, previous: Version, raw_dir: Path | None
 ) -> None:
-    """The build has model outputs in every folder (``predictors/``, ``ncp/``, ``reports/``)
-    of the ``previous`` release: a build of the data alone would withdraw them as a patch."""
-    had, kept = _model_folders(releases_dir / str(previous)), _model_folders(build_dir)
-    lost = [name for name in EXTRA_DIRS if name in had and name not in kept]
-    if lost:
+    """The build has model outputs (``predictors/``, ``ncp/``, ``reports/``) if the
+    ``previous`` release has some: a build of the data alone would withdraw them as a patch.
+    One with fewer of them (other predictor settings, say) is a build's deliberate choice."""
+    had = _model_folders(releases_dir / str(previous))
+    if had and not _model_folders(build_dir):
         raise ReleaseError(
-            f"{build_dir}: no {', '.join(f'{name}/' for name in lost)}, which release "
-            f"{previous} has (a build of the data alone, as `nasmr ingest` makes); train and "
+            f"{build_dir}: no model outputs, and release {previous} has "
+            f"{', '.join(f'{name}/' for name in EXTRA_DIRS if name in had)} (a build of the "
+            "data alone, as `nasmr ingest` makes); train and "
             f"publish them with `{_refresh_command(build_dir, releases_dir, raw_dir)}`, "
             "or give a version to publish a release without them"
         )
