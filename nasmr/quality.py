@@ -83,16 +83,17 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "metric_ranges",
-        "Metrics are finite percentages in [0, 100]; published FLOPs and params are positive "
-        "(nas-bench-201's Acc, Flops and Params too).",
+        "Metrics are finite percentages in [0, 100] (not NULL); published FLOPs and params are "
+        "positive (nas-bench-201's Acc, Flops and Params too).",
         "SELECT setting, code, metric, value FROM results "
-        "WHERE NOT isfinite(value) OR value < 0 OR value > 100 "
+        "WHERE NOT coalesce(isfinite(value) AND value BETWEEN 0 AND 100, false) "
         "UNION ALL SELECT 'complexity', code, 'published_macs/params', published_macs "
         "FROM complexity WHERE published_macs <= 0 OR published_params <= 0 "
         f"UNION ALL SELECT '{NB201}', ops, 'Acc', Acc FROM nb201_results "
-        "WHERE NOT isfinite(Acc) OR Acc < 0 OR Acc > 100 "
+        "WHERE NOT coalesce(isfinite(Acc) AND Acc BETWEEN 0 AND 100, false) "
         f"UNION ALL SELECT '{NB201}', ops, 'Flops/Params', Flops FROM nb201_results "
-        "WHERE NOT (isfinite(Flops) AND Flops > 0 AND isfinite(Params) AND Params > 0)",
+        "WHERE NOT coalesce(isfinite(Flops) AND Flops > 0 AND isfinite(Params) AND Params > 0, "
+        "false)",
         "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM nb201_results)",
     ),
 )

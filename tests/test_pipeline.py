@@ -268,8 +268,8 @@ def test_no_duplicate_architectures_names_a_repeated_result_and_code(tmp_path: P
 
 
 def test_rules_cover_the_nas_bench_201_cells(tmp_path: Path) -> None:
-    """An Acc of 150 and a cell stored twice used to keep every rule: only ingest checked
-    the cells, and publishing trusts the rules to catch what is edited after it."""
+    """An Acc of 150, a cell stored twice and a NULL metric used to keep every rule: only
+    ingest checked them, and publishing trusts the rules to catch what is edited after it."""
     cells = [nb201_record([0, 1, 2, 3, 4, 0], 40.0), nb201_record([1, 1, 2, 3, 4, 0], 41.0)]
     _, _, raw = _video_drop(tmp_path, seed=5, extra={NB201: pickle.dumps(cells)})
     warehouse.ingest(raw, tmp_path / "out", method="analytic")
@@ -277,6 +277,7 @@ def test_rules_cover_the_nas_bench_201_cells(tmp_path: Path) -> None:
     assert metric_ranges(build_dir=build_dir).passed
     assert no_duplicate_architectures(build_dir=build_dir).passed
     _tamper(build_dir, "UPDATE nb201_results SET Acc = 150 WHERE ops = '0|1|2|3|4|0'")
+    _tamper(build_dir, "UPDATE results SET value = NULL WHERE metric = 'top5'")  # passed too
     _tamper(build_dir, "INSERT INTO nb201_results SELECT * FROM nb201_results WHERE Acc = 41")
     ranges, repeated = (
         metric_ranges(build_dir=build_dir),
@@ -284,6 +285,7 @@ def test_rules_cover_the_nas_bench_201_cells(tmp_path: Path) -> None:
     )
     assert not ranges.passed and not repeated.passed
     assert "0|1|2|3|4|0" in _offending(ranges) and "150" in _offending(ranges)
+    assert ranges.metadata["offending"].value == 1 + 3  # and the three NULL top5 values
     assert "1|1|2|3|4|0" in _offending(repeated) and "0|1|2|3|4|0" not in _offending(repeated)
 
 
