@@ -24,17 +24,22 @@ def staged_versions(build_dir: BuildDir) -> dict[str, str]:
     return versions
 
 
-def launched_runs(context: dg.SensorEvaluationContext) -> dict[str, int]:
-    """Runs this sensor has launched per setting: what a new or reset cursor counts changes
-    from. Counting from 0 again would reuse run keys, and Dagster skips a key it launched."""
-    return {
-        setting: context.instance.get_runs_count(
+def launched_changes(context: dg.SensorEvaluationContext) -> dict[str, int]:
+    """The highest change count in the run keys of this sensor's runs, per setting: what a
+    new or reset cursor counts on from. Counting from 0 again would reuse a run key, and
+    Dagster skips a key it has launched."""
+    counts = {}
+    for setting in settings_partitions.get_partition_keys():
+        runs = context.instance.get_runs(
             dg.RunsFilter(
                 tags={"dagster/sensor_name": context.sensor_name, "dagster/partition": setting}
             )
         )
-        for setting in settings_partitions.get_partition_keys()
-    }
+        keys = [run.tags.get("dagster/run_key", "").split(":") for run in runs]
+        counts[setting] = max(
+            (int(k[1]) for k in keys if len(k) == 3 and k[1].isdigit()), default=0
+        )
+    return counts
 
 
 @dg.sensor(
@@ -46,7 +51,7 @@ def raw_drop_sensor(
     context: dg.SensorEvaluationContext, raw_drop: RawDrop, build_dir: BuildDir
 ) -> dg.SensorResult:
     """One run per changed setting, keyed by its count of changes (kept in the cursor with the
-    checksums, and started from the runs the sensor launched before): Dagster launches a key
+    checksums, and counted on from the keys of the runs it launched): Dagster launches a key
     once, so a file back at earlier bytes still runs. The first tick (or the first after a
     cursor reset) compares with what the build validated, so switching the sensor on after a
     build re-ingests nothing that build already did, read under the build's lock (a tick
@@ -55,7 +60,7 @@ def raw_drop_sensor(
         cursor = json.loads(context.cursor)
     else:
         with build_dir.shared_lock("the raw_drop sensor's first tick"):
-            cursor = {"checksums": staged_versions(build_dir), "changes": launched_runs(context)}
+            cursor = {"checksums": staged_versions(build_dir), "changes": launched_changes(context)}
     if "checksums" not in cursor:  # written before run keys counted changes: checksums only
         cursor = {"checksums": cursor}
     seen: dict[str, str] = cursor["checksums"]

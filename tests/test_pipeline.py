@@ -455,6 +455,7 @@ def test_sensor_after_a_cursor_reset_reuses_no_run_key(tmp_path: Path) -> None:
             tick = _sensor_tick(raw, None if reset else cursor, instance=instance)
             for request in tick.run_requests:  # as the daemon launches them
                 tags = {"dagster/sensor_name": raw_drop_sensor.name, "dagster/partition": "video"}
+                tags["dagster/run_key"] = request.run_key
                 run = dg.DagsterRun(job_name="reingest", run_id=str(len(keys)), tags=tags)
                 instance.add_run(run)
                 keys.append(request.run_key)
