@@ -228,7 +228,7 @@ class Benchmark:
                 hint = ""
                 if isinstance(code, Integral) and not isinstance(code, bool):
                     hint = f"; for the architecture at position {code} use arch({code})"
-                elif not isinstance(code, str):
+                elif isinstance(code, (list, tuple, np.ndarray)):
                     hint = "; for an embedding use Arch.from_embedding(...)"
                 return UnknownArchitectureError(
                     f"{code!r} is not a valid architecture code ({err}); {size}{hint}"

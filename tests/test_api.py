@@ -81,8 +81,11 @@ def test_open_latest_or_a_version_is_not_a_folder_of_that_name(
     for name in ("latest", "1.0.0"):
         with Benchmark.open(name, releases) as opened:
             assert opened.root == releases / "1.0.0" and opened.manifest is not None
-    with Benchmark.open(tmp_path / "latest") as opened:
-        assert opened.root == tmp_path / "latest" and opened.manifest is None
+    for folder in (tmp_path / "latest", Path("latest"), "./latest"):  # a Path is a folder
+        with Benchmark.open(folder) as opened:
+            assert opened.root.resolve() == tmp_path / "latest" and opened.manifest is None
+    with pytest.raises(ReleaseError, match=r"none; for the folder latest here, give \./latest"):
+        Benchmark.open("latest", tmp_path / "no-releases")
 
 
 def test_query_of_a_setting_without_the_architecture_says_where_it_has_results(

@@ -84,6 +84,8 @@ def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
         return Path(ref)
     published = [str(version) for version in published_versions(root)]
     choices = f"published in {root}: {', '.join(published) or 'none'}"
+    if names_a_release(ref) and Path(ref).is_dir():
+        choices += f"; for the folder {ref} here, give ./{ref}"
     if str(ref) == LATEST:
         if not published:
             raise ReleaseError(f"no release published yet ({choices})")
@@ -101,10 +103,10 @@ def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
 
 
 def names_a_release(ref: str | Path) -> bool:
-    """Whether ``ref`` is ``'latest'`` or a version: looked up among the releases, never as
-    a folder of that name in the working directory (open one by a longer path, e.g. its
-    absolute one)."""
-    return str(ref) == LATEST or _is_version(str(ref))
+    """Whether ``ref`` is the string ``'latest'`` or a version: looked up among the
+    releases, never as a folder of that name in the working directory (give such a folder
+    as a ``Path``, or as ``'./latest'``)."""
+    return isinstance(ref, str) and (ref == LATEST or _is_version(ref))
 
 
 def _is_version(text: str) -> bool:
