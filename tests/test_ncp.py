@@ -411,6 +411,25 @@ def test_cli_search_names_an_out_folder_it_cannot_create(
     assert "infeasible" not in result.output and "feasible" not in result.output
 
 
+def test_cli_search_prints_its_results_before_a_failed_write(
+    seg_predictor: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trajectory file that cannot be written (a full disk) fails the command naming it,
+    after the results are printed, instead of a traceback that lost them."""
+    seg_predictor.save(tmp_path)
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    out = tmp_path / "traj.csv"
+    args = ["search", "--setting", "seg", "--steps", "1", "--starts", "2", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--predictors", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.count("\tfeasible\t") == 2
+    assert f"trajectories not written to {out}: No space left on device" in result.output
+
+
 def test_cli_search_refuses_to_write_into_a_release(
     seg_predictor: Predictor, tmp_path: Path
 ) -> None:
