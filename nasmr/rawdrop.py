@@ -6,6 +6,12 @@ embeddings are arrays) and refuses every other global before anything runs. Even
 those run none of NumPy's own unpickling code: stand-ins accept plain numeric dtypes
 only and build each value from bytes the file holds, so a forged dtype cannot corrupt
 memory and a claimed shape cannot allocate more than the file's size.
+
+It is Python's own (pure-Python) unpickler, about 0.1 s slower per file than the C one,
+because it lets the loader look at each dict key and set item before it is hashed:
+hashing a tuple nested a few hundred thousand deep overflows the C stack and kills the
+process, so such a key is refused. Bytes after the pickle's end (a second
+``pickle.dump`` appended to the file) fail the file rather than go unread.
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ from __future__ import annotations
 import io
 import math
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 SEARCH_LIST = "search_list.txt"
 TRAINVAL = "trainval.pkl"
 MAX_PICKLE_BYTES = 256 * 1024 * 1024
+MAX_KEY_NESTING = 100
+"""Deepest tuple a dict key or set item may be (the drop's keys are strings)."""
 
 PLAIN_KINDS = "biuf"
 """NumPy dtype kinds an array in the drop may have: bool, signed and unsigned int, float."""
@@ -33,6 +42,9 @@ class RawDropError(Exception):
 class _NDArray:
     """Stand-in for ``numpy.ndarray``: only marks what ``_reconstruct`` is asked to build."""
 
+    def __repr__(self) -> str:
+        return "numpy.ndarray"  # quarantine reasons quote values: no address, the same each run
+
 
 class _DType:
     """Stand-in for ``numpy.dtype``: a plain numeric type code and its byte order."""
@@ -42,6 +54,9 @@ class _DType:
         if dtype is None or dtype.kind not in PLAIN_KINDS or dtype.fields is not None:
             raise ValueError(f"array dtype {code!r} is not a plain numeric type")
         self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"dtype({self.dtype.str!r})"
 
     def __setstate__(self, state: object) -> None:
         # (version, byte order, subarray, names, fields, item size, alignment, flags)
@@ -75,8 +90,8 @@ class _Array:
         order = "F" if fortran else "C"
         self.array = np.frombuffer(data, dtype.dtype).reshape(shape, order=order).copy()
 
-    def __repr__(self) -> str:
-        return repr(self.array)  # quarantine reasons quote it: the same text on every run
+    def __repr__(self) -> str:  # quarantine reasons quote it: the same text on every run
+        return "<array without its data>" if self.array is None else repr(self.array)
 
 
 def _scalar(dtype: object, data: object) -> np.generic:
@@ -97,25 +112,96 @@ def _reconstruct(cls: object, shape: object, code: object) -> _Array:
     return _Array()
 
 
+def _frombuffer(buffer: object, dtype: object, shape: object, order: object) -> np.ndarray:
+    """Stand-in for NumPy's ``_frombuffer`` (arrays in protocol 5): a plain array from the
+    bytes the file holds."""
+    if not isinstance(buffer, bytes | bytearray) or not isinstance(dtype, _DType):
+        raise ValueError("_frombuffer without the array's bytes and a plain dtype")
+    array = _Array()
+    array.__setstate__((1, shape, dtype, order == "F", bytes(buffer)))
+    return array.array
+
+
+class _Function:
+    """A stand-in function, printed by its NumPy name (a default repr holds an address)."""
+
+    def __init__(self, name: str, function: Any) -> None:
+        self.name, self.function = name, function
+
+    def __call__(self, *args: object) -> object:
+        return self.function(*args)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
 STAND_INS: dict[tuple[str, str], object] = {
     **{
-        (prefix, name): function
-        for prefix in ("numpy.core.multiarray", "numpy._core.multiarray")
-        for name, function in (("_reconstruct", _reconstruct), ("scalar", _scalar))
+        (f"{prefix}.{module}", name): _Function(f"numpy.{module}.{name}", function)
+        for prefix in ("numpy.core", "numpy._core")
+        for module, name, function in (
+            ("multiarray", "_reconstruct", _reconstruct),
+            ("multiarray", "scalar", _scalar),
+            ("numeric", "_frombuffer", _frombuffer),
+        )
     },
     ("numpy", "ndarray"): _NDArray,
     ("numpy", "dtype"): _DType,
 }
 """The only globals a raw-drop pickle may reference, and the stand-in each resolves to.
 
-NumPy 2 pickles spell the module of ``_reconstruct`` and ``scalar`` ``numpy._core``, older
-ones ``numpy.core``.
+NumPy 2 pickles spell the modules ``numpy._core``, older ones ``numpy.core``; protocol 5
+rebuilds arrays with ``_frombuffer``, earlier protocols with ``_reconstruct``.
 """
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+def _too_deep(value: object, limit: int = MAX_KEY_NESTING) -> bool:
+    """Whether ``value`` is a tuple nested more than ``limit`` deep (walked without recursion;
+    a tuple met again is walked again only when met deeper)."""
+    deepest: dict[int, int] = {}
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if not isinstance(item, tuple) or deepest.get(id(item), 0) >= depth:
+            continue
+        if depth > limit:
+            return True
+        deepest[id(item)] = depth
+        pending.extend((inner, depth + 1) for inner in item)
+    return False
+
+
+def _guarded_dispatch() -> dict[int, Callable[[Any], None]]:
+    """The pure-Python unpickler's opcode table, each opcode that hashes what it stores
+    (dict keys, set items) first handing those to ``_hashed``."""
+    table = dict(pickle._Unpickler.dispatch)
+    hashed: dict[bytes, Callable[[list[Any]], list[Any]]] = {
+        pickle.SETITEM: lambda stack: stack[-2:-1],  # key, value on top
+        pickle.SETITEMS: lambda stack: stack[0::2],  # the items since the mark: key, value, ...
+        pickle.DICT: lambda stack: stack[0::2],
+        pickle.ADDITEMS: lambda stack: stack,
+        pickle.FROZENSET: lambda stack: stack,
+    }
+    for opcode, keys in hashed.items():
+        run = table[opcode[0]]
+
+        def guarded(self: Any, run: Any = run, keys: Any = keys) -> None:
+            self._hashed(keys(self.stack))
+            run(self)
+
+        table[opcode[0]] = guarded
+    return table
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Globals from :data:`STAND_INS` only; dict keys and set items no deeper than
+    :data:`MAX_KEY_NESTING` before they are hashed (see the module docstring)."""
+
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = _guarded_dispatch()
+
     def __init__(self, data: bytes, name: str) -> None:
-        super().__init__(io.BytesIO(data))
+        self._buffer = io.BytesIO(data)
+        super().__init__(self._buffer)
         self._name = name
 
     def find_class(self, module: str, name: str) -> Any:
@@ -125,16 +211,34 @@ class _RestrictedUnpickler(pickle.Unpickler):
             )
         return STAND_INS[module, name]
 
+    def load(self) -> Any:
+        """The pickle's object; bytes left after its end fail the file."""
+        loaded = super().load()
+        left = len(self._buffer.getbuffer()) - self._buffer.tell()
+        if left:
+            raise RawDropError(
+                f"{self._name}: {left} byte(s) after the end of the pickle (a second "
+                "pickle written to the same file?); refused rather than left unread"
+            )
+        return loaded
 
-def _arrays(records: list[Any], name: str) -> list[Any]:
-    """Records with each array stand-in among their fields replaced by its NumPy array."""
+    def _hashed(self, items: list[Any]) -> None:
+        """Refuse a key or set item nested too deep to hash without overflowing the stack."""
+        if any(_too_deep(item) for item in items):
+            raise RawDropError(
+                f"{self._name}: a dict key or set item nested more than {MAX_KEY_NESTING} "
+                "tuples deep (hashing it would overflow the stack); the drop's keys are strings"
+            )
+
+
+def _arrays(records: list[Any]) -> list[Any]:
+    """Records with each array stand-in among their fields replaced by its NumPy array (one
+    that never got its data stays, to be quarantined with its record)."""
     for record in records:
         if not isinstance(record, dict):
             continue
         for key, value in record.items():
-            if isinstance(value, _Array):
-                if value.array is None:
-                    raise RawDropError(f"{name}: not a readable pickle (array {key!r} has no data)")
+            if isinstance(value, _Array) and value.array is not None:
                 record[key] = value.array
     return records
 
@@ -163,7 +267,7 @@ def load_pickle(
         raise RawDropError(f"{name}: not a readable pickle ({type(err).__name__}: {err})") from err
     if not isinstance(data, list):
         raise RawDropError(f"{name}: expected a list of records, found {type(data).__name__}")
-    return _arrays(data, name)
+    return _arrays(data)
 
 
 def trainval_path(raw_dir: Path, setting: str) -> Path:

@@ -67,9 +67,10 @@ def test_missing_file(tmp_path: Path) -> None:
         read_search_list(tmp_path)
 
 
-@pytest.mark.parametrize("protocol", [3, 4])
+@pytest.mark.parametrize("protocol", [3, 4, 5])
 def test_numpy_arrays_load(tmp_path: Path, protocol: int) -> None:
-    """The drop's nas-bench-201 file is protocol 4; protocol 2 would need ``_codecs.encode``."""
+    """The drop's nas-bench-201 file is protocol 4; protocol 2 would need ``_codecs.encode``,
+    and protocol 5 (pickle's highest, which NumPy rebuilds with ``_frombuffer``) was refused."""
     records = [{"embedding": np.eye(5, dtype=np.float32).ravel(), "Acc": 40.0}]
     path = _write(tmp_path / "trainval.pkl", pickle.dumps(records, protocol=protocol))
     loaded = load_pickle(path)
@@ -136,6 +137,49 @@ def test_arrays_below_a_record_field_print_as_arrays(tmp_path: Path) -> None:
     records = [{"Params": [np.zeros(2)]}]
     loaded = load_pickle(_write(tmp_path / "trainval.pkl", pickle.dumps(records, protocol=4)))
     assert repr(loaded[0]["Params"]) == "[array([0., 0.])]"
+
+
+class _NoState:
+    """Pickles as an array that never gets its data (no state after ``_reconstruct``)."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return np.ndarray.__reduce__(np.zeros(1))[0], (np.ndarray, (0,), b"b")
+
+
+def test_loader_objects_print_the_same_on_every_run(tmp_path: Path) -> None:
+    """Quarantine reasons quote rejected values: a stand-in printing its memory address made
+    the tables, and so the release, differ from run to run. An array without its data
+    fails its record, not the whole file."""
+    scalar = np.float64(1.0).__reduce__()[0]  # NumPy's own function, as a value
+    records = [{"mIoU": np.dtype("f8"), "aAcc": scalar, "e": _NoState()}]
+    loaded = load_pickle(_write(tmp_path / "trainval.pkl", pickle.dumps(records, protocol=4)))
+    shown = {key: repr(value) for key, value in loaded[0].items()}
+    assert shown == {
+        "mIoU": "dtype('<f8')",
+        "aAcc": "numpy.multiarray.scalar",
+        "e": "<array without its data>",
+    }
+
+
+def test_a_second_pickle_in_the_file_fails_it(tmp_path: Path) -> None:
+    """Loading stopped at the first pickle's end: records appended by a second
+    ``pickle.dump`` were neither valid nor quarantined, and the file reported ok."""
+    payload = pickle.dumps([{"mIoU": 1.0}]) + pickle.dumps([{"mIoU": 2.0}])
+    path = _write(tmp_path / "trainval.pkl", payload)
+    with pytest.raises(RawDropError, match=r"\d+ byte\(s\) after the end of the pickle"):
+        load_pickle(path)
+
+
+def test_a_key_nested_too_deep_to_hash_is_refused(tmp_path: Path) -> None:
+    """A dict key nested 300,000 tuples deep (a 300 KB file, no global) overflowed the C
+    stack when hashed and killed the process: no error, no report, no warehouse."""
+    deep_key = b"K\x00" + b"\x85" * 300_000  # 0, then TUPLE1 again and again
+    payload = b"\x80\x04]}" + deep_key + b"K\x01sa."  # [{key: 1}]
+    path = _write(tmp_path / "trainval.pkl", payload)
+    with pytest.raises(RawDropError, match="nested more than 100 tuples deep"):
+        load_pickle(path)
+    shallow = b"\x80\x04]}" + b"K\x00" + b"\x85" * 100 + b"K\x01sa."
+    assert len(load_pickle(_write(tmp_path / "ok.pkl", shallow))[0]) == 1
 
 
 def test_search_list_skips_blank_lines_but_counts_them(tmp_path: Path) -> None:
