@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nasmr.shown import full
+
 N_STAGES = 4
 CHANNELS = tuple(range(8, 129, 8))
 COUNTS = (1, 2, 3, 4)
@@ -44,7 +46,7 @@ class ArchError(ValueError):
             if position is not None
             else ""
         )
-        super().__init__(f"invalid {encoding}:{where} value {value!r}, expected {allowed}")
+        super().__init__(f"invalid {encoding}:{where} value {full(value)}, expected {allowed}")
         self.encoding = encoding
         self.position = position
         self.value = value

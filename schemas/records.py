@@ -13,9 +13,9 @@ other dependency), which bounds the published FLOPs and params: both are part of
 
 from __future__ import annotations
 
-import reprlib
 from typing import Annotated, Any, ClassVar
 
+import numpy as np
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -29,13 +29,25 @@ from pydantic import (
 )
 
 from nasmr.complexity import LARGEST
+from nasmr.shown import full, shown
 from nasmr.space import CHANNELS, Arch, ArchError
 from schemas.settings import Task, get_setting
 
-Percent = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
+
+def _not_a_bool(value: Any) -> Any:
+    """NumPy's bool passes ``StrictFloat`` (it converts to float); like Python's, it is not
+    a number."""
+    if isinstance(value, np.bool_):
+        raise ValueError(f"a boolean is not a number (got {value!r})")
+    return value
+
+
+Percent = Annotated[
+    StrictFloat, Field(ge=0, le=100, allow_inf_nan=False), BeforeValidator(_not_a_bool)
+]
 """A finite percentage in [0, 100] (an int is accepted, a string or bool is not)."""
 
-Positive = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
+Positive = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False), BeforeValidator(_not_a_bool)]
 """A finite, strictly positive number (FLOPs, params)."""
 
 
@@ -88,7 +100,9 @@ class MRRecord(Record):
     def _channels_in_space(cls, value: Any, info: ValidationInfo) -> Any:
         for channels in value if isinstance(value, tuple) else (value,):
             if channels not in CHANNELS:
-                raise ValueError(f"{info.field_name} {value} is not a multiple of 8 in [8, 128]")
+                raise ValueError(
+                    f"{info.field_name} {full(value)} is not a multiple of 8 in [8, 128]"
+                )
         return value
 
     @field_validator("inverted_residual_setting")
@@ -217,19 +231,6 @@ def record_model(setting: str) -> type[Record]:
     return RECORD_MODELS[get_setting(setting).task]
 
 
-def _shown(value: Any, limit: int) -> str:
-    """A short repr of a rejected value: nesting cut at 3 levels, text at ``limit`` characters.
-
-    Bounded so that a value nested too deeply to ``repr`` still gets its record quarantined.
-    """
-    shorten = reprlib.Repr()
-    for name in ("maxdict", "maxlist", "maxtuple", "maxset", "maxstring", "maxother"):
-        setattr(shorten, name, limit)
-    shorten.maxlevel = 3
-    shown = shorten.repr(value)
-    return shown if len(shown) <= limit else shown[:limit] + "..."
-
-
 def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, str]]:
     """``(field, reason)`` per error; a field reads like ``inverted_residual_setting[2][1]``.
 
@@ -238,12 +239,13 @@ def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, st
     out = []
     for item in err.errors():
         loc = item["loc"]
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        field = "".join(f".{p}" if isinstance(p, str) else f"[{shown(p)}]" for p in loc)
+        field = field.lstrip(".")
         if item["type"] == "value_error":
             reason = str(item["ctx"]["error"])
         elif item["type"] == "missing":
             reason = item["msg"]
         else:
-            reason = f"{item['msg']} (got {_shown(item['input'], limit)})"
+            reason = f"{item['msg']} (got {shown(item['input'], limit)})"
         out.append((field or "record", reason))
     return out

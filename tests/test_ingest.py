@@ -89,6 +89,18 @@ SEG_CASES: dict[str, tuple[Any, str, str]] = {
         "mIoU, aAcc",
         "mIoU: Input should be greater than or equal to 0",
     ),
+    # an int too long for repr() used to end the whole ingest in a ValueError
+    "huge int": (_mutated(lambda r: r.update(mIoU=10**5000)), "mIoU", "<an integer of 16610 bits>"),
+    "huge channel": (
+        _mutated(lambda r: r["embedding"].__setitem__(4, 10**5000)),
+        "embedding",
+        "position 4 (stage1.channels[0]) value <an integer of 16610 bits>, expected a multiple",
+    ),
+    "numpy bool": (  # passed StrictFloat as 1.0 (NumPy's bool converts to float)
+        _mutated(lambda r: r.update(flops=np.True_)),
+        "flops",
+        "a boolean is not a number (got np.True_)",
+    ),
 }
 """name -> (record, quarantined field, fragment of the reason)."""
 
@@ -349,7 +361,7 @@ def test_tables(tables: dict[str, pd.DataFrame], loads: dict[str, SettingLoad]) 
 
     report = tables["ingest_report"].set_index("source_file")
     seg = report.loc["data/seg/trainval.pkl"]
-    assert (seg["read"], seg["valid"], seg["quarantined"]) == (18, 5, 13)
+    assert (seg["read"], seg["valid"], seg["quarantined"]) == (21, 5, 16)
     assert (report["read"] == report["valid"] + report["quarantined"]).all()
     assert report.loc["data/3ddet/trainval.pkl", "status"] == "missing"
     assert tables["quarantine"].shape[0] == report["quarantined"].sum()
