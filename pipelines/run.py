@@ -10,6 +10,7 @@ from dagster_shared.error import SerializableErrorInfo
 
 from nasmr import paths
 from nasmr.build_lock import build_lock
+from nasmr.checksums import sha256_file
 from nasmr.logs import refuse_to_clear_the_drop
 from pipelines.assets.warehouse import WRITER_POOL
 from pipelines.definitions import build_definitions
@@ -29,12 +30,9 @@ class BuildOutcome:
     """Failed check name -> its offending rows (markdown), as shown in the UI."""
 
 
-NASMR_WROTE = "# Written by nasmr"
-"""How the instance config nasmr writes begins: such a file is nasmr's to rewrite."""
-
 INSTANCE_CONFIG = f"""\
-{NASMR_WROTE}, which rewrites it when its settings change; delete this line to keep edits.
-# Local, embedded SQLite storage under this folder.
+# Written by nasmr. Local, embedded SQLite storage under this folder. A newer nasmr
+# replaces this file with its own settings unless it has been edited.
 telemetry:
   enabled: false
 concurrency:
@@ -48,25 +46,45 @@ concurrency:
         limit: 1
 """
 
+EARLIER_CONFIGS = frozenset(
+    {
+        "8abfa15656178b0ae2782131114865118062de445e9f5c64b0a74961908b783a",  # to 2026-11-24
+        "526c3c94062c731a82e3aba55776521a7471949b21f47537ae213bc0938ce4e1",  # to 2026-12-06
+        "89f45b68ff80e06edadd2ce59cfc6f82862eddae83f30ed3fc237ca217de754e",  # to 2026-12-07
+    }
+)
+"""sha256 of each ``dagster.yaml`` an earlier nasmr wrote, unedited: replaced by
+:data:`INSTANCE_CONFIG`. Add the current text's here when changing it."""
+
 
 def local_instance() -> dg.DagsterInstance:
     """The persistent instance in ``DAGSTER_HOME`` (default ``.dagster/``): runs show in the UI.
 
-    Its ``dagster.yaml`` is written when missing, and rewritten when an earlier nasmr wrote
-    other settings (a file that does not begin with :data:`NASMR_WROTE` is left alone).
+    Its ``dagster.yaml`` is written when missing and replaced when it is the unedited file
+    of an earlier nasmr; any other file is kept. Runs of killed nasmr builds are failed.
     """
     home = paths.dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    written = config.read_text() if config.exists() else None
-    if written is None or (written.startswith(NASMR_WROTE) and written != INSTANCE_CONFIG):
-        config.write_text(INSTANCE_CONFIG)
+    if not config.exists() or sha256_file(config) in EARLIER_CONFIGS:
+        staged = config.with_name(f".{config.name}.{os.getpid()}")
+        staged.write_text(INSTANCE_CONFIG)
+        staged.replace(config)  # atomic: no reader sees a half-written file
     os.environ["DAGSTER_HOME"] = str(home)
     instance = dg.DagsterInstance.get()
-    # the run queue counts a pool without a limit row as unlimited: create it before any run
-    instance.event_log_storage.initialize_concurrency_limit_to_default(WRITER_POOL)
+    _limit_writer_pool(instance)
     fail_killed_runs(instance)
     return instance
+
+
+def _limit_writer_pool(instance: dg.DagsterInstance) -> None:
+    """Create the ``duckdb_writer`` pool's row from the instance's default limit, as Dagster
+    does on a step's first claim: with run granularity no step claims, and the run queue
+    takes a pool without a row for unlimited. A limit set by hand is left alone."""
+    storage = instance.event_log_storage
+    info = storage.get_concurrency_info(WRITER_POOL)
+    if info.using_default_limit and info.limit is not None and info.slot_count != info.limit:
+        storage.initialize_concurrency_limit_to_default(WRITER_POOL)
 
 
 PROCESS_TAGS = ("nasmr/host", "nasmr/pid")
@@ -74,18 +92,27 @@ PROCESS_TAGS = ("nasmr/host", "nasmr/pid")
 
 
 def fail_killed_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Report as failed, and return, the runs a nasmr process on this host started and did
-    not outlive (killed with SIGKILL, say): left STARTED, each would hold the
-    ``duckdb_writer`` pool against every queued run for good."""
+    """Report as failed, and return, the runs a nasmr process on this host executed in
+    itself and did not outlive (killed with SIGKILL, say): left STARTED, each would hold the
+    ``duckdb_writer`` pool against every queued run for good.
+
+    Only in-process runs (no code-location origin) count: a run re-executed from the UI
+    copies its parent's tags, but a Dagster worker runs it.
+    """
     host, pid = PROCESS_TAGS
     started = dg.RunsFilter(
         statuses=[dg.DagsterRunStatus.STARTED], tags={host: socket.gethostname()}
     )
-    killed = [run for run in instance.get_runs(started) if not _alive(int(run.tags[pid]))]
-    for run in killed:
-        message = f"the nasmr process {run.tags[pid]} that ran it has ended (killed)"
-        instance.report_run_failed(run, message=message)
-    return [run.run_id for run in killed]
+    killed = []
+    for run in instance.get_runs(started):
+        owner = run.tags.get(pid, "")
+        if run.remote_job_origin is None and owner.isdigit() and not _alive(int(owner)):
+            current = instance.get_run_by_id(run.run_id)  # it may have ended meanwhile
+            if current is not None and current.status == dg.DagsterRunStatus.STARTED:
+                message = f"the nasmr process {owner} that ran it has ended (killed)"
+                instance.report_run_failed(current, message=message)
+                killed.append(run.run_id)
+    return killed
 
 
 def _alive(pid: int) -> bool:

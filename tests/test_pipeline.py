@@ -19,6 +19,11 @@ import pandas as pd
 import pytest
 import scipy.stats
 from click.testing import CliRunner
+from dagster._core.remote_origin import (
+    RegisteredCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
 
 from nasmr import ncp, paths, warehouse
 from nasmr.build_lock import BuildFolderBusy, build_lock
@@ -542,24 +547,43 @@ def test_the_local_instance_runs_automated_runs_one_at_a_time(
     assert tick.run_requests[0].tags["nasmr/writer"] == "automation"
 
 
-def test_the_instance_config_of_an_earlier_nasmr_is_rewritten_and_an_own_one_kept(
+EARLIER_INSTANCE_CONFIG = """\
+# Written by nasmr on first use. Local, embedded SQLite storage under this folder.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1  # one writer of the DuckDB warehouse at a time (pool duckdb_writer)
+  runs:
+    tag_concurrency_limits:  # the sensor's and the schedule's runs one at a time
+      - key: nasmr/writer
+        value: automation
+        limit: 1
+"""
+"""The dagster.yaml nasmr wrote until today, byte for byte."""
+
+
+def test_the_instance_config_of_an_earlier_nasmr_is_replaced_and_an_edited_one_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fixes to the instance settings reached only new folders: a maintainer's .dagster/
-    kept the file of the nasmr that created it (without the run-granular pool, say)."""
+    kept the file of the nasmr that created it (without the run-granular pool, say). An
+    edited file, or one of the user's own, is theirs."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     config = home / "dagster.yaml"
-    earlier = "# Written by nasmr on first use.\ntelemetry:\n  enabled: false\n"
-    config.write_text(earlier)
+    config.write_text(EARLIER_INSTANCE_CONFIG)
     with local_instance() as instance:
         pools = instance.get_concurrency_config().pool_config
     assert config.read_text() == INSTANCE_CONFIG and pools.pool_granularity.value == "run"
-    own = "# my settings\ntelemetry:\n  enabled: false\n"
-    config.write_text(own)
-    with local_instance():
-        assert config.read_text() == own
+    for own in (
+        EARLIER_INSTANCE_CONFIG.replace("limit: 1\n", "limit: 2\n"),
+        "# my settings\ntelemetry:\n  enabled: false\n",
+    ):
+        config.write_text(own)
+        with local_instance():
+            assert config.read_text() == own
 
 
 def test_the_local_instance_fails_the_runs_of_killed_builds_and_limits_the_pool(
@@ -572,18 +596,34 @@ def test_the_local_instance_fails_the_runs_of_killed_builds_and_limits_the_pool(
     ended = subprocess.Popen(["true"])
     ended.wait()
     host = socket.gethostname()
+    worker = RemoteJobOrigin(
+        RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("pipelines"), "__repository__"),
+        "build",
+    )  # a run re-executed from the UI: its parent's tags, but a Dagster worker runs it
+    runs = {
+        "killed": (ended.pid, None),
+        "running": (os.getpid(), None),
+        "re-executed": (ended.pid, worker),
+        "tags-edited": ("x", None),
+    }
     with local_instance() as instance:
         assert instance.event_log_storage.get_concurrency_info("duckdb_writer").slot_count == 1
-        for run_id, pid in (("killed", ended.pid), ("running", os.getpid())):
+        for run_id, (pid, origin) in runs.items():
             tags = {"nasmr/host": host, "nasmr/pid": str(pid)}
-            run = dg.DagsterRun("build", run_id, status=dg.DagsterRunStatus.STARTED, tags=tags)
-            instance.add_run(run)
+            status = dg.DagsterRunStatus.STARTED
+            instance.add_run(
+                dg.DagsterRun("build", run_id, status=status, tags=tags, remote_job_origin=origin)
+            )
+        instance.event_log_storage.set_concurrency_slots("duckdb_writer", 3)  # set by hand
     with local_instance() as instance:
-        status = {r: instance.get_run_by_id(r).status for r in ("killed", "running")}
+        status = {r: instance.get_run_by_id(r).status for r in runs}
         failure = instance.all_logs("killed")[-1].message
+        assert instance.event_log_storage.get_concurrency_info("duckdb_writer").slot_count == 3
     assert status == {
         "killed": dg.DagsterRunStatus.FAILURE,
         "running": dg.DagsterRunStatus.STARTED,
+        "re-executed": dg.DagsterRunStatus.STARTED,
+        "tags-edited": dg.DagsterRunStatus.STARTED,
     }
     assert failure == f"the nasmr process {ended.pid} that ran it has ended (killed)"
 

@@ -113,7 +113,7 @@ def publish_release(
     the version and changelog are a diff against it. Without a version, a build that has
     no results of a setting the latest release has is refused: a file gone from the
     drop is more likely an accident than a setting withdrawn on purpose. So is a build
-    without a model-output folder the latest release has files in (a build of the data alone).
+    with no model outputs when the latest release has some (a build of the data alone).
     """
     build_dir, releases_dir = Path(build_dir), Path(releases_dir)
     previous = check_publishable(build_dir, releases_dir, raw_dir)
