@@ -86,6 +86,8 @@ def test_open_latest_or_a_version_is_not_a_folder_of_that_name(
             assert opened.root.resolve() == tmp_path / "latest" and opened.manifest is None
     with pytest.raises(ReleaseError, match=r"none; for the folder latest here, give \./latest"):
         Benchmark.open("latest", tmp_path / "no-releases")
+    with pytest.raises(ReleaseError, match=r"^1\.0\.1: neither 'latest', a version nor a"):
+        Benchmark.open(Path("1.0.1"), releases)  # no such folder: not the release 1.0.1
 
 
 def test_query_of_a_setting_without_the_architecture_says_where_it_has_results(

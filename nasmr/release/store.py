@@ -78,26 +78,27 @@ def list_releases(releases_dir: Path | None = None) -> list[ReleaseManifest]:
 
 
 def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
-    """The folder of a release given ``'latest'``, a version, or a path to a release folder."""
+    """The folder of a release given ``'latest'``, a version, or a path to a release folder
+    (a ``Path`` is always a folder; see :func:`names_a_release`)."""
     root = Path(releases_dir) if releases_dir is not None else paths.releases_dir()
-    if (Path(ref) / MANIFEST).is_file() and not names_a_release(ref):
-        return Path(ref)
     published = [str(version) for version in published_versions(root)]
     choices = f"published in {root}: {', '.join(published) or 'none'}"
-    if names_a_release(ref) and Path(ref).is_dir():
-        choices += f"; for the folder {ref} here, give ./{ref}"
-    if str(ref) == LATEST:
-        if not published:
-            raise ReleaseError(f"no release published yet ({choices})")
-        return root / published[-1]
-    if not _is_version(str(ref)):
+    if not names_a_release(ref):
+        if (Path(ref) / MANIFEST).is_file():
+            return Path(ref)
         if Path(ref).is_file():
             where = Path(ref).parent
             raise ReleaseError(
                 f"{ref} is a file: open the folder holding it (a build or release), {where}"
             )
         raise ReleaseError(f"{ref}: neither 'latest', a version nor a release folder ({choices})")
-    if str(ref) not in published:
+    if Path(ref).is_dir():
+        choices += f"; for the folder {ref} here, give ./{ref}"
+    if ref == LATEST:
+        if not published:
+            raise ReleaseError(f"no release published yet ({choices})")
+        return root / published[-1]
+    if ref not in published:
         raise ReleaseError(f"release {ref} not found ({choices})")
     return root / str(ref)
 
