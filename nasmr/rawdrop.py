@@ -8,10 +8,16 @@ only and build each value from bytes the file holds, so a forged dtype cannot co
 memory and a claimed shape cannot allocate more than the file's size.
 
 It is Python's own (pure-Python) unpickler, about 0.1 s slower per file than the C one,
-because it lets the loader look at each dict key and set item before it is hashed:
-hashing a tuple nested a few hundred thousand deep overflows the C stack and kills the
-process, so such a key is refused. Bytes after the pickle's end (a second
-``pickle.dump`` appended to the file) fail the file rather than go unread.
+because it lets the loader check opcodes before they run:
+
+* only the opcodes a drop needs run (plain data, globals from :data:`STAND_INS`, REDUCE,
+  and BUILD on the array and dtype stand-ins, whose ``__setstate__`` checks the state):
+  no object construction without ``__init__``, no attribute setting, no out-of-band buffers;
+* each dict key and set item is checked before it is hashed: hashing a tuple nested a
+  few hundred thousand deep overflows the C stack and kills the process, and one built
+  of shared tuples, ``t = (t, t)`` over and over, hashes for ever;
+* bytes after the pickle's end (a second ``pickle.dump`` appended to the file) fail the
+  file rather than go unread.
 """
 
 from __future__ import annotations
@@ -25,11 +31,14 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from nasmr.shown import shown
+
 SEARCH_LIST = "search_list.txt"
 TRAINVAL = "trainval.pkl"
 MAX_PICKLE_BYTES = 256 * 1024 * 1024
-MAX_KEY_NESTING = 100
-"""Deepest tuple a dict key or set item may be (the drop's keys are strings)."""
+MAX_KEY_SIZE = 1000
+"""Most items a dict key or set item may hold, counting every tuple in it and every reuse
+of one (the drop's keys are strings)."""
 
 PLAIN_KINDS = "biuf"
 """NumPy dtype kinds an array in the drop may have: bool, signed and unsigned int, float."""
@@ -52,7 +61,7 @@ class _DType:
     def __init__(self, code: object, align: object = False, copy: object = True) -> None:
         dtype = np.dtype(code) if isinstance(code, str) and len(code) <= 4 else None
         if dtype is None or dtype.kind not in PLAIN_KINDS or dtype.fields is not None:
-            raise ValueError(f"array dtype {code!r} is not a plain numeric type")
+            raise ValueError(f"array dtype {shown(code)} is not a plain numeric type")
         self.dtype = dtype
 
     def __repr__(self) -> str:
@@ -78,7 +87,7 @@ class _Array:
             raise ValueError("array state is not (version, shape, dtype, order, data)")
         _, shape, dtype, fortran, data = state
         if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
-            raise ValueError(f"array shape {shape!r} is not a tuple of sizes")
+            raise ValueError(f"array shape {shown(shape)} is not a tuple of sizes")
         if not isinstance(dtype, _DType) or not isinstance(fortran, bool):
             raise ValueError("array state without a plain dtype and order flag")
         expected = math.prod(shape) * dtype.dtype.itemsize
@@ -112,14 +121,14 @@ def _reconstruct(cls: object, shape: object, code: object) -> _Array:
     return _Array()
 
 
-def _frombuffer(buffer: object, dtype: object, shape: object, order: object) -> np.ndarray:
-    """Stand-in for NumPy's ``_frombuffer`` (arrays in protocol 5): a plain array from the
-    bytes the file holds."""
+def _frombuffer(buffer: object, dtype: object, shape: object, order: object) -> _Array:
+    """Stand-in for NumPy's ``_frombuffer`` (arrays in protocol 5): an array stand-in holding
+    the bytes the file holds (no writable array is ever on the unpickler's stack)."""
     if not isinstance(buffer, bytes | bytearray) or not isinstance(dtype, _DType):
         raise ValueError("_frombuffer without the array's bytes and a plain dtype")
     array = _Array()
     array.__setstate__((1, shape, dtype, order == "F", bytes(buffer)))
-    return array.array
+    return array
 
 
 class _Function:
@@ -155,26 +164,54 @@ rebuilds arrays with ``_frombuffer``, earlier protocols with ``_reconstruct``.
 """
 
 
-def _too_deep(value: object, limit: int = MAX_KEY_NESTING) -> bool:
-    """Whether ``value`` is a tuple nested more than ``limit`` deep (walked without recursion;
-    a tuple met again is walked again only when met deeper)."""
-    deepest: dict[int, int] = {}
-    pending = [(value, 1)]
+def _key_size(value: object, known: dict[int, tuple[object, int]]) -> int:
+    """How many items ``value`` holds, every tuple in it counted as often as it is reached,
+    capped just above :data:`MAX_KEY_SIZE`; ``known`` caches the tuples already sized (with
+    the tuple, so that its id is not reused while cached)."""
+    if not isinstance(value, tuple):
+        return 1
+    pending: list[tuple[tuple[Any, ...], bool]] = [(value, False)]
     while pending:
-        item, depth = pending.pop()
-        if not isinstance(item, tuple) or deepest.get(id(item), 0) >= depth:
+        item, children_sized = pending.pop()
+        if id(item) in known:
             continue
-        if depth > limit:
-            return True
-        deepest[id(item)] = depth
-        pending.extend((inner, depth + 1) for inner in item)
-    return False
+        inner = [x for x in item if isinstance(x, tuple) and id(x) not in known]
+        if children_sized or not inner:
+            size = 1 + sum(known[id(x)][1] if isinstance(x, tuple) else 1 for x in item)
+            known[id(item)] = (item, min(size, MAX_KEY_SIZE + 1))
+        else:
+            pending.append((item, True))
+            pending.extend((x, False) for x in inner)
+    return known[id(value)][1]
+
+
+REFUSED_OPCODES = ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "NEXT_BUFFER", "READONLY_BUFFER")
+"""Opcodes no drop needs: construction without ``__init__`` and out-of-band buffers."""
 
 
 def _guarded_dispatch() -> dict[int, Callable[[Any], None]]:
-    """The pure-Python unpickler's opcode table, each opcode that hashes what it stores
-    (dict keys, set items) first handing those to ``_hashed``."""
+    """The pure-Python unpickler's opcode table: :data:`REFUSED_OPCODES` refused, BUILD
+    only on array and dtype stand-ins, and each opcode that hashes what it stores (dict
+    keys, set items) first handing those to ``_hashed``."""
     table = dict(pickle._Unpickler.dispatch)
+    for name in REFUSED_OPCODES:
+
+        def refuse(self: Any, name: str = name) -> None:
+            raise RawDropError(f"{self._name}: refused opcode {name} (not needed by the drop)")
+
+        table[getattr(pickle, name)[0]] = refuse
+    build = table[pickle.BUILD[0]]
+
+    def guarded_build(self: Any) -> None:
+        target = self.stack[-2]
+        if type(target) not in (_Array, _DType):
+            raise RawDropError(
+                f"{self._name}: refused setting the state of {shown(target)} (only arrays "
+                "and dtypes have one in a drop)"
+            )
+        build(self)
+
+    table[pickle.BUILD[0]] = guarded_build
     hashed: dict[bytes, Callable[[list[Any]], list[Any]]] = {
         pickle.SETITEM: lambda stack: stack[-2:-1],  # key, value on top
         pickle.SETITEMS: lambda stack: stack[0::2],  # the items since the mark: key, value, ...
@@ -203,6 +240,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self._buffer = io.BytesIO(data)
         super().__init__(self._buffer)
         self._name = name
+        self._sized: dict[int, tuple[object, int]] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in STAND_INS:
@@ -212,9 +250,13 @@ class _RestrictedUnpickler(pickle._Unpickler):
         return STAND_INS[module, name]
 
     def load(self) -> Any:
-        """The pickle's object; bytes left after its end fail the file."""
+        """The pickle's object; bytes left after its end, in the file or in its last frame,
+        fail the file."""
         loaded = super().load()
         left = len(self._buffer.getbuffer()) - self._buffer.tell()
+        frame = self._unframer.current_frame
+        if frame is not None:
+            left += len(frame.getbuffer()) - frame.tell()
         if left:
             raise RawDropError(
                 f"{self._name}: {left} byte(s) after the end of the pickle (a second "
@@ -223,11 +265,11 @@ class _RestrictedUnpickler(pickle._Unpickler):
         return loaded
 
     def _hashed(self, items: list[Any]) -> None:
-        """Refuse a key or set item nested too deep to hash without overflowing the stack."""
-        if any(_too_deep(item) for item in items):
+        """Refuse a key or set item too big to hash safely (see the module docstring)."""
+        if any(_key_size(item, self._sized) > MAX_KEY_SIZE for item in items):
             raise RawDropError(
-                f"{self._name}: a dict key or set item nested more than {MAX_KEY_NESTING} "
-                "tuples deep (hashing it would overflow the stack); the drop's keys are strings"
+                f"{self._name}: a dict key or set item of more than {MAX_KEY_SIZE} tuple "
+                "items (hashing it could crash or never end); the drop's keys are strings"
             )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasmr.rawdrop import RawDropError, load_pickle, read_search_list
+from nasmr.rawdrop import STAND_INS, RawDropError, load_pickle, read_search_list
 
 
 class _Exploit:
@@ -170,16 +170,53 @@ def test_a_second_pickle_in_the_file_fails_it(tmp_path: Path) -> None:
         load_pickle(path)
 
 
-def test_a_key_nested_too_deep_to_hash_is_refused(tmp_path: Path) -> None:
+def _keyed(key: bytes) -> bytes:
+    """A protocol-4 pickle of ``[{key: 1}]``, the key's opcodes given."""
+    return b"\x80\x04]}" + key + b"K\x01sa."
+
+
+DEEP_KEY = b"K\x00" + b"\x85" * 300_000
+"""0, then TUPLE1 again and again: a tuple 300,000 deep."""
+
+SHARED_KEY = b"K\x00\x940" + b"0".join(
+    b"h%ch%c\x86\x94" % (i, i) for i in range(90)
+)  # 0, then t = (t, t) 90 times from the memo (BINGET, TUPLE2, MEMOIZE; POP between)
+"""A tuple 90 deep whose hash visits 2**90 items."""
+
+
+@pytest.mark.parametrize("key", [DEEP_KEY, SHARED_KEY], ids=["300,000 deep", "(t, t) 90 times"])
+def test_a_key_too_big_to_hash_is_refused(tmp_path: Path, key: bytes) -> None:
     """A dict key nested 300,000 tuples deep (a 300 KB file, no global) overflowed the C
-    stack when hashed and killed the process: no error, no report, no warehouse."""
-    deep_key = b"K\x00" + b"\x85" * 300_000  # 0, then TUPLE1 again and again
-    payload = b"\x80\x04]}" + deep_key + b"K\x01sa."  # [{key: 1}]
-    path = _write(tmp_path / "trainval.pkl", payload)
-    with pytest.raises(RawDropError, match="nested more than 100 tuples deep"):
+    stack when hashed and killed the process; one built as t = (t, t) 90 times (a few
+    hundred bytes) hashed for ever."""
+    path = _write(tmp_path / "trainval.pkl", _keyed(key))
+    with pytest.raises(RawDropError, match="a dict key or set item of more than 1000 tuple"):
         load_pickle(path)
-    shallow = b"\x80\x04]}" + b"K\x00" + b"\x85" * 100 + b"K\x01sa."
-    assert len(load_pickle(_write(tmp_path / "ok.pkl", shallow))[0]) == 1
+    nested = b"K\x00" + b"\x85" * 500
+    assert len(load_pickle(_write(tmp_path / "ok.pkl", _keyed(nested)))[0]) == 1
+
+
+NDARRAY = b"\x8c\x05numpy\x8c\x07ndarray\x93"
+"""SHORT_BINUNICODE twice and STACK_GLOBAL: the allowed global numpy.ndarray."""
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\x80\x04" + NDARRAY + b")\x81.", "refused opcode NEWOBJ"),
+        (b"\x80\x04" + NDARRAY + b"}\x8c\x01x\x8c\x01ysb.", "refused setting the state of"),
+        (b"\x80\x05\x95\x04\x00\x00\x00\x00\x00\x00\x00].K\x01", "2 byte\\(s\\) after the end"),
+    ],
+    ids=["object without __init__", "attributes of a global", "bytes after STOP in a frame"],
+)
+def test_what_no_drop_needs_is_refused(tmp_path: Path, payload: bytes, reason: str) -> None:
+    """NEWOBJ made a dtype stand-in whose repr printed an address; BUILD on an allowed global
+    changed the loader for every later file (and, on a writable array, read process
+    memory); bytes hidden after STOP in the last frame were left unread."""
+    path = _write(tmp_path / "trainval.pkl", payload)
+    with pytest.raises(RawDropError, match=reason):
+        load_pickle(path)
+    assert repr(STAND_INS["numpy", "ndarray"]) == "<class 'nasmr.rawdrop._NDArray'>"
 
 
 def test_search_list_skips_blank_lines_but_counts_them(tmp_path: Path) -> None:
