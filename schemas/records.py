@@ -26,6 +26,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from nasmr.complexity import LARGEST
@@ -49,6 +50,13 @@ Percent = Annotated[
 
 Positive = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False), BeforeValidator(_not_a_bool)]
 """A finite, strictly positive number (FLOPs, params)."""
+
+MAX_ITEMS = 64
+"""Most items any list of a record, or a record itself, may hold (the drop needs 31): a
+longer one is refused whole, not item by item, so a small file cannot make a million
+errors (a list of memo references to one bad value)."""
+
+Ints = Annotated[list[StrictInt], Field(max_length=MAX_ITEMS)]
 
 
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -78,6 +86,13 @@ class Record(BaseModel):
 
     METRICS: ClassVar[tuple[str, ...]] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _few_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) > MAX_ITEMS:
+            raise ValueError(f"{len(value)} keys, more than {MAX_ITEMS}: not a result record")
+        return value
+
     def metrics(self) -> dict[str, float]:
         """The metric values of this record, in the order of ``METRICS``."""
         return {name: getattr(self, name) for name in self.METRICS}
@@ -92,8 +107,10 @@ class MRRecord(Record):
     params: Annotated[Positive, Field(le=LARGEST.mparams)]
     input_channel: tuple[StrictInt, StrictInt]
     last_channel: StrictInt
-    inverted_residual_setting: list[tuple[StrictInt, list[StrictInt], list[StrictInt]]]
-    embedding: list[StrictInt]
+    inverted_residual_setting: Annotated[
+        list[tuple[StrictInt, Ints, Ints]], Field(max_length=MAX_ITEMS)
+    ]
+    embedding: Ints
 
     @field_validator("input_channel", "last_channel")
     @classmethod
@@ -180,7 +197,9 @@ class Nb201Record(Record):
 
     METRICS: ClassVar[tuple[str, ...]] = ("Acc", "Flops", "Params")
 
-    embedding: Annotated[list[StrictFloat], BeforeValidator(_array_to_list)]
+    embedding: Annotated[
+        list[StrictFloat], Field(max_length=MAX_ITEMS), BeforeValidator(_array_to_list)
+    ]
     Acc: Percent
     Flops: Positive
     Params: Positive
@@ -231,21 +250,34 @@ def record_model(setting: str) -> type[Record]:
     return RECORD_MODELS[get_setting(setting).task]
 
 
-def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, str]]:
-    """``(field, reason)`` per error; a field reads like ``inverted_residual_setting[2][1]``.
+MAX_ERRORS = 10
+"""Most errors of one record described; more are counted."""
 
-    Values quoted in a reason are cut after ``limit`` characters.
+
+def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, str]]:
+    """``(field, reason)`` per error (at most :data:`MAX_ERRORS`, then a count of the
+    rest); a field reads like ``inverted_residual_setting[2][1]``.
+
+    Keys and values quoted are cut after ``limit`` characters, reasons after ``5 * limit``:
+    a record's text stays small however large the values it was given.
     """
+    errors = err.errors()
     out = []
-    for item in err.errors():
-        loc = item["loc"]
-        field = "".join(f".{p}" if isinstance(p, str) else f"[{shown(p)}]" for p in loc)
-        field = field.lstrip(".")
+    for item in errors[:MAX_ERRORS]:
+        field = "".join(
+            f".{_cut(p, limit)}" if isinstance(p, str) else f"[{shown(p)}]" for p in item["loc"]
+        )
         if item["type"] == "value_error":
             reason = str(item["ctx"]["error"])
         elif item["type"] == "missing":
             reason = item["msg"]
         else:
             reason = f"{item['msg']} (got {shown(item['input'], limit)})"
-        out.append((field or "record", reason))
+        out.append((field.lstrip(".") or "record", _cut(reason, 5 * limit)))
+    if len(errors) > MAX_ERRORS:
+        out.append(("record", f"{len(errors) - MAX_ERRORS} more error(s)"))
     return out
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

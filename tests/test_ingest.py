@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from nasmr.complexity import Complexity, nb201_complexity
 from nasmr.ingest import (
@@ -27,7 +28,7 @@ from nasmr.ingest import (
 )
 from nasmr.space import EMBEDDING_COLUMNS, Arch, sample
 from nasmr.warehouse import ingest
-from schemas.records import NB201_OPS, record_model
+from schemas.records import NB201_OPS, describe_errors, record_model
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS
 from tests import drops
 from tests.drops import exact, mr_record, nb201_record
@@ -95,6 +96,11 @@ SEG_CASES: dict[str, tuple[Any, str, str]] = {
         _mutated(lambda r: r["embedding"].__setitem__(4, 10**5000)),
         "embedding",
         "position 4 (stage1.channels[0]) value <an integer of 16610 bits>, expected a multiple",
+    ),
+    "long list": (  # a million memo references: a million errors, 1.4 GB, from 2 MB
+        _mutated(lambda r: r.update(embedding=["x"] * 1_000_000)),
+        "embedding",
+        "List should have at most 64 items after validation, not 1000000",
     ),
     "numpy bool": (  # passed StrictFloat as 1.0 (NumPy's bool converts to float)
         _mutated(lambda r: r.update(flops=np.True_)),
@@ -341,6 +347,21 @@ def test_a_search_list_line_that_is_not_utf8_is_quarantined(tmp_path: Path) -> N
     assert search.read == 3
 
 
+def test_a_record_describes_at_most_ten_errors_each_cut_short() -> None:
+    """A record of 64 bad keys, each named by 100,000 characters, used to give 64 full
+    names in its quarantine row; one of 65 keys is refused whole."""
+    record = seg_record(EVALUATED[0]) | {f"{i:03d}" + "k" * 100_000: 0 for i in range(50)}
+    with pytest.raises(ValidationError) as err:
+        record_model("seg").model_validate(record)
+    described = describe_errors(err.value)
+    assert len(described) == 11 and described[-1] == ("record", "40 more error(s)")
+    assert described[0] == ("000" + "k" * 77 + "...", "Extra inputs are not permitted (got 0)")
+    crowded = seg_record(EVALUATED[0]) | {f"x{i}": 0 for i in range(60)}
+    with pytest.raises(ValidationError) as err:
+        record_model("seg").model_validate(crowded)
+    assert describe_errors(err.value) == [("record", "69 keys, more than 64: not a result record")]
+
+
 def test_tables(tables: dict[str, pd.DataFrame], loads: dict[str, SettingLoad]) -> None:
     archs = tables["architectures"]
     assert archs.loc[~archs["evaluated"], "code"].tolist() == [UNEVALUATED.code]
@@ -361,7 +382,7 @@ def test_tables(tables: dict[str, pd.DataFrame], loads: dict[str, SettingLoad]) 
 
     report = tables["ingest_report"].set_index("source_file")
     seg = report.loc["data/seg/trainval.pkl"]
-    assert (seg["read"], seg["valid"], seg["quarantined"]) == (21, 5, 16)
+    assert (seg["read"], seg["valid"], seg["quarantined"]) == (22, 5, 17)
     assert (report["read"] == report["valid"] + report["quarantined"]).all()
     assert report.loc["data/3ddet/trainval.pkl", "status"] == "missing"
     assert tables["quarantine"].shape[0] == report["quarantined"].sum()
