@@ -12,12 +12,20 @@ because it lets the loader check opcodes before they run:
 
 * only the opcodes a drop needs run (plain data, globals from :data:`STAND_INS`, REDUCE,
   and BUILD on the array and dtype stand-ins, whose ``__setstate__`` checks the state):
-  no object construction without ``__init__``, no attribute setting, no out-of-band buffers;
-* each dict key and set item is checked before it is hashed: hashing a tuple nested a
-  few hundred thousand deep overflows the C stack and kills the process, and one built
-  of shared tuples, ``t = (t, t)`` over and over, hashes for ever;
+  no object construction without ``__init__``, no attribute setting, no out-of-band
+  buffers, no sets;
+* a dict key must be a short string before it is hashed: hashing a tuple nested a few
+  hundred thousand deep overflows the C stack and kills the process, one built of shared
+  tuples (``t = (t, t)`` over and over) hashes for ever, and ints that share a hash, or
+  one huge int used again and again, make every insert slow;
+* ints fit 64 bits, a file holds at most :data:`MAX_RECORDS` records, and an array
+  shares the file's bytes (each array of one reused buffer used to copy it): what a
+  small file makes the loader and validation do stays in proportion to its size;
 * bytes after the pickle's end (a second ``pickle.dump`` appended to the file) fail the
   file rather than go unread.
+
+Every limit is far above what the real drop holds (string keys of up to 25 characters,
+ints of a few digits, 15,625 records at most).
 """
 
 from __future__ import annotations
@@ -36,9 +44,14 @@ from nasmr.shown import shown
 SEARCH_LIST = "search_list.txt"
 TRAINVAL = "trainval.pkl"
 MAX_PICKLE_BYTES = 256 * 1024 * 1024
-MAX_KEY_SIZE = 1000
-"""Most items a dict key or set item may hold, counting every tuple in it and every reuse
-of one (the drop's keys are strings)."""
+MAX_KEY_CHARS = 100
+"""Longest dict key, a string (the drop's longest is ``inverted_residual_setting``)."""
+MAX_INT_BITS = 64
+"""Widest int a drop may hold."""
+MAX_RECORDS = 100_000
+"""Most records one file may hold (the drop's largest file holds 15,625)."""
+MAX_DIMENSIONS = 64
+"""Most dimensions of an array, NumPy's own limit."""
 
 PLAIN_KINDS = "biuf"
 """NumPy dtype kinds an array in the drop may have: bool, signed and unsigned int, float."""
@@ -86,18 +99,24 @@ class _Array:
         if not isinstance(state, tuple) or len(state) != 5:
             raise ValueError("array state is not (version, shape, dtype, order, data)")
         _, shape, dtype, fortran, data = state
-        if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
-            raise ValueError(f"array shape {shown(shape)} is not a tuple of sizes")
+        if not (
+            isinstance(shape, tuple)
+            and len(shape) <= MAX_DIMENSIONS
+            and all(type(n) is int and n >= 0 for n in shape)
+        ):
+            raise ValueError(
+                f"array shape {shown(shape)} is not a tuple of at most {MAX_DIMENSIONS} sizes"
+            )
         if not isinstance(dtype, _DType) or not isinstance(fortran, bool):
             raise ValueError("array state without a plain dtype and order flag")
         expected = math.prod(shape) * dtype.dtype.itemsize
         if not isinstance(data, bytes) or len(data) != expected:
             size = len(data) if isinstance(data, bytes) else type(data).__name__
             raise ValueError(
-                f"array of shape {shape} {dtype.dtype} needs {expected} bytes, got {size}"
+                f"array of shape {shown(shape)} {dtype.dtype} needs {expected} bytes, got {size}"
             )
-        order = "F" if fortran else "C"
-        self.array = np.frombuffer(data, dtype.dtype).reshape(shape, order=order).copy()
+        order = "F" if fortran else "C"  # a read-only view of the file's bytes, not a copy
+        self.array = np.frombuffer(data, dtype.dtype).reshape(shape, order=order)
 
     def __repr__(self) -> str:  # quarantine reasons quote it: the same text on every run
         return "<array without its data>" if self.array is None else repr(self.array)
@@ -164,35 +183,18 @@ rebuilds arrays with ``_frombuffer``, earlier protocols with ``_reconstruct``.
 """
 
 
-def _key_size(value: object, known: dict[int, tuple[object, int]]) -> int:
-    """How many items ``value`` holds, every tuple in it counted as often as it is reached,
-    capped just above :data:`MAX_KEY_SIZE`; ``known`` caches the tuples already sized (with
-    the tuple, so that its id is not reused while cached)."""
-    if not isinstance(value, tuple):
-        return 1
-    pending: list[tuple[tuple[Any, ...], bool]] = [(value, False)]
-    while pending:
-        item, children_sized = pending.pop()
-        if id(item) in known:
-            continue
-        inner = [x for x in item if isinstance(x, tuple) and id(x) not in known]
-        if children_sized or not inner:
-            size = 1 + sum(known[id(x)][1] if isinstance(x, tuple) else 1 for x in item)
-            known[id(item)] = (item, min(size, MAX_KEY_SIZE + 1))
-        else:
-            pending.append((item, True))
-            pending.extend((x, False) for x in inner)
-    return known[id(value)][1]
-
-
-REFUSED_OPCODES = ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "NEXT_BUFFER", "READONLY_BUFFER")
-"""Opcodes no drop needs: construction without ``__init__`` and out-of-band buffers."""
+REFUSED_OPCODES = (
+    *("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"),
+    *("NEXT_BUFFER", "READONLY_BUFFER"),
+    *("EMPTY_SET", "ADDITEMS", "FROZENSET"),
+)
+"""Opcodes no drop needs: construction without ``__init__``, out-of-band buffers, sets."""
 
 
 def _guarded_dispatch() -> dict[int, Callable[[Any], None]]:
     """The pure-Python unpickler's opcode table: :data:`REFUSED_OPCODES` refused, BUILD
-    only on array and dtype stand-ins, and each opcode that hashes what it stores (dict
-    keys, set items) first handing those to ``_hashed``."""
+    only on array and dtype stand-ins, dict keys checked by ``_keys`` before they are
+    hashed, and ints by ``_int`` once made."""
     table = dict(pickle._Unpickler.dispatch)
     for name in REFUSED_OPCODES:
 
@@ -216,23 +218,28 @@ def _guarded_dispatch() -> dict[int, Callable[[Any], None]]:
         pickle.SETITEM: lambda stack: stack[-2:-1],  # key, value on top
         pickle.SETITEMS: lambda stack: stack[0::2],  # the items since the mark: key, value, ...
         pickle.DICT: lambda stack: stack[0::2],
-        pickle.ADDITEMS: lambda stack: stack,
-        pickle.FROZENSET: lambda stack: stack,
     }
     for opcode, keys in hashed.items():
         run = table[opcode[0]]
 
         def guarded(self: Any, run: Any = run, keys: Any = keys) -> None:
-            self._hashed(keys(self.stack))
+            self._keys(keys(self.stack))
             run(self)
 
         table[opcode[0]] = guarded
+    for opcode in (pickle.INT, pickle.LONG, pickle.LONG1, pickle.LONG4):
+        make = table[opcode[0]]
+
+        def checked(self: Any, make: Any = make) -> None:
+            make(self)
+            self._int(self.stack[-1])
+
+        table[opcode[0]] = checked
     return table
 
 
 class _RestrictedUnpickler(pickle._Unpickler):
-    """Globals from :data:`STAND_INS` only; dict keys and set items no deeper than
-    :data:`MAX_KEY_NESTING` before they are hashed (see the module docstring)."""
+    """Globals from :data:`STAND_INS` only, and the checks of the module docstring."""
 
     dispatch: ClassVar[dict[int, Callable[[Any], None]]] = _guarded_dispatch()
 
@@ -240,7 +247,6 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self._buffer = io.BytesIO(data)
         super().__init__(self._buffer)
         self._name = name
-        self._sized: dict[int, tuple[object, int]] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in STAND_INS:
@@ -264,12 +270,21 @@ class _RestrictedUnpickler(pickle._Unpickler):
             )
         return loaded
 
-    def _hashed(self, items: list[Any]) -> None:
-        """Refuse a key or set item too big to hash safely (see the module docstring)."""
-        if any(_key_size(item, self._sized) > MAX_KEY_SIZE for item in items):
+    def _keys(self, keys: list[Any]) -> None:
+        """Refuse a dict key that is not a short string (see the module docstring)."""
+        for key in keys:
+            if not isinstance(key, str) or len(key) > MAX_KEY_CHARS:
+                raise RawDropError(
+                    f"{self._name}: dict key {shown(key)}: a drop's keys are strings of at most "
+                    f"{MAX_KEY_CHARS} characters"
+                )
+
+    def _int(self, value: Any) -> None:
+        """Refuse an int wider than :data:`MAX_INT_BITS` (a bool is made by other opcodes)."""
+        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
             raise RawDropError(
-                f"{self._name}: a dict key or set item of more than {MAX_KEY_SIZE} tuple "
-                "items (hashing it could crash or never end); the drop's keys are strings"
+                f"{self._name}: an integer of {value.bit_length()} bits: a drop's integers "
+                f"fit {MAX_INT_BITS}"
             )
 
 
@@ -309,6 +324,8 @@ def load_pickle(
         raise RawDropError(f"{name}: not a readable pickle ({type(err).__name__}: {err})") from err
     if not isinstance(data, list):
         raise RawDropError(f"{name}: expected a list of records, found {type(data).__name__}")
+    if len(data) > MAX_RECORDS:
+        raise RawDropError(f"{name}: {len(data)} records, more than the {MAX_RECORDS} allowed")
     return _arrays(data)
 
 

@@ -1,13 +1,17 @@
 """Short reprs of untrusted values for error messages: bounded, and never failing.
 
-Python refuses ``repr`` of an int of more than 4,300 digits (a ValueError), and a value
-nested deep enough overflows ``repr``'s recursion; a raw drop may hold either.
+Python refuses ``repr`` of an int of more than 4,300 digits (a ValueError), a value nested
+deep enough overflows ``repr``'s recursion, and NumPy prints every item of an array with
+no axis longer than its summary threshold; a raw drop may hold any of them, and a small
+file can list one record many times, so what one error prints must stay small.
 """
 
 from __future__ import annotations
 
 import reprlib
 from typing import Any
+
+import numpy as np
 
 
 class _Shorten(reprlib.Repr):
@@ -20,6 +24,11 @@ class _Shorten(reprlib.Repr):
             setattr(self, name, limit)
         self.maxlevel = 3
 
+    def repr_ndarray(self, x: np.ndarray, level: int) -> str:
+        if x.size <= self.maxlist:
+            return repr(x)
+        return f"array(shape={x.shape}, dtype={x.dtype})"
+
     def repr_int(self, x: int, level: int) -> str:
         try:
             return super().repr_int(x, level)
@@ -31,11 +40,3 @@ def shown(value: Any, limit: int = 80) -> str:
     """A short repr of ``value``: nesting cut at 3 levels, text at ``limit`` characters."""
     text = _Shorten(limit).repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def full(value: Any) -> str:
-    """``repr(value)``, or :func:`shown` where Python cannot print it whole."""
-    try:
-        return repr(value)
-    except (ValueError, RecursionError):
-        return shown(value)

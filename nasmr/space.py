@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nasmr.shown import full
+from nasmr.shown import shown
 
 N_STAGES = 4
 CHANNELS = tuple(range(8, 129, 8))
@@ -46,7 +46,8 @@ class ArchError(ValueError):
             if position is not None
             else ""
         )
-        super().__init__(f"invalid {encoding}:{where} value {full(value)}, expected {allowed}")
+        message = f"invalid {encoding}:{where} value {shown(value, 200)}, expected {allowed}"
+        super().__init__(message)
         self.encoding = encoding
         self.position = position
         self.value = value

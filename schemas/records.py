@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from nasmr.complexity import LARGEST
-from nasmr.shown import full, shown
+from nasmr.shown import shown
 from nasmr.space import CHANNELS, Arch, ArchError
 from schemas.settings import Task, get_setting
 
@@ -118,7 +118,7 @@ class MRRecord(Record):
         for channels in value if isinstance(value, tuple) else (value,):
             if channels not in CHANNELS:
                 raise ValueError(
-                    f"{info.field_name} {full(value)} is not a multiple of 8 in [8, 128]"
+                    f"{info.field_name} {shown(value)} is not a multiple of 8 in [8, 128]"
                 )
         return value
 

@@ -90,17 +90,15 @@ SEG_CASES: dict[str, tuple[Any, str, str]] = {
         "mIoU, aAcc",
         "mIoU: Input should be greater than or equal to 0",
     ),
-    # an int too long for repr() used to end the whole ingest in a ValueError
-    "huge int": (_mutated(lambda r: r.update(mIoU=10**5000)), "mIoU", "<an integer of 16610 bits>"),
-    "huge channel": (
-        _mutated(lambda r: r["embedding"].__setitem__(4, 10**5000)),
-        "embedding",
-        "position 4 (stage1.channels[0]) value <an integer of 16610 bits>, expected a multiple",
-    ),
     "long list": (  # a million memo references: a million errors, 1.4 GB, from 2 MB
         _mutated(lambda r: r.update(embedding=["x"] * 1_000_000)),
         "embedding",
         "List should have at most 64 items after validation, not 1000000",
+    ),
+    "big array": (  # NumPy printed all 2**20 items of shape (2,) * 20 before the cut
+        _mutated(lambda r: r.update(mIoU=np.zeros((2,) * 12))),
+        "mIoU",
+        "got array(shape=(2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2), dtype=float64))",
     ),
     "numpy bool": (  # passed StrictFloat as 1.0 (NumPy's bool converts to float)
         _mutated(lambda r: r.update(flops=np.True_)),
@@ -382,7 +380,7 @@ def test_tables(tables: dict[str, pd.DataFrame], loads: dict[str, SettingLoad]) 
 
     report = tables["ingest_report"].set_index("source_file")
     seg = report.loc["data/seg/trainval.pkl"]
-    assert (seg["read"], seg["valid"], seg["quarantined"]) == (22, 5, 17)
+    assert (seg["read"], seg["valid"], seg["quarantined"]) == (21, 5, 16)
     assert (report["read"] == report["valid"] + report["quarantined"]).all()
     assert report.loc["data/3ddet/trainval.pkl", "status"] == "missing"
     assert tables["quarantine"].shape[0] == report["quarantined"].sum()

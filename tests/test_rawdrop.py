@@ -184,16 +184,54 @@ SHARED_KEY = b"K\x00\x940" + b"0".join(
 """A tuple 90 deep whose hash visits 2**90 items."""
 
 
-@pytest.mark.parametrize("key", [DEEP_KEY, SHARED_KEY], ids=["300,000 deep", "(t, t) 90 times"])
-def test_a_key_too_big_to_hash_is_refused(tmp_path: Path, key: bytes) -> None:
+INT_KEYS = (
+    b"("
+    + b"".join(
+        b"\x8a\x08" + (j * (2**61 - 1) + 1).to_bytes(8, "little") + b"N" for j in range(1, 8)
+    )
+    + b"d"
+)
+"""A DICT of ints that all hash to 1 (inserting n of them takes n**2 steps)."""
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        (DEEP_KEY, r"dict key \(\(\(\(\.\.\.\),\),\),\): a drop's keys are strings"),
+        (SHARED_KEY, r"dict key \(\(\(\(\.\.\.\), \(\.\.\.\)\),"),
+        (b"\x8c\x65" + b"k" * 101, r"dict key 'kkk.*: a drop's keys are strings of at most 100"),
+    ],
+    ids=["300,000 deep", "(t, t) 90 times", "101 characters"],
+)
+def test_a_key_that_is_no_short_string_is_refused(tmp_path: Path, key: bytes, reason: str) -> None:
     """A dict key nested 300,000 tuples deep (a 300 KB file, no global) overflowed the C
     stack when hashed and killed the process; one built as t = (t, t) 90 times (a few
-    hundred bytes) hashed for ever."""
-    path = _write(tmp_path / "trainval.pkl", _keyed(key))
-    with pytest.raises(RawDropError, match="a dict key or set item of more than 1000 tuple"):
-        load_pickle(path)
-    nested = b"K\x00" + b"\x85" * 500
-    assert len(load_pickle(_write(tmp_path / "ok.pkl", _keyed(nested)))[0]) == 1
+    hundred bytes) hashed for ever; a long string key was copied into every error."""
+    with pytest.raises(RawDropError, match=reason):
+        load_pickle(_write(tmp_path / "trainval.pkl", _keyed(key)))
+    assert load_pickle(_write(tmp_path / "ok.pkl", _keyed(b"\x8c\x64" + b"k" * 100))) == [
+        {"k" * 100: 1}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (pickle.dumps([{"mIoU": 10**5000}], protocol=4), "an integer of 16610 bits: a drop's"),
+        (b"\x80\x04]" + INT_KEYS + b"a.", r"dict key 2305843009213693952: a drop's keys are"),
+        (pickle.dumps([{"e": {1.0, 2.0}}], protocol=4), "refused opcode EMPTY_SET"),
+        (pickle.dumps([0] * 100_001, protocol=4), "100001 records, more than the 100000"),
+    ],
+    ids=["huge int", "colliding int keys", "a set", "too many records"],
+)
+def test_what_a_small_file_could_make_expensive_is_refused(
+    tmp_path: Path, payload: bytes, reason: str
+) -> None:
+    """Each made load or validation time or memory grow far faster than the file: an int
+    of 5,000 digits in an array shape took 30 s for 12 KB, ints sharing one hash made
+    inserts quadratic, a set's order changed its quarantine text from run to run."""
+    with pytest.raises(RawDropError, match=reason):
+        load_pickle(_write(tmp_path / "trainval.pkl", payload))
 
 
 NDARRAY = b"\x8c\x05numpy\x8c\x07ndarray\x93"
