@@ -160,7 +160,12 @@ def load_setting(raw_dir: Path, setting: str) -> SettingLoad:
     rows: list[dict[str, object]] = []
     quarantine: list[dict[str, object]] = []
     first_seen: dict[str, int] = {}
+    listed: dict[int, int] = {}  # id of each record dict -> where it was first listed
     for index, raw in enumerate(records):
+        if isinstance(raw, dict) and listed.setdefault(id(raw), index) != index:
+            reason = f"the same object as record {listed[id(raw)]} (listed again by reference)"
+            quarantine.append(_quarantine_row(setting, source.path, index, [("record", reason)]))
+            continue
         try:
             record = model.model_validate(raw)
         except ValidationError as err:

@@ -39,7 +39,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from nasmr.shown import shown
+from nasmr.shown import cut, shown
 
 SEARCH_LIST = "search_list.txt"
 TRAINVAL = "trainval.pkl"
@@ -119,7 +119,7 @@ class _Array:
         self.array = np.frombuffer(data, dtype.dtype).reshape(shape, order=order)
 
     def __repr__(self) -> str:  # quarantine reasons quote it: the same text on every run
-        return "<array without its data>" if self.array is None else repr(self.array)
+        return "<array without its data>" if self.array is None else shown(self.array)
 
 
 def _scalar(dtype: object, data: object) -> np.generic:
@@ -227,6 +227,14 @@ def _guarded_dispatch() -> dict[int, Callable[[Any], None]]:
             run(self)
 
         table[opcode[0]] = guarded
+    bytearray8 = table[pickle.BYTEARRAY8[0]]
+
+    def as_bytes(self: Any) -> None:
+        """A bytearray is pushed as bytes: arrays then view it instead of copying it each."""
+        bytearray8(self)
+        self.stack[-1] = bytes(self.stack[-1])
+
+    table[pickle.BYTEARRAY8[0]] = as_bytes
     for opcode in (pickle.INT, pickle.LONG, pickle.LONG1, pickle.LONG4):
         make = table[opcode[0]]
 
@@ -250,9 +258,8 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in STAND_INS:
-            raise RawDropError(
-                f"{self._name}: refused global {module}.{name} (not needed by the drop)"
-            )
+            named = cut(f"{module}.{name}", 200)
+            raise RawDropError(f"{self._name}: refused global {named} (not needed by the drop)")
         return STAND_INS[module, name]
 
     def load(self) -> Any:
@@ -290,10 +297,13 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
 def _arrays(records: list[Any]) -> list[Any]:
     """Records with each array stand-in among their fields replaced by its NumPy array (one
-    that never got its data stays, to be quarantined with its record)."""
+    that never got its data stays, to be quarantined with its record). A record listed
+    again (a memo reference) is not scanned again."""
+    seen: set[int] = set()
     for record in records:
-        if not isinstance(record, dict):
+        if not isinstance(record, dict) or id(record) in seen:
             continue
+        seen.add(id(record))
         for key, value in record.items():
             if isinstance(value, _Array) and value.array is not None:
                 record[key] = value.array

@@ -8,6 +8,7 @@ file can list one record many times, so what one error prints must stay small.
 
 from __future__ import annotations
 
+import itertools
 import reprlib
 from typing import Any
 
@@ -24,6 +25,24 @@ class _Shorten(reprlib.Repr):
             setattr(self, name, limit)
         self.maxlevel = 3
 
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        """In insertion order: reprlib sorts every key first, however many."""
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+            for k, v in itertools.islice(x.items(), self.maxdict)
+        ]
+        return "{" + ", ".join(items) + (", ...}" if len(x) > self.maxdict else "}")
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        return repr(x[: self.maxstring]) + ("..." if len(x) > self.maxstring else "")
+
+    def repr_bytearray(self, x: bytearray, level: int) -> str:
+        return f"bytearray({self.repr_bytes(bytes(x[: self.maxstring + 1]), level)})"
+
     def repr_ndarray(self, x: np.ndarray, level: int) -> str:
         if x.size <= self.maxlist:
             return repr(x)
@@ -39,4 +58,9 @@ class _Shorten(reprlib.Repr):
 def shown(value: Any, limit: int = 80) -> str:
     """A short repr of ``value``: nesting cut at 3 levels, text at ``limit`` characters."""
     text = _Shorten(limit).repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def cut(text: str, limit: int = 80) -> str:
+    """``text`` itself (no quotes), cut after ``limit`` characters."""
     return text if len(text) <= limit else text[:limit] + "..."

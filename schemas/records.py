@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from nasmr.complexity import LARGEST
-from nasmr.shown import shown
+from nasmr.shown import cut, shown
 from nasmr.space import CHANNELS, Arch, ArchError
 from schemas.settings import Task, get_setting
 
@@ -56,7 +56,27 @@ MAX_ITEMS = 64
 longer one is refused whole, not item by item, so a small file cannot make a million
 errors (a list of memo references to one bad value)."""
 
-Ints = Annotated[list[StrictInt], Field(max_length=MAX_ITEMS)]
+
+def _few_items(value: Any) -> Any:
+    """A list, tuple or array longer than :data:`MAX_ITEMS` is refused before its items are
+    validated (pydantic checks ``max_length`` after them)."""
+    size = (
+        value.size
+        if isinstance(value, np.ndarray)
+        else len(value)
+        if isinstance(value, list | tuple)
+        else 0
+    )
+    if size > MAX_ITEMS:
+        raise ValueError(f"{size} items, more than {MAX_ITEMS}")
+    return value
+
+
+Bounded = BeforeValidator(_few_items)
+
+Ints = Annotated[list[StrictInt], Field(fail_fast=True), Bounded]
+"""A bounded list of ints whose validation stops at its first error (a record of nested
+lists could otherwise make thousands of errors)."""
 
 
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -76,7 +96,7 @@ which fixes 0 and 2.
 
 def _array_to_list(value: Any) -> Any:
     """NumPy arrays (the nas-bench-201 embeddings) become plain lists before validation."""
-    return value.tolist() if hasattr(value, "tolist") and hasattr(value, "shape") else value
+    return value.tolist() if isinstance(value, np.ndarray) else value
 
 
 class Record(BaseModel):
@@ -105,10 +125,10 @@ class MRRecord(Record):
     # overflowing the exact integers (MACs as int64)
     flops: Annotated[Positive, Field(le=LARGEST.gmac)]
     params: Annotated[Positive, Field(le=LARGEST.mparams)]
-    input_channel: tuple[StrictInt, StrictInt]
+    input_channel: Annotated[tuple[StrictInt, StrictInt], Bounded]
     last_channel: StrictInt
     inverted_residual_setting: Annotated[
-        list[tuple[StrictInt, Ints, Ints]], Field(max_length=MAX_ITEMS)
+        list[tuple[StrictInt, Ints, Ints]], Field(fail_fast=True), Bounded
     ]
     embedding: Ints
 
@@ -198,7 +218,7 @@ class Nb201Record(Record):
     METRICS: ClassVar[tuple[str, ...]] = ("Acc", "Flops", "Params")
 
     embedding: Annotated[
-        list[StrictFloat], Field(max_length=MAX_ITEMS), BeforeValidator(_array_to_list)
+        list[StrictFloat], Field(fail_fast=True), BeforeValidator(_array_to_list), Bounded
     ]
     Acc: Percent
     Flops: Positive
@@ -265,7 +285,7 @@ def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, st
     out = []
     for item in errors[:MAX_ERRORS]:
         field = "".join(
-            f".{_cut(p, limit)}" if isinstance(p, str) else f"[{shown(p)}]" for p in item["loc"]
+            f".{cut(p, limit)}" if isinstance(p, str) else f"[{shown(p)}]" for p in item["loc"]
         )
         if item["type"] == "value_error":
             reason = str(item["ctx"]["error"])
@@ -273,11 +293,7 @@ def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, st
             reason = item["msg"]
         else:
             reason = f"{item['msg']} (got {shown(item['input'], limit)})"
-        out.append((field.lstrip(".") or "record", _cut(reason, 5 * limit)))
+        out.append((field.lstrip(".") or "record", cut(reason, 5 * limit)))
     if len(errors) > MAX_ERRORS:
         out.append(("record", f"{len(errors) - MAX_ERRORS} more error(s)"))
     return out
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."

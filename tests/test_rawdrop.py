@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nasmr.rawdrop import STAND_INS, RawDropError, load_pickle, read_search_list
+from nasmr.shown import shown
 
 
 class _Exploit:
@@ -232,6 +233,22 @@ def test_what_a_small_file_could_make_expensive_is_refused(
     inserts quadratic, a set's order changed its quarantine text from run to run."""
     with pytest.raises(RawDropError, match=reason):
         load_pickle(_write(tmp_path / "trainval.pkl", payload))
+
+
+def test_a_bytearray_loads_as_bytes_once(tmp_path: Path) -> None:
+    """Each protocol-5 array copied the bytearray it was built from: one 10 MB buffer shared
+    by a thousand arrays took 10 GB. It is bytes now, and arrays view it."""
+    payload = pickle.dumps([{"b": bytearray(b"ab")}], protocol=5)
+    [loaded] = load_pickle(_write(tmp_path / "trainval.pkl", payload))
+    assert type(loaded["b"]) is bytes and loaded["b"] == b"ab"
+
+
+def test_shown_values_stay_short_whatever_their_size() -> None:
+    """Error messages quote rejected values: reprlib sorted every key of a dict and printed
+    all of a bytes value or a nested array before cutting the text."""
+    assert shown({i: 0 for i in range(1_000_000, 0, -1)}, 30) == "{1000000: 0, 999999: 0, 999998..."
+    assert shown(b"x" * 10_000_000, 20) == "b'xxxxxxxxxxxxxxxxxx..."
+    assert shown(np.zeros((2,) * 20), 200) == f"array(shape={(2,) * 20}, dtype=float64)"
 
 
 NDARRAY = b"\x8c\x05numpy\x8c\x07ndarray\x93"
