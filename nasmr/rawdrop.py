@@ -10,10 +10,10 @@ memory and a claimed shape cannot allocate more than the file's size.
 It is Python's own (pure-Python) unpickler, about 0.1 s slower per file than the C one,
 because it lets the loader check opcodes before they run:
 
-* only the opcodes a drop needs run (plain data, globals from :data:`STAND_INS`, REDUCE,
-  and BUILD on the array and dtype stand-ins, whose ``__setstate__`` checks the state):
-  no object construction without ``__init__``, no attribute setting, no out-of-band
-  buffers, no sets;
+* opcodes no drop needs are refused (:data:`REFUSED_OPCODES`: object construction
+  without ``__init__``, out-of-band buffers, sets), globals come from :data:`STAND_INS`
+  only, and BUILD sets state only on the array and dtype stand-ins, whose
+  ``__setstate__`` checks it (no attribute setting);
 * a dict key must be a short string before it is hashed: hashing a tuple nested a few
   hundred thousand deep overflows the C stack and kills the process, one built of shared
   tuples (``t = (t, t)`` over and over) hashes for ever, and ints that share a hash, or
@@ -24,8 +24,8 @@ because it lets the loader check opcodes before they run:
 * bytes after the pickle's end (a second ``pickle.dump`` appended to the file) fail the
   file rather than go unread.
 
-Every limit is far above what the real drop holds (string keys of up to 25 characters,
-ints of a few digits, 15,625 records at most).
+The real drop is well within every limit (string keys of up to 25 characters, ints up
+to 128, 15,625 records at most).
 """
 
 from __future__ import annotations

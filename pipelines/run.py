@@ -51,6 +51,8 @@ EARLIER_CONFIGS = frozenset(
         "8abfa15656178b0ae2782131114865118062de445e9f5c64b0a74961908b783a",  # to 2026-11-24
         "526c3c94062c731a82e3aba55776521a7471949b21f47537ae213bc0938ce4e1",  # to 2026-12-06
         "89f45b68ff80e06edadd2ce59cfc6f82862eddae83f30ed3fc237ca217de754e",  # to 2026-12-07
+        "77a9e416b21f0ff223b0f9ee1e1016be76cd1d08e50617d8309996a96867880f",  # 2026-12-07, f7c3534
+        "1798ee8efb82fd1607f56b9c25460496173579006346bdac3829112e6c01dda8",  # 2026-12-07, 44483cf
     }
 )
 """sha256 of each ``dagster.yaml`` an earlier nasmr wrote, unedited: replaced by

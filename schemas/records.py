@@ -52,7 +52,7 @@ Positive = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False), BeforeValida
 """A finite, strictly positive number (FLOPs, params)."""
 
 MAX_ITEMS = 64
-"""Most items any list of a record, or a record itself, may hold (the drop needs 31): a
+"""Most items any list of a record, or a record itself, may hold (the drop needs 30): a
 longer one is refused whole, not item by item, so a small file cannot make a million
 errors (a list of memo references to one bad value)."""
 
