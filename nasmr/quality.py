@@ -50,6 +50,9 @@ def _layout_rule() -> Rule:
     )
 
 
+_RESULT_ROWS = "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM nb201_results)"
+"""SQL: the result rows of every setting, the nas-bench-201 cells included."""
+
 RULES: tuple[Rule, ...] = (
     _layout_rule(),
     Rule(
@@ -73,7 +76,7 @@ RULES: tuple[Rule, ...] = (
         "GROUP BY code HAVING count(*) > 1 "
         f"UNION ALL SELECT '{NB201}', ops, NULL, count(*) FROM nb201_results "
         "GROUP BY ops HAVING count(*) > 1",
-        "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM nb201_results)",
+        _RESULT_ROWS,
     ),
     Rule(
         "results_reference_known_architectures",
@@ -94,7 +97,7 @@ RULES: tuple[Rule, ...] = (
         f"UNION ALL SELECT '{NB201}', ops, 'Flops/Params', Flops FROM nb201_results "
         "WHERE NOT coalesce(isfinite(Flops) AND Flops > 0 AND isfinite(Params) AND Params > 0, "
         "false)",
-        "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM nb201_results)",
+        _RESULT_ROWS,
     ),
 )
 """Every rule a warehouse must keep before it is released."""

@@ -191,65 +191,52 @@ REFUSED_OPCODES = (
 """Opcodes no drop needs: construction without ``__init__``, out-of-band buffers, sets."""
 
 
-def _guarded_dispatch() -> dict[int, Callable[[Any], None]]:
-    """The pure-Python unpickler's opcode table: :data:`REFUSED_OPCODES` refused, BUILD
-    only on array and dtype stand-ins, dict keys checked by ``_keys`` before they are
-    hashed, and ints by ``_int`` once made."""
-    table = dict(pickle._Unpickler.dispatch)
-    for name in REFUSED_OPCODES:
+Check = Callable[[Any], None]
+"""A check on the unpickler (its stack), run before or after one opcode."""
 
-        def refuse(self: Any, name: str = name) -> None:
+
+def _guarded_dispatch() -> dict[int, Check]:
+    """The pure-Python unpickler's opcode table with the loader's checks around opcodes:
+    :data:`REFUSED_OPCODES` refused, BUILD only on array and dtype stand-ins, dict keys
+    checked before they are hashed, ints once made, a bytearray pushed as bytes."""
+
+    def refuse(name: str) -> Check:
+        def check(self: Any) -> None:
             raise RawDropError(f"{self._name}: refused opcode {name} (not needed by the drop)")
 
-        table[getattr(pickle, name)[0]] = refuse
-    build = table[pickle.BUILD[0]]
+        return check
 
-    def guarded_build(self: Any) -> None:
-        target = self.stack[-2]
-        if type(target) not in (_Array, _DType):
-            raise RawDropError(
-                f"{self._name}: refused setting the state of {shown(target)} (only arrays "
-                "and dtypes have one in a drop)"
-            )
-        build(self)
-
-    table[pickle.BUILD[0]] = guarded_build
-    hashed: dict[bytes, Callable[[list[Any]], list[Any]]] = {
-        pickle.SETITEM: lambda stack: stack[-2:-1],  # key, value on top
-        pickle.SETITEMS: lambda stack: stack[0::2],  # the items since the mark: key, value, ...
-        pickle.DICT: lambda stack: stack[0::2],
+    before: dict[bytes, Check] = {getattr(pickle, name): refuse(name) for name in REFUSED_OPCODES}
+    before |= {
+        pickle.BUILD: lambda self: self._settable(self.stack[-2]),
+        pickle.SETITEM: lambda self: self._keys(self.stack[-2:-1]),  # key, value on top
+        pickle.SETITEMS: lambda self: self._keys(self.stack[0::2]),  # since the mark: k, v...
+        pickle.DICT: lambda self: self._keys(self.stack[0::2]),
     }
-    for opcode, keys in hashed.items():
-        run = table[opcode[0]]
+    after: dict[bytes, Check] = {
+        op: lambda self: self._int(self.stack[-1])
+        for op in (pickle.INT, pickle.LONG, pickle.LONG1, pickle.LONG4)
+    }
+    after[pickle.BYTEARRAY8] = lambda self: self._as_bytes()
+    table = dict(pickle._Unpickler.dispatch)
+    for opcode in before.keys() | after.keys():
+        run, first, then = table[opcode[0]], before.get(opcode), after.get(opcode)
 
-        def guarded(self: Any, run: Any = run, keys: Any = keys) -> None:
-            self._keys(keys(self.stack))
+        def guarded(self: Any, run: Check = run, first: Any = first, then: Any = then) -> None:
+            if first is not None:
+                first(self)
             run(self)
+            if then is not None:
+                then(self)
 
         table[opcode[0]] = guarded
-    bytearray8 = table[pickle.BYTEARRAY8[0]]
-
-    def as_bytes(self: Any) -> None:
-        """A bytearray is pushed as bytes: arrays then view it instead of copying it each."""
-        bytearray8(self)
-        self.stack[-1] = bytes(self.stack[-1])
-
-    table[pickle.BYTEARRAY8[0]] = as_bytes
-    for opcode in (pickle.INT, pickle.LONG, pickle.LONG1, pickle.LONG4):
-        make = table[opcode[0]]
-
-        def checked(self: Any, make: Any = make) -> None:
-            make(self)
-            self._int(self.stack[-1])
-
-        table[opcode[0]] = checked
     return table
 
 
 class _RestrictedUnpickler(pickle._Unpickler):
     """Globals from :data:`STAND_INS` only, and the checks of the module docstring."""
 
-    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = _guarded_dispatch()
+    dispatch: ClassVar[dict[int, Check]] = _guarded_dispatch()
 
     def __init__(self, data: bytes, name: str) -> None:
         self._buffer = io.BytesIO(data)
@@ -276,6 +263,18 @@ class _RestrictedUnpickler(pickle._Unpickler):
                 "pickle written to the same file?); refused rather than left unread"
             )
         return loaded
+
+    def _settable(self, target: object) -> None:
+        """Refuse setting the state of anything but an array or dtype stand-in."""
+        if type(target) not in (_Array, _DType):
+            raise RawDropError(
+                f"{self._name}: refused setting the state of {shown(target)} (only arrays "
+                "and dtypes have one in a drop)"
+            )
+
+    def _as_bytes(self) -> None:
+        """A bytearray becomes bytes: arrays then view it instead of copying it each."""
+        self.stack[-1] = bytes(self.stack[-1])
 
     def _keys(self, keys: list[Any]) -> None:
         """Refuse a dict key that is not a short string (see the module docstring)."""

@@ -57,8 +57,7 @@ class _Shorten(reprlib.Repr):
 
 def shown(value: Any, limit: int = 80) -> str:
     """A short repr of ``value``: nesting cut at 3 levels, text at ``limit`` characters."""
-    text = _Shorten(limit).repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+    return cut(_Shorten(limit).repr(value), limit)
 
 
 def cut(text: str, limit: int = 80) -> str:

@@ -60,13 +60,12 @@ errors (a list of memo references to one bad value)."""
 def _few_items(value: Any) -> Any:
     """A list, tuple or array longer than :data:`MAX_ITEMS` is refused before its items are
     validated (pydantic checks ``max_length`` after them)."""
-    size = (
-        value.size
-        if isinstance(value, np.ndarray)
-        else len(value)
-        if isinstance(value, list | tuple)
-        else 0
-    )
+    if isinstance(value, np.ndarray):
+        size = value.size
+    elif isinstance(value, list | tuple):
+        size = len(value)
+    else:
+        return value
     if size > MAX_ITEMS:
         raise ValueError(f"{size} items, more than {MAX_ITEMS}")
     return value

@@ -418,16 +418,22 @@ def test_sensor_ingests_exactly_the_changed_settings(raw_dir: Path, tmp_path: Pa
     )
 
 
-def test_sensor_ingests_a_file_that_returns_to_earlier_bytes(tmp_path: Path) -> None:
-    """Reverting a bad file to its good bytes, or losing it twice, re-ingests it every time:
-    each change gets a run key of its own, and a retried tick (same cursor) the same key."""
+def _two_video_files(tmp_path: Path) -> tuple[bytes, bytes, Path, Path]:
+    """Two versions of a video trainval.pkl (top1 50 and 51), a drop holding the first, and
+    the file's path in it."""
     archs = sample(3, seed=5)
-    good, bad = (
+    first, second = (
         pickle.dumps([mr_record(a, *exact(a), top1=top1, top5=80.0) for a in archs])
         for top1 in (50.0, 51.0)
     )
-    raw = write_drop(tmp_path / "raw", {"video": good}, [a.code for a in archs])
-    path = raw / "data" / "video" / "trainval.pkl"
+    raw = write_drop(tmp_path / "raw", {"video": first}, [a.code for a in archs])
+    return first, second, raw, trainval_path(raw, "video")
+
+
+def test_sensor_ingests_a_file_that_returns_to_earlier_bytes(tmp_path: Path) -> None:
+    """Reverting a bad file to its good bytes, or losing it twice, re-ingests it every time:
+    each change gets a run key of its own, and a retried tick (same cursor) the same key."""
+    good, bad, raw, path = _two_video_files(tmp_path)
     cursor, keys = None, []
     for payload in [good, bad, good, None, good, None]:
         if payload is None:
@@ -445,13 +451,7 @@ def test_sensor_ingests_a_file_that_returns_to_earlier_bytes(tmp_path: Path) -> 
 def test_sensor_after_a_cursor_reset_reuses_no_run_key(tmp_path: Path) -> None:
     """A reset cursor counted changes from 0 again: a change then got a key launched before,
     Dagster skipped its run, and the warehouse stayed stale without a word."""
-    archs = sample(3, seed=5)
-    a, b = (
-        pickle.dumps([mr_record(x, *exact(x), top1=top1, top5=80.0) for x in archs])
-        for top1 in (50.0, 51.0)
-    )
-    raw = write_drop(tmp_path / "raw", {"video": a}, [x.code for x in archs])
-    path = raw / "data" / "video" / "trainval.pkl"
+    a, b, raw, path = _two_video_files(tmp_path)
     keys = []
     with dg.instance_for_test() as instance:
         cursor = None
