@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import pickle
@@ -364,8 +366,8 @@ def test_cli_sql_formats(built: IngestResult) -> None:
         "ok",
         "5",
     ]
-    csv = CliRunner().invoke(main, [*args, "--format", "csv"])
-    assert csv.output == "setting,status,read\n3ddet,missing,0\nseg,ok,5\n"
+    as_csv = CliRunner().invoke(main, [*args, "--format", "csv"])
+    assert as_csv.output == "setting,status,read\n3ddet,missing,0\nseg,ok,5\n"
     as_json = CliRunner().invoke(main, [*args, "--format", "json"])
     assert json.loads(as_json.output) == [
         {"setting": "3ddet", "status": "missing", "read": 0},
@@ -448,6 +450,35 @@ def test_cli_sql_table_spells_nulls_inside_lists_and_structs_null(built: IngestR
     assert header.split() == ["l", "s", "st", "n", "sl", "full", "words"]
     cells = "[1, NULL]  [x, NULL]  {'a': NULL, 'b': 'x'}  [[1.5, NULL]]  {'q': [2, NULL]}  [1, 2]"
     assert row.split() == (cells + "  [x, y]").split()
+
+
+def test_cli_sql_csv_writes_lists_and_structs_whole_as_json(built: IngestResult) -> None:
+    """pandas wrote NumPy's text ([1 2 --]) and cut a list of 2,507 values with '...'."""
+    query = (
+        "SELECT [1, NULL] AS l, ['x', 'y'] AS words, {'k': NULL, 'j': [1.5]} AS st, "
+        "range(2000) AS long, 7 AS n"
+    )
+    args = ["sql", "--warehouse", str(built.warehouse), "--format", "csv", query]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (row,) = csv.DictReader(io.StringIO(result.output))
+    assert json.loads(row["l"]) == [1, None]
+    assert json.loads(row["words"]) == ["x", "y"]
+    assert json.loads(row["st"]) == {"k": None, "j": [1.5]}
+    assert json.loads(row["long"]) == list(range(2000))
+    assert row["n"] == "7"
+
+
+def test_cli_sql_json_refuses_repeated_column_names(built: IngestResult) -> None:
+    """A join of two settings' top1 kept only the second value under one key, silently."""
+    query = "SELECT 1 AS top1, 2 AS top1, 3 AS flops, 4 AS flops, 5 AS code"
+    args = ["sql", "--warehouse", str(built.warehouse), "--format", "json", query]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "column name(s) 'flops', 'top1' repeat" in result.output
+    assert "AS cls_top1" in result.output
+    table = CliRunner().invoke(main, [*args[:3], query])
+    assert table.output.split()[:5] == ["top1", "top1_1", "flops", "flops_1", "code"]
 
 
 def test_cli_sql_reads_the_build_folder_its_help_names(

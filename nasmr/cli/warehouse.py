@@ -103,6 +103,44 @@ def _plain(value: Any) -> Any:
     return value if value is None or isinstance(value, str | int) else str(value)
 
 
+def _distinct_keys(columns: list[str]) -> None:
+    """Refuse a result whose column names repeat: JSON keys would overwrite each other.
+
+    The table and CSV formats show DuckDB's renamed copies (``top1_1``); a JSON consumer
+    would read keys made up by DuckDB, so it is asked to name the columns itself.
+    """
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise click.ClickException(
+            f"column name(s) {', '.join(map(repr, repeated))} repeat in the result, and the "
+            "keys of a JSON record must differ: name the columns apart "
+            "(e.g. SELECT a.top1 AS cls_top1, b.top1 AS video_top1 ...)"
+        )
+
+
+def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its list, struct and map cells as JSON text, every item kept (pandas
+    wrote NumPy's text, ``[1 2 --]``, cut with ``...`` past 1,000 items); for CSV."""
+    shown = frame.copy()
+    for column, values in shown.items():
+        if values.dtype == object:
+            shown[column] = values.map(_json_cell)
+    return shown
+
+
+def _json_cell(value: Any) -> Any:
+    """A list, struct or map cell as JSON text (NULLs as null); other values as they are."""
+    value = _listed(value)
+    if isinstance(value, list | dict):
+        return json.dumps(_plain(value), allow_nan=False)
+    return value
+
+
+def _listed(value: Any) -> Any:
+    """A list cell (a NumPy array, whose masked items become None) as a Python list."""
+    return value.tolist() if getattr(value, "ndim", 0) else value
+
+
 def _nulls_as_null(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the missing values of its object and ``pd.NA`` columns (Int*, boolean,
     Python strings) as NaN, which ``na_rep`` spells: pandas prints ``None`` and ``<NA>``
@@ -124,8 +162,7 @@ def _nulls_as_null(frame: pd.DataFrame) -> pd.DataFrame:
 def _nested_text(value: Any) -> Any:
     """A list, struct or map cell as pandas prints one, with NULL for the NULLs inside it
     (pandas printed ``--`` in a list and ``None`` in a struct); other values as they are."""
-    if getattr(value, "ndim", 0):  # a list: a NumPy array, whose masked items become None
-        value = value.tolist()
+    value = _listed(value)
     if isinstance(value, list):
         return "[" + ", ".join(_item_text(item, quoted=False) for item in value) + "]"
     if isinstance(value, dict):
@@ -166,7 +203,8 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
     The warehouse is opened read-only; a statement that writes other files (COPY ... TO,
     ATTACH) writes them where it says. A NULL prints as NULL in the table (null in JSON, empty
     in CSV); a DOUBLE's NaN does too, as in JSON, since the table is made through pandas,
-    which cannot tell the two apart.
+    which cannot tell the two apart. In CSV a list, struct or map cell is JSON text. JSON
+    needs distinct column names (the table and CSV show DuckDB's renamed copies, top1_1).
     """
     import duckdb
     import pandas as pd
@@ -182,6 +220,7 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
             result = query_result(con, query)
             if fmt == "json":  # DuckDB's Python values: exact dates and integers, any size
                 columns = [column for column, *_ in result.description]
+                _distinct_keys(columns)
                 records = [
                     _plain(dict(zip(columns, row, strict=True))) for row in result.fetchall()
                 ]
@@ -194,7 +233,7 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
     if fmt == "json":  # Python writes floats exactly; pandas' to_json keeps 10 digits
         click.echo(json.dumps(records, indent=2, allow_nan=False))
     elif fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
+        click.echo(_nested_as_json(frame).to_csv(index=False), nl=False)
     elif frame.empty:  # pandas would print "Empty DataFrame" and the column list
         click.echo("  ".join(map(str, frame.columns)) + "\n(0 rows)")
     else:  # pandas trims the trailing zeros every value of a column has
