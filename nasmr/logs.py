@@ -8,9 +8,10 @@ Rules, applied in this order:
 
 * **Layout**: a file outside ``<setting>/<code>/<run>.log.json``, of an unknown setting
   or under a folder that is not a canonical architecture code is quarantined whole, as
-  is a file that cannot be read (no permission, deleted since it was listed); a folder
-  below the drop that cannot be listed is named (``<folder>/``), and a drop whose
-  ``logs/`` cannot be listed raises.
+  is a file that cannot be read (no permission, deleted since it was listed); other
+  ``*.json`` files (mmengine's ``<time>.json``) and ``*.log.json`` entries that are no
+  regular file are named as not read; a folder below the drop that cannot be listed is
+  named (``<folder>/``), and a drop whose ``logs/`` cannot be listed raises.
 * **Lines**: malformed or truncated JSON, invalid UTF-8, a JSON value that is not an
   object, an unknown ``mode``, a number key (loss, lr, a metric) holding no JSON number
   (``true``, ``"55.5"``), a NaN/inf number (a metric's only on an evaluation line), an
@@ -33,16 +34,16 @@ Rules, applied in this order:
   count). Runs whose ``epoch`` restarts at 1 on resume (mmcv's ``IterBasedRunner``) or
   whose training lines log ``step`` instead are not joined: their launches stay separate
   runs, as the rules below treat them.
-* **Runs**: a run without an evaluation line, or whose last good evaluation is at an
-  epoch below the expected one, stopped early and is quarantined whole (line: its last
-  line); so is a run evaluated past the expected epoch (a mistyped epoch, or another
-  schedule). The expected epoch is ``max_epochs`` (``total_epochs`` in older mmcv
-  configs) from the config (meta line) of the run's latest launch that declares one,
-  otherwise the usual last epoch of the setting: the last evaluated epoch of most
-  architectures' latest runs, the furthest of equally common ones (so a schedule must
-  evaluate at its last epoch, as OpenMMLab configs do; one mistyped epoch does not make
-  every other run look stopped early, nor do a few crashed reruns). A resumed run's
-  earlier files are quarantined with it, naming its last file.
+* **Runs**: an empty file is quarantined as such; a run without an evaluation line, or
+  whose last good evaluation is at an epoch below the expected one, stopped early and is
+  quarantined whole (line: its last line); so is a run evaluated past the expected epoch
+  (a mistyped epoch, or another schedule). The expected epoch is ``max_epochs``
+  (``total_epochs`` in older mmcv configs) from the config (meta line) of the run's
+  latest launch that declares one, otherwise the usual last epoch of the setting: the
+  last evaluated epoch of most architectures' latest runs, the furthest of equally common
+  ones (so a schedule must evaluate at its last epoch, as OpenMMLab configs do; one
+  mistyped epoch does not make every other run look stopped early, nor do a few crashed
+  reruns). A resumed run's earlier files are quarantined with it, naming its last file.
 * **Duplicates**: of several complete runs of one architecture in one setting, the run
   whose name sorts last is kept (mmcv names runs by start time, so: the latest); the
   others are quarantined (line empty: the whole run).
@@ -211,7 +212,7 @@ def _discover(drop: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
     problems: list[tuple[str, str]] = []  # (file or folder/, reason)
     root = drop / "logs"
     if root.is_dir():
-        beside, unlisted = _log_paths(drop, skip="logs")
+        beside, unlisted, _ = _log_paths(drop, skip="logs")
         problems += [
             (folder, f"unreadable folder outside the drop's logs/ folder: {reason}")
             for folder, reason in unlisted
@@ -219,8 +220,9 @@ def _discover(drop: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
         problems += [("/".join(parts), "outside the drop's logs/ folder") for parts in beside]
     else:
         root = drop
-    found, unlisted = _log_paths(root)
+    found, unlisted, unread = _log_paths(root)
     problems += [(folder, f"unreadable folder: {reason}") for folder, reason in unlisted]
+    problems += unread
     for parts in found:
         name = "/".join(parts)
         if len(parts) != 3:
@@ -245,16 +247,19 @@ def _discover(drop: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
 
 def _log_paths(
     root: Path, skip: str | None = None
-) -> tuple[list[tuple[str, ...]], list[tuple[str, str]]]:
+) -> tuple[list[tuple[str, ...]], list[tuple[str, str]], list[tuple[str, str]]]:
     """The parts below ``root`` of every ``*.log.json`` file, in path order (not entering
-    ``root``'s folder ``skip``), and ``(folder/, OS reason)`` for the folders below ``root``
-    that could not be listed (``root`` itself raises).
+    ``root``'s folder ``skip``); ``(folder/, OS reason)`` for the folders below ``root``
+    that could not be listed (``root`` itself raises); and ``(file, reason)`` for the JSON
+    files that are not read: other ``*.json`` files (mmengine names its logs
+    ``<time>.json``) and ``*.log.json`` entries that are no regular file (a broken link).
 
     As with ``Path.rglob``, folders behind symlinks are not entered; ``os.scandir`` does it
     in a quarter of the time.
     """
     found: list[tuple[str, ...]] = []
     unlisted: list[tuple[str, str]] = []
+    unread: list[tuple[str, str]] = []
     folders: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
     while folders:
         folder, parts = folders.pop()
@@ -267,11 +272,23 @@ def _log_paths(
                         folders.append((entry.path, (*parts, entry.name)))
                     elif entry.name.endswith(LOG_SUFFIX) and entry.is_file():
                         found.append((*parts, entry.name))
+                    elif entry.name.endswith(LOG_SUFFIX):
+                        name = "/".join((*parts, entry.name))
+                        unread.append((name, "not a regular file (a broken link?): not read"))
+                    elif entry.name.endswith(".json"):
+                        name = "/".join((*parts, entry.name))
+                        unread.append((name, _NOT_A_LOG_NAME))
         except OSError as err:
             if not parts:
                 raise  # the root itself: nothing to parse, and the error names it
             unlisted.append(("/".join(parts) + "/", _os_reason(err)))
-    return sorted(found), sorted(unlisted)
+    return sorted(found), sorted(unlisted), sorted(unread)
+
+
+_NOT_A_LOG_NAME = (
+    f"not named <run>{LOG_SUFFIX}: not read (mmengine's <time>.json log is read once renamed "
+    f"<time>{LOG_SUFFIX})"
+)
 
 
 def _os_reason(err: OSError) -> str:
@@ -453,6 +470,8 @@ def _json_problem(text: str, cut: bool) -> str:
         json.loads(text[:-1])
     except json.JSONDecodeError as err:
         detail = f"{err.msg.removesuffix(' at')} at column {err.colno}"  # 'starting at'...
+    except RecursionError:  # an exception here would end DuckDB's query, and every run
+        detail = "nested deeper than Python's JSON decoder follows"
     else:
         detail = "rejected by DuckDB's JSON reader"
     if cut:
@@ -468,7 +487,8 @@ def _parsed_sql() -> str:
     valid ``null``, so only a NULL of a line that opens with ``{`` or fails ``json_valid``
     is a line that is not JSON. DuckDB casts ``true`` to 1.0 and ``"55.5"`` to 55.5 on its
     way into a DOUBLE, and makes ``"x"`` a silent NULL: a line where a number key holds a
-    string, bool, list or object (a cheap pattern finds it) is explained key by key.
+    string, bool, list or object (a cheap pattern finds it, or the line has a ``\\u``
+    escape, which can spell a key) is explained key by key.
     """
     read = {k: "JSON" if k in _INTEGERS else t for k, t in _COLUMNS.items()}
     struct = json.dumps(read).replace("'", "''")
@@ -485,7 +505,8 @@ def _parsed_sql() -> str:
                 WHEN pre IS NOT NULL THEN pre
                 WHEN s IS NULL AND (brace OR NOT json_valid(text)) THEN json_problem(text, cut)
                 WHEN NOT brace THEN 'not a JSON object'
-                WHEN regexp_matches(text, '{suspect}') THEN CASE {not_numbers} END
+                WHEN regexp_matches(text, '{suspect}') OR contains(text, '\\u')
+                    THEN CASE {not_numbers} END
             END AS pre, {names}
         FROM (SELECT *, TRY(json_transform(text, '{struct}')) AS s FROM raw)
     )"""
@@ -680,6 +701,8 @@ _RUNS_SQL = """
     ), spans AS (
         SELECT *,
             sum(evaluations) OVER r AS run_evaluations,
+            sum(lines) OVER r AS run_lines,
+            max(seg_max) OVER r AS run_seg_max,
             max(last_epoch) OVER r AS run_last_epoch,
             last_value(declared_epochs IGNORE NULLS) OVER (r ORDER BY run
                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS run_declared
@@ -699,6 +722,7 @@ _RUNS_SQL = """
     ), judged AS (
         SELECT *, CASE
             WHEN unreadable IS NOT NULL THEN unreadable
+            WHEN run_lines = 0 THEN 'empty file: no line'
             WHEN run_evaluations = 0 THEN 'stopped early: no evaluation line'
             WHEN run_last_epoch < expected_epochs THEN
                 'stopped early: last evaluation at epoch ' || run_last_epoch || ' of '
@@ -787,7 +811,7 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     # per-file flags as lists indexed by file id: a join would lose the lines' order
     wide = con.sql(
         "WITH r AS (SELECT list(run_start = kept_run ORDER BY fid) AS kept, "
-        "list(seg_max <= 1 ORDER BY fid) AS fractions, list(cut_epoch ORDER BY fid) AS cuts, "
+        "list(run_seg_max <= 1 ORDER BY fid) AS fractions, list(cut_epoch ORDER BY fid) AS cuts, "
         "list(cut_training ORDER BY fid) AS training_cuts FROM runs) "
         "SELECT fid, epoch, iter, kind = 'val' AS val, line, "
         f"{', '.join(f'{e} AS s{k}' for k, e in enumerate(series))} "

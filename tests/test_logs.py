@@ -226,6 +226,11 @@ BAD_LINES = [
     ("string-loss", _at(4, lambda b: _set(b, loss="1.5")), 5, 'not a number: "loss" is "1.5"',
      True),
     ("word-lr", _at(4, lambda b: _set(b, lr="x")), 5, 'not a number: "lr" is "x"', True),
+    ("escaped-key-string", _at(3, lambda b: _set(b, **{"accuracy_top-1": "55.5"}).replace(
+        b'"accuracy_top-1"', b'"accuracy_top\\u002d1"')), 4,
+     'not a number: "accuracy_top-1" is "55.5"', True),
+    ("deeply-nested", _insert(2, b'{"mode": "val", "x": ' + b"[" * 1000 + b"]" * 999 + b"}"), 3,
+     "malformed JSON: nested deeper than Python's JSON decoder follows", True),
     ("json-null", _insert(2, b"null"), 3, "not a JSON object", True),
     ("stopped-early", lambda ls: ls[:4], 4, "stopped early: last evaluation at epoch 1 of 2",
      False),
@@ -523,11 +528,16 @@ def _val(epoch: int) -> dict:
 
 
 def _write_launch(
-    root: Path, name: str, lines: list[dict], max_epochs: int | None = 4, arch: int = 9
+    root: Path,
+    name: str,
+    lines: list[dict],
+    max_epochs: int | None = 4,
+    arch: int = 9,
+    setting: str = "digits-cls",
 ) -> None:
-    """``logs/digits-cls/<arch>/<name>.log.json``: a meta line (declaring ``max_epochs``
+    """``logs/<setting>/<arch>/<name>.log.json``: a meta line (declaring ``max_epochs``
     unless None), then ``lines``."""
-    folder = root / "logs" / "digits-cls" / sample(1, seed=arch)[0].code
+    folder = root / "logs" / setting / sample(1, seed=arch)[0].code
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"env_info": "x"} | (
         {"config": f"runner = dict(max_epochs={max_epochs})"} if max_epochs else {}
@@ -569,6 +579,23 @@ def test_lines_a_resumed_run_logs_again_supersede_the_earlier_files(tmp_path: Pa
     assert parsed.runs["resumes"].fillna("").tolist() == ["", "a", "b"]
     assert (parsed.runs["status"] == "accepted").all()
     assert derive_results(parsed.curves)["evaluations"].tolist() == [4, 4]
+
+
+def test_the_segmentation_scale_is_the_runs_not_each_files(tmp_path: Path) -> None:
+    """A resumed run on the percentage scale whose first launch logged only values <= 1
+    (epoch 1): that file's values were multiplied by 100 on their own."""
+
+    def val(epoch: int, aacc: float, miou: float, macc: float) -> dict:
+        return {"mode": "val", "epoch": epoch, "iter": 3, "aAcc": aacc, "mIoU": miou, "mAcc": macc}
+
+    first = [*_train(1), val(1, 0.9, 0.5, 0.6)]
+    later = [*_train(2), val(2, 50.0, 20.0, 30.0), *_train(3), val(3, 60.0, 25.0, 35.0)]
+    _write_launch(tmp_path, "a", first, max_epochs=3, setting="digits-seg")
+    _write_launch(tmp_path, "b", later, max_epochs=3, setting="digits-seg")
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.runs["resumes"].fillna("").tolist() == ["", "a"]
+    curves = parsed.curves[parsed.curves["metric"] == "aAcc"]
+    assert curves["value"].tolist() == [0.9, 50.0, 60.0]
 
 
 def test_a_launch_that_logged_nothing_does_not_break_a_run(tmp_path: Path) -> None:
@@ -781,6 +808,31 @@ def test_files_out_of_layout_are_quarantined_whole(copy: Path) -> None:
     assert reasons[f"digits-cls/{code.replace('-', '-0', 1)}/r.log.json"].startswith(
         "folder is not an architecture code: invalid code: position 2 (stage1.repeats) value '0"
     )
+
+
+def test_json_files_that_are_not_read_are_named(copy: Path) -> None:
+    """mmengine's <time>.json log and a broken link were skipped without a word."""
+    source = _logs(copy, "digits-cls")[0]
+    (source.parent / "20990101_000000.json").write_text(source.read_text())
+    (source.parent / "20990102_000000.log.json").symlink_to(copy / "missing")
+    parsed = parse_log_drop(copy)
+    reasons = dict(zip(parsed.quarantine["file"], parsed.quarantine["reason"], strict=True))
+    folder = _name(copy, source.parent)
+    assert reasons == {
+        f"{folder}/20990101_000000.json": "not named <run>.log.json: not read (mmengine's "
+        "<time>.json log is read once renamed <time>.log.json)",
+        f"{folder}/20990102_000000.log.json": "not a regular file (a broken link?): not read",
+    }
+    assert (parsed.runs["status"] == "accepted").all()
+
+
+def test_an_empty_log_file_is_called_empty(copy: Path) -> None:
+    """It was quarantined as 'stopped early', which sends one looking for a crash."""
+    path = _logs(copy, "digits-cls")[0].parent / "99991231_235959.log.json"
+    path.write_bytes(b"")
+    parsed = parse_log_drop(copy)
+    rows = parsed.quarantine[parsed.quarantine["file"] == _name(copy, path)]
+    assert rows["reason"].tolist() == ["empty file: no line"]
 
 
 def test_malformed_json_is_worded_once(copy: Path) -> None:
