@@ -38,7 +38,7 @@ import pandas as pd
 from nasmr import paths
 from nasmr.pareto import pareto_front
 from nasmr.rawdrop import search_list_path, trainval_path
-from nasmr.release import MANIFEST, load_manifest, names_a_release, resolve_release
+from nasmr.release import load_manifest, names_a_release, resolve_release
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import WAREHOUSE_NAME, connect, query_frame
 from schemas.release import ReleaseManifest
@@ -109,7 +109,7 @@ class Benchmark:
         path = Path(ref)
         if (
             (path / WAREHOUSE_NAME).is_file()
-            and not (path / MANIFEST).is_file()
+            and not paths.holds_release(path)
             and not names_a_release(ref)
         ):
             return cls(path, None)

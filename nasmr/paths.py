@@ -39,6 +39,13 @@ class ReleaseFolderError(Exception):
     """Build outputs were about to be written into a published release, which is immutable."""
 
 
+def holds_release(folder: Path) -> bool:
+    """Whether ``folder`` is a published release: it holds the manifest or the checksums.
+    Publishing writes both before naming the folder, so one of them lost leaves a damaged
+    release, which must still be found (verifying it reports the loss) and not written."""
+    return (folder / RELEASE_MANIFEST).is_file() or (folder / RELEASE_SUMS).is_file()
+
+
 def outside_releases(folder: Path, advice: str | None = None) -> Path:
     """``folder``, checked for writing build outputs into: a published release, or a folder
     inside one, is refused (its read-only folders stop other writers, but not root), with
@@ -46,7 +53,7 @@ def outside_releases(folder: Path, advice: str | None = None) -> Path:
     folder = Path(folder)
     resolved = folder.resolve()
     for parent in (resolved, *resolved.parents):
-        if (parent / RELEASE_MANIFEST).is_file() and (parent / RELEASE_SUMS).is_file():
+        if holds_release(parent):
             where = (
                 "is a published release"
                 if parent == resolved

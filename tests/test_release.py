@@ -23,7 +23,7 @@ from click.testing import CliRunner
 import nasmr.release.metadata as metadata_mod
 import nasmr.release.publish as publish_mod
 from nasmr import __version__, paths
-from nasmr.paths import ReleaseFolderError
+from nasmr.paths import ReleaseFolderError, outside_releases
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import (
     ReleaseError,
@@ -33,6 +33,7 @@ from nasmr.release import (
     load_manifest,
     propose_version,
     publish_release,
+    published_versions,
     resolve_release,
     verify_release,
     write_archive,
@@ -519,6 +520,28 @@ def test_verify_detects_tampering(releases: Path, tmp_path: Path, tamper: str) -
 def test_release_check_fails_when_nothing_is_published(tmp_path: Path) -> None:
     check = release_verifies(ReleaseDir(path=str(tmp_path)))
     assert not check.passed and "no release" in check.metadata["offending_rows"].value
+
+
+@pytest.mark.parametrize("lost", ["manifest.json", "SHA256SUMS"])
+def test_a_release_that_lost_its_manifest_or_sums_is_still_found(
+    releases: Path, tmp_path: Path, lost: str
+) -> None:
+    """Without its manifest, 1.0.1 vanished: 'latest' fell back to 1.0.0, which verified OK,
+    and publishing proposed 1.0.1 again. It is found, and verifying it fails."""
+    root = copy_release(releases, tmp_path / "releases")
+    (root / "1.0.0" / lost).unlink()
+    assert published_versions(root) == [Version.parse("1.0.0")]
+    listed = CliRunner().invoke(main, ["release", "list", "--releases", str(root)])
+    verified = CliRunner().invoke(main, ["release", "verify", "latest", "--releases", str(root)])
+    assert verified.exit_code == 1, verified.output
+    if lost == "manifest.json":
+        assert listed.exit_code == 1 and "1.0.0    unreadable:" in listed.output
+        assert "missing file: manifest.json" in verified.output
+    else:
+        assert "missing file: SHA256SUMS" in verified.output
+    assert not release_verifies(ReleaseDir(path=str(root))).passed
+    with pytest.raises(ReleaseFolderError, match="is a published release"):
+        outside_releases(root / "1.0.0")
 
 
 def test_an_unreadable_manifest_spoils_only_its_own_release(

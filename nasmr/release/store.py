@@ -57,16 +57,16 @@ def load_manifest(release_dir: Path) -> ReleaseManifest:
 
 
 def published_versions(releases_dir: Path | None = None) -> list[Version]:
-    """Versions of the release folders (named as a version, holding a manifest), lowest
-    first; temporary ``.publishing-*`` folders are no version. No manifest is read, so one
-    unreadable manifest does not hide the other releases."""
+    """Versions of the release folders (named as a version, see :func:`paths.holds_release`),
+    lowest first; temporary ``.publishing-*`` folders are no version. No manifest is read,
+    so one unreadable manifest does not hide the other releases."""
     root = Path(releases_dir) if releases_dir is not None else paths.releases_dir()
     if not root.is_dir():
         return []
     return sorted(
         Version.parse(child.name)
         for child in root.iterdir()
-        if _is_version(child.name) and (child / MANIFEST).is_file()
+        if _is_version(child.name) and paths.holds_release(child)
     )
 
 
@@ -84,7 +84,7 @@ def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
     published = [str(version) for version in published_versions(root)]
     choices = f"published in {root}: {', '.join(published) or 'none'}"
     if not names_a_release(ref):
-        if (Path(ref) / MANIFEST).is_file():
+        if paths.holds_release(Path(ref)):
             return Path(ref)
         if Path(ref).is_file():
             where = Path(ref).parent
@@ -172,8 +172,6 @@ class VerifyReport:
 
 def _read_sums(path: Path) -> dict[str, str]:
     """Relative path -> sha256 from a sha256sum-format file."""
-    if not path.is_file():
-        raise ReleaseError(f"{path.parent}: not a release ({SUMS} is missing)")
     sums = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         digest, sep, name = line.partition("  ")
@@ -191,6 +189,8 @@ def relative_files(root: Path) -> list[str]:
 def verify_release(ref: str | Path, releases_dir: Path | None = None) -> VerifyReport:
     """Re-check every checksum of a release, that no listed file is gone and none was added."""
     root = resolve_release(ref, releases_dir)
+    if not (root / SUMS).is_file():  # a damaged release: nothing to check the files against
+        return VerifyReport(root, 0, (), (SUMS,), ())
     sums = _read_sums(root / SUMS)
     present = set(relative_files(root))
     missing = sorted(name for name in sums if name not in present)
