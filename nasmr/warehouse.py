@@ -335,11 +335,25 @@ def _quote(text: str) -> str:
     return text.replace("'", "''")
 
 
+MODEL_INPUT_TABLES = ("architectures", "complexity", "results", "nb201_results")
+"""The tables predictors and searches read."""
+
+
 def warehouse_version(path: Path | None = None) -> str:
-    """The warehouse's data version: :func:`~nasmr.checksums.content_hash` of its sources."""
+    """The warehouse's data version: :func:`~nasmr.checksums.content_hash` of its input
+    files and of the tables models read (each as the sha256 of its sorted rows' text), so
+    that a re-ingest of the same inputs giving other tables (another nasmr's rules) gives
+    another version, and models made before it count as stale."""
     with connect(path) as con:
         rows = con.execute("SELECT path, bytes, sha256 FROM sources").df()
-    return content_hash(FileDigest(**row) for row in rows.to_dict("records"))
+        digests = [FileDigest(**row) for row in rows.to_dict("records")]
+        for table in MODEL_INPUT_TABLES:
+            count, digest = con.execute(
+                "SELECT count(*), sha256(coalesce(string_agg(t::VARCHAR, chr(10) "
+                f"ORDER BY t::VARCHAR), '')) FROM {table} t"
+            ).fetchone()
+            digests.append(FileDigest(path=f"table:{table}", bytes=count, sha256=digest))
+    return content_hash(digests)
 
 
 def setting_frames(path: Path | None = None) -> dict[str, pd.DataFrame]:

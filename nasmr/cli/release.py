@@ -30,7 +30,8 @@ def release() -> None:
     "raw_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Re-check the build's input checksums against this drop (default: NASMR_RAW if present).",
+    help="Re-check the build's input checksums against this drop (default: NASMR_RAW, else "
+    "../shared/nasbench-mr, when it holds a drop).",
 )
 @releases_option
 def publish(build_dir: Path, version: str | None, raw_dir: Path | None, releases_dir: Path) -> None:

@@ -155,8 +155,8 @@ def datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
     Resources say what they are both ways: ``profile`` for version 1 readers
     (datapackage-py, R's frictionless), ``type`` for version 2 ones. Tables carry no
     ``bytes``: frictionless reads them through pyarrow and reports any declared size as
-    wrong (``SHA256SUMS`` and ``hash`` keep the integrity check).
-    """
+    wrong. frictionless checks the ``hash`` of the other files only, so the integrity check
+    of the tables is ``SHA256SUMS`` (``nasmr release verify``)."""
     resources: list[dict[str, Any]] = []
     for name in sorted(manifest.tables):
         rel = f"{PARQUET_DIR}/{name}.parquet"

@@ -335,13 +335,14 @@ def _check_sources(build_dir: Path, raw_dir: Path) -> None:
     the drop has no input the build lacks (a setting's file missing when it was built)."""
     recorded = read_table(build_dir, "sources")
     known = set(recorded["path"])
+    other = f" (if the build was ingested from another drop than {raw_dir}, give that one: --raw)"
     for row in recorded.itertuples(index=False):
         path = raw_dir / row.path
         if not path.is_file():
-            raise ReleaseError(f"stale build {build_dir}: input {path} no longer exists")
+            raise ReleaseError(f"stale build {build_dir}: input {path} no longer exists{other}")
         if sha256_file(path) != row.sha256:
             raise ReleaseError(
-                f"stale build {build_dir}: input {path} changed since it was ingested"
+                f"stale build {build_dir}: input {path} changed since it was ingested{other}"
             )
     for setting in SETTINGS:
         path = trainval_path(raw_dir, setting)
