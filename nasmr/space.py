@@ -41,11 +41,9 @@ class ArchError(ValueError):
         allowed: str,
         field: str | None = None,
     ) -> None:
-        where = (
-            f" position {position} ({field or _field_name(encoding, position)})"
-            if position is not None
-            else ""
-        )
+        if position is not None:
+            field = field or _field_name(encoding, position)
+        where = f" position {position} ({field})" if position is not None else ""
         message = f"invalid {encoding}:{where} value {shown(value, 200)}, expected {allowed}"
         super().__init__(message)
         self.encoding = encoding
@@ -115,8 +113,10 @@ def _field_name(encoding: str, position: int | None) -> str:
 
 
 def _is_collection(value: Any) -> bool:
-    """Whether ``value`` holds items (a list, tuple or array), not a string or a number."""
-    return isinstance(value, Iterable) and not isinstance(value, str | bytes)
+    """Whether ``value`` holds items (a list, tuple or array), not a string or a number (a
+    0-d NumPy array is iterable by type, and raises when iterated)."""
+    iterable = isinstance(value, Iterable) and not isinstance(value, str | bytes)
+    return iterable and getattr(value, "ndim", 1) != 0
 
 
 def _as_list(encoding: str, position: int | None, value: Any, allowed: str) -> list[Any]:
@@ -138,9 +138,21 @@ def _module(position: int, module: Any) -> tuple[Any, list[Any], list[Any]]:
     return branches, list(convs), list(channels)
 
 
+def _is_int(value: Any) -> bool:
+    """An integer (NumPy's included), not a bool: ``True`` and ``128.0`` equal 1 and 128."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _typed(module: tuple[Any, list[Any], list[Any]]) -> tuple[Any, ...]:
+    """A module's values, each with whether it is an integer: the repeats of a stage must
+    equal its first module in type too (128.0 is no channel count)."""
+    branches, convs, channels = module
+    return tuple((_is_int(v), v) for v in (branches, *convs, *channels))
+
+
 def _check_int(encoding: str, position: int, value: Any, kind: str) -> int:
     """``value`` as a plain int (NumPy's integers included), or an ArchError naming the rule."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not _is_int(value):
         raise ArchError(encoding, position, value, "an integer")
     value = int(value)
     if kind == "channels" and value not in CHANNELS:
@@ -185,10 +197,18 @@ class Arch:
     last_channel: int
 
     def __post_init__(self) -> None:
-        """Validate every value, and the layout, so that equal architectures are equal Archs."""
-        if Arch.from_embedding(self._embedding_of()) != self:
+        """Validate every value, and the layout, so that equal architectures are equal Archs;
+        NumPy integers are kept as plain ints (an ``np.uint8`` overflows in a FLOPs count)."""
+        try:
+            rebuilt = Arch.from_embedding(self._embedding_of())
+        except ArchError as err:
+            field = _field_name("embedding", err.position)
+            raise ArchError("Arch", None, err.value, f"{err.allowed} in {field}") from None
+        if rebuilt != self:
             allowed = "tuples laid out as Arch.from_embedding builds them (stage k has k branches)"
             raise ArchError("Arch", None, self, allowed)
+        for name in ("stem", "stages", "last_channel"):
+            object.__setattr__(self, name, getattr(rebuilt, name))
 
     def _embedding_of(self) -> list[int]:
         out = list(self.stem)
@@ -233,7 +253,8 @@ class Arch:
             raise ArchError("code", None, code, "a string")
         groups = code.split("-")
         if len(groups) != 2 + N_STAGES:
-            raise ArchError("code", None, code, "6 '-'-separated groups of '_'-separated ints")
+            allowed = f"6 '-'-separated groups of '_'-separated ints, not {len(groups)}"
+            raise ArchError("code", None, code, allowed)
         values: list[int] = []
         for number, (group, (name, size)) in enumerate(zip(groups, _CODE_GROUPS, strict=True), 1):
             tokens = group.split("_")
@@ -248,7 +269,8 @@ class Arch:
                 values.append(int(token))
         for k, pos in enumerate(BRANCH_COUNT_POSITIONS, start=1):
             if values[pos] != k:
-                raise ArchError("code", pos, values[pos], f"{k} (stage {k} has {k} branches)")
+                branches = "1 branch" if k == 1 else f"{k} branches"
+                raise ArchError("code", pos, values[pos], f"{k} (stage {k} has {branches})")
         embedding = [v for p, v in enumerate(values) if p not in BRANCH_COUNT_POSITIONS]
         try:
             return cls.from_embedding(embedding)
@@ -277,7 +299,7 @@ class Arch:
         i = 0
         for k in range(1, N_STAGES + 1):
             first = i
-            while i < len(modules) and modules[i][0] == k:
+            while i < len(modules) and _is_int(modules[i][0]) and modules[i][0] == k:
                 i += 1
             shape = f"[{k}, {k} convs, {k} channels]"
             if i == first:
@@ -287,7 +309,7 @@ class Arch:
             if len(convs) != k or len(chans) != k:
                 raise ArchError("setting", first, raw[first], shape)
             for j in range(first + 1, i):
-                if modules[j] != modules[first] and unlike is None:
+                if _typed(modules[j]) != _typed(modules[first]) and unlike is None:
                     allowed = f"{raw[first]!r} as at position {first} (a stage repeats one module)"
                     unlike = ArchError("setting", j, raw[j], allowed)
             embedding += [i - first, *convs, *chans]
@@ -376,7 +398,9 @@ def sample(n: int, seed: int) -> list[Arch]:
     """``n`` architectures drawn uniformly at random from the whole space."""
     if n < 0:
         raise ValueError(f"sample: n must be >= 0, got {n}")
-    rng = random.Random(seed)
+    if not _is_int(seed) or seed < 0:  # random.Random takes -1 as 1, and None as the clock
+        raise ValueError(f"sample: seed must be an integer >= 0, got {seed!r}")
+    rng = random.Random(int(seed))
     return [
         Arch.from_embedding([rng.choice(domain(p)) for p in range(EMBEDDING_LENGTH)])
         for _ in range(n)

@@ -124,7 +124,7 @@ class BuildOptions(dg.ConfigurableResource):
     predictor_epochs: int | None = Field(default=None, ge=1)
     ncp_steps: int = Field(default=DEFAULT_STEPS, ge=1)
     ncp_starts: int = Field(default=DEFAULT_STARTS, ge=1)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
 
     @field_validator("predictor_settings")
     @classmethod

@@ -218,6 +218,17 @@ MALFORMED: list[tuple[str, Callable[[], Arch], str]] = [
      "invalid setting: position 0 (setting) value '1_1_8', expected [branches"),
     ("int-embedding", lambda: Arch.from_embedding(8),  # type: ignore[arg-type]
      "invalid embedding: value 8, expected 27 ints"),
+    ("0-d-array-embedding", lambda: Arch.from_embedding(np.array(5)),
+     "invalid embedding: value array(5), expected 27 ints"),
+    ("0-d-array-module", lambda: Arch.from_setting([8, 8], [np.array(3), *_ARCH.setting[1:]], 8),
+     "invalid setting: position 0 (setting) value array(3), expected [branches"),
+    ("float-in-a-repeat", lambda: Arch.from_setting([8, 16], _setting_with(5, 2, 0, 72.0), 104),
+     "invalid setting: position 5 (setting) value [4, [1, 2, 3, 4], [72.0, 80, 88, 96]], expected "
+     "[4, [1, 2, 3, 4], [72, 80, 88, 96]] as at position 4"),
+    ("bool-branches", lambda: Arch.from_setting([8, 8], [[True, [1], [8]], *_ARCH.setting[1:]], 8),
+     "invalid setting: position 0 (setting) value [True, [1], [8]], expected a module of stage 1"),
+    ("bad-stem-of-arch", lambda: Arch((96, 7), _ARCH.stages, 8),
+     "invalid Arch: value 7, expected a multiple of 8 in [8, 128] in stem.c1"),
 ]  # fmt: skip
 
 
@@ -231,6 +242,41 @@ def test_malformed_encodings_raise_arch_error_naming_the_part(
     with pytest.raises(ArchError) as err:
         build()
     assert message in str(err.value)
+
+
+def test_numpy_integers_make_an_arch_of_plain_ints() -> None:
+    """Built directly from NumPy integers, an Arch kept them: its embedding was no JSON, and
+    with np.uint8 its FLOPs count overflowed without an error."""
+    from nasmr.complexity import analytic_complexity
+
+    arch = Arch.from_code(_TWOS.code)
+    stages = tuple(
+        Stage(np.uint8(s.repeats), tuple(map(np.uint8, s.convs)), tuple(map(np.uint8, s.channels)))
+        for s in arch.stages
+    )
+    built = Arch((np.uint8(8), np.uint8(16)), stages, np.uint8(104))  # type: ignore[arg-type]
+    assert built == arch and json.dumps(built.embedding) == json.dumps(arch.embedding)
+    assert all(type(v) is int for v in built.embedding)
+    assert analytic_complexity(built) == analytic_complexity(arch)
+
+
+def test_arch_errors_name_their_field_as_an_attribute_too() -> None:
+    """The message named the field of a code or embedding position; ``.field`` was None."""
+    with pytest.raises(ArchError) as err:
+        Arch.from_code(SMALLEST.replace("-1_1_1_8-", "-1_1_5_8-", 1))
+    assert (err.value.position, err.value.field) == (4, "stage1.convs[0]")
+    with pytest.raises(ArchError, match=r"\(stage 1 has 1 branch\)"):
+        Arch.from_code(SMALLEST.replace("-1_1_1_8-", "-1_2_1_8-", 1))
+    with pytest.raises(ArchError, match="6 '-'-separated groups of '_'-separated ints, not 7"):
+        Arch.from_code("-" + SMALLEST)
+
+
+def test_sample_refuses_a_seed_random_would_take_as_another() -> None:
+    """random.Random(-1) draws as random.Random(1), and None draws from the clock."""
+    for seed in (-1, None, 1.5):
+        with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+            sample(3, seed)  # type: ignore[arg-type]
+    assert sample(3, np.int64(7)) == sample(3, 7)
 
 
 def test_arch_error_crosses_a_process_pool() -> None:

@@ -286,7 +286,9 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
     show_default=True,
     help="Largest move of a normalised embedding position per step.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starts.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the starts."
+)
 @click.option(
     "--out",
     "out_file",
