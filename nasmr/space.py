@@ -13,7 +13,6 @@ times; in that module branch b stacks ``convs[b]`` basic blocks of
 
 from __future__ import annotations
 
-import math
 import numbers
 import random
 from collections.abc import Iterable, Iterator, Sequence
@@ -414,11 +413,11 @@ def snap(values: Sequence[float]) -> Arch:
         raise ArchError("embedding", None, len(reals), f"{EMBEDDING_LENGTH} numbers")
     out = []
     for pos, value in enumerate(reals):
-        real = float(value)
-        if math.isnan(real):  # no value is nearest to NaN: min() would pick the first
-            raise ArchError("embedding", pos, value, "a number")
+        # no value is nearest to NaN (min() would pick the first); "96" and True are no numbers
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+            raise ArchError("embedding", pos, value, "a real number")
         allowed = domain(pos)
-        # clamp before rounding: past ~1e17 every choice is equally far in floats
-        clamped = min(max(real, allowed[0]), allowed[-1])
+        # clamp first: 10**400 has no float, and past ~1e17 every choice is equally far
+        clamped = float(min(max(value, allowed[0]), allowed[-1]))
         out.append(min(allowed, key=lambda a, v=clamped: (abs(a - v), a)))
     return Arch.from_embedding(out)
