@@ -76,6 +76,8 @@ class Objective:
     max_mparams: float | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.weights, Mapping):
+            raise TypeError(f"objective weights map settings to weights, got {self.weights!r}")
         if not self.weights:
             raise ValueError("objective needs at least one setting weight")
         not_mr = [s for s in self.weights if s not in NCP_SETTINGS]
@@ -204,8 +206,9 @@ def ncp_search(
     if predictor.card.space != "nasbench-mr":
         name = predictor.card.name
         raise PredictorError(f"NCP searches the MR space; predictor {name!r} is not an MR model")
-    if isinstance(starts, str):  # else each character would be read as a code
-        raise TypeError("NCP starts are a list of architectures or codes, not one code string")
+    for name, items in (("starts", starts), ("pool", pool)):
+        if isinstance(items, str):  # else each character would be read as a code
+            raise TypeError(f"NCP {name} is a list of architectures or codes, not one code string")
     if not starts:
         raise ValueError("NCP needs at least one start")
     if pool is not None and not pool:

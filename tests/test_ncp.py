@@ -141,8 +141,16 @@ def test_smallest_is_the_space_minimum() -> None:
 
 
 def test_one_code_string_is_not_a_list_of_starts(seg_predictor: Predictor) -> None:
-    with pytest.raises(TypeError, match="not one code string"):
-        ncp_search(seg_predictor, Objective({"seg": 1.0}), sample(1, 0)[0].code, steps=1)
+    """Read as a list, a code was its characters: ArchError "value '9'" named no problem."""
+    code = sample(1, 0)[0].code
+    with pytest.raises(TypeError, match=r"NCP starts is a list .* not one code string"):
+        ncp_search(seg_predictor, Objective({"seg": 1.0}), code, steps=1)
+    with pytest.raises(TypeError, match=r"NCP pool is a list .* not one code string"):
+        ncp_search(seg_predictor, Objective({"seg": 1.0}), [code], steps=1, pool=code)
+    with pytest.raises(TypeError, match=r"predict takes a list of architectures or codes: \['"):
+        seg_predictor.predict(code)
+    with pytest.raises(TypeError, match="objective weights map settings to weights"):
+        Objective(["seg"])  # type: ignore[arg-type]
 
 
 def test_deterministic_and_batched_equals_single(seg_predictor: Predictor) -> None:
@@ -458,7 +466,14 @@ def test_cli_search_fails_when_no_start_meets_the_budget(
     result = CliRunner().invoke(main, [*args, "--predictors", str(tmp_path)])
     assert result.exit_code == 1, result.output
     assert "no start met the budget: more --steps or a looser budget" in result.output
+    assert f"smallest architecture's {SMALLEST.gmac} GMac (for FLOPs" in result.output
+    assert "M params" not in result.output
     assert result.stdout.count("\tinfeasible\t") == 2
+    params = ["--max-mparams", str(SMALLEST.mparams)]  # the hint spoke of FLOPs here too
+    only_params = CliRunner().invoke(main, [*args[:-2], *params, "--predictors", str(tmp_path)])
+    assert only_params.exit_code == 1, only_params.output
+    assert f"smallest architecture's {SMALLEST.mparams} M params may" in only_params.output
+    assert "GMac" not in only_params.output.split("no start met the budget")[1]
     empty = tmp_path / "none"  # refused before any predictor is looked for
     below = CliRunner().invoke(main, [*args[:-1], "0.01", "--predictors", str(empty)])
     assert below.exit_code == 1 and "no architecture of the space fits" in below.output

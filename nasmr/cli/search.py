@@ -389,10 +389,15 @@ def search(
             raise click.ClickException(message) from err
         click.echo(f"trajectories ({len(result.trajectory)} rows) written to {out_file}", err=True)
     infeasible = int((result.final["status"] == "infeasible").sum())
+    smallest = []  # the costs of the budgets given
+    if max_gflops is not None:
+        smallest.append(f"{SMALLEST.gmac} GMac (for FLOPs, within about 10% of it)")
+    if max_mparams is not None:
+        smallest.append(f"{SMALLEST.mparams} M params")
     hint = (
         "more --steps or a looser budget may reach it (tight budgets take more steps; a "
-        f"FLOPs budget within about 10% of the smallest architecture's {SMALLEST.gmac} GMac "
-        "may not be met at all)"
+        f"budget close to the smallest architecture's {' and '.join(smallest)} may not be "
+        "met at all)"
     )
     if infeasible == len(result.final):  # nothing found is a failure for scripts, too
         raise click.ClickException(f"no start met the budget: {hint}")
