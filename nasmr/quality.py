@@ -57,8 +57,10 @@ RULES: tuple[Rule, ...] = (
     _layout_rule(),
     Rule(
         "counts_reconcile",
-        "Every file: records read = valid + quarantined, and no present file failed to load.",
-        "SELECT * FROM ingest_report WHERE read <> valid + quarantined OR status = 'failed'",
+        "Every file: records read = valid + quarantined, and no present file failed to load "
+        "or lost every record to quarantine (a file of another setting's records, say).",
+        "SELECT * FROM ingest_report "
+        "WHERE read <> valid + quarantined OR status = 'failed' OR (read > 0 AND valid = 0)",
         "SELECT count(*) FROM ingest_report",
     ),
     Rule(

@@ -11,9 +11,12 @@ PREVIEW_ROWS = 10
 
 
 def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
-    """The first rows of a frame as a markdown table."""
+    """The first rows of a frame as a markdown table, missing values as empty cells (pandas
+    wrote ``nan``)."""
+    head = frame.head(rows)
+    shown = head.astype(object).where(head.notna(), None)  # tabulate types columns past None
     return dg.MetadataValue.md(
-        frame.head(rows).to_markdown(index=False) if len(frame) else "_empty_"
+        shown.to_markdown(index=False, missingval="") if len(frame) else "_empty_"
     )
 
 

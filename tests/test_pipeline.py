@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import shutil
@@ -42,6 +43,7 @@ from pipelines.assets.warehouse import rule_checks
 from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
+from pipelines.metadata import preview
 from pipelines.resources import BuildDir, BuildOptions, LogDrop, RawDrop, ReleaseDir
 from pipelines.run import INSTANCE_CONFIG, BuildOutcome, local_instance, run_job
 from pipelines.sensors import raw_drop_sensor
@@ -207,6 +209,14 @@ def _offending(result: dg.AssetCheckResult) -> str:
     return str(result.metadata["offending_rows"].value)
 
 
+def test_previews_show_missing_values_as_empty_cells() -> None:
+    """The ingest_report preview read 'nan' for the search list's setting and ok rows' reason."""
+    frame = pd.DataFrame({"setting": [None, "seg"], "read": [2511, 2507], "x": [0.5, math.nan]})
+    rows = str(preview(frame).value).splitlines()
+    assert "nan" not in " ".join(rows) and "None" not in " ".join(rows)
+    assert [cell.strip() for cell in rows[2].strip("|").split("|")] == ["", "2511", "0.5"]
+
+
 def test_counts_reconcile_names_an_unreadable_file_and_a_miscounted_one(tmp_path: Path) -> None:
     """A present file that failed to load, or whose counts do not add up, fails the check."""
     _, build_dir = _ingested(tmp_path, seg=b"not a pickle")
@@ -220,6 +230,20 @@ def test_counts_reconcile_names_an_unreadable_file_and_a_miscounted_one(tmp_path
     result = counts_reconcile(build_dir=build_dir)
     assert result.metadata["offending"].value == 2
     assert "data/video/trainval.pkl" in _offending(result)
+
+
+def test_counts_reconcile_fails_a_file_whose_every_record_was_quarantined(
+    tmp_path: Path,
+) -> None:
+    """seg's file holding another setting's records loaded 'ok' with 0 valid records: every
+    check passed, and the refresh published a release without seg's results."""
+    archs = sample(3, seed=5)
+    video = pickle.dumps([mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs])
+    _, build_dir = _ingested(tmp_path, seg=video)
+    result = counts_reconcile(build_dir=build_dir)
+    assert not result.passed
+    assert result.metadata["offending"].value == 1
+    assert "data/seg/trainval.pkl" in _offending(result)
 
 
 def test_a_warehouse_of_another_layout_fails_its_layout_check(tmp_path: Path) -> None:

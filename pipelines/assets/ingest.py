@@ -56,6 +56,7 @@ def architectures(
             **table_metadata(loaded.architectures),
             "read": loaded.read,
             "quarantined": len(loaded.quarantine),
+            "quarantine": preview(loaded.quarantine),
             "sha256": loaded.source.sha256,
             "ignored_settings": dg.MetadataValue.json(ignored),
         }
