@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from schemas.release import Version
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,10 +42,14 @@ class ReleaseFolderError(Exception):
 
 
 def holds_release(folder: Path) -> bool:
-    """Whether ``folder`` is a published release: it holds the manifest or the checksums.
-    Publishing writes both before naming the folder, so one of them lost leaves a damaged
-    release, which must still be found (verifying it reports the loss) and not written."""
-    return (folder / RELEASE_MANIFEST).is_file() or (folder / RELEASE_SUMS).is_file()
+    """Whether ``folder`` is a published release: it holds the manifest and the checksums,
+    or, named as a version, one of them. Publishing writes both before naming the folder,
+    so a version folder with one left is a damaged release, which must still be found
+    (verifying it reports the loss) and not written; either file alone elsewhere is
+    someone else's (a project's manifest.json, a user's sha256sum list)."""
+    manifest = (folder / RELEASE_MANIFEST).is_file()
+    sums = (folder / RELEASE_SUMS).is_file()
+    return (manifest and sums) or ((manifest or sums) and Version.spells(folder.name))
 
 
 def outside_releases(folder: Path, advice: str | None = None) -> Path:

@@ -44,6 +44,11 @@ class Version(NamedTuple):
             raise ValueError(f"invalid release version {text!r}: expected MAJOR.MINOR.PATCH")
         return cls(*(int(part) for part in match.groups()))
 
+    @staticmethod
+    def spells(text: str) -> bool:
+        """Whether ``text`` is a version as :meth:`parse` reads one."""
+        return _SEMVER.match(text) is not None
+
     def bump(self, level: str) -> Version:
         """The next version at ``level`` ('major', 'minor' or 'patch')."""
         if level == "major":

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 import nasmr.release.metadata as metadata_mod
 import nasmr.release.publish as publish_mod
 from nasmr import __version__, paths
+from nasmr.api import Benchmark
 from nasmr.paths import ReleaseFolderError, outside_releases
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import (
@@ -545,6 +546,21 @@ def test_a_release_that_lost_its_manifest_or_sums_is_still_found(
     assert not release_verifies(ReleaseDir(path=str(root))).passed
     with pytest.raises(ReleaseFolderError, match="is a published release"):
         outside_releases(root / "1.0.0")
+
+
+def test_one_of_the_two_files_outside_a_version_folder_is_no_release(
+    build: Path, tmp_path: Path
+) -> None:
+    """A project's own manifest.json, or a user's sha256sum list in a build, made the folder
+    (and every folder below it) a release that no build could be written into."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "manifest.json").write_text('{"name": "my-project"}')
+    assert outside_releases(project / "build") == project / "build"
+    copy = copy_build(build, tmp_path / "build")
+    (copy / "SHA256SUMS").write_text(f"{'0' * 64}  nasmr.duckdb\n")
+    with Benchmark.open(copy) as bench:
+        assert len(bench) > 0 and bench.manifest is None
 
 
 def test_an_unreadable_manifest_spoils_only_its_own_release(

@@ -66,7 +66,7 @@ def published_versions(releases_dir: Path | None = None) -> list[Version]:
     return sorted(
         Version.parse(child.name)
         for child in root.iterdir()
-        if _is_version(child.name) and paths.holds_release(child)
+        if Version.spells(child.name) and paths.holds_release(child)
     )
 
 
@@ -107,15 +107,7 @@ def names_a_release(ref: str | Path) -> bool:
     """Whether ``ref`` is the string ``'latest'`` or a version: looked up among the
     releases, never as a folder of that name in the working directory (give such a folder
     as a ``Path``, or as ``'./latest'``)."""
-    return isinstance(ref, str) and (ref == LATEST or _is_version(ref))
-
-
-def _is_version(text: str) -> bool:
-    try:
-        Version.parse(text)
-    except ValueError:
-        return False
-    return True
+    return isinstance(ref, str) and (ref == LATEST or Version.spells(ref))
 
 
 def table_schemas(source: Path) -> dict[str, dict[str, str]]:
