@@ -722,7 +722,7 @@ _RUNS_SQL = """
     ), judged AS (
         SELECT *, CASE
             WHEN unreadable IS NOT NULL THEN unreadable
-            WHEN run_lines = 0 THEN 'empty file: no line'
+            WHEN run_lines = 0 THEN 'empty file: no line, or only blank ones'
             WHEN run_evaluations = 0 THEN 'stopped early: no evaluation line'
             WHEN run_last_epoch < expected_epochs THEN
                 'stopped early: last evaluation at epoch ' || run_last_epoch || ' of '

@@ -17,6 +17,7 @@ import numbers
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from nasmr.shown import shown
@@ -202,7 +203,7 @@ class Arch:
             rebuilt = Arch.from_embedding(self._embedding_of())
         except ArchError as err:
             field = _field_name("embedding", err.position)
-            raise ArchError("Arch", None, err.value, f"{err.allowed} in {field}") from None
+            raise ArchError("Arch", None, err.value, f"{err.allowed} in {field}", field) from None
         if rebuilt != self:
             allowed = "tuples laid out as Arch.from_embedding builds them (stage k has k branches)"
             raise ArchError("Arch", None, self, allowed)
@@ -414,7 +415,8 @@ def snap(values: Sequence[float]) -> Arch:
     out = []
     for pos, value in enumerate(reals):
         # no value is nearest to NaN (min() would pick the first); "96" and True are no numbers
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+        real = isinstance(value, numbers.Real | Decimal) and not isinstance(value, bool)
+        if not real or value != value:
             raise ArchError("embedding", pos, value, "a real number")
         allowed = domain(pos)
         # clamp first: 10**400 has no float, and past ~1e17 every choice is equally far

@@ -335,39 +335,35 @@ def _quote(text: str) -> str:
     return text.replace("'", "''")
 
 
-MODEL_INPUT_TABLES = ("architectures", "complexity", "results", "nb201_results")
-"""The tables predictors and searches read."""
+def _model_inputs() -> dict[str, str]:
+    """The query of each setting's rows as models read them (:func:`setting_frames`)."""
+    queries = {setting: f"SELECT * FROM {results_view(setting)}" for setting in MR_SETTINGS}
+    queries[NB201] = 'SELECT ops, "Acc", "Flops", "Params" FROM nb201_results ORDER BY record_index'
+    return queries
 
 
 def warehouse_version(path: Path | None = None) -> str:
     """The warehouse's data version: :func:`~nasmr.checksums.content_hash` of its input
-    files and of the tables models read (each as the sha256 of its sorted rows' text), so
-    that a re-ingest of the same inputs giving other tables (another nasmr's rules) gives
-    another version, and models made before it count as stale."""
+    files and of what models read (each setting's rows, as :func:`setting_frames` reads
+    them, as the sha256 of their sorted text), so that a re-ingest of the same inputs giving
+    models other rows (another nasmr's rules) gives another version, and models made before
+    it count as stale; other columns (how complexity was counted) leave it as it is."""
     with connect(path) as con:
         rows = con.execute("SELECT path, bytes, sha256 FROM sources").df()
         digests = [FileDigest(**row) for row in rows.to_dict("records")]
-        for table in MODEL_INPUT_TABLES:
+        for setting, query in _model_inputs().items():
             count, digest = con.execute(
                 "SELECT count(*), sha256(coalesce(string_agg(t::VARCHAR, chr(10) "
-                f"ORDER BY t::VARCHAR), '')) FROM {table} t"
+                f"ORDER BY t::VARCHAR), '')) FROM ({query}) t"
             ).fetchone()
-            digests.append(FileDigest(path=f"table:{table}", bytes=count, sha256=digest))
+            digests.append(FileDigest(path=f"model input:{setting}", bytes=count, sha256=digest))
     return content_hash(digests)
 
 
 def setting_frames(path: Path | None = None) -> dict[str, pd.DataFrame]:
     """Each setting's results as one wide frame, for predictors: MR settings as
-    ``code, <metrics>, flops, params``; nas-bench-201 as ``ops, Acc, Flops, Params``."""
-    frames = {}
+    ``code, <metrics>, flops, params``; nas-bench-201 as ``ops, Acc, Flops, Params``
+    (settings without results are left out)."""
     with connect(path) as con:
-        for setting in MR_SETTINGS:
-            frame = con.execute(f"SELECT * FROM {results_view(setting)}").df()
-            if len(frame):
-                frames[setting] = frame
-        nb201 = con.execute(
-            'SELECT ops, "Acc", "Flops", "Params" FROM nb201_results ORDER BY record_index'
-        ).df()
-    if len(nb201):
-        frames[NB201] = nb201
-    return frames
+        frames = {setting: con.execute(query).df() for setting, query in _model_inputs().items()}
+    return {setting: frame for setting, frame in frames.items() if len(frame)}

@@ -832,7 +832,7 @@ def test_an_empty_log_file_is_called_empty(copy: Path) -> None:
     path.write_bytes(b"")
     parsed = parse_log_drop(copy)
     rows = parsed.quarantine[parsed.quarantine["file"] == _name(copy, path)]
-    assert rows["reason"].tolist() == ["empty file: no line"]
+    assert rows["reason"].tolist() == ["empty file: no line, or only blank ones"]
 
 
 def test_malformed_json_is_worded_once(copy: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from decimal import Decimal
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,7 @@ def test_snap_refuses_what_has_no_nearest_architecture() -> None:
         with pytest.raises(ArchError, match="expected a real number"):
             snap([odd, *arch.embedding[1:]])
     assert snap([10**400, *arch.embedding[1:]]).stem[0] == 128  # float() overflowed
+    assert snap([Decimal("95.9"), *arch.embedding[1:]]).stem[0] == 96
 
 
 @pytest.mark.parametrize(
@@ -269,6 +271,9 @@ def test_arch_errors_name_their_field_as_an_attribute_too() -> None:
     with pytest.raises(ArchError) as err:
         Arch.from_code(SMALLEST.replace("-1_1_1_8-", "-1_1_5_8-", 1))
     assert (err.value.position, err.value.field) == (4, "stage1.convs[0]")
+    with pytest.raises(ArchError) as err:
+        Arch((96, 7), _ARCH.stages, 8)
+    assert err.value.field == "stem.c1"
     with pytest.raises(ArchError, match=r"\(stage 1 has 1 branch\)"):
         Arch.from_code(SMALLEST.replace("-1_1_1_8-", "-1_2_1_8-", 1))
     with pytest.raises(ArchError, match="6 '-'-separated groups of '_'-separated ints, not 7"):

@@ -456,7 +456,7 @@ def test_cli_sql_csv_writes_lists_and_structs_whole_as_json(built: IngestResult)
     """pandas wrote NumPy's text ([1 2 --]) and cut a list of 2,507 values with '...'."""
     query = (
         "SELECT [1, NULL] AS l, ['x', 'y'] AS words, {'k': NULL, 'j': [1.5]} AS st, "
-        "range(2000) AS long, 7 AS n"
+        "range(2000) AS long, [[1.5, NULL], [3]] AS nested, 7 AS n"
     )
     args = ["sql", "--warehouse", str(built.warehouse), "--format", "csv", query]
     result = CliRunner().invoke(main, args)
@@ -466,6 +466,7 @@ def test_cli_sql_csv_writes_lists_and_structs_whole_as_json(built: IngestResult)
     assert json.loads(row["words"]) == ["x", "y"]
     assert json.loads(row["st"]) == {"k": None, "j": [1.5]}
     assert json.loads(row["long"]) == list(range(2000))
+    assert json.loads(row["nested"]) == [[1.5, None], [3.0]]  # inner lists were NumPy text
     assert row["n"] == "7"
 
 

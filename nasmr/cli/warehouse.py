@@ -86,7 +86,9 @@ def ingest(
 def _plain(value: Any) -> Any:
     """``value`` as JSON holds it: NULL, NaN and infinities as null, at any depth of a list
     or struct; dates and times in ISO 8601, whole decimals as integers, bytes as hex, and
-    what JSON has no word for (UUID, INTERVAL) as its text."""
+    what JSON has no word for (UUID, INTERVAL) as its text. A NumPy array (a list cell of
+    a DataFrame) is a list, at any depth."""
+    value = _listed(value)
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -130,8 +132,7 @@ def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _json_cell(value: Any) -> Any:
     """A list, struct or map cell as JSON text (NULLs as null); other values as they are."""
-    value = _listed(value)
-    if isinstance(value, list | dict):
+    if isinstance(_listed(value), list | dict):
         return json.dumps(_plain(value), allow_nan=False)
     return value
 
