@@ -55,12 +55,20 @@ def raw_drop_sensor(
     once, so a file back at earlier bytes still runs. The first tick (or the first after a
     cursor reset) compares with what the build validated, so switching the sensor on after a
     build re-ingests nothing that build already did, read under the build's lock (a tick
-    during a ``nasmr build`` fails naming it, and the next one reads)."""
+    during a ``nasmr build`` fails naming it, and the next one reads). Before any build it
+    skips, keeping no cursor: a reingest run rebuilds the warehouse on a build's staging."""
     if context.cursor:
         cursor = json.loads(context.cursor)
     else:
         with build_dir.shared_lock("the raw_drop sensor's first tick"):
             cursor = {"checksums": staged_versions(build_dir), "changes": launched_changes(context)}
+        if not cursor["checksums"]:  # each reingest would fail: it rebuilds on a build's staging
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason(
+                    f"no build in {build_dir.root()} yet: run `nasmr build` first; this sensor "
+                    "re-ingests the settings that change after it"
+                )
+            )
     if "checksums" not in cursor:  # written before run keys counted changes: checksums only
         cursor = {"checksums": cursor}
     seen: dict[str, str] = cursor["checksums"]

@@ -394,6 +394,10 @@ def test_a_missing_drop_says_how_to_point_at_one(tmp_path: Path) -> None:
         RawDrop(path=str(tmp_path / "nowhere")).root()
 
 
+NOTHING_SEEN = json.dumps({"checksums": {}})
+"""A sensor cursor from before any file of the drop existed."""
+
+
 def _sensor_tick(
     raw: Path,
     cursor: str | None,
@@ -418,7 +422,7 @@ def _sensor_tick(
 def test_sensor_ingests_exactly_the_changed_settings(raw_dir: Path, tmp_path: Path) -> None:
     raw = tmp_path / "drop"
     shutil.copytree(raw_dir, raw)
-    first = _sensor_tick(raw, None)
+    first = _sensor_tick(raw, NOTHING_SEEN)
     present = [s for s in SETTINGS if s != "3ddet"]
     assert sorted(r.partition_key for r in first.run_requests) == sorted(present)
 
@@ -458,7 +462,7 @@ def test_sensor_ingests_a_file_that_returns_to_earlier_bytes(tmp_path: Path) -> 
     """Reverting a bad file to its good bytes, or losing it twice, re-ingests it every time:
     each change gets a run key of its own, and a retried tick (same cursor) the same key."""
     good, bad, raw, path = _two_video_files(tmp_path)
-    cursor, keys = None, []
+    cursor, keys = NOTHING_SEEN, []
     for payload in [good, bad, good, None, good, None]:
         if payload is None:
             path.unlink()
@@ -478,10 +482,14 @@ def test_sensor_after_a_cursor_reset_reuses_no_run_key(tmp_path: Path) -> None:
     a, b, raw, path = _two_video_files(tmp_path)
     keys = []
     with dg.instance_for_test() as instance:
-        cursor = None
-        for payload, reset in [(a, False), (b, False), (a, True)]:
+        built = run_job(
+            "ingest", raw_dir=raw, out_dir=tmp_path / "out", options=FAST, instance=instance
+        )
+        assert built.success, built.failures
+        cursor = None  # the build validated a
+        for payload, reset in [(a, False), (b, False), (a, False), (b, True)]:
             path.write_bytes(payload)
-            tick = _sensor_tick(raw, None if reset else cursor, instance=instance)
+            tick = _sensor_tick(raw, None if reset else cursor, tmp_path / "out", instance)
             for request in tick.run_requests:  # as the daemon launches them
                 tags = {"dagster/sensor_name": raw_drop_sensor.name, "dagster/partition": "video"}
                 tags["dagster/run_key"] = request.run_key
@@ -489,7 +497,18 @@ def test_sensor_after_a_cursor_reset_reuses_no_run_key(tmp_path: Path) -> None:
                 instance.add_run(run)
                 keys.append(request.run_key)
             cursor = tick.cursor
-    assert len(keys) == 3 and len(set(keys)) == 3, keys
+    assert len(keys) == 3 and len(set(keys)) == 3, keys  # b, a, then b again after the reset
+
+
+def test_sensor_before_any_build_launches_nothing_and_says_why(tmp_path: Path) -> None:
+    """Each of its runs would fail at the warehouse, which rebuilds on a build's staging."""
+    _, _, raw, _ = _two_video_files(tmp_path)
+    tick = _sensor_tick(raw, None, tmp_path / "no-build")
+    assert tick.run_requests == [] and tick.cursor is None  # the next tick looks again
+    assert tick.skip_reason is not None
+    assert f"no build in {tmp_path / 'no-build'} yet: run `nasmr build` first" in (
+        tick.skip_reason.skip_message or ""
+    )
 
 
 def test_sensor_first_tick_ingests_only_what_the_build_did_not(tmp_path: Path) -> None:
