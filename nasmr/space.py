@@ -416,7 +416,7 @@ def snap(values: Sequence[float]) -> Arch:
     for pos, value in enumerate(reals):
         # no value is nearest to NaN (min() would pick the first); "96" and True are no numbers
         real = isinstance(value, numbers.Real | Decimal) and not isinstance(value, bool)
-        if not real or value != value:
+        if not real or (value.is_nan() if isinstance(value, Decimal) else value != value):
             raise ArchError("embedding", pos, value, "a real number")
         allowed = domain(pos)
         # clamp first: 10**400 has no float, and past ~1e17 every choice is equally far

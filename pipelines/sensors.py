@@ -65,8 +65,9 @@ def raw_drop_sensor(
         if not cursor["checksums"]:  # each reingest would fail: it rebuilds on a build's staging
             return dg.SensorResult(
                 skip_reason=dg.SkipReason(
-                    f"no build in {build_dir.root()} yet: run `nasmr build` first; this sensor "
-                    "re-ingests the settings that change after it"
+                    f"no records staged by a build in {build_dir.root()} (`nasmr build` stages "
+                    "them; `nasmr ingest` does not): run it first, this sensor re-ingests the "
+                    "settings that change after it"
                 )
             )
     if "checksums" not in cursor:  # written before run keys counted changes: checksums only

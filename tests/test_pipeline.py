@@ -506,7 +506,7 @@ def test_sensor_before_any_build_launches_nothing_and_says_why(tmp_path: Path) -
     tick = _sensor_tick(raw, None, tmp_path / "no-build")
     assert tick.run_requests == [] and tick.cursor is None  # the next tick looks again
     assert tick.skip_reason is not None
-    assert f"no build in {tmp_path / 'no-build'} yet: run `nasmr build` first" in (
+    assert f"no records staged by a build in {tmp_path / 'no-build'} (`nasmr build`" in (
         tick.skip_reason.skip_message or ""
     )
 

@@ -116,7 +116,7 @@ def test_snap_refuses_what_has_no_nearest_architecture() -> None:
         snap([*arch.embedding, 8.0])
     with pytest.raises(ArchError, match=r"position 3 \(stage1.convs\[0\]\) value nan"):
         snap([*arch.embedding[:3], float("nan"), *arch.embedding[4:]])
-    for odd in ("96", True, None, 1 + 2j, [1]):  # "96" and True were read as 96 and 1
+    for odd in ("96", True, None, 1 + 2j, [1], Decimal("sNaN")):  # "96", True: 96 and 1
         with pytest.raises(ArchError, match="expected a real number"):
             snap([odd, *arch.embedding[1:]])
     assert snap([10**400, *arch.embedding[1:]]).stem[0] == 128  # float() overflowed
