@@ -456,7 +456,7 @@ def test_cli_sql_csv_writes_lists_and_structs_whole_as_json(built: IngestResult)
     """pandas wrote NumPy's text ([1 2 --]) and cut a list of 2,507 values with '...'."""
     query = (
         "SELECT [1, NULL] AS l, ['x', 'y'] AS words, {'k': NULL, 'j': [1.5]} AS st, "
-        "range(2000) AS long, [[1.5, NULL], [3]] AS nested, 7 AS n"
+        "range(2000) AS long, [[1.5, NULL], [3]] AS nested, 7 AS n, '\\x00\\xFF'::BLOB AS b"
     )
     args = ["sql", "--warehouse", str(built.warehouse), "--format", "csv", query]
     result = CliRunner().invoke(main, args)
@@ -468,6 +468,7 @@ def test_cli_sql_csv_writes_lists_and_structs_whole_as_json(built: IngestResult)
     assert json.loads(row["long"]) == list(range(2000))
     assert json.loads(row["nested"]) == [[1.5, None], [3.0]]  # inner lists were NumPy text
     assert row["n"] == "7"
+    assert row["b"] == "00ff"  # as JSON writes it; pandas wrote bytearray(b'\x00\xff')
 
 
 def test_cli_sql_json_refuses_repeated_column_names(built: IngestResult) -> None:

@@ -122,7 +122,8 @@ def _distinct_keys(columns: list[str]) -> None:
 
 def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its list, struct and map cells as JSON text, every item kept (pandas
-    wrote NumPy's text, ``[1 2 --]``, cut with ``...`` past 1,000 items); for CSV."""
+    wrote NumPy's text, ``[1 2 --]``, cut with ``...`` past 1,000 items), BLOBs as hex; for
+    CSV."""
     shown = frame.copy()
     for column, values in shown.items():
         if values.dtype == object:
@@ -131,10 +132,11 @@ def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _json_cell(value: Any) -> Any:
-    """A list, struct or map cell as JSON text (NULLs as null); other values as they are."""
+    """A list, struct or map cell as JSON text (NULLs as null), a BLOB as hex as JSON has it
+    (pandas wrote ``bytearray(b'...')``); other values as they are."""
     if isinstance(_listed(value), list | dict):
         return json.dumps(_plain(value), allow_nan=False)
-    return value
+    return _plain(value) if isinstance(value, bytes | bytearray) else value
 
 
 def _listed(value: Any) -> Any:
