@@ -206,8 +206,9 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
     The warehouse is opened read-only; a statement that writes other files (COPY ... TO,
     ATTACH) writes them where it says. A NULL prints as NULL in the table (null in JSON, empty
     in CSV); a DOUBLE's NaN does too, as in JSON, since the table is made through pandas,
-    which cannot tell the two apart. In CSV a list, struct or map cell is JSON text. JSON
-    needs distinct column names (the table and CSV show DuckDB's renamed copies, top1_1).
+    which cannot tell the two apart. In CSV a list, struct or map cell is JSON text, a BLOB
+    hex. JSON needs distinct column names (the table and CSV show DuckDB's renamed copies,
+    top1_1).
     """
     import duckdb
     import pandas as pd
