@@ -109,8 +109,9 @@ def main() -> None:
                 ],
                 capture_output=True,
                 text=True,
-                check=True,
             )
+            if out.returncode:  # the child's error (no release there, say), not its source
+                sys.exit(f"bench_api: the measuring process failed:\n{out.stderr.strip()}")
             runs.append(json.loads(out.stdout))
     print(f"{args.runs} runs, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     for key in runs[0]:

@@ -7,7 +7,7 @@ Kendall tau on the primary metric, then the mean and std of tau over the seeds. 
 --full: ``train_all`` over every available setting and --seeds seeds, writing the
 predictors and report to --out, then printing the report.
 
-    .venv/bin/python benchmarks/bench_predictor.py [--raw DIR] [--settings seg] [--seeds 5]
+    .venv/bin/python benchmarks/bench_predictor.py [--raw DIR] [--settings S,S] [--seeds 5]
     .venv/bin/python benchmarks/bench_predictor.py --full [--seeds 5] [--workers 2] [--out DIR]
 """
 
@@ -37,7 +37,9 @@ def main() -> None:
     """Run the timings (or the full report) and print them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", type=Path, default=paths.raw_dir())
-    parser.add_argument("--settings", default="seg,nas-bench-201")
+    parser.add_argument(
+        "--settings", default="seg,nas-bench-201", help="comma-separated (default: %(default)s)"
+    )
     parser.add_argument("--full", action="store_true", help="train_all: the whole report")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None, help="--full output (default: temp)")
