@@ -272,12 +272,10 @@ def _log_paths(
                         folders.append((entry.path, (*parts, entry.name)))
                     elif entry.name.endswith(LOG_SUFFIX) and entry.is_file():
                         found.append((*parts, entry.name))
-                    elif entry.name.endswith(LOG_SUFFIX):
-                        name = "/".join((*parts, entry.name))
-                        unread.append((name, "not a regular file (a broken link?): not read"))
-                    elif entry.name.endswith(".json"):
-                        name = "/".join((*parts, entry.name))
-                        unread.append((name, _NOT_A_LOG_NAME))
+                    elif entry.name.endswith(".json"):  # LOG_SUFFIX ends so too
+                        named = entry.name.endswith(LOG_SUFFIX)
+                        reason = _NOT_A_REGULAR_FILE if named else _NOT_A_LOG_NAME
+                        unread.append(("/".join((*parts, entry.name)), reason))
         except OSError as err:
             if not parts:
                 raise  # the root itself: nothing to parse, and the error names it
@@ -285,6 +283,7 @@ def _log_paths(
     return sorted(found), sorted(unlisted), sorted(unread)
 
 
+_NOT_A_REGULAR_FILE = "not a regular file (a broken link?): not read"
 _NOT_A_LOG_NAME = (
     f"not named <run>{LOG_SUFFIX}: not read (mmengine's <time>.json log is read once renamed "
     f"<time>{LOG_SUFFIX})"

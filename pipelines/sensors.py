@@ -61,8 +61,8 @@ def raw_drop_sensor(
         cursor = json.loads(context.cursor)
     else:
         with build_dir.shared_lock("the raw_drop sensor's first tick"):
-            cursor = {"checksums": staged_versions(build_dir), "changes": launched_changes(context)}
-        if not cursor["checksums"]:  # each reingest would fail: it rebuilds on a build's staging
+            staged = staged_versions(build_dir)
+        if not staged:  # each reingest would fail: it rebuilds on a build's staging
             return dg.SensorResult(
                 skip_reason=dg.SkipReason(
                     f"no records staged by a build in {build_dir.root()} (`nasmr build` stages "
@@ -70,6 +70,7 @@ def raw_drop_sensor(
                     "settings that change after it"
                 )
             )
+        cursor = {"checksums": staged, "changes": launched_changes(context)}
     if "checksums" not in cursor:  # written before run keys counted changes: checksums only
         cursor = {"checksums": cursor}
     seen: dict[str, str] = cursor["checksums"]
