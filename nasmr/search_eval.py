@@ -56,6 +56,8 @@ LAMBDAS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 """Cost weights of the multi-objective sweep (standardised metric per e-fold of GMac)."""
 
 METHODS = ("ncp", "random", "evolution")
+LEAD_DECIMALS = 9
+"""Decimals compared when counting which method leads: equal picks' means differ by float noise."""
 NEIGHBOURS = 8
 POPULATION = 16
 TOURNAMENT = 4
@@ -279,7 +281,7 @@ def _plot(pool: _Pool, setting: str, picks: dict[str, np.ndarray], path: Path) -
         )
     ax.set_xscale("log")
     ax.set_xlabel("GMac (exact)")
-    ax.set_ylabel(f"true {metric}")
+    ax.set_ylabel(f"true {metric} (%)")
     ax.set_title(f"{setting}: picks of the lambda sweep (repeat 0)")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -315,10 +317,62 @@ def _markdown(budgets: pd.DataFrame, pareto: pd.DataFrame, data_version: str) ->
     ]
     for (setting, method), g in pareto.groupby(["setting", "method"], sort=False):
         lines.append(
-            f"| {setting} | {method} | {g.hypervolume_ratio.mean():.3f} ± "
-            f"{g.hypervolume_ratio.std(ddof=0):.3f} | {g.points.mean():.1f} |"
+            f"| {setting} | {method} | {g.hypervolume_ratio.mean():.4f} ± "
+            f"{g.hypervolume_ratio.std(ddof=0):.4f} | {g.points.mean():.1f} |"
         )
+    table = summary(budgets, pareto)
+    regret, volume = _cell_means(budgets, pareto)
+    lines += [
+        "",
+        "## Summary",
+        "",
+        f"| method | mean regret | lowest mean regret, of {len(regret)} setting x budget cells "
+        f"| mean hypervolume / true | highest hypervolume, of {len(volume)} settings |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {row.Index} | {row.mean_regret:.2f} | {row.lowest_regret_cells} | "
+            f"{row.hypervolume_ratio:.3f} | {row.highest_hypervolume_settings} |"
+            for row in table.itertuples()
+        ),
+        "",
+        "Ties count for each tied method. Head to head, NCP's mean regret against each "
+        "baseline's (lower / equal / higher, in cells) and its hypervolume (higher / equal / "
+        "lower, in settings):",
+        "",
+        *(
+            f"- {other}: regret {_tally(regret[other] - regret['ncp'])}; "
+            f"hypervolume {_tally(volume['ncp'] - volume[other])}"
+            for other in METHODS[1:]
+        ),
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _cell_means(budgets: pd.DataFrame, pareto: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean regret per (setting, budget) and mean hypervolume ratio per setting, by method."""
+    regret = budgets.groupby(["setting", "budget_quantile", "method"]).regret.mean().unstack()
+    volume = pareto.groupby(["setting", "method"]).hypervolume_ratio.mean().unstack()
+    return regret.round(LEAD_DECIMALS)[list(METHODS)], volume.round(LEAD_DECIMALS)[list(METHODS)]
+
+
+def _tally(margin: pd.Series) -> str:
+    """'a / b / c': how many margins are positive, zero and negative."""
+    return f"{(margin > 0).sum()} / {(margin == 0).sum()} / {(margin < 0).sum()}"
+
+
+def summary(budgets: pd.DataFrame, pareto: pd.DataFrame) -> pd.DataFrame:
+    """Per method: mean regret, the budget cells where its mean regret is lowest, mean
+    hypervolume ratio, and the settings where its hypervolume is highest (ties count for each).
+    """
+    regret, volume = _cell_means(budgets, pareto)
+    return pd.DataFrame(
+        {
+            "mean_regret": budgets.groupby("method").regret.mean(),
+            "lowest_regret_cells": regret.eq(regret.min(axis=1), axis=0).sum(),
+            "hypervolume_ratio": pareto.groupby("method").hypervolume_ratio.mean(),
+            "highest_hypervolume_settings": volume.eq(volume.max(axis=1), axis=0).sum(),
+        }
+    ).reindex(list(METHODS))
 
 
 def evaluate_search(

@@ -25,7 +25,14 @@ from nasmr.predictor import (
     torch_threads,
     train_predictor,
 )
-from nasmr.search_eval import POPULATION, _evolution, _pool, evaluate_search, hypervolume
+from nasmr.search_eval import (
+    POPULATION,
+    _evolution,
+    _pool,
+    evaluate_search,
+    hypervolume,
+    summary,
+)
 from nasmr.space import Arch, domain, sample
 from nasmr.warehouse import ingest
 from tests.drops import mr_record, seg_drop, synthetic_frames, write_drop
@@ -350,7 +357,43 @@ def test_evaluate_search_writes_report_and_plots(
     assert test_codes <= set(frames["seg"]["code"])
     for name in ("search_budgets.csv", "search_pareto.csv", "search_report.md", "pareto_seg.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
-    assert "Data version `v1`." in (tmp_path / "eval" / "search_report.md").read_text()
+    text = (tmp_path / "eval" / "search_report.md").read_text()
+    assert "Data version `v1`." in text and "## Summary" in text
+
+
+def test_search_summary_counts_leads_with_ties_for_each() -> None:
+    """Means equal but for float noise are a tie; each tied method is counted as leading."""
+    regrets = {  # (setting, quantile): per-method regrets of two repeats
+        ("seg", 0.25): {"ncp": (0.0, 0.0), "random": (1.0, 2.0), "evolution": (0.5, 0.5)},
+        ("seg", 1.0): {"ncp": (0.15, 0.15), "random": (0.1, 0.2), "evolution": (3.0, 3.0)},
+        ("video", 0.25): {"ncp": (1.0, 1.0), "random": (0.2, 0.4), "evolution": (2.0, 2.0)},
+    }
+    budgets = pd.DataFrame(
+        {"setting": s, "budget_quantile": q, "method": m, "repeat": r, "regret": v}
+        for (s, q), by_method in regrets.items()
+        for m, values in by_method.items()
+        for r, v in enumerate(values)
+    )
+    volumes = {
+        "seg": {"ncp": 0.9, "random": 0.8, "evolution": 0.9},
+        "video": {"ncp": 0.5, "random": 0.6, "evolution": 0.7},
+    }
+    pareto = pd.DataFrame(
+        {"setting": s, "method": m, "repeat": 0, "hypervolume_ratio": v}
+        for s, by_method in volumes.items()
+        for m, v in by_method.items()
+    )
+    assert (0.1 + 0.2) / 2 != 0.15  # float noise: the seg 1.0 cell is still a tie
+    table = summary(budgets, pareto)
+    assert list(table.index) == ["ncp", "random", "evolution"]
+    assert table["lowest_regret_cells"].to_dict() == {"ncp": 2, "random": 2, "evolution": 0}
+    assert table["highest_hypervolume_settings"].to_dict() == {
+        "ncp": 1,
+        "random": 0,
+        "evolution": 2,
+    }
+    assert table.loc["ncp", "mean_regret"] == pytest.approx((0 + 0.15 + 1) / 3)
+    assert table.loc["evolution", "hypervolume_ratio"] == pytest.approx(0.8)
 
 
 def test_cli_search_prints_finals_and_writes_trajectories(
