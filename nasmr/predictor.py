@@ -110,7 +110,10 @@ FEATURE_NAMES: dict[FeatureSet, tuple[str, ...]] = {
 }
 """The input columns of each feature set, as a card lists them."""
 
-SPLIT_RULE = "part of sha256(f'{seed}/{key}') / 2**64 against cumulative fractions"
+SPLIT_RULE = (
+    "int(sha256(f'{seed}/{key}').hexdigest()[:16], 16) / 2**64 against the cumulative "
+    "fractions: train below the first, else val below the second, else test"
+)
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, label)`` after each trained model."""
@@ -254,7 +257,11 @@ def default_config(settings: Sequence[str]) -> ModelConfig:
 def split_labels(
     keys: Sequence[str], seed: int, fractions: tuple[float, float, float] = FRACTIONS
 ) -> np.ndarray:
-    """'train', 'val' or 'test' for each architecture key; depends only on (seed, key)."""
+    """'train', 'val' or 'test' for each architecture key; depends only on (seed, key).
+
+    The rule, recorded in every card as ``SPLIT_RULE``: the first 64 bits of
+    sha256(f"{seed}/{key}") as a fraction of 2**64, against the cumulative fractions.
+    """
     if not math.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
         raise ValueError(f"split fractions {fractions} must be positive and sum to 1")
     cuts = np.cumsum(fractions)[:2]
@@ -264,17 +271,31 @@ def split_labels(
     return np.where(u < cuts[0], "train", np.where(u < cuts[1], "val", "test"))
 
 
+def _top_share(values: np.ndarray, k: int) -> np.ndarray:
+    """Each value's chance of being among the ``k`` largest when ties are broken at random.
+
+    Values above the k-th largest are in (1), values tied with it share the places left.
+    """
+    cut = np.sort(values)[::-1][k - 1]
+    above, tied = values > cut, values == cut
+    return np.where(above, 1.0, np.where(tied, (k - above.sum()) / tied.sum(), 0.0))
+
+
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Kendall tau, Spearman rho, MAE and precision of the predicted top 10%."""
+    """Kendall tau-b, Spearman rho, MAE and precision of the predicted top 10%.
+
+    Published metrics are rounded, so many tie at the top-10% cut; precision is the
+    expected share over random tie-breaks (in truth and prediction), not an artefact of
+    row order.
+    """
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     k = max(1, round(0.1 * len(y_true)))
-    top_true = set(np.argsort(-y_true, kind="stable")[:k])
-    top_pred = set(np.argsort(-y_pred, kind="stable")[:k])
+    overlap = float(np.dot(_top_share(y_true, k), _top_share(y_pred, k)))
     return {
         "kendall": float(kendalltau(y_true, y_pred).statistic),
         "spearman": float(spearmanr(y_true, y_pred).statistic),
         "mae": float(np.mean(np.abs(y_true - y_pred))),
-        "precision_at_10": len(top_true & top_pred) / k,
+        "precision_at_10": overlap / k,
     }
 
 
@@ -866,6 +887,22 @@ def _report_rows(
     return rows
 
 
+REPORT_NOTES = (
+    "Notes. Bold: each setting's primary metric. Kendall tau is tau-b (scipy), Spearman "
+    "gives tied values their mean rank. MAE is in the metric's own unit: percentage points for "
+    "accuracies and mIoU, GMac for MR `flops` and millions for MR `params` (every MR "
+    "setting gives those of the same network: the 50-class classification one on a "
+    "128x128 input), MFLOPs and millions for nas-bench-201 `Flops` and `Params`. "
+    "precision@10% is the "
+    "share of the predicted top 10% that is in the true top 10%; published metrics are "
+    "rounded, so where values tie at the cut each tied architecture counts by its chance of "
+    "being in (random tie-breaks). A seed sets both the split and the initialisation. The "
+    "multi-task model predicts `flops` and `params` with one head shared by every setting, "
+    "so its rows for them repeat under each setting."
+)
+"""What the report's columns mean, written under its table."""
+
+
 def _mean_std(mean: float, std: float) -> str:
     """``mean ± std`` to three decimals; the mean alone when there is no std (one seed)."""
     return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
@@ -894,7 +931,7 @@ def report_markdown(report: pd.DataFrame, data_version: str) -> str:
         ]
         metric = f"**{row.metric}**" if row.primary else row.metric
         lines.append(f"| {row.setting} | {metric} | {row.model} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", REPORT_NOTES]) + "\n"
 
 
 @dataclass(frozen=True)

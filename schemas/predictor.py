@@ -109,7 +109,9 @@ class TrainingSpec(_Frozen):
         "val-loss: lowest MAE of the first primary metric (standardised) on validation "
         "(the authors' rule; the name is kept for saved cards)"
     )
-    selected_epoch: int = Field(ge=0)
+    selected_epoch: int = Field(
+        ge=0, description="the epoch whose weights were kept, counted from 0"
+    )
     seed: int
 
 

@@ -125,6 +125,20 @@ def test_scores_on_known_rankings() -> None:
     assert scores(truth, truth + 1.5)["mae"] == pytest.approx(1.5)
 
 
+def test_precision_at_10_shares_places_among_ties_whatever_the_row_order() -> None:
+    """Rounded metrics tie at the cut: two architectures share the one top place of 10."""
+    truth = np.array([5.0, 5.0, 1, 1, 1, 1, 1, 1, 1, 0])
+    pred = np.arange(10, dtype=float)[::-1]  # ranks row 0 first
+    assert scores(truth, pred)["precision_at_10"] == 0.5
+    swapped = [1, 0, *range(2, 10)]
+    assert scores(truth[swapped], pred)["precision_at_10"] == 0.5
+    # 20 rows, k = 2: row 0 above the cut, rows 1-3 tied for the other place
+    truth = np.array([9.0, 7, 7, 7, *[0] * 16])
+    pred = -np.arange(20, dtype=float)
+    pred[[1, 4]] = 9, 8  # predicts rows 1 and 4 top
+    assert scores(truth, pred)["precision_at_10"] == pytest.approx((1 / 3) / 2)
+
+
 # -- training, save and load --------------------------------------------------------------
 
 
@@ -631,6 +645,7 @@ def test_train_all_writes_models_and_report(
     assert pd.read_csv(tmp_path / "report.csv").shape == report.shape
     markdown = (tmp_path / "report.md").read_text()
     assert "| seg | **mIoU** | baseline |" in markdown and "v2" in markdown
+    assert "Bold: each setting's primary metric" in markdown and "tau-b" in markdown
     cells = [c for line in markdown.splitlines() if line.startswith("| ") for c in line.split("|")]
     assert "over 2 seeds" in markdown and sum(" ± " in c for c in cells) == 4 * len(report)
     card = json.loads((tmp_path / "seg.json").read_text())
