@@ -80,6 +80,7 @@ from nasmr.space import EMBEDDING_LENGTH, Arch, as_arch
 from schemas.predictor import (
     CARD_FORMAT,
     COMPLEXITY_METRICS,
+    MULTITASK,
     AttentionSpec,
     FeatureSet,
     MetricScore,
@@ -88,6 +89,7 @@ from schemas.predictor import (
     PredictorCard,
     SplitSpec,
     TrainingSpec,
+    saved_name,
 )
 from schemas.settings import MR_SETTINGS, get_setting
 
@@ -96,9 +98,6 @@ FRACTIONS = (0.7, 0.1, 0.2)
 
 SEEDS = (0, 1, 2, 3, 4)
 """Split (and initialisation) seeds of the full report."""
-
-MULTITASK = "multitask"
-"""File name and report label of the multi-task predictor (one head per MR setting)."""
 
 ATTENTION_HEADS = 4
 """Attention heads of the branch-token encoder."""
@@ -988,7 +987,7 @@ def train_all(
     plan: list[tuple[list[str], ModelConfig, str]] = []
     for setting in settings:
         plan.append(([setting], default_config([setting]), predictor_name([setting])))
-        plan.append(([setting], BASELINE, f"{setting}.baseline"))
+        plan.append(([setting], BASELINE, saved_name(setting, "baseline")))
     if len(mr) > 1:
         plan.append((mr, MULTITASK_CONFIG, predictor_name(mr)))
     jobs = [

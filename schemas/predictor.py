@@ -16,6 +16,18 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat,
 
 from schemas.settings import PREDICTOR_SETTINGS, get_setting
 
+MULTITASK = "multitask"
+"""File name and report label of the multi-task predictor (one head per MR setting)."""
+
+SAVED_MODELS = ("default", "baseline", MULTITASK)
+"""The predictors a build saves for a setting (multi-task: MR settings only)."""
+
+
+def saved_name(setting: str, model: str) -> str:
+    """File name of the saved ``model`` (one of ``SAVED_MODELS``) that predicts ``setting``."""
+    return {"default": setting, "baseline": f"{setting}.baseline", MULTITASK: MULTITASK}[model]
+
+
 CARD_FORMAT = 2
 """Version of the card layout; a loader refuses cards of another format."""
 

@@ -39,7 +39,6 @@ from nasmr.predictor import (
     BRANCH_ATTENTION,
     DEFAULT,
     DEFAULT_NB201,
-    MULTITASK,
     MULTITASK_CONFIG,
     PredictorError,
     _Dropout,
@@ -53,7 +52,7 @@ from nasmr.predictor import (
 )
 from nasmr.space import Arch, sample, snap
 from nasmr.warehouse import setting_frames, warehouse_version
-from schemas.predictor import PredictorCard
+from schemas.predictor import MULTITASK, PredictorCard
 from tests.drops import seg_drop, synthetic_frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -692,6 +691,27 @@ def test_cli_trains_then_predicts(frames: dict[str, pd.DataFrame], tmp_path: Pat
     assert values["flops"] == (round(count.gmac, 9), "exact (GMac)")
     assert values["params"] == (round(count.mparams, 6), "exact (M)")
     assert set(values) == {"seg.mIoU", "seg.mAcc", "seg.aAcc", "flops", "params"}
+
+
+def test_cli_predict_uses_the_chosen_saved_model(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """--model picks the baseline or the multi-task predictor; each prints its setting's metrics."""
+    mr = {s: frames[s] for s in ("seg", "cls-10c")}
+    train_all(mr, tmp_path, seeds=(0,), data_version="v", epochs=1)
+    code = frames["cls-10c"]["code"].iloc[0]
+    runner = CliRunner()
+    for kind, name in (("baseline", "cls-10c.baseline"), ("multitask", MULTITASK)):
+        args = ["predict", code, "--setting", "cls-10c", "--model", kind, "--predictors"]
+        result = runner.invoke(main, [*args, str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        values = {line.split()[0]: float(line.split()[1]) for line in result.output.splitlines()}
+        expected = load_predictor(tmp_path / f"{name}.json").predict([code]).iloc[0]
+        assert set(values) == {"cls-10c.top1", "cls-10c.top5", "flops", "params"}  # no seg row
+        assert math.isclose(values["cls-10c.top1"], expected["cls-10c.top1"], abs_tol=1e-4)
+    args = ["predict", "0|3|2|3|2|2", "--setting", "nas-bench-201", "--model", "multitask"]
+    result = runner.invoke(main, [*args, "--predictors", str(tmp_path)])
+    assert result.exit_code == 2 and "nas-bench-201 has no multi-task predictor" in result.output
 
 
 def test_cli_predict_explains_missing_predictors(

@@ -11,7 +11,9 @@ import click
 from nasmr import paths
 from nasmr.cli.options import seeds_option, warehouse_option, warehouse_origin, workers_option
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
+from schemas.predictor import MULTITASK, SAVED_MODELS, saved_name
 from schemas.settings import (
+    MR_SETTINGS,
     NCP_SETTINGS,
     PREDICTOR_SETTINGS,
     check_predictor_settings,
@@ -186,16 +188,30 @@ def _names(text: str) -> list[str]:
     required=True,
     help="Whose predictor to use (nas-bench-201 takes ops like 0|3|2|3|2|2).",
 )
+@click.option(
+    "--model",
+    "kind",
+    type=click.Choice(SAVED_MODELS),
+    default="default",
+    show_default=True,
+    help="Which saved predictor: the setting's default, the authors' configuration "
+    "(baseline), or the one trained on all MR settings (multitask).",
+)
 @predictors_option
-def predict(code: str, setting: str, predictor_dir: Path) -> None:
+def predict(code: str, setting: str, kind: str, predictor_dir: Path) -> None:
     """Print the predicted metrics of the architecture CODE and its exact FLOPs/params."""
     from nasmr.complexity import analytic_complexity, nb201_complexity
     from nasmr.features import parse_ops
-    from nasmr.predictor import predictor_name, torch_threads
+    from nasmr.predictor import torch_threads
     from nasmr.space import Arch, ArchError
     from schemas.records import NB201_OPS
 
-    model = _load(predictor_dir, predictor_name([setting]))
+    if kind == MULTITASK and setting not in MR_SETTINGS:
+        raise click.BadParameter(
+            f"{setting} has no multi-task predictor (it covers the MR settings)",
+            param_hint="--model",
+        )
+    model = _load(predictor_dir, saved_name(setting, kind))
     try:
         item: Arch | str = code if model.card.space == "nas-bench-201" else Arch.from_code(code)
         if isinstance(item, str):
@@ -206,7 +222,7 @@ def predict(code: str, setting: str, predictor_dir: Path) -> None:
         row = model.predict([item]).iloc[0]
     costs = {"flops", "params"} if isinstance(item, Arch) else {"Flops", "Params"}
     for output in model.card.outputs:  # costs are exact below, not learned
-        if output.setting is not None and output.metric not in costs:
+        if output.setting == setting and output.metric not in costs:
             click.echo(f"{output.column:<22} {row[output.column]:<12.4f} predicted")
     if isinstance(item, Arch):
         count = analytic_complexity(item)
