@@ -240,7 +240,7 @@ MULTITASK_CONFIG = replace(BRANCH_ATTENTION, grouping="by-setting")
 
 def predictor_name(settings: Sequence[str]) -> str:
     """File name of the default predictor of ``settings``: the setting, or ``MULTITASK``."""
-    return settings[0] if len(settings) == 1 else MULTITASK
+    return saved_name(settings[0], "default") if len(settings) == 1 else MULTITASK
 
 
 def default_config(settings: Sequence[str]) -> ModelConfig:
@@ -887,17 +887,16 @@ def _report_rows(
 
 
 REPORT_NOTES = (
-    "Notes. Bold: each setting's primary metric. Kendall tau is tau-b (scipy), Spearman "
-    "gives tied values their mean rank. MAE is in the metric's own unit: percentage points for "
-    "accuracies and mIoU, GMac for MR `flops` and millions for MR `params` (every MR "
+    "Notes. Bold: each setting's primary metric. Kendall tau is tau-b (scipy); Spearman "
+    "gives tied values their mean rank. MAE is in the metric's own unit: percentage points "
+    "for accuracies and mIoU, GMac for MR `flops` and millions for MR `params` (every MR "
     "setting gives those of the same network: the 50-class classification one on a "
     "128x128 input), MFLOPs and millions for nas-bench-201 `Flops` and `Params`. "
-    "precision@10% is the "
-    "share of the predicted top 10% that is in the true top 10%; published metrics are "
-    "rounded, so where values tie at the cut each tied architecture counts by its chance of "
-    "being in (random tie-breaks). A seed sets both the split and the initialisation. The "
-    "multi-task model predicts `flops` and `params` with one head shared by every setting, "
-    "so its rows for them repeat under each setting."
+    "precision@10% is the share of the predicted top 10% that is in the true top 10%; "
+    "published metrics are rounded, so where values tie at the cut each tied architecture "
+    "counts by its chance of being in (random tie-breaks). A seed sets both the split and "
+    "the initialisation. The multi-task model predicts `flops` and `params` with one head "
+    "shared by every setting, so its rows for them repeat under each setting."
 )
 """What the report's columns mean, written under its table."""
 
