@@ -258,8 +258,7 @@ def split_labels(
 ) -> np.ndarray:
     """'train', 'val' or 'test' for each architecture key; depends only on (seed, key).
 
-    The rule, recorded in every card as ``SPLIT_RULE``: the first 64 bits of
-    sha256(f"{seed}/{key}") as a fraction of 2**64, against the cumulative fractions.
+    The rule is ``SPLIT_RULE``, which every card records.
     """
     if not math.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
         raise ValueError(f"split fractions {fractions} must be positive and sum to 1")
@@ -273,8 +272,10 @@ def split_labels(
 def _top_share(values: np.ndarray, k: int) -> np.ndarray:
     """Each value's chance of being among the ``k`` largest when ties are broken at random.
 
-    Values above the k-th largest are in (1), values tied with it share the places left.
+    Values above the k-th largest are in (1), values tied with it share the places left;
+    NaN ranks last.
     """
+    values = np.nan_to_num(values, nan=-np.inf)
     cut = np.sort(values)[::-1][k - 1]
     above, tied = values > cut, values == cut
     return np.where(above, 1.0, np.where(tied, (k - above.sum()) / tied.sum(), 0.0))
@@ -283,18 +284,19 @@ def _top_share(values: np.ndarray, k: int) -> np.ndarray:
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Kendall tau-b, Spearman rho, MAE and precision of the predicted top 10%.
 
-    Published metrics are rounded, so many tie at the top-10% cut; precision is the
-    expected share over random tie-breaks (in truth and prediction), not an artefact of
-    row order.
+    Precision: the expected share of the predicted top k (k = 10% of the rows; predictions
+    tied at the cut share the places left) whose true value reaches the k-th best. Published
+    metrics are rounded and tie there, so row order must not decide; a perfect predictor
+    scores 1.
     """
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     k = max(1, round(0.1 * len(y_true)))
-    overlap = float(np.dot(_top_share(y_true, k), _top_share(y_pred, k)))
+    in_truth = y_true >= np.sort(y_true)[::-1][k - 1]
     return {
         "kendall": float(kendalltau(y_true, y_pred).statistic),
         "spearman": float(spearmanr(y_true, y_pred).statistic),
         "mae": float(np.mean(np.abs(y_true - y_pred))),
-        "precision_at_10": overlap / k,
+        "precision_at_10": float(np.dot(_top_share(y_pred, k), in_truth)) / k,
     }
 
 
@@ -892,9 +894,10 @@ REPORT_NOTES = (
     "for accuracies and mIoU, GMac for MR `flops` and millions for MR `params` (every MR "
     "setting gives those of the same network: the 50-class classification one on a "
     "128x128 input), MFLOPs and millions for nas-bench-201 `Flops` and `Params`. "
-    "precision@10% is the share of the predicted top 10% that is in the true top 10%; "
-    "published metrics are rounded, so where values tie at the cut each tied architecture "
-    "counts by its chance of being in (random tie-breaks). A seed sets both the split and "
+    "precision@10% is the share of the predicted top 10% whose true value reaches the "
+    "true top 10% (published metrics are rounded: an architecture tied with the 10%-th "
+    "best counts as in; predictions tied at the cut share the places left). A seed sets "
+    "both the split and "
     "the initialisation. The multi-task model predicts `flops` and `params` with one head "
     "shared by every setting, so its rows for them repeat under each setting."
 )
@@ -985,10 +988,10 @@ def train_all(
     mr = [s for s in MR_SETTINGS if s in settings]
     plan: list[tuple[list[str], ModelConfig, str]] = []
     for setting in settings:
-        plan.append(([setting], default_config([setting]), predictor_name([setting])))
+        plan.append(([setting], default_config([setting]), saved_name(setting, "default")))
         plan.append(([setting], BASELINE, saved_name(setting, "baseline")))
     if len(mr) > 1:
-        plan.append((mr, MULTITASK_CONFIG, predictor_name(mr)))
+        plan.append((mr, MULTITASK_CONFIG, MULTITASK))
     jobs = [
         _Job(
             {s: frames[s] for s in names},

@@ -56,8 +56,8 @@ LAMBDAS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 """Cost weights of the multi-objective sweep (standardised metric per e-fold of GMac)."""
 
 METHODS = ("ncp", "random", "evolution")
-LEAD_DECIMALS = 9
-"""Decimals compared when counting which method leads: equal picks' means differ by float noise."""
+TIE_TOLERANCE = 1e-9
+"""Means closer than this are a tie when counting which method leads (float noise)."""
 NEIGHBOURS = 8
 POPULATION = 16
 TOURNAMENT = 4
@@ -352,27 +352,35 @@ def _cell_means(budgets: pd.DataFrame, pareto: pd.DataFrame) -> tuple[pd.DataFra
     """Mean regret per (setting, budget) and mean hypervolume ratio per setting, by method."""
     regret = budgets.groupby(["setting", "budget_quantile", "method"]).regret.mean().unstack()
     volume = pareto.groupby(["setting", "method"]).hypervolume_ratio.mean().unstack()
-    return regret.round(LEAD_DECIMALS)[list(METHODS)], volume.round(LEAD_DECIMALS)[list(METHODS)]
+    return regret[list(METHODS)], volume[list(METHODS)]
 
 
 def _tally(margin: pd.Series) -> str:
-    """'a / b / c': how many margins are positive, zero and negative."""
-    return f"{(margin > 0).sum()} / {(margin == 0).sum()} / {(margin < 0).sum()}"
+    """'a / b / c': how many margins are positive, a tie, and negative."""
+    tie = margin.abs() <= TIE_TOLERANCE
+    return f"{(margin > TIE_TOLERANCE).sum()} / {tie.sum()} / {(margin < -TIE_TOLERANCE).sum()}"
 
 
 def summary(budgets: pd.DataFrame, pareto: pd.DataFrame) -> pd.DataFrame:
-    """Per method: mean regret, the budget cells where its mean regret is lowest, mean
-    hypervolume ratio, and the settings where its hypervolume is highest (ties count for each).
+    """Per method: mean regret, cells led, mean hypervolume ratio, settings led (ties: each).
+
+    A method leads a (setting, budget) cell with the lowest mean regret, a setting with the
+    highest mean hypervolume ratio.
     """
     regret, volume = _cell_means(budgets, pareto)
     return pd.DataFrame(
         {
             "mean_regret": budgets.groupby("method").regret.mean(),
-            "lowest_regret_cells": regret.eq(regret.min(axis=1), axis=0).sum(),
+            "lowest_regret_cells": _leads(-regret),
             "hypervolume_ratio": pareto.groupby("method").hypervolume_ratio.mean(),
-            "highest_hypervolume_settings": volume.eq(volume.max(axis=1), axis=0).sum(),
+            "highest_hypervolume_settings": _leads(volume),
         }
     ).reindex(list(METHODS))
+
+
+def _leads(score: pd.DataFrame) -> pd.Series:
+    """Per method (column), the rows where its score is the highest, ties included."""
+    return (score.rsub(score.max(axis=1), axis=0) <= TIE_TOLERANCE).sum()
 
 
 def evaluate_search(

@@ -124,18 +124,18 @@ def test_scores_on_known_rankings() -> None:
     assert scores(truth, truth + 1.5)["mae"] == pytest.approx(1.5)
 
 
-def test_precision_at_10_shares_places_among_ties_whatever_the_row_order() -> None:
-    """Rounded metrics tie at the cut: two architectures share the one top place of 10."""
+def test_precision_at_10_counts_true_ties_at_the_cut_whatever_the_row_order() -> None:
+    """Rounded metrics tie at the cut: either tied architecture is a true top 10%."""
     truth = np.array([5.0, 5.0, 1, 1, 1, 1, 1, 1, 1, 0])
-    pred = np.arange(10, dtype=float)[::-1]  # ranks row 0 first
-    assert scores(truth, pred)["precision_at_10"] == 0.5
-    swapped = [1, 0, *range(2, 10)]
-    assert scores(truth[swapped], pred)["precision_at_10"] == 0.5
-    # 20 rows, k = 2: row 0 above the cut, rows 1-3 tied for the other place
-    truth = np.array([9.0, 7, 7, 7, *[0] * 16])
-    pred = -np.arange(20, dtype=float)
-    pred[[1, 4]] = 9, 8  # predicts rows 1 and 4 top
-    assert scores(truth, pred)["precision_at_10"] == pytest.approx((1 / 3) / 2)
+    picks_row_1 = np.array([0.0, 9, 0, 0, 0, 0, 0, 0, 0, -1])
+    assert scores(truth, picks_row_1)["precision_at_10"] == 1.0
+    assert scores(truth, -truth)["precision_at_10"] == 0.0
+    # predictions tied at the cut share its place: rows 0 (a hit) and 2 (a miss)
+    tied_pred = np.array([3.0, 0, 3, 0, 0, 0, 0, 0, 0, 0])
+    assert scores(truth, tied_pred)["precision_at_10"] == 0.5
+    # a diverged model's NaN ranks last
+    nan_pred = np.array([np.nan, 9, 0, 0, 0, 0, 0, 0, 0, 0])
+    assert scores(truth, nan_pred)["precision_at_10"] == 1.0
 
 
 # -- training, save and load --------------------------------------------------------------
