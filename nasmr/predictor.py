@@ -441,7 +441,7 @@ class Predictor:
         return torch.where(self._log, values.exp(), values)
 
     def predict(self, items: Sequence[Arch | str]) -> pd.DataFrame:
-        """Predicted metrics of architectures (Arch or code; ``ops`` for nas-bench-201).
+        """Predicted metrics of architectures (Arch or code; nas-bench-201: ``ops`` or arch string).
 
         Every column is the model's estimate, ``flops`` and ``params`` too (3 to 11% off on
         average by model): the exact counts are ``nasmr.complexity.analytic_complexity(arch)``.

@@ -8,7 +8,7 @@ descriptions, so a user of any of them finds the unit of a value next to it.
 from __future__ import annotations
 
 from nasmr.space import EMBEDDING_COLUMNS, EMBEDDING_FIELDS
-from schemas.records import NB201_OPS
+from schemas.records import NB201_LEGEND
 
 TABLE_DOCS: dict[str, str] = {
     "architectures": "The search list: one row per architecture, its 27 embedding values, size, "
@@ -106,11 +106,10 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
     "nb201_results": {
         "record_index": "0-based index in the drop's nas-bench-201 trainval.pkl "
         "(the NAS-Bench-201 architecture index)",
-        "ops": "operation index per cell edge, '|'-separated ("
-        + ", ".join(f"{i} {op}" for i, op in enumerate(NB201_OPS))
-        + "; key)",
+        "ops": f"operation index per cell edge, '|'-separated ({NB201_LEGEND}; key)",
         "arch_str": "the cell in NAS-Bench-201's own string form",
-        "Acc": "ImageNet16-120 accuracy in percent, as in the drop",
+        "Acc": "ImageNet16-120 accuracy in percent, as in the drop: a float32 of correct "
+        "images out of 3,000, so compare round(Acc * 30) for ties and equality",
         "Flops": "MFLOPs as in the drop: multiply-accumulates / 1e6 of the cell's network on "
         "NAS-Bench-201's CIFAR-100 setup (32x32 input, 100 classes), not of the ImageNet16-120 "
         "network that Acc measures",

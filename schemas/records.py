@@ -92,6 +92,14 @@ architecture 0 at CIFAR size,
 which fixes 0 and 2.
 """
 
+NB201_LEGEND = (
+    "edges "
+    + ", ".join(f"{to}<-{source}" for to, source in NB201_EDGES)
+    + "; ops "
+    + ", ".join(f"{i} {name}" for i, name in enumerate(NB201_OPS))
+)
+"""How to read a cell's op indices, for help texts, errors and column comments."""
+
 
 def _array_to_list(value: Any) -> Any:
     """NumPy arrays (the nas-bench-201 embeddings) become plain lists before validation."""

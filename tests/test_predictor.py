@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -53,6 +54,7 @@ from nasmr.predictor import (
 from nasmr.space import Arch, sample, snap
 from nasmr.warehouse import setting_frames, warehouse_version
 from schemas.predictor import MULTITASK, PredictorCard
+from schemas.records import Nb201Record
 from tests.drops import seg_drop, synthetic_frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -95,9 +97,32 @@ def test_nb201_features_one_hot_and_bad_ops_named() -> None:
     x = nb201_features(["0|3|2|3|2|2"])
     assert x.shape == (1, 30) and x.sum() == 6 and x[0, 3 * 5 + 0] == 0 and x[0, 5 + 3] == 1
     assert nb201_features([]).shape == (0, 30)  # as an empty MR batch is (0, 27)
-    for bad in ("0|3|9|3|2|2", "0|3|²|3|2|2", "0|3|2|3|2", "0|3|2|3|2|-1"):
-        with pytest.raises(ValueError, match=r"expected 6 op indices in 0\.\.4"):
+    bad_cells = (
+        "0|3|9|3|2|2",
+        "0|3|²|3|2|2",
+        "0|3|2|3|2",
+        "0|3|2|3|2|-1",
+        "00|3|2|3|2|2",
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|",  # two nodes of three
+        "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|",
+    )
+    for bad in bad_cells:
+        with pytest.raises(ValueError, match=r"expected 6 op indices .* 1 none, 2 skip_connect"):
             parse_ops(bad)
+
+
+def test_parse_ops_reads_every_cell_in_nas_bench_201_notation() -> None:
+    """NAS-Bench-201 users write cells as arch strings; each of the 15,625 reads back."""
+    for ops in itertools.product(range(5), repeat=6):
+        one_hot = [float(i == op) for op in ops for i in range(5)]
+        arch_str = Nb201Record.model_construct(embedding=one_hot).arch_str
+        assert parse_ops(arch_str) == list(ops), arch_str
+    record_0 = (
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|"
+        "+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+    )
+    assert parse_ops(record_0) == parse_ops("0|3|2|3|2|2")
 
 
 # -- split and scores ---------------------------------------------------------------------
@@ -433,6 +458,11 @@ def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Pa
     args = ["predict", "0|3|2|3|2|2", "--setting", "nas-bench-201", "--predictors", str(tmp_path)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    arch_str = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|"
+    arch_str += "skip_connect~2|"
+    args[1] = arch_str  # the same cell in NAS-Bench-201's notation
+    assert CliRunner().invoke(main, args).output == result.output
+    assert loaded.predict([arch_str]).equals(loaded.predict(["0|3|2|3|2|2"]))
     lines = [line.split(maxsplit=3) for line in result.output.strip().splitlines()]
     assert [(name, label) for name, _, label, *_ in lines] == [
         ("nas-bench-201.Acc", "predicted"),

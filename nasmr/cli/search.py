@@ -12,6 +12,7 @@ from nasmr import paths
 from nasmr.cli.options import seeds_option, warehouse_option, warehouse_origin, workers_option
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
 from schemas.predictor import MULTITASK, SAVED_MODELS, saved_name
+from schemas.records import NB201_LEGEND
 from schemas.settings import (
     MR_SETTINGS,
     NCP_SETTINGS,
@@ -186,7 +187,8 @@ def _names(text: str) -> list[str]:
     "--setting",
     type=click.Choice(PREDICTOR_SETTINGS),
     required=True,
-    help="Whose predictor to use (nas-bench-201 takes ops like 0|3|2|3|2|2).",
+    help=f"Whose predictor to use. nas-bench-201 takes ops like 0|3|2|3|2|2 ({NB201_LEGEND}) "
+    "or NAS-Bench-201's arch string |avg_pool_3x3~0|+|...|.",
 )
 @click.option(
     "--model",
