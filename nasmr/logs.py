@@ -868,17 +868,6 @@ def _categorical(per_file: Sequence[str], fid: np.ndarray) -> pd.Categorical:
 
 # -- results -----------------------------------------------------------------------
 
-DERIVED_COLUMNS = (
-    "code",
-    "setting",
-    "run",
-    "metric",
-    "evaluations",
-    "final_epoch",
-    "final_value",
-    "best_epoch",
-    "best_value",
-)
 RECONCILIATION_COLUMNS = (
     "code",
     "setting",
@@ -891,7 +880,7 @@ RECONCILIATION_COLUMNS = (
 
 
 def derive_results(curves: pd.DataFrame) -> pd.DataFrame:
-    """Final and best evaluation of each (run, metric) in ``curves`` (:data:`DERIVED_COLUMNS`).
+    """Final and best evaluation of each (run, metric) in ``curves``, one row each.
 
     Final: the last evaluation (highest epoch, then iteration). Best: the highest value,
     the earliest epoch on ties.
