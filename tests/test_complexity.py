@@ -20,6 +20,7 @@ from nasmr.complexity import (
     analytic_complexity,
     module_complexity,
     module_complexity_many,
+    nb201_complexity,
 )
 from nasmr.rawdrop import load_pickle, trainval_path
 from nasmr.space import EMBEDDING_FIELDS, Arch, sample
@@ -134,6 +135,24 @@ def test_cli_show_counts_the_module_too(monkeypatch: pytest.MonkeyPatch, args: l
     assert result.exit_code == 0, result.output
     assert built == [SMALLEST]  # the supernet was built, not the closed form taken
     assert f"({analytic_complexity(SMALLEST).macs} multiply-accumulates)" in result.output
+
+
+def test_cli_counts_a_nas_bench_201_cell_in_either_notation() -> None:
+    """The drop's CIFAR-100 network; the closed form only, the supernet builder is MR's."""
+    ops = ["avg_pool_3x3", "nor_conv_1x1", "skip_connect", "nor_conv_1x1", "skip_connect"]
+    expected = nb201_complexity([*ops, "skip_connect"])
+    arch_str = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|"
+    arch_str += "+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+    outputs = []
+    for cell in ("0|3|2|3|2|2", arch_str):
+        result = CliRunner().invoke(main, ["complexity", cell])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]
+    assert f"({expected.macs} multiply-accumulates)" in outputs[0]
+    assert f"({expected.params} parameters)" in outputs[0]
+    result = CliRunner().invoke(main, ["complexity", "--method", "module", "0|3|2|3|2|2"])
+    assert result.exit_code == 1 and "closed form" in result.output
 
 
 def test_cli_unknown_option_is_named() -> None:

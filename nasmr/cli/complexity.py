@@ -51,14 +51,31 @@ def complexity() -> None:
 @click.argument("code")
 @complexity_option("--method", default="analytic")
 def show(code: str, complexity_method: ComplexityMethod) -> None:
-    """Print the FLOPs and params of the architecture CODE (a search-list code string)."""
-    from nasmr.complexity import analytic_complexity, module_complexity
+    """Print the FLOPs and params of the architecture CODE (a search-list code string, or a
+    nas-bench-201 cell: its ops or arch string, counted on the drop's CIFAR-100 network).
+    """
+    from nasmr.complexity import analytic_complexity, module_complexity, nb201_complexity
+    from nasmr.features import parse_ops
     from nasmr.space import Arch, ArchError
+    from schemas.records import NB201_OPS
 
     try:
         arch = Arch.from_code(code)
     except ArchError as err:
-        raise click.ClickException(str(err)) from err
+        try:
+            ops = parse_ops(code)
+        except ValueError:
+            raise click.ClickException(str(err)) from err
+        if complexity_method == "module":
+            raise click.ClickException(
+                "--method module builds MR supernets; a nas-bench-201 cell is counted in "
+                "closed form (the default)"
+            ) from err
+        cell = nb201_complexity([NB201_OPS[op] for op in ops])
+        click.echo(f"cell    {'|'.join(map(str, ops))} (nas-bench-201, CIFAR-100 network)")
+        click.echo(f"FLOPs   {cell.macs / 1e6:.6f} MFLOPs ({cell.macs} multiply-accumulates)")
+        click.echo(f"params  {cell.params / 1e6:.6f} M ({cell.params} parameters)")
+        return
     count = module_complexity(arch) if complexity_method == "module" else analytic_complexity(arch)
     click.echo(f"code    {arch.code}")
     click.echo(f"FLOPs   {count.gmac:.9f} GMac ({count.macs} multiply-accumulates)")
