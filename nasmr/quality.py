@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from nasmr.table_docs import COLUMN_DOCS
+from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
 from schemas.settings import NB201
 
 
@@ -28,24 +28,44 @@ class Rule:
     checked: str
 
 
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _layout_rule() -> Rule:
-    """Every table has exactly the columns, in order, that this nasmr writes (``COLUMN_DOCS``):
-    a warehouse built by another version is named before any model trains on it."""
+    """Every table has exactly the columns, in order, and the descriptions that this nasmr
+    writes (``COLUMN_DOCS``, ``TABLE_DOCS``; position 0 is the table's own): a warehouse
+    built by another version is named before any model trains on it, or a release ships
+    comments its metadata files contradict."""
     expected = ", ".join(
-        f"('{table}', '{column}', {position})"
-        for table, columns in COLUMN_DOCS.items()
-        for position, column in enumerate(columns, start=1)
+        [
+            f"('{table}', '', 0, {_sql_text(TABLE_DOCS[table])})"
+            for table in COLUMN_DOCS
+            if table in TABLE_DOCS
+        ]
+        + [
+            f"('{table}', '{column}', {position}, {_sql_text(doc)})"
+            for table, columns in COLUMN_DOCS.items()
+            for position, (column, doc) in enumerate(columns.items(), start=1)
+        ]
     )
     tables = ", ".join(f"'{table}'" for table in COLUMN_DOCS)
     return Rule(
         "tables_have_this_nasmrs_columns",
-        "Every table has the columns, in order, that this version of nasmr writes.",
-        f"WITH expected(table_name, column_name, position) AS (VALUES {expected}), "
-        "found AS (SELECT table_name, column_name, column_index AS position "
-        f"FROM duckdb_columns() WHERE NOT internal AND table_name IN ({tables})) "
-        "SELECT table_name, position, e.column_name AS expected, f.column_name AS found "
+        "Every table has the columns, in order, and the descriptions that this version of "
+        "nasmr writes (after an upgrade, `nasmr build --job reingest --partition seg` "
+        "rewrites the warehouse from the build's staged records).",
+        f"WITH expected(table_name, column_name, position, comment) AS (VALUES {expected}), "
+        "found AS (SELECT table_name, column_name, column_index AS position, comment "
+        f"FROM duckdb_columns() WHERE NOT internal AND table_name IN ({tables}) "
+        "UNION ALL SELECT table_name, '', 0, comment FROM duckdb_tables() "
+        f"WHERE NOT internal AND table_name IN ({tables})) "
+        "SELECT table_name, position, e.column_name AS expected, f.column_name AS found, "
+        "CASE WHEN e.column_name IS DISTINCT FROM f.column_name THEN 'column' "
+        "ELSE 'description' END AS differs "
         "FROM expected e FULL JOIN found f USING (table_name, position) "
-        "WHERE e.column_name IS DISTINCT FROM f.column_name ORDER BY table_name, position",
+        "WHERE e.column_name IS DISTINCT FROM f.column_name "
+        "OR e.comment IS DISTINCT FROM f.comment ORDER BY table_name, position",
         f"SELECT count(*) FROM (VALUES {expected})",
     )
 

@@ -195,6 +195,18 @@ def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPy
     return con
 
 
+def stored_descriptions(path: Path) -> dict[str, str]:
+    """The descriptions a warehouse file carries as comments, by ``table`` or ``table.column``."""
+    with connect(path) as con:
+        rows = con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE NOT internal "
+            "AND comment IS NOT NULL UNION ALL "
+            "SELECT table_name || '.' || column_name, comment FROM duckdb_columns() "
+            "WHERE NOT internal AND comment IS NOT NULL"
+        ).fetchall()
+    return dict(rows)
+
+
 def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     """A new in-memory database with ``path`` attached read-only and in use.
 

@@ -102,6 +102,8 @@ def build(
     else:
         warehouse = out_dir / paths.WAREHOUSE_NAME
         click.echo(f"outputs: {out_dir} (warehouse: {warehouse}; releases: {releases_dir})")
+    if outcome.release is not None:
+        click.echo(f"release: {outcome.release}")
     click.echo(
         f"run history: DAGSTER_HOME={paths.dagster_home()} dagster dev -m pipelines.definitions"
     )

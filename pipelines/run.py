@@ -28,6 +28,8 @@ class BuildOutcome:
     passed_checks: list[str]
     failed_checks: dict[str, str]
     """Failed check name -> its offending rows (markdown), as shown in the UI."""
+    release: str | None = None
+    """What the release step did, in words (None: the job has none, or it did not run)."""
 
 
 INSTANCE_CONFIG = f"""\
@@ -175,7 +177,19 @@ def run_job(
         else:
             rows = evaluation.metadata.get("offending_rows")
             failed[name] = str(rows.value) if rows is not None else ""
-    return BuildOutcome(result.run_id, result.success, failures, passed, failed)
+    return BuildOutcome(result.run_id, result.success, failures, passed, failed, _release(result))
+
+
+def _release(result: dg.ExecuteInProcessResult) -> str | None:
+    """``published 1.0.1 (patch release)`` or ``nothing published: ...``, from the release step."""
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == dg.AssetKey("release"):
+            metadata = event.step_materialization_data.materialization.metadata
+            version = metadata["version"].value
+            if metadata["published"].value:
+                return f"published {version} ({metadata['bump'].value} release)"
+            return f"nothing published: no data or model output changed since {version}"
+    return None
 
 
 class PartitionError(ValueError):

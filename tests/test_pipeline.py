@@ -122,6 +122,7 @@ def test_full_graph_on_the_real_drop(full_build: tuple[BuildOutcome, Path]) -> N
         "release.release_verifies",
     } <= set(outcome.passed_checks)
     assert [m.version for m in list_releases(out / "releases")] == ["1.0.0"]
+    assert outcome.release == "published 1.0.0 (major release)"  # nasmr build prints it
     with connect(out / "nasmr.duckdb") as con:
         report = (
             con.execute(
@@ -259,6 +260,23 @@ def test_a_warehouse_of_another_layout_fails_its_layout_check(tmp_path: Path) ->
     rows = _offending(result)
     assert "nb201_results" in rows and "cost_matches_cell" in rows
     assert "sources" in rows and "note" in rows
+
+
+def test_a_warehouse_with_an_older_nasmrs_descriptions_fails_its_layout_check(
+    tmp_path: Path,
+) -> None:
+    """Refresh keeps the warehouse: after an upgrade rewords a column, its comment would
+    contradict the release's metadata files, so the blocking check stops the run first."""
+    _, build_dir = _ingested(tmp_path)
+    _tamper(build_dir, "COMMENT ON COLUMN nb201_results.Acc IS 'an older wording'")
+    _tamper(build_dir, "COMMENT ON TABLE sources IS NULL")
+    result = tables_have_this_nasmrs_columns(build_dir=build_dir)
+    assert not result.passed and result.metadata["offending"].value == 2
+    rows = [line.split("|")[1:-1] for line in _offending(result).splitlines()[2:]]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["nb201_results", "4", "Acc", "Acc", "description"],
+        ["sources", "0", "", "", "description"],  # the table's own description
+    ]
 
 
 def test_results_reference_known_architectures_names_an_orphan_result(tmp_path: Path) -> None:
@@ -792,6 +810,9 @@ def test_refresh_of_a_build_made_without_dagster_publishes_and_succeeds(tmp_path
         refreshed = run_job("refresh", **folders, options=FAST, instance=instance)
     assert refreshed.success, (refreshed.failures, refreshed.failed_checks)
     assert [m.version for m in list_releases(tmp_path / "rel")] == ["1.0.0"]
+    with dg.instance_for_test() as instance:  # the same models again: said, not an error
+        again = run_job("refresh", **folders, options=FAST, instance=instance)
+    assert again.release == "nothing published: no data or model output changed since 1.0.0"
 
 
 def test_a_failed_step_is_reported_with_the_error_naming_the_file(tmp_path: Path) -> None:
@@ -819,6 +840,7 @@ def test_logs_job_regenerates_results_from_real_logs(log_drop: Path, tmp_path: P
             "logs", out_dir=tmp_path, log_dir=log_drop, options=FAST, instance=instance
         )
     assert outcome.success, outcome.failures
+    assert outcome.release is None  # the logs job has no release step
     assert "log_reconciliation.logs_agree_with_published" in outcome.passed_checks
     results = pd.read_parquet(tmp_path / "logs" / "results.parquet")
     assert set(results["setting"]) == {"digits-cls", "digits-seg"}

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 import nasmr.release.metadata as metadata_mod
 import nasmr.release.publish as publish_mod
-from nasmr import __version__, paths
+from nasmr import __version__, paths, quality
 from nasmr.api import Benchmark
 from nasmr.paths import ReleaseFolderError, outside_releases
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
@@ -40,6 +40,7 @@ from nasmr.release import (
     write_archive,
 )
 from nasmr.space import Arch, sample
+from nasmr.table_docs import COLUMN_DOCS
 from nasmr.warehouse import ingest, warehouse_version, write_parquet, write_warehouse
 from pipelines.assets.release import release_verifies
 from pipelines.cli import main  # nasmr with its build command
@@ -470,6 +471,39 @@ def test_a_build_whose_duckdb_file_was_edited_is_refused(build: Path, tmp_path: 
     with pytest.raises(ReleaseError, match=edited):
         publish_release(copy, tmp_path / "releases")
     assert list_releases(tmp_path / "releases") == []
+
+
+def _comment_acc(build: Path, text: str) -> None:
+    with duckdb.connect(str(build / "nasmr.duckdb")) as con:
+        con.execute(f"COMMENT ON COLUMN nb201_results.Acc IS '{text}'")
+
+
+def test_a_build_with_another_nasmrs_descriptions_is_refused(build: Path, tmp_path: Path) -> None:
+    """Refresh keeps the warehouse; after an upgrade that reworded a column, its DuckDB
+    comments would contradict the metadata files, which this nasmr writes."""
+    copy = copy_build(build, tmp_path / "build")
+    _comment_acc(copy, "accuracy (an older nasmr wrote this)")
+    stale = r"tables_have_this_nasmrs_columns: 1 offending.*'Acc'.*'differs': 'description'"
+    with pytest.raises(ReleaseError, match=stale):
+        publish_release(copy, tmp_path / "releases")
+
+
+def test_reworded_descriptions_are_a_patch_release(
+    build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A documentation-only change is published as a patch whose changelog names it."""
+    copy = copy_build(build, tmp_path / "build")
+    releases = tmp_path / "releases"
+    publish_release(copy, releases, created_at=CREATED)
+    monkeypatch.setitem(COLUMN_DOCS["nb201_results"], "Acc", "accuracy, reworded")
+    monkeypatch.setattr(quality, "RULES", (quality._layout_rule(), *quality.RULES[1:]))
+    _comment_acc(copy, "accuracy, reworded")
+    version, diff = propose_version(copy, "1.0.0", releases)
+    assert version == "1.0.1" and not diff.unchanged
+    assert diff.descriptions == ("nb201_results.Acc",)
+    publish_release(copy, releases, created_at=CREATED)
+    changelog = (releases / "1.0.1" / "CHANGELOG.md").read_text()
+    assert "Descriptions changed: nb201_results.Acc." in changelog
 
 
 def test_a_build_breaking_a_data_quality_rule_is_refused(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from nasmr.release.store import (
     table_schemas,
 )
 from nasmr.table_docs import TABLE_DOCS
-from nasmr.warehouse import PARQUET_DIR
+from nasmr.warehouse import PARQUET_DIR, WAREHOUSE_NAME, stored_descriptions
 from schemas.release import SCHEMA_VERSION, Version
 from schemas.settings import NB201, SETTINGS
 
@@ -72,6 +72,8 @@ class ReleaseDiff:
     model_changes: tuple[str, ...] = ()
     """``added|removed|changed <path>`` for each file of the model outputs that differs."""
     tables: tuple[TableChanges, ...] = ()
+    descriptions: tuple[str, ...] = ()
+    """``table`` or ``table.column`` for each description (DuckDB comment) that changed."""
 
     @property
     def level(self) -> str:
@@ -89,6 +91,7 @@ class ReleaseDiff:
         return (
             not self.schema_changes
             and not self.model_changes
+            and not self.descriptions
             and not any(c.added or c.removed or c.changed for c in (*self.settings, *self.tables))
         )
 
@@ -108,6 +111,8 @@ class ReleaseDiff:
                 f"| {t.table} | {t.added} | {t.removed} | {t.changed} | {', '.join(t.columns)} |"
                 for t in self.tables
             ]
+        if self.descriptions:
+            lines += ["", "Descriptions changed: " + ", ".join(self.descriptions) + "."]
         shown = self.model_changes[:MODEL_CHANGES_SHOWN]
         lines += ["", f"Model outputs: {len(self.model_changes) or 'no'} file(s) differ."]
         lines += [f"- {change}" for change in shown]
@@ -219,7 +224,15 @@ def _diff(old: Path | None, new: Path) -> ReleaseDiff:
         for name, row in sorted(counts.iterrows(), key=lambda item: order.get(item[0], 99))
     )
     tables = _table_changes(before, after) if old is not None else ()
-    return ReleaseDiff(tuple(schema), settings, _model_changes(old, new), tables)
+    descriptions = _description_changes(old, new) if old is not None else ()
+    return ReleaseDiff(tuple(schema), settings, _model_changes(old, new), tables, descriptions)
+
+
+def _description_changes(old: Path, new: Path) -> tuple[str, ...]:
+    """Tables and columns whose description (the warehouse's comment) differs, added or gone."""
+    before = stored_descriptions(Path(old) / WAREHOUSE_NAME)
+    after = stored_descriptions(Path(new) / WAREHOUSE_NAME)
+    return tuple(sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k)))
 
 
 def _differs(before: pd.Series, after: pd.Series) -> pd.Series:
