@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
+from nasmr.warehouse import THIS_DATABASE, sql_quote
 from schemas.settings import NB201
 
 
@@ -28,23 +29,15 @@ class Rule:
     checked: str
 
 
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _layout_rule() -> Rule:
     """Every table has exactly the columns, in order, and the descriptions that this nasmr
     writes (``COLUMN_DOCS``, ``TABLE_DOCS``; position 0 is the table's own): a warehouse
     built by another version is named before any model trains on it, or a release ships
     comments its metadata files contradict."""
     expected = ", ".join(
-        [
-            f"('{table}', '', 0, {_sql_text(TABLE_DOCS[table])})"
-            for table in COLUMN_DOCS
-            if table in TABLE_DOCS
-        ]
+        [f"('{table}', '', 0, '{sql_quote(TABLE_DOCS[table])}')" for table in COLUMN_DOCS]
         + [
-            f"('{table}', '{column}', {position}, {_sql_text(doc)})"
+            f"('{table}', '{column}', {position}, '{sql_quote(doc)}')"
             for table, columns in COLUMN_DOCS.items()
             for position, (column, doc) in enumerate(columns.items(), start=1)
         ]
@@ -54,12 +47,13 @@ def _layout_rule() -> Rule:
         "tables_have_this_nasmrs_columns",
         "Every table has the columns, in order, and the descriptions that this version of "
         "nasmr writes (after an upgrade, `nasmr build --job reingest --partition seg` "
-        "rewrites the warehouse from the build's staged records).",
+        "rewrites the warehouse from a Dagster build's staged records; `nasmr ingest "
+        "--warehouse FILE` one that `nasmr ingest` made).",
         f"WITH expected(table_name, column_name, position, comment) AS (VALUES {expected}), "
         "found AS (SELECT table_name, column_name, column_index AS position, comment "
-        f"FROM duckdb_columns() WHERE NOT internal AND table_name IN ({tables}) "
+        f"FROM duckdb_columns() WHERE {THIS_DATABASE} AND table_name IN ({tables}) "
         "UNION ALL SELECT table_name, '', 0, comment FROM duckdb_tables() "
-        f"WHERE NOT internal AND table_name IN ({tables})) "
+        f"WHERE {THIS_DATABASE} AND table_name IN ({tables})) "
         "SELECT table_name, position, e.column_name AS expected, f.column_name AS found, "
         "CASE WHEN e.column_name IS DISTINCT FROM f.column_name THEN 'column' "
         "ELSE 'description' END AS differs "

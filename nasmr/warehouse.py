@@ -114,9 +114,9 @@ def write_warehouse(
                 file = (parquet_dir / f"{name}.parquet").as_posix()
                 con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet(?)', [file])
                 if name in TABLE_DOCS:
-                    con.execute(f"COMMENT ON TABLE \"{name}\" IS '{_quote(TABLE_DOCS[name])}'")
+                    con.execute(f"COMMENT ON TABLE \"{name}\" IS '{sql_quote(TABLE_DOCS[name])}'")
                 for column, doc in COLUMN_DOCS.get(name, {}).items():
-                    con.execute(f'COMMENT ON COLUMN "{name}"."{column}" IS \'{_quote(doc)}\'')
+                    con.execute(f'COMMENT ON COLUMN "{name}"."{column}" IS \'{sql_quote(doc)}\'')
             for sql in view_statements():
                 con.execute(sql)
         target = out_dir / db_name
@@ -195,14 +195,18 @@ def connect(path: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPy
     return con
 
 
+THIS_DATABASE = "NOT internal AND schema_name = 'main' AND database_name = current_database()"
+"""SQL filter of DuckDB's catalog functions: the warehouse's own tables, not another schema's."""
+
+
 def stored_descriptions(path: Path) -> dict[str, str]:
     """The descriptions a warehouse file carries as comments, by ``table`` or ``table.column``."""
     with connect(path) as con:
         rows = con.execute(
-            "SELECT table_name, comment FROM duckdb_tables() WHERE NOT internal "
+            f"SELECT table_name, comment FROM duckdb_tables() WHERE {THIS_DATABASE} "
             "AND comment IS NOT NULL UNION ALL "
             "SELECT table_name || '.' || column_name, comment FROM duckdb_columns() "
-            "WHERE NOT internal AND comment IS NOT NULL"
+            f"WHERE {THIS_DATABASE} AND comment IS NOT NULL"
         ).fetchall()
     return dict(rows)
 
@@ -217,7 +221,7 @@ def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     name = next((part for part in path.name.split(".") if part), "warehouse")
     if name.lower() in BUILT_IN_NAMES:  # taken, or shadowing the tables by a schema's name
         name += "_db"
-    con.execute(f"ATTACH '{_quote(str(path))}' AS {sql_identifier(name)} (READ_ONLY)")
+    con.execute(f"ATTACH '{sql_quote(str(path))}' AS {sql_identifier(name)} (READ_ONLY)")
     con.execute(f"USE {sql_identifier(name)}")
     return con
 
@@ -343,7 +347,8 @@ def writer_pid(database: Path) -> int | None:
     return None
 
 
-def _quote(text: str) -> str:
+def sql_quote(text: str) -> str:
+    """``text`` for inside a single-quoted SQL string literal (quotes doubled)."""
     return text.replace("'", "''")
 
 

@@ -188,7 +188,7 @@ def _release(result: dg.ExecuteInProcessResult) -> str | None:
             version = metadata["version"].value
             if metadata["published"].value:
                 return f"published {version} ({metadata['bump'].value} release)"
-            return f"nothing published: no data or model output changed since {version}"
+            return f"nothing published: nothing changed since {version}"
     return None
 
 

@@ -153,6 +153,8 @@ def test_cli_counts_a_nas_bench_201_cell_in_either_notation() -> None:
     assert f"({expected.params} parameters)" in outputs[0]
     result = CliRunner().invoke(main, ["complexity", "--method", "module", "0|3|2|3|2|2"])
     assert result.exit_code == 1 and "closed form" in result.output
+    result = CliRunner().invoke(main, ["complexity", "0|3|2|3|2|9"])  # a mistyped cell
+    assert result.exit_code == 1 and "invalid nas-bench-201 cell" in result.output
 
 
 def test_cli_unknown_option_is_named() -> None:

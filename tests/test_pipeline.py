@@ -812,7 +812,7 @@ def test_refresh_of_a_build_made_without_dagster_publishes_and_succeeds(tmp_path
     assert [m.version for m in list_releases(tmp_path / "rel")] == ["1.0.0"]
     with dg.instance_for_test() as instance:  # the same models again: said, not an error
         again = run_job("refresh", **folders, options=FAST, instance=instance)
-    assert again.release == "nothing published: no data or model output changed since 1.0.0"
+    assert again.release == "nothing published: nothing changed since 1.0.0"
 
 
 def test_a_failed_step_is_reported_with_the_error_naming_the_file(tmp_path: Path) -> None:

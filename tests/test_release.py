@@ -496,7 +496,11 @@ def test_reworded_descriptions_are_a_patch_release(
     releases = tmp_path / "releases"
     publish_release(copy, releases, created_at=CREATED)
     monkeypatch.setitem(COLUMN_DOCS["nb201_results"], "Acc", "accuracy, reworded")
-    monkeypatch.setattr(quality, "RULES", (quality._layout_rule(), *quality.RULES[1:]))
+    rules = [
+        quality._layout_rule() if r.name == "tables_have_this_nasmrs_columns" else r
+        for r in quality.RULES
+    ]
+    monkeypatch.setattr(quality, "RULES", tuple(rules))  # the rule reads the docs once
     _comment_acc(copy, "accuracy, reworded")
     version, diff = propose_version(copy, "1.0.0", releases)
     assert version == "1.0.1" and not diff.unchanged

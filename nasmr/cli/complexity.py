@@ -64,8 +64,9 @@ def show(code: str, complexity_method: ComplexityMethod) -> None:
     except ArchError as err:
         try:
             ops = parse_ops(code)
-        except ValueError:
-            raise click.ClickException(str(err)) from err
+        except ValueError as cell_err:
+            looks_like_a_cell = "|" in code or "~" in code  # MR codes use '_' and '-'
+            raise click.ClickException(str(cell_err if looks_like_a_cell else err)) from err
         if complexity_method == "module":
             raise click.ClickException(
                 "--method module builds MR supernets; a nas-bench-201 cell is counted in "

@@ -56,7 +56,8 @@ class TableChanges:
 
 @dataclass(frozen=True, slots=True)
 class ReleaseDiff:
-    """What changed between two versions of the data: schema, records, tables, model outputs.
+    """What changed between two versions of the data: schema, records, tables, model outputs
+    and descriptions.
 
     Records are the long results (``results``), the nas-bench-201 cells (setting
     ``nas-bench-201``, keyed by their ``ops``) and the published and recomputed
@@ -86,8 +87,8 @@ class ReleaseDiff:
 
     @property
     def unchanged(self) -> bool:
-        """No schema change, no record or row added, removed or changed, no model output
-        changed."""
+        """No schema change, no record or row added, removed or changed, no model output or
+        description changed."""
         return (
             not self.schema_changes
             and not self.model_changes
@@ -97,7 +98,7 @@ class ReleaseDiff:
 
     def to_markdown(self) -> str:
         """The changes as markdown: the schema changes, one table row per setting, the other
-        tables' changes, then the model outputs."""
+        tables' changes, the descriptions, then the model outputs."""
         lines = ["Schema changes:" if self.schema_changes else "Schema: unchanged."]
         lines += [f"- {change}" for change in self.schema_changes]
         lines += ["", "Counted in values, one per architecture and metric:"]
@@ -230,8 +231,8 @@ def _diff(old: Path | None, new: Path) -> ReleaseDiff:
 
 def _description_changes(old: Path, new: Path) -> tuple[str, ...]:
     """Tables and columns whose description (the warehouse's comment) differs, added or gone."""
-    before = stored_descriptions(Path(old) / WAREHOUSE_NAME)
-    after = stored_descriptions(Path(new) / WAREHOUSE_NAME)
+    before = stored_descriptions(old / WAREHOUSE_NAME)
+    after = stored_descriptions(new / WAREHOUSE_NAME)
     return tuple(sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k)))
 
 

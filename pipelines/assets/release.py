@@ -29,7 +29,7 @@ def release(
     previous = None if latest is None else str(latest)
     version, diff = propose_version(build_dir.root(), previous, release_dir.root())
     if previous is not None and diff.unchanged:
-        context.log.info(f"no data or model output changed since {previous}: nothing published")
+        context.log.info(f"nothing changed since {previous}: nothing published")
         return dg.MaterializeResult(metadata={"version": previous, "published": False})
     # no version given: publishing proposes the same one, and refuses to drop a setting
     path = publish_release(build_dir.root(), release_dir.root(), raw_dir=raw_drop.root())
