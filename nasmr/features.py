@@ -330,19 +330,22 @@ def parse_ops(cell: str) -> list[int]:
 
 
 def _ops_of_arch_str(text: str) -> list[str]:
-    """The op indices (as text) of an arch string; an empty list if it is malformed."""
-    nodes = text.split("+")
-    ops = []
-    for to, node in enumerate(nodes, start=1):
-        inputs = node.split("|")
-        if inputs[0] or inputs[-1] or len(inputs) != to + 2:
+    """The op indices (as text) of an arch string; an empty list if it is malformed.
+
+    Its nodes are '+'-separated, each ``|op~source|...|``; the (node, source) pairs must be
+    ``NB201_EDGES`` in order.
+    """
+    edges, names = [], []
+    for to, node in enumerate(text.split("+"), start=1):
+        if len(node) < 2 or node[0] != "|" or node[-1] != "|":
             return []
-        for source, item in enumerate(inputs[1:-1]):
-            name, _, origin = item.partition("~")
-            if origin != str(source) or name not in NB201_OPS:
-                return []
-            ops.append(str(NB201_OPS.index(name)))
-    return ops
+        for item in node[1:-1].split("|"):
+            name, _, source = item.partition("~")
+            edges.append((to, source))
+            names.append(name)
+    if edges != [(to, str(source)) for to, source in NB201_EDGES]:
+        return []
+    return [str(NB201_OPS.index(n)) if n in NB201_OPS else "" for n in names]
 
 
 def nb201_features(cells: Sequence[str], dtype: torch.dtype = torch.float32) -> Tensor:

@@ -443,7 +443,7 @@ class Predictor:
     def predict(self, items: Sequence[Arch | str]) -> pd.DataFrame:
         """Predicted metrics of architectures (Arch or code; nas-bench-201: ``ops`` or arch string).
 
-        Every column is the model's estimate, ``flops`` and ``params`` too (3 to 11% off on
+        Every column is the model's estimate, ``flops`` and ``params`` too (3 to 12% off on
         average by model): the exact counts are ``nasmr.complexity.analytic_complexity(arch)``.
         """
         with torch.no_grad():
@@ -897,9 +897,9 @@ REPORT_NOTES = (
     "precision@10% is the share of the predicted top 10% whose true value reaches the "
     "true top 10% (published metrics are rounded: an architecture tied with the 10%-th "
     "best counts as in; predictions tied at the cut share the places left). A seed sets "
-    "both the split and "
-    "the initialisation. The multi-task model predicts `flops` and `params` with one head "
-    "shared by every setting, so its rows for them repeat under each setting."
+    "both the split and the initialisation. The multi-task model predicts `flops` and "
+    "`params` with one head shared by every setting, so its rows for them repeat under "
+    "each setting."
 )
 """What the report's columns mean, written under its table."""
 

@@ -214,10 +214,10 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path) -> None:
             param_hint="--model",
         )
     model = _load(predictor_dir, saved_name(setting, kind))
+    nb201 = model.card.space == "nas-bench-201"
     try:
-        item: Arch | str = code if model.card.space == "nas-bench-201" else Arch.from_code(code)
-        if isinstance(item, str):
-            parse_ops(item)
+        item: Arch | str = code if nb201 else Arch.from_code(code)
+        ops = parse_ops(code) if nb201 else []
     except (ArchError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="CODE") from err
     with torch_threads(1):
@@ -231,7 +231,7 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path) -> None:
         click.echo(f"{'flops':<22} {count.gmac:<12.9f} exact (GMac)")
         click.echo(f"{'params':<22} {count.mparams:<12.6f} exact (M)")
     else:
-        cell = nb201_complexity([NB201_OPS[op] for op in parse_ops(item)])
+        cell = nb201_complexity([NB201_OPS[op] for op in ops])
         network = "of the drop's CIFAR-100 network"
         click.echo(f"{setting + '.Flops':<22} {cell.macs / 1e6:<12.6f} exact (MFLOPs {network})")
         click.echo(f"{setting + '.Params':<22} {cell.params / 1e6:<12.6f} exact (M {network})")
