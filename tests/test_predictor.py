@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -447,7 +448,10 @@ def test_a_metric_without_training_values_is_named(frames: dict[str, pd.DataFram
         train_predictor({"seg": seg}, ["seg"], DEFAULT.with_epochs(1), seed=0)
 
 
-def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+def test_nb201_predictor_takes_ops(
+    frames: dict[str, pd.DataFrame], build: Path, tmp_path: Path
+) -> None:
+    """Either notation of a cell gives its prediction, measured accuracy and exact costs."""
     config = BRANCH_ATTENTION.with_epochs(5)
     predictor = train_predictor(frames, ["nas-bench-201"], config, seed=0)
     loaded = load_predictor(predictor.save(tmp_path))
@@ -455,7 +459,9 @@ def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Pa
     assert list(out.columns) == ["nas-bench-201.Acc", "nas-bench-201.Flops", "nas-bench-201.Params"]
     assert loaded.card.split.key == "ops" and loaded.card.feature_set == "nb201-onehot"
     assert loaded.card.network.attention is None  # branch tokens are MR only
+    warehouse = build / "nasmr.duckdb"
     args = ["predict", "0|3|2|3|2|2", "--setting", "nas-bench-201", "--predictors", str(tmp_path)]
+    args += ["--warehouse", str(warehouse)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     arch_str = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|"
@@ -463,13 +469,17 @@ def test_nb201_predictor_takes_ops(frames: dict[str, pd.DataFrame], tmp_path: Pa
     args[1] = arch_str  # the same cell in NAS-Bench-201's notation
     assert CliRunner().invoke(main, args).output == result.output
     assert loaded.predict([arch_str]).equals(loaded.predict(["0|3|2|3|2|2"]))
-    lines = [line.split(maxsplit=3) for line in result.output.strip().splitlines()]
-    assert [(name, label) for name, _, label, *_ in lines] == [
+    lines = [line.split() for line in result.output.strip().splitlines()]
+    assert [(line[0], line[2]) for line in lines] == [
         ("nas-bench-201.Acc", "predicted"),
         ("nas-bench-201.Flops", "exact"),
         ("nas-bench-201.Params", "exact"),
     ]  # the cell's own count on the CIFAR-100 network the drop's costs are of
-    assert [value for _, value, *_ in lines[1:]] == ["15.653120", "0.135156"]  # drop: 15.65, 0.135
+    assert [line[1] for line in lines[1:]] == ["15.653120", "0.135156"]  # drop: 15.65, 0.135
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        query = "SELECT \"Acc\" FROM nb201_results WHERE ops = '0|3|2|3|2|2'"
+        (acc,) = con.execute(query).fetchone()
+    assert lines[0][3:] == [f"{acc:.2f}", "measured"]
 
 
 def test_missing_or_broken_files_are_named(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
@@ -681,7 +691,12 @@ def test_train_all_writes_models_and_report(
     assert card["report_seeds"] == [0, 1] and card["split"]["seed"] == 0
 
 
-def test_cli_trains_then_predicts(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+def test_cli_trains_then_predicts(
+    frames: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """predict prints the predicted metrics, the measured ones of an evaluated architecture
+    (as published) and the exact FLOPs/params."""
+    monkeypatch.setenv("NASMR_OUT", str(tmp_path / "no-build"))
     raw = seg_drop(tmp_path / "drop", frames["seg"])
     warehouse = tmp_path / "build" / "nasmr.duckdb"
     out = tmp_path / "predictors"
@@ -708,19 +723,45 @@ def test_cli_trains_then_predicts(frames: dict[str, pd.DataFrame], tmp_path: Pat
     assert "one seed, so no std" in result.output and "nan" not in result.output
     assert load_predictor(out / "seg.json").card.data_version == warehouse_version(warehouse)
     assert (out / "seg.json").is_file() and not (out / MULTITASK).with_suffix(".json").exists()
-    code = frames["seg"]["code"].iloc[0]
-    result = runner.invoke(main, ["predict", code, "--setting", "seg", "--predictors", str(out)])
+    measured = frames["seg"].iloc[0]
+    code = measured["code"]
+    args = ["predict", code, "--setting", "seg", "--predictors", str(out)]
+    result = runner.invoke(main, [*args, "--warehouse", str(warehouse)])
     assert result.exit_code == 0, result.output
     lines = [line.split(maxsplit=2) for line in result.output.strip().splitlines()]
     values = {name: (float(value), label) for name, value, label in lines}
     expected = load_predictor(out / "seg.json").predict([code]).iloc[0]
-    assert math.isclose(values["seg.mIoU"][0], expected["seg.mIoU"], abs_tol=1e-4)
-    assert {values[m][1] for m in ("seg.mIoU", "seg.mAcc", "seg.aAcc")} == {"predicted"}
+    for metric in ("mIoU", "mAcc", "aAcc"):
+        predicted, label = values[f"seg.{metric}"]
+        assert math.isclose(predicted, expected[f"seg.{metric}"], abs_tol=1e-4)
+        assert label == f"predicted   {measured[metric]:.2f} measured"
     # the complexity printed is the architecture's exact count, not the predictor's guess at it
     count = analytic_complexity(Arch.from_code(code))
     assert values["flops"] == (round(count.gmac, 9), "exact (GMac)")
     assert values["params"] == (round(count.mparams, 6), "exact (M)")
     assert set(values) == {"seg.mIoU", "seg.mAcc", "seg.aAcc", "flops", "params"}
+    # an architecture the benchmark did not evaluate, and a build without a warehouse
+    other = next(a.code for a in sample(50, 9) if a.code not in set(frames["seg"]["code"]))
+    result = runner.invoke(
+        main,
+        [
+            "predict",
+            other,
+            "--setting",
+            "seg",
+            "--predictors",
+            str(out),
+            "--warehouse",
+            str(warehouse),
+        ],
+    )
+    assert result.exit_code == 0 and "measured" not in result.stdout, result.output
+    assert f"not measured: {other} has no results of seg in {warehouse}" in result.stderr
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0 and "measured metrics not shown: no warehouse" in result.stderr
+    assert "predicted" in result.stdout and "measured" not in result.stdout
+    result = runner.invoke(main, [*args, "--warehouse", str(tmp_path / "typo.duckdb")])
+    assert result.exit_code == 2 and "no warehouse file" in result.output
 
 
 def test_cli_predict_uses_the_chosen_saved_model(
@@ -735,7 +776,7 @@ def test_cli_predict_uses_the_chosen_saved_model(
         args = ["predict", code, "--setting", "cls-10c", "--model", kind, "--predictors"]
         result = runner.invoke(main, [*args, str(tmp_path)])
         assert result.exit_code == 0, result.output
-        values = {line.split()[0]: float(line.split()[1]) for line in result.output.splitlines()}
+        values = {line.split()[0]: float(line.split()[1]) for line in result.stdout.splitlines()}
         expected = load_predictor(tmp_path / f"{name}.json").predict([code]).iloc[0]
         assert set(values) == {"cls-10c.top1", "cls-10c.top5", "flops", "params"}  # no seg row
         assert math.isclose(values["cls-10c.top1"], expected["cls-10c.top1"], abs_tol=1e-4)

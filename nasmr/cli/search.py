@@ -18,6 +18,8 @@ from schemas.settings import (
     NCP_SETTINGS,
     PREDICTOR_SETTINGS,
     check_predictor_settings,
+    get_setting,
+    published_decimals,
 )
 
 if TYPE_CHECKING:
@@ -200,8 +202,13 @@ def _names(text: str) -> list[str]:
     "(baseline), or the one trained on all MR settings (multitask).",
 )
 @predictors_option
-def predict(code: str, setting: str, kind: str, predictor_dir: Path) -> None:
-    """Print the predicted metrics of the architecture CODE and its exact FLOPs/params."""
+@warehouse_option(
+    "Where the measured metrics of an evaluated architecture come from (the default may be "
+    "missing)."
+)
+def predict(code: str, setting: str, kind: str, predictor_dir: Path, warehouse: Path) -> None:
+    """Print the predicted metrics of the architecture CODE, its measured ones when the
+    benchmark evaluated it, and its exact FLOPs/params."""
     from nasmr.complexity import analytic_complexity, nb201_complexity
     from nasmr.features import parse_ops
     from nasmr.predictor import torch_threads
@@ -220,12 +227,17 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path) -> None:
         ops = parse_ops(code) if nb201 else []
     except (ArchError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="CODE") from err
+    measured = _measured(warehouse, setting, item.code if isinstance(item, Arch) else ops)
     with torch_threads(1):
         row = model.predict([item]).iloc[0]
     costs = {"flops", "params"} if isinstance(item, Arch) else {"Flops", "Params"}
+    decimals = published_decimals(setting)
     for output in model.card.outputs:  # costs are exact below, not learned
         if output.setting == setting and output.metric not in costs:
-            click.echo(f"{output.column:<22} {row[output.column]:<12.4f} predicted")
+            line = f"{output.column:<22} {row[output.column]:<12.4f} predicted"
+            if measured is not None:
+                line += f"   {measured[output.metric]:.{decimals}f} measured"
+            click.echo(line)
     if isinstance(item, Arch):
         count = analytic_complexity(item)
         click.echo(f"{'flops':<22} {count.gmac:<12.9f} exact (GMac)")
@@ -235,6 +247,28 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path) -> None:
         network = "of the drop's CIFAR-100 network"
         click.echo(f"{setting + '.Flops':<22} {cell.macs / 1e6:<12.6f} exact (MFLOPs {network})")
         click.echo(f"{setting + '.Params':<22} {cell.params / 1e6:<12.6f} exact (M {network})")
+
+
+def _measured(warehouse: Path, setting: str, key: str | list[int]) -> pd.Series | None:
+    """The warehouse's results of the architecture ``key`` (an MR code, or a nas-bench-201
+    cell's op indices) in ``setting``; None, said on stderr, when it has none."""
+    if not warehouse.is_file():
+        origin = warehouse_origin(click.get_current_context())
+        if origin is not None:  # a file the user named must exist
+            raise click.BadParameter(f"no warehouse file {warehouse}", param_hint=origin)
+        click.echo(
+            f"measured metrics not shown: no warehouse at {warehouse} (the default; "
+            "name one with --warehouse or NASMR_WAREHOUSE)",
+            err=True,
+        )
+        return None
+    frame = _warehouse_frames(warehouse, [setting]).get(setting)
+    column, value = ("ops", "|".join(map(str, key))) if isinstance(key, list) else ("code", key)
+    rows = frame[frame[column] == value] if frame is not None else []
+    if len(rows) == 0:
+        click.echo(f"not measured: {value} has no results of {setting} in {warehouse}", err=True)
+        return None
+    return rows.iloc[0]
 
 
 @click.command()
@@ -481,8 +515,6 @@ def _objective_weights(
 def _print_final(final: pd.DataFrame, settings: list[str]) -> None:
     """One line per start: status, exact cost, predicted and true primary metrics (these as
     published), code."""
-    from schemas.settings import get_setting, published_decimals
-
     primaries = [f"{s}.{get_setting(s).primary_metric}" for s in settings]
     decimals = [published_decimals(s) for s in settings]
     header = ["start", "status", "GMac", "Mparams"]
