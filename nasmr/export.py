@@ -23,11 +23,17 @@ from pydantic import ValidationError
 
 from nasmr import paths
 from nasmr.complexity import analytic_complexity
-from nasmr.features import parse_ops
 from nasmr.rawdrop import TRAINVAL
 from nasmr.space import Arch, ArchError
 from schemas.logs import log_setting
-from schemas.records import NB201_OPS, RECORD_MODELS, Nb201Record, Record, describe_errors
+from schemas.records import (
+    NB201_OPS,
+    RECORD_MODELS,
+    Nb201Record,
+    Record,
+    describe_errors,
+    parse_ops,
+)
 
 PICKLE_PROTOCOL = 3
 NB201_PICKLE_PROTOCOL = 4

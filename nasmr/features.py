@@ -21,7 +21,7 @@ from torch import Tensor
 
 from nasmr.complexity import IN_CHANNELS, INPUT_SIZE, NUM_CLASSES
 from nasmr.space import EMBEDDING_COLUMNS, EMBEDDING_LENGTH, N_STAGES, Arch, domain
-from schemas.records import NB201_EDGES, NB201_LEGEND, NB201_OPS
+from schemas.records import NB201_EDGES, NB201_OPS, parse_ops
 
 EMBEDDING_LOW: tuple[float, ...] = tuple(float(domain(p)[0]) for p in range(EMBEDDING_LENGTH))
 """Smallest allowed value of each embedding position (normalised to 0)."""
@@ -307,45 +307,6 @@ def branch_tokens(z: Tensor) -> Tensor:
         i += 1 + 2 * k
     tokens.append(torch.stack([z[:, i], zero, zero], 1))
     return torch.stack(tokens, 1)
-
-
-NB201_NOTATION = (
-    f"6 op indices joined by '|' ({NB201_LEGEND}; not the none-first order of "
-    "NAS-Bench-201's code), e.g. 0|3|2|3|2|2, or "
-    "NAS-Bench-201's arch string, e.g. |avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|"
-    "nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
-)
-"""The two ways a nas-bench-201 cell may be written, for help texts and errors."""
-
-
-def parse_ops(cell: str) -> list[int]:
-    """The 6 op indices of a nas-bench-201 cell, written as ingested (``0|3|2|3|2|2``) or
-    as NAS-Bench-201's arch string (``|avg_pool_3x3~0|+|...|``): see ``NB201_NOTATION``.
-    """
-    ops = _ops_of_arch_str(cell) if "~" in cell else cell.split("|")
-    digits = [str(i) for i in range(_OPS)]
-    if len(ops) != _EDGES or not all(op in digits for op in ops):
-        raise ValueError(f"invalid nas-bench-201 cell {cell!r}: expected {NB201_NOTATION}")
-    return [int(op) for op in ops]
-
-
-def _ops_of_arch_str(text: str) -> list[str]:
-    """The op indices (as text) of an arch string; an empty list if it is malformed.
-
-    Its nodes are '+'-separated, each ``|op~source|...|``; the (node, source) pairs must be
-    ``NB201_EDGES`` in order.
-    """
-    edges, names = [], []
-    for to, node in enumerate(text.split("+"), start=1):
-        if len(node) < 2 or node[0] != "|" or node[-1] != "|":
-            return []
-        for item in node[1:-1].split("|"):
-            name, _, source = item.partition("~")
-            edges.append((to, source))
-            names.append(name)
-    if edges != [(to, str(source)) for to, source in NB201_EDGES]:
-        return []
-    return [str(NB201_OPS.index(n)) if n in NB201_OPS else "" for n in names]
 
 
 def nb201_features(cells: Sequence[str], dtype: torch.dtype = torch.float32) -> Tensor:

@@ -48,6 +48,7 @@ from schemas.records import (
     Nb201Record,
     Record,
     describe_errors,
+    ops_text,
     record_model,
 )
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS, get_setting
@@ -200,7 +201,7 @@ def _key_and_row(record: Record) -> tuple[str, dict[str, object]]:
             "params": record.params,
         }
     if isinstance(record, Nb201Record):
-        ops = "|".join(map(str, record.ops))
+        ops = ops_text(record.ops)
         names = [NB201_OPS[op] for op in record.ops]
         matches = nb201_cost_matches(names, record.Flops, record.Params)
         return ops, {

@@ -13,6 +13,7 @@ other dependency), which bounds the published FLOPs and params: both are part of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
@@ -99,6 +100,49 @@ NB201_LEGEND = (
     + ", ".join(f"{i} {name}" for i, name in enumerate(NB201_OPS))
 )
 """How to read a cell's op indices, for help texts, errors and column comments."""
+
+NB201_NOTATION = (
+    f"6 op indices joined by '|' ({NB201_LEGEND}; not the none-first order of "
+    "NAS-Bench-201's code), e.g. 0|3|2|3|2|2, or "
+    "NAS-Bench-201's arch string, e.g. |avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|"
+    "nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+)
+"""The two ways a nas-bench-201 cell may be written, for help texts and errors."""
+
+
+def parse_ops(cell: str) -> list[int]:
+    """The 6 op indices of a nas-bench-201 cell, written as ingested (``0|3|2|3|2|2``) or
+    as NAS-Bench-201's arch string (``|avg_pool_3x3~0|+|...|``): see ``NB201_NOTATION``.
+    """
+    ops = _ops_of_arch_str(cell) if "~" in cell else cell.split("|")
+    digits = [str(i) for i in range(len(NB201_OPS))]
+    if len(ops) != len(NB201_EDGES) or not all(op in digits for op in ops):
+        raise ValueError(f"invalid nas-bench-201 cell {cell!r}: expected {NB201_NOTATION}")
+    return [int(op) for op in ops]
+
+
+def _ops_of_arch_str(text: str) -> list[str]:
+    """The op indices (as text) of an arch string; an empty list if it is malformed.
+
+    Its nodes are '+'-separated, each ``|op~source|...|``; the (node, source) pairs must be
+    ``NB201_EDGES`` in order.
+    """
+    edges, names = [], []
+    for to, node in enumerate(text.split("+"), start=1):
+        if len(node) < 2 or node[0] != "|" or node[-1] != "|":
+            return []
+        for item in node[1:-1].split("|"):
+            name, _, source = item.partition("~")
+            edges.append((to, source))
+            names.append(name)
+    if edges != [(to, str(source)) for to, source in NB201_EDGES]:
+        return []
+    return [str(NB201_OPS.index(n)) if n in NB201_OPS else "" for n in names]
+
+
+def ops_text(ops: Sequence[int]) -> str:
+    """A cell's op indices as ingested (the ``ops`` key of ``nb201_results``): ``0|3|2|3|2|2``."""
+    return "|".join(map(str, ops))
 
 
 def _array_to_list(value: Any) -> Any:

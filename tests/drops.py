@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 
 from nasmr.complexity import analytic_complexity, nb201_complexity
-from nasmr.features import parse_ops
 from nasmr.rawdrop import trainval_path
 from nasmr.space import Arch, sample
 from nasmr.training import log_path
 from schemas.logs import LogLine
-from schemas.records import NB201_OPS
+from schemas.records import NB201_OPS, ops_text, parse_ops
 
 
 def exact(arch: Arch) -> tuple[float, float]:
@@ -96,7 +95,7 @@ def synthetic_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
     cls = pd.DataFrame(
         {**base, "top1": 50 + 3 * signal + rng.normal(0, 0.5, n), "top5": 80 + signal}
     )
-    ops = sorted({"|".join(map(str, rng.integers(0, 5, 6))) for _ in range(n)})
+    ops = sorted({ops_text(rng.integers(0, 5, 6)) for _ in range(n)})
     cells = np.array([parse_ops(o) for o in ops])
     nb201 = pd.DataFrame(
         {

@@ -58,11 +58,19 @@ def test_analytic_reproduces_every_published_record(records: list[dict[str, Any]
 
 
 def test_analytic_path_does_not_import_torch() -> None:
+    """Counting is microseconds; loading torch would make `nasmr complexity` take seconds."""
     script = (
         "import sys; from nasmr.complexity import analytic_complexity; from nasmr.space import "
         "sample; analytic_complexity(sample(1, 0)[0]); assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+    for cell in (sample(1, 0)[0].code, "0|3|2|3|2|2"):
+        script = (
+            "import sys; from click.testing import CliRunner; from nasmr.cli import main; "
+            f"r = CliRunner().invoke(main, ['complexity', 'show', {cell!r}]); "
+            "assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True)
 
 
 def test_module_reproduces_a_sample_of_records_in_order(records: list[dict[str, Any]]) -> None:

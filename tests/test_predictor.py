@@ -31,7 +31,6 @@ from nasmr.features import (
     mr_features,
     nb201_features,
     normalise,
-    parse_ops,
     relaxed_complexity,
     snap_normalised,
 )
@@ -55,7 +54,7 @@ from nasmr.predictor import (
 from nasmr.space import Arch, sample, snap
 from nasmr.warehouse import setting_frames, warehouse_version
 from schemas.predictor import MULTITASK, PredictorCard
-from schemas.records import Nb201Record
+from schemas.records import Nb201Record, parse_ops
 from tests.drops import seg_drop, synthetic_frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")

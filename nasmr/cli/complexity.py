@@ -55,9 +55,8 @@ def show(code: str, complexity_method: ComplexityMethod) -> None:
     nas-bench-201 cell: its ops or arch string, counted on the drop's CIFAR-100 network).
     """
     from nasmr.complexity import analytic_complexity, module_complexity, nb201_complexity
-    from nasmr.features import parse_ops
     from nasmr.space import Arch, ArchError
-    from schemas.records import NB201_OPS
+    from schemas.records import NB201_OPS, ops_text, parse_ops
 
     try:
         arch = Arch.from_code(code)
@@ -73,7 +72,7 @@ def show(code: str, complexity_method: ComplexityMethod) -> None:
                 "closed form (the default)"
             ) from err
         cell = nb201_complexity([NB201_OPS[op] for op in ops])
-        click.echo(f"cell    {'|'.join(map(str, ops))} (nas-bench-201, CIFAR-100 network)")
+        click.echo(f"cell    {ops_text(ops)} (nas-bench-201, CIFAR-100 network)")
         click.echo(f"FLOPs   {cell.macs / 1e6:.6f} MFLOPs ({cell.macs} multiply-accumulates)")
         click.echo(f"params  {cell.params / 1e6:.6f} M ({cell.params} parameters)")
         return

@@ -12,7 +12,7 @@ from nasmr import paths
 from nasmr.cli.options import seeds_option, warehouse_option, warehouse_origin, workers_option
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
 from schemas.predictor import MULTITASK, SAVED_MODELS, saved_name
-from schemas.records import NB201_LEGEND
+from schemas.records import NB201_LEGEND, ops_text
 from schemas.settings import (
     MR_SETTINGS,
     NCP_SETTINGS,
@@ -210,10 +210,9 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path, warehouse: 
     """Print the predicted metrics of the architecture CODE, its measured ones when the
     benchmark evaluated it, and its exact FLOPs/params."""
     from nasmr.complexity import analytic_complexity, nb201_complexity
-    from nasmr.features import parse_ops
     from nasmr.predictor import torch_threads
     from nasmr.space import Arch, ArchError
-    from schemas.records import NB201_OPS
+    from schemas.records import NB201_OPS, parse_ops
 
     if kind == MULTITASK and setting not in MR_SETTINGS:
         raise click.BadParameter(
@@ -263,7 +262,7 @@ def _measured(warehouse: Path, setting: str, key: str | list[int]) -> pd.Series 
         )
         return None
     frame = _warehouse_frames(warehouse, [setting]).get(setting)
-    column, value = ("ops", "|".join(map(str, key))) if isinstance(key, list) else ("code", key)
+    column, value = ("ops", ops_text(key)) if isinstance(key, list) else ("code", key)
     rows = frame[frame[column] == value] if frame is not None else []
     if len(rows) == 0:
         click.echo(f"not measured: {value} has no results of {setting} in {warehouse}", err=True)
