@@ -757,7 +757,7 @@ def test_cli_trains_then_predicts(
     assert result.exit_code == 0 and "measured" not in result.stdout, result.output
     assert f"not measured: {other} has no results of seg in {warehouse}" in result.stderr
     result = runner.invoke(main, args)
-    assert result.exit_code == 0 and "measured metrics not shown: no warehouse" in result.stderr
+    assert result.exit_code == 0 and "true metrics not shown: no warehouse" in result.stderr
     assert "predicted" in result.stdout and "measured" not in result.stdout
     result = runner.invoke(main, [*args, "--warehouse", str(tmp_path / "typo.duckdb")])
     assert result.exit_code == 2 and "no warehouse file" in result.output

@@ -251,23 +251,38 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path, warehouse: 
 def _measured(warehouse: Path, setting: str, key: str | list[int]) -> pd.Series | None:
     """The warehouse's results of the architecture ``key`` (an MR code, or a nas-bench-201
     cell's op indices) in ``setting``; None, said on stderr, when it has none."""
-    if not warehouse.is_file():
-        origin = warehouse_origin(click.get_current_context())
-        if origin is not None:  # a file the user named must exist
-            raise click.BadParameter(f"no warehouse file {warehouse}", param_hint=origin)
-        click.echo(
-            f"measured metrics not shown: no warehouse at {warehouse} (the default; "
-            "name one with --warehouse or NASMR_WAREHOUSE)",
-            err=True,
-        )
+    frame = _truth(warehouse, [setting]).get(setting)
+    if frame is None:
         return None
-    frame = _warehouse_frames(warehouse, [setting]).get(setting)
     column, value = ("ops", ops_text(key)) if isinstance(key, list) else ("code", key)
-    rows = frame[frame[column] == value] if frame is not None else []
-    if len(rows) == 0:
+    rows = frame[frame[column] == value]
+    if rows.empty:
         click.echo(f"not measured: {value} has no results of {setting} in {warehouse}", err=True)
         return None
     return rows.iloc[0]
+
+
+def _truth(warehouse: Path, settings: list[str], needed_by: str = "") -> dict[str, pd.DataFrame]:
+    """The warehouse's results of ``settings``, for showing true metrics. A file the user
+    named (or that ``needed_by`` needs) must exist; the build folder's default may be
+    missing, and a setting it has no results of is left out, each said on stderr."""
+    if not warehouse.is_file():
+        origin = warehouse_origin(click.get_current_context())
+        if origin is not None or needed_by:
+            message = f"no warehouse file {warehouse}{needed_by}"
+            raise click.BadParameter(message, param_hint=origin or "--warehouse")
+        click.echo(
+            f"true metrics not shown: no warehouse at {warehouse} (the default; "
+            "name one with --warehouse or NASMR_WAREHOUSE)",
+            err=True,
+        )
+        return {}
+    truth = _warehouse_frames(warehouse, settings)
+    for name in settings:
+        if name not in truth:  # else its '-' would read as 'not evaluated'
+            message = f"true {name} metrics not shown: {warehouse} holds no results of {name}"
+            click.echo(message, err=True)
+    return truth
 
 
 @click.command()
@@ -395,25 +410,9 @@ def search(
         objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
-    origin = warehouse_origin(click.get_current_context())
-    if not warehouse.is_file() and (origin is not None or evaluated_only):
-        why = " (--evaluated-only searches its architectures)" if evaluated_only else ""
-        message = f"no warehouse file {warehouse}{why}"
-        raise click.BadParameter(message, param_hint=origin or "--warehouse")
+    needed_by = " (--evaluated-only searches its architectures)" if evaluated_only else ""
+    truth = _truth(warehouse, list(objective_weights), needed_by)
     model = _load(predictor_dir, predictor_name(list(objective_weights)))
-    if warehouse.is_file():
-        truth = _warehouse_frames(warehouse, list(objective_weights))
-        for name in objective_weights:
-            if name not in truth:  # else its '-' would read as 'not evaluated'
-                message = f"true {name} metrics not shown: {warehouse} holds no results of {name}"
-                click.echo(message, err=True)
-    else:
-        click.echo(
-            f"true metrics not shown: no warehouse at {warehouse} (the default; "
-            "name one with --warehouse or NASMR_WAREHOUSE)",
-            err=True,
-        )
-        truth = {}
     pool = _evaluated(truth, list(objective_weights), warehouse) if evaluated_only else None
     if out_file is not None:  # before the search, so that its results are not lost
         try:
