@@ -302,7 +302,7 @@ def test_curves_join_the_query_when_the_release_has_them(build: Path, tmp_path: 
     with duckdb.connect(str(source / "nasmr.duckdb")) as con:
         con.register("curves_frame", curves)
         con.execute("CREATE TABLE curves AS SELECT * FROM curves_frame")
-    release = publish_release(source, tmp_path / "releases")
+    release = publish_release(source, tmp_path / "releases").path
     with Benchmark.open(release) as opened:
         got = opened.query(code, "seg")["curves"]
     assert got["epoch"].tolist() == [1, 2] and got["value"].tolist() == [50.0, 60.0]

@@ -27,6 +27,7 @@ from nasmr.api import Benchmark
 from nasmr.paths import ReleaseFolderError, outside_releases
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import (
+    NothingToPublish,
     ReleaseError,
     archive_name,
     diff_releases,
@@ -838,13 +839,14 @@ def test_next_release_records_its_changes(build: Path, releases: Path, tmp_path:
     patched = edited_build(build, tmp_path / "patched", "value")
     with pytest.raises(ReleaseError, match="already exists"):
         publish_release(patched, root, version="1.0.0")
-    new = publish_release(patched, root, created_at=CREATED)
+    published = publish_release(patched, root, created_at=CREATED)
+    new = published.path
     assert new.name == "1.0.1" and load_manifest(new).previous_version == "1.0.0"
     changelog = (new / "CHANGELOG.md").read_text()
     assert changelog.index("## 1.0.1") < changelog.index("## 1.0.0")
     assert "| video | 0 | 0 | 1 |" in changelog
     diff = diff_releases("1.0.0", "1.0.1", root)
-    assert diff.level == "patch"
+    assert diff.level == "patch" and published.diff == diff  # what publish returns is the diff
     assert [Version.parse(m.version) for m in list_releases(root)] == [(1, 0, 0), (1, 0, 1)]
 
     removed = edited_build(build, tmp_path / "removed", "removed")
@@ -877,7 +879,7 @@ def test_a_build_without_a_setting_of_the_latest_release_needs_a_version(
     with pytest.raises(ReleaseError, match=r"no results of video, which release 1\.0\.0 has"):
         publish_release(lost, root)
     assert [m.version for m in list_releases(root)] == ["1.0.0"]
-    assert "video" not in load_manifest(publish_release(lost, root, "1.1.0")).settings_present
+    assert "video" not in load_manifest(publish_release(lost, root, "1.1.0").path).settings_present
 
 
 def test_a_build_without_the_model_outputs_of_the_latest_release_needs_a_version(
@@ -898,8 +900,8 @@ def test_a_build_without_the_model_outputs_of_the_latest_release_needs_a_version
         publish_release(alone, root)
     assert [m.version for m in list_releases(root)] == ["1.0.0"]
     shutil.rmtree(source / "ncp")
-    assert load_manifest(publish_release(source, root)).extras == ("predictors",)
-    assert load_manifest(publish_release(alone, root, "1.0.2")).extras == ()
+    assert load_manifest(publish_release(source, root).path).extras == ("predictors",)
+    assert load_manifest(publish_release(alone, root, "1.0.2").path).extras == ()
 
 
 def test_a_version_not_above_the_latest_release_is_refused(
@@ -928,13 +930,14 @@ def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path
     )
     (source / "ncp" / "plots").mkdir(parents=True)
     (source / "ncp" / "plots" / "seg.png").write_bytes(b"\x89PNG fake")
-    first = publish_release(source, tmp_path / "releases", created_at=CREATED)
-    with pytest.raises(ReleaseError, match=r"no data or model output changed since release 1\.0"):
+    first = publish_release(source, tmp_path / "releases", created_at=CREATED).path
+    with pytest.raises(NothingToPublish, match=r"no data or model output changed since rel") as e:
         publish_release(source, tmp_path / "releases", created_at=CREATED)
+    assert e.value.latest == Version.parse("1.0.0")
     unchanged = r"0\.9\.0 is too low: .* 1\.0\.0, and nothing changed since it.*1\.0\.1 or higher$"
     with pytest.raises(ReleaseError, match=unchanged):  # not "the changes since it need..."
         publish_release(source, tmp_path / "releases", "0.9.0")
-    second = publish_release(source, tmp_path / "releases", "1.0.1", created_at=CREATED)
+    second = publish_release(source, tmp_path / "releases", "1.0.1", created_at=CREATED).path
     assert (first.name, second.name) == ("1.0.0", "1.0.1")
     data = {n: d for n, d in sums(first).items() if n.startswith(DATA_FILES)}
     assert "ncp/plots/seg.png" in data and "predictors/seg-mIoU.safetensors" in data

@@ -39,20 +39,21 @@ def publish(build_dir: Path, version: str | None, raw_dir: Path | None, releases
     outputs made from other data than the build's."""
     from nasmr.build_lock import BuildFolderBusy, build_lock
     from nasmr.rawdrop import search_list_path
-    from nasmr.release import ReleaseError, diff_releases, load_manifest, publish_release
+    from nasmr.release import ReleaseError, load_manifest, publish_release
 
     if raw_dir is None and search_list_path(paths.raw_dir()).is_file():
         raw_dir = paths.raw_dir()
     try:  # shared: no nasmr build may rebuild the folder while it is copied
         with build_lock(build_dir, "nasmr release publish", elsewhere=None, shared=True):
-            target = publish_release(build_dir, releases_dir, version=version, raw_dir=raw_dir)
+            published = publish_release(build_dir, releases_dir, version=version, raw_dir=raw_dir)
     except (ReleaseError, ValueError, BuildFolderBusy) as err:
         raise click.ClickException(str(err)) from err
+    target = published.path
     previous = load_manifest(target).previous_version
     click.echo(f"published {target.name} at {target}")
     if previous is not None:
         click.echo(f"changes since {previous}:")
-        click.echo(diff_releases(previous, target.name, releases_dir).to_markdown())
+        click.echo(published.diff.to_markdown())
 
 
 @release.command(name="list")

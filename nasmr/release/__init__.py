@@ -39,7 +39,13 @@ from nasmr.release.diff import (
     diff_releases,
     propose_version,
 )
-from nasmr.release.publish import check_publishable, publish_release, write_archive
+from nasmr.release.publish import (
+    NothingToPublish,
+    Publication,
+    check_publishable,
+    publish_release,
+    write_archive,
+)
 from nasmr.release.store import (
     LATEST,
     MANIFEST,
@@ -57,6 +63,8 @@ from nasmr.release.store import (
 __all__ = [
     "LATEST",
     "MANIFEST",
+    "NothingToPublish",
+    "Publication",
     "ReleaseDiff",
     "ReleaseError",
     "SettingChanges",

@@ -13,6 +13,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,14 +97,30 @@ def check_publishable(
     return previous
 
 
+class NothingToPublish(ReleaseError):
+    """The build's data and model outputs are the latest release's (``latest``)."""
+
+    def __init__(self, message: str, latest: Version) -> None:
+        super().__init__(message)
+        self.latest = latest
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A published release's folder and what changed since the release before it."""
+
+    path: Path
+    diff: ReleaseDiff
+
+
 def publish_release(
     build_dir: Path,
     releases_dir: Path,
     version: str | None = None,
     raw_dir: Path | None = None,
     created_at: datetime | None = None,
-) -> Path:
-    """Publish a build as ``releases_dir/<version>/`` and return that folder.
+) -> Publication:
+    """Publish a build as ``releases_dir/<version>/``; return that folder and its diff.
 
     ``version`` defaults to :func:`propose_version` against the latest release. A
     given version must not exist and must be at least that proposal, so versions
@@ -113,7 +130,8 @@ def publish_release(
     the version and changelog are a diff against it. Without a version, a build that has
     no results of a setting the latest release has is refused: a file gone from the
     drop is more likely an accident than a setting withdrawn on purpose. So is a build
-    with no model outputs when the latest release has some (a build of the data alone).
+    with no model outputs when the latest release has some (a build of the data alone),
+    and one whose data and model outputs are the latest release's (:class:`NothingToPublish`).
     """
     build_dir, releases_dir = Path(build_dir), Path(releases_dir)
     previous = check_publishable(build_dir, releases_dir, raw_dir)
@@ -123,9 +141,10 @@ def publish_release(
         _check_models_kept(build_dir, releases_dir, previous, raw_dir)
     proposed, diff = propose_version(build_dir, _ref(previous), releases_dir)
     if version is None and previous is not None and diff.unchanged:
-        raise ReleaseError(
+        raise NothingToPublish(
             f"{build_dir}: no data or model output changed since release {previous}, so "
-            "there is nothing to publish; give a version to publish it anyway"
+            "there is nothing to publish; give a version to publish it anyway",
+            previous,
         )
     if version is None:
         version = proposed
@@ -162,7 +181,7 @@ def publish_release(
     except BaseException:
         _discard(staging)
         raise
-    return target
+    return Publication(target, diff)
 
 
 def _discard(folder: Path) -> None:

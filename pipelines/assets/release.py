@@ -3,13 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from nasmr.release import (
-    check_publishable,
-    propose_version,
-    publish_release,
-    published_versions,
-    verify_release,
-)
+from nasmr.release import NothingToPublish, publish_release, published_versions, verify_release
 from pipelines.assets.models import ncp_results, predictors, search_evaluation
 from pipelines.assets.warehouse import warehouse
 from pipelines.metadata import check_result
@@ -24,24 +18,21 @@ def release(
     raw_drop: RawDrop,
 ) -> dg.MaterializeResult:
     """Publish the build as releases/<version>/ with the version proposed by diffing against
-    the latest release; an unchanged build publishes nothing, once it is known current."""
-    latest = check_publishable(build_dir.root(), release_dir.root(), raw_drop.root())
-    previous = None if latest is None else str(latest)
-    version, diff = propose_version(build_dir.root(), previous, release_dir.root())
-    if previous is not None and diff.unchanged:
-        context.log.info(f"nothing changed since {previous}: nothing published")
-        return dg.MaterializeResult(metadata={"version": previous, "published": False})
-    # no version given: publishing proposes the same one, and refuses to drop a setting
-    path = publish_release(build_dir.root(), release_dir.root(), raw_dir=raw_drop.root())
-    version = path.name
-    context.log.info(f"published release {version} at {path}")
+    the latest release (refusing a dropped setting); an unchanged build publishes nothing."""
+    try:
+        published = publish_release(build_dir.root(), release_dir.root(), raw_dir=raw_drop.root())
+    except NothingToPublish as nothing:
+        context.log.info(f"nothing changed since {nothing.latest}: nothing published")
+        return dg.MaterializeResult(metadata={"version": str(nothing.latest), "published": False})
+    version = published.path.name
+    context.log.info(f"published release {version} at {published.path}")
     return dg.MaterializeResult(
         metadata={
             "version": version,
             "published": True,
-            "path": dg.MetadataValue.path(str(path)),
-            "bump": diff.level,
-            "changes": dg.MetadataValue.md(diff.to_markdown()),
+            "path": dg.MetadataValue.path(str(published.path)),
+            "bump": published.diff.level,
+            "changes": dg.MetadataValue.md(published.diff.to_markdown()),
         }
     )
 
