@@ -44,7 +44,6 @@ from nasmr.warehouse import WAREHOUSE_NAME, connect, query_frame
 from schemas.release import ReleaseManifest
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS
 
-CURVES_TABLE = "curves"
 COMPLEXITY_COLUMNS = ("flops", "params")
 """Keys of :meth:`Benchmark.query` besides the metrics: published GMac and M params."""
 
@@ -97,11 +96,9 @@ class Benchmark:
             self._index = {code: i for i, code in enumerate(self._codes)}
             self._complexity = self._load_complexity()
             self._tables = self._load_results()
-            tables = {row[0] for row in self._con.execute("SHOW TABLES").fetchall()}
         except BaseException:
             self._con.close()
             raise
-        self._has_curves = CURVES_TABLE in tables
 
     @classmethod
     def open(cls, ref: str | Path = "latest", releases_dir: Path | None = None) -> Benchmark:
@@ -293,20 +290,10 @@ class Benchmark:
     # -- queries ---------------------------------------------------------------------------
 
     def query(self, code: str | Arch, setting: str) -> dict[str, Any]:
-        """All metrics of an architecture in a setting, plus ``flops`` (GMac) and ``params`` (M).
-
-        When the release has a ``curves`` table (columns of ``nasmr.logs.CURVES_COLUMNS``),
-        ``curves`` holds this architecture's rows in this setting as a DataFrame.
-        """
+        """All metrics of an architecture in a setting, plus ``flops`` (GMac) and ``params`` (M)."""
         table, i = self._row(code, setting)
         out: dict[str, Any] = dict(zip(table.metrics, table.values[i].tolist(), strict=True))
         out.update(zip(COMPLEXITY_COLUMNS, self._complexity[i].tolist(), strict=True))
-        if self._has_curves:
-            out[CURVES_TABLE] = self._con.execute(
-                f"SELECT * EXCLUDE (arch, setting) FROM {CURVES_TABLE} "
-                "WHERE arch = ? AND setting = ? ORDER BY run, metric, epoch, iter",
-                [self._codes[i], setting],
-            ).df()
         return out
 
     def metric(self, code: str | Arch, setting: str, name: str) -> float:

@@ -23,7 +23,7 @@ from nasmr.pareto import pareto_front
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import ReleaseError, publish_release
 from nasmr.space import Arch
-from nasmr.warehouse import WAREHOUSE_NAME, ingest, write_parquet
+from nasmr.warehouse import WAREHOUSE_NAME, ingest
 from schemas.settings import MR_SETTINGS
 from tests.test_ingest import EVALUATED, WHEN, clean_files, cls_record, write_drop
 
@@ -279,33 +279,6 @@ def test_sql_takes_positional_and_named_parameters(bench: Benchmark) -> None:
     assert bench.sql("SELECT 1 AS one", None)["one"].item() == 1  # None: no parameters
     with pytest.raises(TypeError, match="SQL parameters are a list or a dict, not str"):
         bench.sql(query + "?", code)
-
-
-def test_curves_join_the_query_when_the_release_has_them(build: Path, tmp_path: Path) -> None:
-    source = tmp_path / "build"
-    shutil.copytree(build / "parquet", source / "parquet")
-    shutil.copyfile(build / "nasmr.duckdb", source / "nasmr.duckdb")
-    with Benchmark.open(build) as opened:
-        code = opened.codes[3]
-    curves = pd.DataFrame(
-        {
-            "arch": [code] * 3 + [opened.codes[4]],
-            "setting": ["seg", "seg", "video", "seg"],
-            "run": ["r1"] * 4,
-            "epoch": [2, 1, 1, 1],
-            "iter": [200, 100, 100, 100],
-            "metric": ["mIoU"] * 2 + ["top1", "mIoU"],
-            "value": [60.0, 50.0, 40.0, 30.0],
-        }
-    )
-    write_parquet(curves, source / "parquet" / "curves.parquet")
-    with duckdb.connect(str(source / "nasmr.duckdb")) as con:
-        con.register("curves_frame", curves)
-        con.execute("CREATE TABLE curves AS SELECT * FROM curves_frame")
-    release = publish_release(source, tmp_path / "releases").path
-    with Benchmark.open(release) as opened:
-        got = opened.query(code, "seg")["curves"]
-    assert got["epoch"].tolist() == [1, 2] and got["value"].tolist() == [50.0, 60.0]
 
 
 def test_nas_bench_201_cells_are_sent_to_their_table(bench: Benchmark) -> None:
