@@ -6,8 +6,6 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from schemas.release import FileDigest
-
 _CHUNK = 1 << 20
 
 
@@ -20,7 +18,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def content_hash(sources: Iterable[FileDigest]) -> str:
-    """sha256 of the sha256sum-style listing of the input files (paths relative to the drop)."""
-    listing = "".join(f"{s.sha256}  {s.path}\n" for s in sorted(sources, key=lambda s: s.path))
+def content_hash(entries: Iterable[tuple[str, str]]) -> str:
+    """sha256 of the sha256sum-style listing of ``(path, sha256)`` entries, sorted by path:
+    the input files (paths relative to the drop), and for a warehouse version what models
+    read too."""
+    listing = "".join(f"{sha256}  {path}\n" for path, sha256 in sorted(entries))
     return hashlib.sha256(listing.encode()).hexdigest()

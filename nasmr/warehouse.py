@@ -36,7 +36,6 @@ from nasmr.ingest import (
 )
 from nasmr.paths import WAREHOUSE_NAME
 from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
-from schemas.release import FileDigest
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS, get_setting
 
 PARQUET_DIR = "parquet"
@@ -366,15 +365,14 @@ def warehouse_version(path: Path | None = None) -> str:
     models other rows (another nasmr's rules) gives another version, and models made before
     it count as stale; other columns (how complexity was counted) leave it as it is."""
     with connect(path) as con:
-        rows = con.execute("SELECT path, bytes, sha256 FROM sources").df()
-        digests = [FileDigest(**row) for row in rows.to_dict("records")]
+        entries = con.execute("SELECT path, sha256 FROM sources").fetchall()
         for setting, query in _model_inputs().items():
-            count, digest = con.execute(
-                "SELECT count(*), sha256(coalesce(string_agg(t::VARCHAR, chr(10) "
+            (digest,) = con.execute(
+                "SELECT sha256(coalesce(string_agg(t::VARCHAR, chr(10) "
                 f"ORDER BY t::VARCHAR), '')) FROM ({query}) t"
             ).fetchone()
-            digests.append(FileDigest(path=f"model input:{setting}", bytes=count, sha256=digest))
-    return content_hash(digests)
+            entries.append((f"model input:{setting}", digest))
+    return content_hash(entries)
 
 
 def setting_frames(path: Path | None = None) -> dict[str, pd.DataFrame]:

@@ -517,7 +517,7 @@ def _manifest(
         created_at=when,
         schema_version=SCHEMA_VERSION,
         code_version=_code_version(),
-        content_hash=content_hash(sources),
+        content_hash=content_hash((s.path, s.sha256) for s in sources),
         sources=sources,
         settings_present=present,
         settings_missing=tuple(s for s in report["setting"] if s not in present),
