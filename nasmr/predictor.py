@@ -81,6 +81,7 @@ from schemas.predictor import (
     CARD_FORMAT,
     COMPLEXITY_METRICS,
     MULTITASK,
+    REPORT_SEEDS,
     AttentionSpec,
     FeatureSet,
     MetricScore,
@@ -95,9 +96,6 @@ from schemas.settings import MR_SETTINGS, get_setting
 
 FRACTIONS = (0.7, 0.1, 0.2)
 """Expected train/validation/test fractions of the architectures."""
-
-SEEDS = (0, 1, 2, 3, 4)
-"""Split (and initialisation) seeds of the full report."""
 
 ATTENTION_HEADS = 4
 """Attention heads of the branch-token encoder."""
@@ -253,16 +251,12 @@ def default_config(settings: Sequence[str]) -> ModelConfig:
 # -- splits and scores -------------------------------------------------------------------
 
 
-def split_labels(
-    keys: Sequence[str], seed: int, fractions: tuple[float, float, float] = FRACTIONS
-) -> np.ndarray:
+def split_labels(keys: Sequence[str], seed: int) -> np.ndarray:
     """'train', 'val' or 'test' for each architecture key; depends only on (seed, key).
 
-    The rule is ``SPLIT_RULE``, which every card records.
+    The rule is ``SPLIT_RULE``, with ``FRACTIONS``, which every card records.
     """
-    if not math.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
-        raise ValueError(f"split fractions {fractions} must be positive and sum to 1")
-    cuts = np.cumsum(fractions)[:2]
+    cuts = np.cumsum(FRACTIONS)[:2]
     u = np.array(
         [int(hashlib.sha256(f"{seed}/{k}".encode()).hexdigest()[:16], 16) / 2**64 for k in keys]
     )
@@ -964,7 +958,7 @@ def _run(job: _Job) -> Predictor:
 def train_all(
     frames: Mapping[str, pd.DataFrame],
     out_dir: Path,
-    seeds: Sequence[int] = SEEDS,
+    seeds: Sequence[int] = tuple(range(REPORT_SEEDS)),
     data_version: str = "unversioned",
     epochs: int | None = None,
     progress: Progress | None = None,

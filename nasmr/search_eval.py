@@ -24,7 +24,7 @@ metric). Means and std are over ``repeats`` seeded repetitions.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -388,7 +388,6 @@ def evaluate_search(
     predictor_dir: Path,
     out_dir: Path,
     seed: int = 0,
-    settings: Sequence[str] | None = None,
     repeats: int = 3,
     starts: int = DEFAULT_STARTS,
     steps: int = DEFAULT_STEPS,
@@ -405,11 +404,11 @@ def evaluate_search(
     """
     predictor_dir, out_dir = Path(predictor_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    chosen = [s for s in (settings or MR_SETTINGS) if s in frames and len(frames[s])]
+    chosen = [s for s in MR_SETTINGS if s in frames and len(frames[s])]
     chosen = [s for s in chosen if (predictor_dir / f"{predictor_name([s])}.json").is_file()]
     if not chosen:
         raise FileNotFoundError(
-            f"{predictor_dir}: no MR predictor for the given settings; train predictors first"
+            f"{predictor_dir}: no predictor of an MR setting in frames; train predictors first"
         )
     budget_rows, pareto_rows = [], []
     for done, setting in enumerate(chosen, start=1):

@@ -15,6 +15,7 @@ from nasmr.build_lock import build_lock
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
 from nasmr.rawdrop import search_list_path
+from schemas.predictor import REPORT_SEEDS
 from schemas.settings import check_predictor_settings
 
 
@@ -118,7 +119,7 @@ class BuildOptions(dg.ConfigurableResource):
     workers: int | None = Field(default=None, ge=1)
     """Processes for the parallel steps (module-built complexity, predictor training);
     None: the CPU count."""
-    predictor_seeds: int = Field(default=5, ge=1)
+    predictor_seeds: int = Field(default=REPORT_SEEDS, ge=1)
     predictor_settings: list[str] | None = None
     """Settings to train predictors and evaluate searches for; None: every available one."""
     predictor_epochs: int | None = Field(default=None, ge=1)

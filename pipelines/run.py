@@ -95,8 +95,8 @@ PROCESS_TAGS = ("nasmr/host", "nasmr/pid")
 """Tags of a run ``nasmr build`` executes in its own process: that process's host and pid."""
 
 
-def fail_killed_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Report as failed, and return, the runs a nasmr process on this host executed in
+def fail_killed_runs(instance: dg.DagsterInstance) -> None:
+    """Report as failed the runs a nasmr process on this host executed in
     itself and did not outlive (killed with SIGKILL, say): left STARTED, each would hold the
     ``duckdb_writer`` pool against every queued run for good.
 
@@ -107,7 +107,6 @@ def fail_killed_runs(instance: dg.DagsterInstance) -> list[str]:
     started = dg.RunsFilter(
         statuses=[dg.DagsterRunStatus.STARTED], tags={host: socket.gethostname()}
     )
-    killed = []
     for run in instance.get_runs(started):
         owner = run.tags.get(pid, "")
         if run.remote_job_origin is None and owner.isdigit() and not _alive(int(owner)):
@@ -115,8 +114,6 @@ def fail_killed_runs(instance: dg.DagsterInstance) -> list[str]:
             if current is not None and current.status == dg.DagsterRunStatus.STARTED:
                 message = f"the nasmr process {owner} that ran it has ended (killed)"
                 instance.report_run_failed(current, message=message)
-                killed.append(run.run_id)
-    return killed
 
 
 def _alive(pid: int) -> bool:

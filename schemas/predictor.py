@@ -19,6 +19,9 @@ from schemas.settings import PREDICTOR_SETTINGS, get_setting
 MULTITASK = "multitask"
 """File name and report label of the multi-task predictor (one head per MR setting)."""
 
+REPORT_SEEDS = 5
+"""Split (and initialisation) seeds 0..4 of the full report, by default."""
+
 SAVED_MODELS = ("default", "baseline", MULTITASK)
 """The predictors a build saves for a setting (multi-task: MR settings only)."""
 

@@ -325,13 +325,18 @@ MAX_ERRORS = 10
 """Most errors of one record described; more are counted."""
 
 
-def describe_errors(err: ValidationError, limit: int = 80) -> list[tuple[str, str]]:
+QUOTED = 80
+"""Characters of a key or value quoted in an error (a reason keeps ``5 * QUOTED``)."""
+
+
+def describe_errors(err: ValidationError) -> list[tuple[str, str]]:
     """``(field, reason)`` per error (at most :data:`MAX_ERRORS`, then a count of the
     rest); a field reads like ``inverted_residual_setting[2][1]``.
 
-    Keys and values quoted are cut after ``limit`` characters, reasons after ``5 * limit``:
-    a record's text stays small however large the values it was given.
+    Keys and values quoted are cut after ``QUOTED`` characters, reasons after five times
+    that: a record's text stays small however large the values it was given.
     """
+    limit = QUOTED
     errors = err.errors()
     out = []
     for item in errors[:MAX_ERRORS]:

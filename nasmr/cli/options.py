@@ -13,6 +13,7 @@ from click.decorators import FC
 
 from nasmr import paths
 from nasmr.complexity import ComplexityMethod
+from schemas.predictor import REPORT_SEEDS
 
 raw_option = click.option(
     "--raw",
@@ -75,7 +76,7 @@ def workers_option(help_text: str) -> Callable[[FC], FC]:
 seeds_option = click.option(
     "--seeds",
     type=click.IntRange(min=1),
-    default=5,
+    default=REPORT_SEEDS,
     show_default=True,
     help="Predictor split seeds 0..N-1 of the report; the models saved are seed 0's.",
 )
