@@ -979,3 +979,10 @@ def reconcile(
     out["diff"] = out["log_value"] - out["published_value"]
     out["agree"] = out["diff"].abs().le(out["setting"].map(reconcile_tolerance))
     return out[list(RECONCILIATION_COLUMNS)].reset_index(drop=True)
+
+
+def disagreements(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of a :func:`reconcile` table that have a published value, and those of them
+    whose log value differs from it."""
+    compared = table.dropna(subset=["published_value"])
+    return compared, compared[~compared["agree"].astype(bool)]

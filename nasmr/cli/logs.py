@@ -222,7 +222,7 @@ def reconcile_logs(log_dir: Path, raw_dir: Path, limit: int) -> None:
     rounding (the logs job's check, without Dagster or a build folder).
     """
     from nasmr.ingest import load_setting
-    from nasmr.logs import derive_results, reconcile
+    from nasmr.logs import derive_results, disagreements, reconcile
     from schemas.settings import SETTINGS
 
     parsed = _parse(log_dir)
@@ -237,14 +237,13 @@ def reconcile_logs(log_dir: Path, raw_dir: Path, limit: int) -> None:
             )
         published[setting] = loaded.valid
     table = reconcile(derived, published)
-    compared = table.dropna(subset=["published_value"])
+    compared, differ = disagreements(table)
     for setting, values in table.groupby("setting", sort=True):
         both = values["published_value"].notna()
         click.echo(
             f"{setting}: {len(values)} values, {int(both.sum())} with a published value, "
             f"{int(values.loc[both, 'agree'].sum())} agree"
         )
-    differ = compared[~compared["agree"].astype(bool)]
     if differ.empty:
         return
     shown = differ.head(limit)[["setting", "code", "metric", "log_value", "published_value"]]

@@ -9,6 +9,7 @@ from nasmr import staging
 from nasmr.export import export_results
 from nasmr.logs import (
     LogParse,
+    disagreements,
     parse_log_drop,
     reconcile,
     refuse_to_clear_the_drop,
@@ -106,7 +107,7 @@ def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
         )
     table = reconcile(derived, published)
     write_parquet(table, _logs_dir(build_dir) / "log_reconciliation.parquet")
-    compared = table.dropna(subset=["published_value"])
+    compared, _ = disagreements(table)
     return dg.MaterializeResult(
         metadata={
             **table_metadata(table),
@@ -120,5 +121,5 @@ def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
 def logs_agree_with_published(build_dir: BuildDir) -> dg.AssetCheckResult:
     """Every log value that has a published counterpart is within the reconcile tolerance."""
     table = pd.read_parquet(_logs_dir(build_dir) / "log_reconciliation.parquet")
-    compared = table.dropna(subset=["published_value"])
-    return check_result(compared[~compared["agree"].astype(bool)], checked=len(compared))
+    compared, differ = disagreements(table)
+    return check_result(differ, checked=len(compared))
