@@ -34,7 +34,7 @@ from typing import Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
-from schemas.settings import SETTINGS, Setting, Task
+from schemas.settings import CLS_METRICS, SEG_METRICS, SETTINGS, Setting, Task
 
 Scale = Literal["percent", "fraction", "auto"]
 
@@ -64,7 +64,7 @@ METRIC_KEYS: tuple[MetricKey, ...] = (
 )
 """Known metric keys; when a line holds several keys of one metric the first listed wins."""
 
-METRICS: tuple[str, ...] = ("mIoU", "mAcc", "aAcc", "top1", "top5")
+METRICS: tuple[str, ...] = SEG_METRICS + CLS_METRICS
 """The benchmark's metric names, all percentages in [0, 100]."""
 
 LOG_SUFFIX = ".log.json"
@@ -129,7 +129,7 @@ DIGITS_SETTINGS: dict[str, Setting] = {
             name="digits-cls",
             task=Task.CLASSIFICATION,
             description="scikit-learn digits (8x8, upsampled), 10-class classification, CPU",
-            metrics=("top1", "top5"),
+            metrics=CLS_METRICS,
             primary_metric="top1",
         ),
         Setting(
@@ -137,7 +137,7 @@ DIGITS_SETTINGS: dict[str, Setting] = {
             task=Task.SEGMENTATION,
             description="scikit-learn digits (8x8, upsampled), per-pixel digit class "
             "(10 digits + background), CPU",
-            metrics=("mIoU", "mAcc", "aAcc"),
+            metrics=SEG_METRICS,
             primary_metric="mIoU",
         ),
     ]

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import torch
 
 from nasmr import paths
+from nasmr.predictor import torch_threads
 from nasmr.training import TrainConfig, mini
 from nasmr.warehouse import ingest
 
@@ -51,7 +51,5 @@ def log_drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def one_thread() -> Iterator[None]:
     """One intra-op thread: two spin-waiting threads on a shared 2-core machine run 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield

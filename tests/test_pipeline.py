@@ -90,6 +90,12 @@ def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
     assert {"raw_trainval", "validated_records", "complexity", "warehouse"} <= keys
 
 
+def test_nasmr_build_offers_every_job() -> None:
+    """`nasmr build --job` lists the jobs by name (importing Dagster only when it runs)."""
+    option = next(p for p in main.commands["build"].params if p.name == "job_name")
+    assert sorted(option.type.choices) == sorted(job.name for job in defs.jobs)
+
+
 @pytest.fixture(scope="module")
 def full_build(
     raw_dir: Path, tmp_path_factory: pytest.TempPathFactory

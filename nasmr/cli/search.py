@@ -11,7 +11,7 @@ import click
 from nasmr import paths
 from nasmr.cli.options import seeds_option, warehouse_option, warehouse_origin, workers_option
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
-from schemas.predictor import MULTITASK, SAVED_MODELS, saved_name
+from schemas.predictor import COMPLEXITY_METRICS, MULTITASK, SAVED_MODELS, saved_name
 from schemas.records import NB201_LEGEND, ops_text
 from schemas.settings import (
     MR_SETTINGS,
@@ -229,10 +229,9 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path, warehouse: 
     measured = _measured(warehouse, setting, item.code if isinstance(item, Arch) else ops)
     with torch_threads(1):
         row = model.predict([item]).iloc[0]
-    costs = {"flops", "params"} if isinstance(item, Arch) else {"Flops", "Params"}
     decimals = published_decimals(setting)
     for output in model.card.outputs:  # costs are exact below, not learned
-        if output.setting == setting and output.metric not in costs:
+        if output.setting == setting and output.metric not in COMPLEXITY_METRICS:
             line = f"{output.column:<22} {row[output.column]:<12.4f} predicted"
             if measured is not None:
                 line += f"   {measured[output.metric]:.{decimals}f} measured"
