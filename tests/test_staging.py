@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nasmr import staging
+from pipelines import staging
 
 
 @dataclass(frozen=True)

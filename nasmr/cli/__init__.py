@@ -36,7 +36,7 @@ main.add_command(train)
 main.add_command(mini)
 main.add_command(logs)
 
-from nasmr.cli.search import predict, predictor, search  # noqa: E402
+from nasmr.cli.models import predict, predictor, search  # noqa: E402
 
 main.add_command(predictor)
 main.add_command(predict)

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
-from nasmr import staging
 from nasmr.complexity import Complexity
 from nasmr.ingest import recompute_complexity
+from pipelines import staging
 from pipelines.assets.ingest import architectures, load_search_list
 from pipelines.metadata import check_result, table_metadata, timed
 from pipelines.resources import BuildDir, BuildOptions

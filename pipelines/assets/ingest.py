@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from nasmr import staging
 from nasmr.ingest import (
     SearchListLoad,
     SettingLoad,
@@ -11,6 +10,7 @@ from nasmr.ingest import (
     unknown_settings,
     valid_schema,
 )
+from pipelines import staging
 from pipelines.assets.raw import raw_search_list, raw_trainval
 from pipelines.metadata import preview, table_metadata, timed
 from pipelines.partitions import settings_partitions

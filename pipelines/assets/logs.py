@@ -5,7 +5,6 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from nasmr import staging
 from nasmr.export import export_results
 from nasmr.logs import (
     LogParse,
@@ -16,6 +15,7 @@ from nasmr.logs import (
     write_log_tables,
 )
 from nasmr.warehouse import write_parquet
+from pipelines import staging
 from pipelines.assets.ingest import load_validated, validated_records
 from pipelines.metadata import check_result, preview, table_metadata, timed
 from pipelines.resources import BuildDir, LogDrop

@@ -1,4 +1,5 @@
-"""``nasmr predictor train``, ``nasmr predict`` and ``nasmr search`` (NCP)."""
+"""The predictor and search commands: ``nasmr predictor train``, ``nasmr predict`` and
+``nasmr search`` (NCP)."""
 
 from __future__ import annotations
 
