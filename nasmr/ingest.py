@@ -510,6 +510,7 @@ REPORT_SCHEMA: dict[str, str] = {
 def _sources_frame(
     sources: Sequence[Source], loads: Sequence[SettingLoad], ingested_at: datetime
 ) -> pd.DataFrame:
+    """The ``sources`` table: each input file's kind, setting, size and sha256."""
     setting_of = {load.source.path: load.setting for load in loads if load.source}
     rows = [
         {

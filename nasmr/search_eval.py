@@ -172,6 +172,8 @@ def _budget_rows(
     starts: int,
     steps: int,
 ) -> list[dict[str, object]]:
+    """One row per (FLOPs budget, repeat, method): the architecture each method picks within
+    the budget with the same number of predictor queries as NCP, its true metric and regret."""
     rows = []
     for q in BUDGET_QUANTILES:
         budget = float(np.quantile(pool.gflops, q))
@@ -214,6 +216,9 @@ def _pareto_rows(
     starts: int,
     steps: int,
 ) -> tuple[list[dict[str, object]], dict[str, np.ndarray]]:
+    """One row per (repeat, method): the hypervolume (log GMac against the true metric) of
+    the picks of a sweep over the cost weight ``LAMBDAS``, against the pool's true front;
+    and repeat 0's picks of each method, for the plot."""
     log_flops = np.log(pool.gflops)
     ref = (float(log_flops.max()), float(pool.metric.min()))
     true_hv = hypervolume(log_flops, pool.metric, ref)
@@ -289,6 +294,8 @@ def _plot(pool: _Pool, setting: str, picks: dict[str, np.ndarray], path: Path) -
 
 
 def _markdown(budgets: pd.DataFrame, pareto: pd.DataFrame, data_version: str) -> str:
+    """``search_report.md``: the budget and Pareto tables as means over repeats, and the
+    summary of which method leads."""
     lines = [
         "# NCP ground-truth evaluation",
         "",

@@ -1,4 +1,5 @@
-"""Run the main job in-process against the local Dagster instance kept in the repository."""
+"""Run a job in-process against the local Dagster instance kept in the repository, and say
+what it did."""
 
 import os
 import socket

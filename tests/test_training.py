@@ -106,7 +106,7 @@ def test_digits_data_split_and_masks() -> None:
         assert image[0][mask > 0].mean() > image[0][mask == 0].mean()  # strokes are bright
 
 
-def testsegmentation_metrics_follow_mmseg() -> None:
+def test_segmentation_metrics_follow_mmseg() -> None:
     rng = np.random.default_rng(0)
     target = torch.as_tensor(rng.integers(0, 4, size=(3, 8, 8)))
     pred = torch.as_tensor(rng.integers(0, 5, size=(3, 8, 8)))  # class 4 predicted, never true

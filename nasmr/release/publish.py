@@ -500,6 +500,8 @@ def _manifest(
     views: tuple[str, ...],
     extras: tuple[str, ...],
 ) -> ReleaseManifest:
+    """``manifest.json`` of the release being written in ``root``: provenance (inputs, code),
+    contents (settings, tables, views, model outputs) and the FLOPs convention."""
     sources = _sources(root)
     report = read_table(root, "ingest_report").dropna(subset=["setting"])
     present = _settings_present(root)

@@ -1,4 +1,5 @@
-"""Asset groups in data-flow order: raw -> ingest -> warehouse -> models -> release.
+"""Asset groups in data-flow order: raw -> ingest -> warehouse -> models -> release; and
+logs (results regenerated from a raw training-log drop), beside them.
 
 Two Dagster features used here are marked beta (observable source assets, the backfill
 policy of the partitioned ingest); their warnings are silenced once, before any asset
