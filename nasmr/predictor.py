@@ -682,6 +682,27 @@ def _fit(
     return best_epoch
 
 
+def _check_split(
+    data: _Data, parts: Mapping[str, np.ndarray], primaries: set[str], seed: int
+) -> None:
+    """Refuse a split that cannot train or score: a primary metric needs 2 distinct values
+    in each part, and every output a value in the train part (its scale)."""
+    for j, (column, _, _) in enumerate(data.columns):
+        for part, rows in parts.items():
+            known = data.targets[rows, j][~np.isnan(data.targets[rows, j])]
+            if column in primaries and len(np.unique(known)) < 2:
+                raise PredictorError(
+                    f"split seed {seed}: {column} has {len(known)} {part} architectures with "
+                    f"{len(np.unique(known))} distinct values; selecting and scoring a predictor "
+                    "needs at least 2 in each of train, val and test"
+                )
+        if np.isnan(data.targets[parts["train"], j]).all():
+            raise PredictorError(
+                f"split seed {seed}: {column} has no value in the train split, so its output "
+                "has no scale to learn"
+            )
+
+
 def train_predictor(
     frames: Mapping[str, pd.DataFrame],
     settings: Sequence[str],
@@ -708,20 +729,7 @@ def train_predictor(
     labels = split_labels(data.keys, seed)
     parts = {p: np.flatnonzero(labels == p) for p in ("train", "val", "test")}
     primaries = {f"{s}.{get_setting(s).primary_metric}" for s in settings}
-    for j, (column, _, _) in enumerate(data.columns):
-        for part, rows in parts.items():
-            known = data.targets[rows, j][~np.isnan(data.targets[rows, j])]
-            if column in primaries and len(np.unique(known)) < 2:
-                raise PredictorError(
-                    f"split seed {seed}: {column} has {len(known)} {part} architectures with "
-                    f"{len(np.unique(known))} distinct values; selecting and scoring a predictor "
-                    "needs at least 2 in each of train, val and test"
-                )
-        if np.isnan(data.targets[parts["train"], j]).all():
-            raise PredictorError(
-                f"split seed {seed}: {column} has no value in the train split, so its output "
-                "has no scale to learn"
-            )
+    _check_split(data, parts, primaries, seed)
     feature_set: FeatureSet = (
         "nb201-onehot" if data.space == "nas-bench-201" else config.feature_set
     )
