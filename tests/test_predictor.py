@@ -478,7 +478,8 @@ def test_nb201_predictor_takes_ops(
     with duckdb.connect(str(warehouse), read_only=True) as con:
         query = "SELECT \"Acc\" FROM nb201_results WHERE ops = '0|3|2|3|2|2'"
         (acc,) = con.execute(query).fetchone()
-    assert lines[0][3:] == [f"{acc:.2f}", "measured"]
+    part = split_labels(["0|3|2|3|2|2"], 0)[0]
+    assert lines[0][3:] == [f"{acc:.2f}", "measured", f"({part}", "split)"]
 
 
 def test_missing_or_broken_files_are_named(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
@@ -733,7 +734,8 @@ def test_cli_trains_then_predicts(
     for metric in ("mIoU", "mAcc", "aAcc"):
         predicted, label = values[f"seg.{metric}"]
         assert math.isclose(predicted, expected[f"seg.{metric}"], abs_tol=1e-4)
-        assert label == f"predicted   {measured[metric]:.2f} measured"
+        part = split_labels([code], 0)[0]  # the saved models are split seed 0's
+        assert label == f"predicted   {measured[metric]:.2f} measured ({part} split)"
     # the complexity printed is the architecture's exact count, not the predictor's guess at it
     count = analytic_complexity(Arch.from_code(code))
     assert values["flops"] == (round(count.gmac, 9), "exact (GMac)")

@@ -16,6 +16,7 @@ from schemas.predictor import COMPLEXITY_METRICS, MULTITASK, SAVED_MODELS, saved
 from schemas.records import NB201_LEGEND, ops_text
 from schemas.settings import (
     MR_SETTINGS,
+    NB201,
     NCP_SETTINGS,
     PREDICTOR_SETTINGS,
     check_predictor_settings,
@@ -211,7 +212,7 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path, warehouse: 
     """Print the predicted metrics of the architecture CODE, its measured ones when the
     benchmark evaluated it, and its exact FLOPs/params."""
     from nasmr.complexity import analytic_complexity, nb201_complexity
-    from nasmr.predictor import torch_threads
+    from nasmr.predictor import split_labels, torch_threads
     from nasmr.space import Arch, ArchError
     from schemas.records import NB201_OPS, parse_ops
 
@@ -227,7 +228,9 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path, warehouse: 
         ops = parse_ops(code) if nb201 else []
     except (ArchError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="CODE") from err
-    measured = _measured(warehouse, setting, item.code if isinstance(item, Arch) else ops)
+    key = item.code if isinstance(item, Arch) else ops_text(ops)
+    measured = _measured(warehouse, setting, key)
+    part = split_labels([key], model.card.split.seed)[0]  # train: the model learned this one
     with torch_threads(1):
         row = model.predict([item]).iloc[0]
     decimals = published_decimals(setting)
@@ -235,7 +238,7 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path, warehouse: 
         if output.setting == setting and output.metric not in COMPLEXITY_METRICS:
             line = f"{output.column:<22} {row[output.column]:<12.4f} predicted"
             if measured is not None:
-                line += f"   {measured[output.metric]:.{decimals}f} measured"
+                line += f"   {measured[output.metric]:.{decimals}f} measured ({part} split)"
             click.echo(line)
     if isinstance(item, Arch):
         count = analytic_complexity(item)
@@ -248,16 +251,15 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path, warehouse: 
         click.echo(f"{setting + '.Params':<22} {cell.params / 1e6:<12.6f} exact (M {network})")
 
 
-def _measured(warehouse: Path, setting: str, key: str | list[int]) -> pd.Series | None:
+def _measured(warehouse: Path, setting: str, key: str) -> pd.Series | None:
     """The warehouse's results of the architecture ``key`` (an MR code, or a nas-bench-201
-    cell's op indices) in ``setting``; None, said on stderr, when it has none."""
+    cell's ``ops``) in ``setting``; None, said on stderr, when it has none."""
     frame = _truth(warehouse, [setting]).get(setting)
     if frame is None:
         return None
-    column, value = ("ops", ops_text(key)) if isinstance(key, list) else ("code", key)
-    rows = frame[frame[column] == value]
+    rows = frame[frame["ops" if setting == NB201 else "code"] == key]
     if rows.empty:
-        click.echo(f"not measured: {value} has no results of {setting} in {warehouse}", err=True)
+        click.echo(f"not measured: {key} has no results of {setting} in {warehouse}", err=True)
         return None
     return rows.iloc[0]
 
