@@ -654,6 +654,22 @@ def test_cli_search_says_which_setting_the_warehouse_has_no_truth_for(
     assert result.stderr.count(note) == 1 and "true seg" not in result.stderr
 
 
+@pytest.mark.parametrize("shift", [-30.0, 10.0])
+def test_cli_search_warns_when_predictions_pass_every_measured_value(
+    seg_predictor: Predictor, frames: dict[str, pd.DataFrame], tmp_path: Path, shift: float
+) -> None:
+    """A prediction above the best measured value extrapolates: a reader must be told."""
+    seg_predictor.save(tmp_path / "predictors")
+    measured = frames["seg"].assign(mIoU=frames["seg"]["mIoU"] + shift)
+    warehouse = ingest(seg_drop(tmp_path / "drop", measured), tmp_path / "build").warehouse
+    args = ["search", "--setting", "seg", "--steps", "3", "--starts", "4"]
+    args += ["--predictors", str(tmp_path / "predictors"), "--warehouse", str(warehouse)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    note = f"above the best measured ({measured['mIoU'].max():.2f}); the predictor extrapolates"
+    assert (note in result.stderr) == (shift < 0), result.stderr
+
+
 def test_cli_search_names_an_unreadable_warehouse(seg_predictor: Predictor, tmp_path: Path) -> None:
     seg_predictor.save(tmp_path)
     warehouse = tmp_path / "not-duckdb.duckdb"

@@ -430,6 +430,7 @@ def search(
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     _print_final(result.final, list(objective_weights))
+    _warn_beyond_measured(result.final, truth)
     if out_file is not None:
         try:
             if out_file.suffix == ".parquet":
@@ -455,6 +456,25 @@ def search(
         raise click.ClickException(f"no start met the budget: {hint}")
     if infeasible:
         click.echo(f"{infeasible} start(s) never met the budget: {hint}", err=True)
+
+
+def _warn_beyond_measured(final: pd.DataFrame, truth: dict[str, pd.DataFrame]) -> None:
+    """Say on stderr when a predicted primary metric is above every measured one: the
+    predictor extrapolates there, and the true value is likely lower."""
+    for setting, frame in truth.items():
+        primary = get_setting(setting).primary_metric
+        column = f"{setting}.{primary}"
+        if column not in final or final[column].isna().all():
+            continue
+        best = float(frame[primary].max())
+        predicted = float(final[column].max())
+        if predicted > best:
+            click.echo(
+                f"{column}: predicted up to {predicted:.2f}, above the best measured "
+                f"({best:.{published_decimals(setting)}f}); the predictor extrapolates there, "
+                "so check results against measured ones (--evaluated-only)",
+                err=True,
+            )
 
 
 def _evaluated(truth: dict[str, pd.DataFrame], settings: list[str], warehouse: Path) -> list[Arch]:
