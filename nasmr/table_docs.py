@@ -63,7 +63,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "code": "architecture code (architectures.code)",
         "setting": "NAS-Bench-MR setting (seg, seg-4x, cls-10c, ..., video-p)",
         "metric": "mIoU, mAcc, aAcc (segmentation) or top1, top5 (classification, video)",
-        "value": "the metric in percent, as published (two decimals; three for video, video-p)",
+        "value": "the metric in percent, as published (rounded to two decimals, three for "
+        "video and video-p; cls-10-1000's are whole tenths, its 1000 test images' share)",
         "record_index": "0-based index of the record in the setting's trainval.pkl: the "
         "published order, which nasmr export trainval writes back",
     },
@@ -120,3 +121,28 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
     },
 }
 """Description (with unit) of every column of every warehouse table."""
+
+
+RESULTS_VIEW_DOC = (
+    "One MR setting's results, wide: a row per evaluated architecture, a column per metric, "
+    "and its published cost."
+)
+"""Description of every ``results_<setting>`` view."""
+
+RESULTS_VIEW_COLUMN_DOCS: dict[str, str] = {
+    "code": "architecture code (architectures.code)",
+    "flops": "published GMac (multiply-accumulates / 1e9) of the architecture's "
+    "classification-head network (50 classes) on a 1x3x128x128 input: the same value in "
+    "every setting, not the cost of this setting's network (complexity.published_macs / 1e9)",
+    "params": "published parameters / 1e6 of that network, the same in every setting "
+    "(complexity.published_params / 1e6)",
+}
+"""Descriptions of the ``results_<setting>`` columns besides the metrics (see ``metric_doc``)."""
+
+UNEVALUATED_DOC = "The search-list architectures no setting has results for."
+"""Description of the ``unevaluated`` view (its columns are those of ``architectures``)."""
+
+
+def metric_doc(metric: str) -> str:
+    """Description of a metric column of a ``results_<setting>`` view."""
+    return f"{metric} in percent, as published (results.value)"

@@ -35,7 +35,14 @@ from nasmr.ingest import (
     settle_complexity,
 )
 from nasmr.paths import WAREHOUSE_NAME
-from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
+from nasmr.table_docs import (
+    COLUMN_DOCS,
+    RESULTS_VIEW_COLUMN_DOCS,
+    RESULTS_VIEW_DOC,
+    TABLE_DOCS,
+    UNEVALUATED_DOC,
+    metric_doc,
+)
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS, get_setting
 
 PARQUET_DIR = "parquet"
@@ -136,25 +143,38 @@ def write_warehouse(
 
 
 def view_statements() -> list[str]:
-    """SQL of the views: one wide results view per MR setting, and ``unevaluated``."""
+    """SQL of the views, each with its descriptions as comments: one wide results view per
+    MR setting, and ``unevaluated``."""
     statements = []
     for setting in MR_SETTINGS:
-        metrics = get_setting(setting).metrics
+        view, metrics = results_view(setting), get_setting(setting).metrics
         pivots = ",\n  ".join(
             f"max(value) FILTER (WHERE metric = '{m}') AS \"{m}\"" for m in metrics
         )
         statements.append(
-            f"CREATE VIEW {results_view(setting)} AS\n"
+            f"CREATE VIEW {view} AS\n"
             f"WITH wide AS (\n  SELECT code,\n  {pivots}\n"
             f"  FROM results WHERE setting = '{setting}' GROUP BY code\n)\n"
             "SELECT wide.*, c.published_macs / 1e9 AS flops, c.published_params / 1e6 AS params\n"
             "FROM wide LEFT JOIN complexity AS c USING (code) ORDER BY code"
         )
+        docs = RESULTS_VIEW_COLUMN_DOCS | {m: metric_doc(m) for m in metrics}
+        statements += _comments(view, RESULTS_VIEW_DOC, docs)
     statements.append(
         "CREATE VIEW unevaluated AS SELECT code, search_index FROM architectures "
         "WHERE NOT evaluated ORDER BY search_index"
     )
+    columns = {c: COLUMN_DOCS["architectures"][c] for c in ("code", "search_index")}
+    statements += _comments("unevaluated", UNEVALUATED_DOC, columns)
     return statements
+
+
+def _comments(view: str, doc: str, columns: dict[str, str]) -> list[str]:
+    """COMMENT statements giving a view and its columns their descriptions."""
+    return [f"COMMENT ON VIEW {view} IS '{sql_quote(doc)}'"] + [
+        f"COMMENT ON COLUMN {view}.\"{column}\" IS '{sql_quote(text)}'"
+        for column, text in columns.items()
+    ]
 
 
 DUCKDB_MAGIC = b"DUCK"

@@ -23,7 +23,13 @@ from nasmr.checksums import sha256_file
 from nasmr.cli import main
 from nasmr.rawdrop import load_pickle, trainval_path
 from nasmr.space import sample
-from nasmr.table_docs import COLUMN_DOCS, TABLE_DOCS
+from nasmr.table_docs import (
+    COLUMN_DOCS,
+    RESULTS_VIEW_COLUMN_DOCS,
+    RESULTS_VIEW_DOC,
+    TABLE_DOCS,
+    UNEVALUATED_DOC,
+)
 from nasmr.warehouse import (
     PARQUET_DIR,
     PROC_LOCKS,
@@ -37,7 +43,7 @@ from nasmr.warehouse import (
     wal_path,
     write_warehouse,
 )
-from schemas.settings import MR_SETTINGS
+from schemas.settings import MR_SETTINGS, get_setting
 from tests import drops
 from tests.drops import exact, mr_record
 from tests.test_ingest import EVALUATED, UNEVALUATED, WHEN, clean_files, published, write_drop
@@ -114,6 +120,20 @@ def test_duckdb_holds_tables_views_and_comments(built: IngestResult) -> None:
             con.sql(f"SELECT * FROM {results_view(setting)}").fetchall()
         assert con.sql("SELECT count(*) FROM results_3ddet").fetchall() == [(0,)]
         assert con.sql("SELECT code FROM unevaluated").fetchall() == [(UNEVALUATED.code,)]
+        # a SQL user finds the unit of a view's flops beside it, as for the tables' columns
+        views = dict(
+            con.sql("SELECT view_name, comment FROM duckdb_views() WHERE NOT internal").fetchall()
+        )
+        assert views == {results_view(s): RESULTS_VIEW_DOC for s in MR_SETTINGS} | {
+            "unevaluated": UNEVALUATED_DOC
+        }
+        described = con.sql(
+            "SELECT table_name, column_name, comment FROM duckdb_columns() "
+            "WHERE table_name IN (SELECT view_name FROM duckdb_views() WHERE NOT internal)"
+        ).fetchall()
+        view_columns = sum(len(get_setting(s).metrics) + 3 for s in MR_SETTINGS) + 2
+        assert all(doc for _, _, doc in described) and len(described) == view_columns
+        assert ("results_seg", "flops", RESULTS_VIEW_COLUMN_DOCS["flops"]) in described
         with pytest.raises(duckdb.Error):
             con.sql("DELETE FROM results")
 
