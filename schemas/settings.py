@@ -56,7 +56,7 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             name="seg-4x",
             task=Task.SEGMENTATION,
-            description="Cityscapes segmentation, longer schedule",
+            description="Cityscapes segmentation, the '4x' variant",
             metrics=SEG_METRICS,
             primary_metric="mIoU",
         ),

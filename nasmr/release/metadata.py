@@ -3,6 +3,7 @@ Data Package and Croissant metadata."""
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from nasmr.warehouse import (
     PARQUET_DIR,
     STORAGE_FORMAT,
     WAREHOUSE_NAME,
+    warehouse_version,
 )
 from schemas.release import ReleaseManifest
 from schemas.settings import SETTINGS
@@ -54,7 +56,9 @@ DESCRIPTION = (
 )
 
 LICENCE = "BSD-2-Clause"
-"""SPDX identifier of the licence of the original NAS-Bench-MR repository (its LICENSE)."""
+"""SPDX identifier of the original repository's LICENSE file. Its README restricts it to
+academic use, so the machine-readable metadata give the terms, not this identifier (a tool
+would read it as a permissive licence)."""
 
 LICENCE_TERMS = "BSD 2-Clause License for academic use; for commercial use, contact the author"
 """The licence as the original repository's README states it: BSD-2-Clause covers academic
@@ -89,6 +93,44 @@ OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
 OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE."""
 """The original repository's notice, which its clause 2 asks redistributions to reproduce
 (the datasheet does)."""
+
+WAREHOUSE_DOC = (
+    "the tables as one DuckDB database (open it read-only), with their descriptions as "
+    "comments, and the views results_<setting> (one setting's results, wide) and unevaluated"
+)
+"""What the release's DuckDB file is, for the Data Package."""
+
+MODEL_OUTPUT_DOCS = {
+    "predictors/report.*": "predictor report: test Kendall tau, Spearman, MAE and precision "
+    "of the predicted top 10% per setting, metric and model, mean and std over split seeds",
+    "predictors/*.json": "predictor card: its settings, inputs (nasmr.features), "
+    "normalisation, network, training, split (the saved model is split seed 0's, trained "
+    "on that seed's train architectures) and validation/test scores",
+    "predictors/*.safetensors": "predictor weights, loaded with its card by "
+    "nasmr.predictor.load_predictor (nasmr and torch)",
+    "ncp/*_final.parquet": "NCP search result, one row per start: its best feasible "
+    "architecture (code), the objective NCP maximised (weighted standardised predicted "
+    "primary metrics minus cost_weight x log cost), predicted metrics, exact gflops (GMac) "
+    "and mparams (M), and true.<setting>.<metric> with evaluated when the benchmark "
+    "evaluated that architecture (NCP searches the whole space, so mostly null)",
+    "ncp/*_trajectory.parquet": "NCP search trajectories: every rounded step of every start, "
+    "with predicted metrics, exact cost and whether it met the budget (feasible)",
+    "ncp/*.json": "NCP search card: data version, predictor, objective, budget, starts, steps "
+    "and seed",
+    "reports/search_budgets.csv": "search quality under FLOPs budgets: per setting, budget "
+    "(a quantile of the test architectures' GMac), method and repeat, the architecture "
+    "found with the same number of predictor queries, its true metric and regret against "
+    "the best test architecture within the budget",
+    "reports/search_pareto.csv": "search quality as a Pareto front: per setting, method and "
+    "repeat, the hypervolume (log GMac against the true metric) of the architectures found, "
+    "and its ratio to the test architectures' true front",
+    "reports/search_report.md": "the search-quality tables as means over repeats, and which "
+    "method leads",
+    "reports/pareto_*.png": "plot of one setting's test architectures, true Pareto front and "
+    "each method's picks",
+}
+"""What each kind of model-output file is (``fnmatch`` pattern -> description), for the Data
+Package and the datasheet."""
 
 MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
@@ -144,6 +186,11 @@ def _timestamp(manifest: ReleaseManifest) -> str:
     return manifest.created_at.isoformat().replace("+00:00", "Z")
 
 
+def model_output_doc(path: str) -> str:
+    """The description of a model-output file (``MODEL_OUTPUT_DOCS``), '' if none fits."""
+    return next((doc for glob, doc in MODEL_OUTPUT_DOCS.items() if fnmatch(path, glob)), "")
+
+
 def _resource_name(path: str) -> str:
     """A Data Package resource name (lowercase, ``[-a-z0-9._/]``) for a release file."""
     return "".join(c if c.isalnum() or c in "-._/" else "-" for c in path.lower())
@@ -191,6 +238,8 @@ def datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
     for rel in others:
         suffix = Path(rel).suffix.lstrip(".")
         described = {"mediatype": MEDIA_TYPES[suffix]} if suffix in MEDIA_TYPES else {}
+        doc = WAREHOUSE_DOC if rel == WAREHOUSE_NAME else model_output_doc(rel)
+        described |= {"description": doc} if doc else {}
         resources.append(  # "file": frictionless checks its bytes, and reads no JSON as a
             {  # descriptor of its own (an NCP result's "steps" as a pipeline's)
                 "name": _resource_name(rel),
@@ -209,7 +258,7 @@ def datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
         "version": manifest.version,
         "created": _timestamp(manifest),
         "homepage": ORIGINAL_REPOSITORY,
-        "licenses": [{"name": LICENCE, "path": LICENCE_URL, "title": LICENCE_TERMS}],
+        "licenses": [{"path": LICENCE_URL, "title": LICENCE_TERMS}],
         "sources": [
             {"title": "NAS-Bench-MR (Ding et al., ICLR 2022)", "path": ORIGINAL_REPOSITORY}
         ],
@@ -342,9 +391,10 @@ def croissant(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
         "license": [
             {
                 "@type": "sc:CreativeWork",
-                "name": LICENCE,
+                "name": LICENCE_TERMS,
                 "url": LICENCE_URL,
-                "description": LICENCE_TERMS,
+                "description": f"The original repository's LICENSE file is the {LICENCE} "
+                "text; its README restricts that licence to academic use.",
             }
         ],
         "creator": {
@@ -385,6 +435,63 @@ def _release_bibtex(manifest: ReleaseManifest, manifest_sha256: str) -> str:
 }}"""
 
 
+def _caveats(root: Path) -> str:
+    """What the drop leaves open or the numbers show that a reader could misread: setting
+    names, ties at the published rounding, seg against seg-4x."""
+    results = read_table(root, "results")
+    primaries = results["setting"].map(lambda s: SETTINGS[s].primary_metric)
+    primary = results[results["metric"] == primaries]
+    levels = primary.groupby("setting", sort=False)["value"].agg(
+        distinct="nunique", tied_best=lambda v: int((v == v.max()).sum())
+    )
+    counts = ", ".join(f"{s} {row.distinct}" for s, row in levels.iterrows())
+    tied = [f"{s} ({row.tied_best})" for s, row in levels.iterrows() if row.tied_best > 1]
+    lines = [
+        "- The drop names its settings and defines them no further: the data column above "
+        "reads the names (classes, images per class) and what is known of the benchmark's "
+        "design, not a statement of the drop.",
+        f"- Values are rounded as published, so ties are common. Distinct values of each "
+        f"primary metric: {counts}. The best value is shared by several architectures in: "
+        f"{', '.join(tied) or 'none'}. Break ties explicitly (`Benchmark.best` prefers fewer "
+        "FLOPs, then search-list order).",
+    ]
+    seg = primary[primary["setting"].isin(["seg", "seg-4x"])].pivot(
+        index="code", columns="setting", values="value"
+    )
+    if {"seg", "seg-4x"} <= set(seg.columns):
+        both = seg.dropna()
+        lower = (both["seg-4x"] < both["seg"]).mean()
+        gap = (both["seg"] - both["seg-4x"]).mean()
+        lines.append(
+            f"- seg-4x's mIoU is below seg's for {lower:.1%} of architectures, by "
+            f"{gap:.2f} points on average: whatever its '4x' means, it is not the same "
+            "training run made longer."
+        )
+    return "\n".join(lines)
+
+
+def _model_outputs(root: Path, manifest: ReleaseManifest) -> str:
+    """The datasheet's account of the model outputs: what each kind of file is, and the data
+    version they record."""
+    if not manifest.extras:
+        return "This release holds no model outputs (predictors, NCP results, reports)."
+    kinds = {
+        glob: doc
+        for glob, doc in MODEL_OUTPUT_DOCS.items()
+        if any(fnmatch(rel, glob) for rel in relative_files(root))
+    }
+    listing = "\n".join(f"- `{glob}`: {doc}." for glob, doc in kinds.items())
+    return f"""{listing}
+
+They were made from this release's data: each records the data version
+`{warehouse_version(root / WAREHOUSE_NAME)}` (`nasmr.warehouse.warehouse_version` of
+`{WAREHOUSE_NAME}`). The predictors' inputs and network are nasmr's: load them with nasmr
+{manifest.code_version.package} (and torch), not with other tools. The saved models are
+split seed 0's, trained on that seed's train architectures (each card's `split`): their
+predictions of those architectures are fits, not held-out estimates, and NCP's predicted
+metrics can lie above every measured value where the predictor extrapolates."""
+
+
 def datasheet(root: Path, manifest: ReleaseManifest) -> str:
     """The release's README.md: a datasheet (Gebru et al.'s seven sections) from its tables."""
     report = read_table(root, "ingest_report").dropna(subset=["setting"])
@@ -417,7 +524,10 @@ def datasheet(root: Path, manifest: ReleaseManifest) -> str:
         "- NAS-Bench-201 `Flops` and `Params` are the costs of the cell on NAS-Bench-201's "
         "CIFAR-100 network, not on the ImageNet16-120 network that `Acc` measures; "
         f"{int((~nb201['cost_matches_cell']).sum())} cells carry another cell's costs "
-        "(`cost_matches_cell` false). Both are as published.\n"
+        "(`cost_matches_cell` false). Both are as published. The drop does not name the "
+        "cell's ops: their names are inferred from the data; each `Acc` is a whole number "
+        "of 1/30 % (correct images out of 3,000), and the drop says neither which "
+        "evaluation half nor which epoch.\n"
         if len(nb201)
         else ""
     )
@@ -469,6 +579,10 @@ Known gaps:
 {unevaluated}
 - {quarantined} records failed validation and are listed in `quarantine`, not in the results.
 {nb201_costs}
+Read with care:
+
+{_caveats(root)}
+
 ## Collection process
 
 The original authors trained every architecture with their forks of OpenMMLab's
@@ -499,6 +613,10 @@ three decimals; unrounded in `{MANIFEST}`'s `predictor_metrics`):
 
 {predictors}
 
+## Model outputs
+
+{_model_outputs(root, manifest)}
+
 ## Distribution
 
 This folder and its archive `{archive_name(manifest.version)}` hold: `{PARQUET_DIR}/`,
@@ -508,8 +626,10 @@ build outputs: {extras}.
 
 Licence: the original NAS-Bench-MR data and code are distributed by their authors
 at {ORIGINAL_REPOSITORY}, whose README states: {LICENCE_TERMS}. The
-same terms govern this derived release. The licence ({LICENCE}, {LICENCE_URL}) asks
-redistributions to reproduce its notice:
+same terms govern this derived release, its model outputs included (the nasmr code that
+made it is MIT-licensed). As that README restricts the licence to academic use, the
+metadata files give these terms, not the SPDX identifier of the LICENSE file's text
+({LICENCE}, {LICENCE_URL}), which asks redistributions to reproduce its notice:
 
 ```
 {LICENCE_NOTICE}
