@@ -64,7 +64,7 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "setting": "NAS-Bench-MR setting (seg, seg-4x, cls-10c, ..., video-p)",
         "metric": "mIoU, mAcc, aAcc (segmentation) or top1, top5 (classification, video)",
         "value": "the metric in percent, as published (rounded to two decimals, three for "
-        "video and video-p; cls-10-1000's are whole tenths, its 1000 test images' share)",
+        "video and video-p; cls-10-1000's are all whole tenths)",
         "record_index": "0-based index of the record in the setting's trainval.pkl: the "
         "published order, which nasmr export trainval writes back",
     },
