@@ -101,7 +101,12 @@ class ReleaseDiff:
         tables' changes, the descriptions, then the model outputs."""
         lines = ["Schema changes:" if self.schema_changes else "Schema: unchanged."]
         lines += [f"- {change}" for change in self.schema_changes]
-        lines += ["", "Counted in values, one per architecture and metric:"]
+        lines += [
+            "",
+            "Counted in values, one per architecture and metric (complexity: the published and "
+            "recomputed multiply-accumulates and parameters of every search-list architecture, "
+            "the published ones empty for the unevaluated):",
+        ]
         lines += ["", "| setting | added | removed | changed |", "|---|---:|---:|---:|"]
         lines += [f"| {s.setting} | {s.added} | {s.removed} | {s.changed} |" for s in self.settings]
         if self.tables:
