@@ -975,6 +975,28 @@ def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path
 # -- CLI and export --------------------------------------------------------------------------
 
 
+def test_cli_reads_a_release_by_version(
+    releases: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--release queries what Benchmark.open queries: 'latest', a version or a folder."""
+    monkeypatch.setenv("NASMR_RELEASES", str(releases))
+    monkeypatch.setenv("NASMR_OUT", str(tmp_path / "no-build"))
+    runner = CliRunner()
+    query = ["sql", "SELECT count(*) AS n FROM results_seg", "--format", "csv"]
+    for ref in ("latest", "1.0.0", str(releases / "1.0.0")):
+        result = runner.invoke(main, [*query, "--release", ref])
+        assert result.exit_code == 0 and result.output == "n\n2507\n", result.output
+    result = runner.invoke(main, [*query, "--release", "9.9.9"])
+    assert result.exit_code == 2 and "release 9.9.9 not found" in result.output
+    result = runner.invoke(main, [*query, "--release", "latest", "--warehouse", "x.duckdb"])
+    assert result.exit_code == 2 and "give --release or --warehouse, not both" in result.output
+    predict = ["predict", sample(1, 0)[0].code, "--setting", "seg", "--release", "latest"]
+    result = runner.invoke(main, [*predict, "--predictors", str(tmp_path)])
+    assert result.exit_code == 2 and "give --release or --predictors, not both" in result.output
+    result = runner.invoke(main, predict)  # this release has no predictors: said so, by path
+    assert result.exit_code == 1 and str(releases / "1.0.0" / "predictors") in result.output
+
+
 def test_cli_publish_list_and_diff(build: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     root = ["--releases", str(tmp_path)]

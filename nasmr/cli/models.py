@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 import click
 
 from nasmr import paths
-from nasmr.cli.options import seeds_option, warehouse_option, warehouse_origin, workers_option
+from nasmr.cli.options import (
+    from_release,
+    release_option,
+    seeds_option,
+    warehouse_option,
+    warehouse_origin,
+    workers_option,
+)
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
 from schemas.predictor import COMPLEXITY_METRICS, MULTITASK, SAVED_MODELS, saved_name
 from schemas.records import NB201_LEGEND, ops_text
@@ -85,6 +92,12 @@ def _released(name: str) -> str:
     if not (folder / f"{name}.json").is_file():
         return ""
     return f"use the latest release's with --predictors {folder}, or "
+
+
+def _release_files(release: str) -> tuple[Path, Path]:
+    """The predictors folder and warehouse file of ``--release REF``."""
+    folder = from_release(release, {"predictor_dir": "--predictors", "warehouse": "--warehouse"})
+    return folder / "predictors", folder / paths.WAREHOUSE_NAME
 
 
 def _warehouse_frames(warehouse: Path, settings: list[str]) -> dict[str, pd.DataFrame]:
@@ -208,7 +221,10 @@ def _names(text: str) -> list[str]:
     "Where the measured metrics of an evaluated architecture come from (the default may be "
     "missing)."
 )
-def predict(code: str, setting: str, kind: str, predictor_dir: Path, warehouse: Path) -> None:
+@release_option
+def predict(
+    code: str, setting: str, kind: str, predictor_dir: Path, warehouse: Path, release: str | None
+) -> None:
     """Print the predicted metrics of the architecture CODE, its measured ones when the
     benchmark evaluated it, and its exact FLOPs/params."""
     from nasmr.complexity import analytic_complexity, nb201_complexity
@@ -221,6 +237,8 @@ def predict(code: str, setting: str, kind: str, predictor_dir: Path, warehouse: 
             f"{setting} has no multi-task predictor (it covers the MR settings)",
             param_hint="--model",
         )
+    if release is not None:
+        predictor_dir, warehouse = _release_files(release)
     model = _load(predictor_dir, saved_name(setting, kind))
     nb201 = model.card.space == "nas-bench-201"
     try:
@@ -375,6 +393,7 @@ def _truth(warehouse: Path, settings: list[str], needed_by: str = "") -> dict[st
     "Where true metrics of evaluated architectures come from (the default may be missing, "
     "unless --evaluated-only)."
 )
+@release_option
 def search(
     setting: str | None,
     several: str | None,
@@ -391,6 +410,7 @@ def search(
     evaluated_only: bool,
     predictor_dir: Path,
     warehouse: Path,
+    release: str | None,
 ) -> None:
     """Search architectures with NCP and print each start's best feasible result."""
     from nasmr.complexity import SMALLEST
@@ -408,6 +428,8 @@ def search(
         except paths.ReleaseFolderError as err:
             raise click.BadParameter(str(err), param_hint="--out") from err
     objective_weights = _objective_weights(setting, several, weights)
+    if release is not None:
+        predictor_dir, warehouse = _release_files(release)
     try:  # before loading anything: a budget no architecture meets is refused here
         objective = Objective(objective_weights, cost, cost_weight, max_gflops, max_mparams)
     except ValueError as err:

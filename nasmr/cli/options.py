@@ -54,6 +54,34 @@ def warehouse_option(help_text: str) -> Callable[[FC], FC]:
     )
 
 
+release_option = click.option(
+    "--release",
+    default=None,
+    metavar="REF",
+    help="Read a published release instead of the build folder: 'latest', a version "
+    "(in NASMR_RELEASES or releases/) or a release folder.",
+)
+
+
+def from_release(release: str, replaced: dict[str, str]) -> Path:
+    """The folder ``--release REF`` names; a usage error if it names none, or if an option it
+    replaces (parameter name -> flag) was given too."""
+    from nasmr.release import ReleaseError, resolve_release
+
+    ctx = click.get_current_context()
+    both = [
+        flag
+        for name, flag in replaced.items()
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if both:
+        raise click.UsageError(f"give --release or {' and '.join(both)}, not both")
+    try:
+        return resolve_release(release)
+    except ReleaseError as err:
+        raise click.BadParameter(str(err), param_hint="--release") from err
+
+
 def warehouse_origin(ctx: click.Context) -> str | None:
     """What named the ``--warehouse`` file (the option or ``NASMR_WAREHOUSE``), None for the
     build folder's default: a file the user named must exist, a default one may be missing."""

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from nasmr.cli.options import complexity_option, raw_option, warehouse_option, workers_option
+from nasmr import paths
+from nasmr.cli.options import (
+    complexity_option,
+    from_release,
+    raw_option,
+    release_option,
+    warehouse_option,
+    workers_option,
+)
 from nasmr.complexity import ComplexityMethod
 
 if TYPE_CHECKING:
@@ -193,6 +201,7 @@ def _item_text(item: Any, quoted: bool) -> str:
     help="Read the query from a file ('-' for standard input), e.g. warehouse/sql/kendall.sql.",
 )
 @warehouse_option("The DuckDB file to query.")
+@release_option
 @click.option(
     "--format",
     "fmt",
@@ -200,7 +209,13 @@ def _item_text(item: Any, quoted: bool) -> str:
     default="table",
     show_default=True,
 )
-def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str) -> None:
+def sql(
+    query: str | None,
+    query_file: TextIO | None,
+    warehouse: Path,
+    release: str | None,
+    fmt: str,
+) -> None:
     """Run one SQL query against the warehouse and print the result.
 
     The warehouse is opened read-only; a statement that writes other files (COPY ... TO,
@@ -216,6 +231,8 @@ def sql(query: str | None, query_file: TextIO | None, warehouse: Path, fmt: str)
     if (query is None) == (query_file is None):
         raise click.UsageError("give the query either as an argument or with --file")
     query = query if query is not None else query_file.read()
+    if release is not None:
+        warehouse = from_release(release, {"warehouse": "--warehouse"}) / paths.WAREHOUSE_NAME
 
     from nasmr.warehouse import connect, query_result
 
