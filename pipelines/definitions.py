@@ -28,17 +28,15 @@ def build_definitions(
     releases_dir: Path | None = None,
     log_dir: Path | None = None,
     options: BuildOptions | None = None,
-    build_locked: bool = False,
 ) -> dg.Definitions:
-    """The Definitions; folders and options overridable (defaults: ``nasmr.paths``), and
-    ``build_locked`` when the caller holds the build folder's lock for the whole run."""
+    """The Definitions; folders and options overridable (defaults: ``nasmr.paths``)."""
     return dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[build_job, ingest_job, reingest_job, refresh_job, logs_job],
         schedules=[weekly_refresh],
         sensors=[raw_drop_sensor],
-        resources=default_resources(raw_dir, out_dir, releases_dir, log_dir, options, build_locked),
+        resources=default_resources(raw_dir, out_dir, releases_dir, log_dir, options),
     )
 
 

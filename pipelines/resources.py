@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field, field_validator
@@ -51,6 +54,17 @@ class LogDrop(dg.ConfigurableResource):
         return root
 
 
+PROCESS_TAGS = ("nasmr/host", "nasmr/pid")
+"""Tags of a run ``nasmr build`` executes in its own process: that process's host and pid."""
+
+
+def launched_here(run: dg.DagsterRun) -> bool:
+    """Whether this process is the ``nasmr build`` that launched ``run`` in-process (and so
+    holds its build folder's lock); a re-execution elsewhere copies the tags, not the pid."""
+    host, pid = PROCESS_TAGS
+    return run.tags.get(host) == socket.gethostname() and run.tags.get(pid) == str(os.getpid())
+
+
 class BuildDir(dg.ConfigurableResource):
     """Where a build writes staging Parquet, the warehouse and models (``NASMR_OUT``).
 
@@ -59,21 +73,18 @@ class BuildDir(dg.ConfigurableResource):
     the lock file, so a run launched from the UI or by the daemon and ``nasmr build`` do
     not write it at once: the later one stops, naming the other. A folder no nasmr
     command locked gets no lock file, which keeps one out of a log drop the logs job then
-    refuses to write into.
+    refuses to write into. The ``nasmr build`` that executes a run in its own process holds
+    the lock exclusively already (:func:`launched_here`).
     """
 
     path: str
-    hold_lock: bool = Field(
-        default=True,
-        description="Hold the folder's build lock, shared, while the run's steps execute "
-        "(False where the caller holds it exclusively, as nasmr build does).",
-    )
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[BuildDir]:
-        """This resource, with the folder's lock held for a run's step (when ``hold_lock``);
-        outside a run (a sensor tick, a direct call) nothing is locked here."""
-        if not self.hold_lock or context.run is None:
+        """This resource, with the folder's lock held for a run's step, unless the process
+        that launched the run holds it; outside a run (a sensor tick, a direct call) nothing
+        is locked here."""
+        if context.run is None or launched_here(context.run):
             yield self
             return
         with self.shared_lock(f"dagster run {context.run.run_id}"):
@@ -134,21 +145,24 @@ class BuildOptions(dg.ConfigurableResource):
         return None if names is None else check_predictor_settings(names)
 
 
+def resources_run_config(resources: dict[str, dg.ConfigurableResource]) -> dict[str, Any]:
+    """The resources' folders and options as run config: the run records them (the UI shows
+    them), and re-executing it from the UI writes where it did, not to the code location's
+    folders."""
+    return {name: {"config": resource.model_dump()} for name, resource in resources.items()}
+
+
 def default_resources(
     raw_dir: Path | None = None,
     out_dir: Path | None = None,
     releases_dir: Path | None = None,
     log_dir: Path | None = None,
     options: BuildOptions | None = None,
-    build_locked: bool = False,
 ) -> dict[str, dg.ConfigurableResource]:
-    """Resources for a fresh clone (``nasmr.paths``, read from the environment at load time).
-
-    ``build_locked``: the caller holds the build folder's lock, so the run's steps do not.
-    """
+    """Resources for a fresh clone (``nasmr.paths``, read from the environment at load time)."""
     return {
         "raw_drop": RawDrop(path=str(raw_dir or paths.raw_dir())),
-        "build_dir": BuildDir(path=str(out_dir or paths.out_dir()), hold_lock=not build_locked),
+        "build_dir": BuildDir(path=str(out_dir or paths.out_dir())),
         "log_drop": LogDrop(path=str(log_dir or paths.log_dir())),
         "release_dir": ReleaseDir(path=str(releases_dir or paths.releases_dir())),
         "options": options or BuildOptions(),

@@ -16,7 +16,7 @@ from nasmr.logs import refuse_to_clear_the_drop
 from pipelines.assets.warehouse import WRITER_POOL
 from pipelines.definitions import build_definitions
 from pipelines.jobs import AUTOMATION_TAG
-from pipelines.resources import BuildOptions
+from pipelines.resources import PROCESS_TAGS, BuildOptions, resources_run_config
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,6 @@ def _limit_writer_pool(instance: dg.DagsterInstance) -> None:
         storage.initialize_concurrency_limit_to_default(WRITER_POOL)
 
 
-PROCESS_TAGS = ("nasmr/host", "nasmr/pid")
-"""Tags of a run ``nasmr build`` executes in its own process: that process's host and pid."""
-
-
 def fail_killed_runs(instance: dg.DagsterInstance) -> None:
     """Report as failed the runs a nasmr process on this host executed in
     itself and did not outlive (killed with SIGKILL, say): left STARTED, each would hold the
@@ -147,7 +143,7 @@ def run_job(
     drop ``LogOutputOverlap``.
     """
     out = paths.outside_releases(out_dir if out_dir is not None else paths.out_dir())
-    defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options, build_locked=True)
+    defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options)
     job = defs.resolve_job_def(job_name)
     tags = _partition_tags(job, partition) | dict(
         zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid())), strict=True)
@@ -157,7 +153,10 @@ def run_job(
         refuse_to_clear_the_drop(out / "logs", drop / "logs")
     with build_lock(out, f"nasmr build {job_name}"):
         result = job.execute_in_process(
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": log_level}}},
+                "resources": resources_run_config(defs.resources),
+            },
             instance=instance or local_instance(),
             tags=tags,
             raise_on_error=False,

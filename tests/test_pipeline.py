@@ -555,6 +555,28 @@ def test_sensor_first_tick_ingests_only_what_the_build_did_not(tmp_path: Path) -
     assert sorted(r.partition_key for r in changed.run_requests) == ["seg", "video"]
 
 
+def test_a_run_records_its_folders_so_a_reexecution_writes_where_it_did(tmp_path: Path) -> None:
+    """The UI re-executes a run with its run config and the code location's resources: the
+    folders and options nasmr build was given must be in that config, the lock mode not."""
+    _, _, raw = _video_drop(tmp_path, seed=7)
+    out = tmp_path / "out"
+    with dg.instance_for_test() as instance:
+        built = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
+        assert built.success, built.failures
+        run = instance.get_run_by_id(built.run_id)
+        resources = run.run_config["resources"]
+        assert resources["build_dir"]["config"] == {"path": str(out)}
+        assert resources["raw_drop"]["config"] == {"path": str(raw)}
+        assert resources["options"]["config"]["complexity_method"] == "analytic"
+        before = (out / "nasmr.duckdb").stat().st_mtime_ns
+        ui = build_definitions(out_dir=tmp_path / "elsewhere")  # the UI's own folders
+        again = ui.resolve_job_def("ingest").execute_in_process(
+            run_config=run.run_config, instance=instance, tags=run.tags
+        )
+    assert again.success and (out / "nasmr.duckdb").stat().st_mtime_ns > before
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_records_staged_by_an_older_nasmr_are_named_not_a_database_error(tmp_path: Path) -> None:
     """After an upgrade that adds a column, a reingest run that keeps a setting's records
     staged by the older nasmr fails naming that setting and how to restage it, instead of
