@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -36,8 +37,9 @@ def build_lock(
     Another holder raises :class:`BuildFolderBusy` naming it, with ``elsewhere`` (the
     options that choose another folder; None for a reader) as advice. A writer's folder
     is created, and one in a release refused (``paths.ReleaseFolderError``) before the
-    lock file is written; a ``shared`` (reading) lock is taken only where a writer left a
-    lock file. Where the file system cannot lock, a warning says so and the block runs
+    lock file is written, and the folders an interrupted writer left (``paths.UNFINISHED``)
+    are deleted once it is held; a ``shared`` (reading) lock is taken only where a writer
+    left a lock file. Where the file system cannot lock, a warning says so and the block runs
     unlocked.
     """
     out_dir = Path(out_dir)
@@ -67,6 +69,9 @@ def build_lock(
             handle.truncate(0)
             handle.write(f"{what} (pid {os.getpid()}, since {clock.now().isoformat()})\n")
             handle.flush()
+            if not shared:  # no other writer: what an interrupted one left is garbage
+                for unfinished in out_dir.glob(f"{paths.UNFINISHED}*"):
+                    shutil.rmtree(unfinished, ignore_errors=True)
         try:
             yield
         finally:

@@ -31,6 +31,11 @@ def log_dir() -> Path:
 
 
 WAREHOUSE_NAME = "nasmr.duckdb"
+
+UNFINISHED = ".unfinished-"
+"""Prefix of the temporary folders a writer fills inside a build folder and renames into
+place: one left behind was interrupted (``nasmr.build_lock`` deletes it when it next holds
+the folder exclusively)."""
 """File name of the DuckDB warehouse inside a build folder (and a release)."""
 RELEASE_MANIFEST = "manifest.json"
 RELEASE_SUMS = "SHA256SUMS"

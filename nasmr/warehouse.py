@@ -106,7 +106,7 @@ def write_warehouse(
         raise ValueError(f"tables missing from the warehouse: {', '.join(sorted(missing))}")
     out_dir = paths.outside_releases(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    staging = Path(tempfile.mkdtemp(prefix=f"{paths.UNFINISHED}staging-", dir=out_dir))
     try:
         parquet_dir = staging / PARQUET_DIR
         parquet_dir.mkdir()
@@ -132,7 +132,7 @@ def write_warehouse(
                 f"{target} is open for writing by process {holder}: close that session, then "
                 "rebuild (replacing the file under a writer would lose its writes)"
             )
-        _replace_dir(parquet_dir, out_dir / PARQUET_DIR)
+        replace_dir(parquet_dir, out_dir / PARQUET_DIR)
         wal = wal_path(target)
         if wal.exists():
             os.replace(wal, staging / wal.name)
@@ -332,11 +332,12 @@ def assemble(
     return IngestResult(tables, write_warehouse(tables, out_dir, db_name))
 
 
-def _replace_dir(new: Path, target: Path) -> None:
+def replace_dir(new: Path, target: Path) -> None:
     """Move ``new`` to ``target``; an existing ``target`` is renamed aside first, then deleted."""
     old = None
     if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+        prefix = f"{paths.UNFINISHED}{target.name}-old-"
+        old = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
         os.replace(target, old / target.name)
     os.replace(new, target)
     if old is not None:

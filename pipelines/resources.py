@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from nasmr.build_lock import build_lock
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
 from nasmr.rawdrop import search_list_path
+from nasmr.warehouse import replace_dir
 from schemas.predictor import REPORT_SEEDS
 from schemas.settings import check_predictor_settings
 
@@ -100,13 +102,21 @@ class BuildDir(dg.ConfigurableResource):
         """The build folder; a published release is refused, since every step writes here."""
         return paths.outside_releases(Path(self.path))
 
-    def fresh(self, name: str) -> Path:
-        """``<root>/<name>`` emptied, for a step that writes all of it: nothing of an earlier
-        run (a setting no longer trained, a search now skipped) survives into a release."""
-        folder = self.root() / name
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        return folder
+    @contextmanager
+    def replacing(self, name: str) -> Iterator[Path]:
+        """A new, empty folder for a step that writes all of ``<root>/<name>``, put in its
+        place when the block ends: nothing of an earlier run (a setting no longer trained, a
+        search now skipped) survives into a release, and a step that fails or is killed
+        leaves the last complete outputs (its unfinished folder goes at the next build)."""
+        root = self.root()
+        root.mkdir(parents=True, exist_ok=True)
+        new = Path(tempfile.mkdtemp(prefix=f"{paths.UNFINISHED}{name}-new-", dir=root))
+        try:
+            yield new
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        replace_dir(new, root / name)
 
     def staging(self, *parts: str) -> Path:
         """Per-asset outputs that later steps read (one writer per file)."""

@@ -799,12 +799,33 @@ def test_shipped_sql_runs_and_kendall_agrees_with_scipy(
     assert row["kendall_tau_b"].iloc[0] == pytest.approx(expected, abs=1e-3)
 
 
-def test_fresh_folders_keep_nothing_of_an_earlier_run(tmp_path: Path) -> None:
+def test_replaced_folders_keep_nothing_of_an_earlier_run_and_survive_a_failure(
+    tmp_path: Path,
+) -> None:
+    """A step's outputs are replaced whole when it succeeds; a failed (or killed) step leaves
+    the last complete ones, and the next exclusive writer deletes what it left."""
     build_dir = BuildDir(path=str(tmp_path))
     (tmp_path / "predictors").mkdir()
     (tmp_path / "predictors" / "multitask.json").write_text("{}")
-    assert list(build_dir.fresh("predictors").iterdir()) == []
-    assert build_dir.fresh("ncp").is_dir()
+    with pytest.raises(RuntimeError), build_dir.replacing("predictors") as new:
+        (new / "seg.json").write_text("{}")
+        raise RuntimeError("training failed")
+    assert [p.name for p in (tmp_path / "predictors").iterdir()] == ["multitask.json"]
+    with build_dir.replacing("predictors") as new:
+        assert list(new.iterdir()) == []
+        (new / "seg.json").write_text("{}")
+    assert [p.name for p in (tmp_path / "predictors").iterdir()] == ["seg.json"]
+    with build_dir.replacing("ncp"):
+        pass
+    assert (tmp_path / "ncp").is_dir()
+    killed = tmp_path / f"{paths.UNFINISHED}predictors-new-x"  # as SIGKILL leaves one
+    killed.mkdir()
+    with build_lock(tmp_path, "nasmr build"):
+        assert not killed.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "ncp",
+        "predictors",
+    ]
 
 
 def test_refresh_publishes_nothing_from_a_warehouse_failing_its_checks(tmp_path: Path) -> None:

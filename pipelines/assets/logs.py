@@ -61,15 +61,17 @@ def log_results(
     alone, and its export as trainval.pkl files in the published record format."""
     parsed = staging.load(LogParse, build_dir.staging("logs"))
     refuse_to_clear_the_drop(_logs_dir(build_dir), log_drop.root() / "logs")
-    out = build_dir.fresh("logs")
-    tables = write_log_tables(parsed, out)
-    written = export_results(tables["results"], out / "trainval")
-    context.log.info(f"exported {', '.join(str(p) for p in written.values())}")
+    out = _logs_dir(build_dir)
+    with build_dir.replacing("logs") as new:
+        tables = write_log_tables(parsed, new)
+        written = export_results(tables["results"], new / "trainval")
+    exported = {s: str(out / p.relative_to(new)) for s, p in written.items()}
+    context.log.info(f"exported {', '.join(exported.values())}")
     return dg.MaterializeResult(
         metadata={
             **table_metadata(tables["derived"]),
             "path": dg.MetadataValue.path(str(out)),
-            "exported": dg.MetadataValue.json({s: str(p) for s, p in written.items()}),
+            "exported": dg.MetadataValue.json(exported),
         }
     )
 

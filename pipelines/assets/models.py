@@ -33,13 +33,12 @@ def predictors(
     """Per-setting and multi-task predictors, default and the authors' baseline, trained and
     tested under one protocol over ``options.predictor_seeds`` splits."""
     frames = chosen_frames(build_dir, options)
-    out = build_dir.fresh("predictors")
 
     def progress(done: int, total: int, what: str) -> None:
         context.log.info(f"predictors: {done}/{total} trained ({what})")
 
     metadata: dict[str, object] = {}
-    with timed(metadata):
+    with build_dir.replacing("predictors") as out, timed(metadata):
         report = train_all(
             frames,
             out,
@@ -49,11 +48,12 @@ def predictors(
             progress=progress,
             workers=options.workers,
         )
+        table = (out / "report.md").read_text()
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "path": dg.MetadataValue.path(str(out)),
-            "report": dg.MetadataValue.md((out / "report.md").read_text()),
+            "path": dg.MetadataValue.path(str(build_dir.root() / "predictors")),
+            "report": dg.MetadataValue.md(table),
             "dagster/row_count": len(report),
         }
     )
@@ -76,9 +76,8 @@ def ncp_results(
     saying what made them (data version, predictor, objective, starts, steps, seed)."""
     truth = setting_frames(build_dir.root() / WAREHOUSE_NAME)
     data_version = warehouse_version(build_dir.root() / WAREHOUSE_NAME)
-    out = build_dir.fresh("ncp")
     metadata: dict[str, object] = {}
-    with timed(metadata):
+    with build_dir.replacing("ncp") as out, timed(metadata):
         found, skipped = ncp.search_predictors(NCP_SEARCHES, build_dir.root() / "predictors")
         for name, reason in skipped.items():
             context.log.warning(f"ncp {name}: skipped, {reason}")
@@ -106,7 +105,7 @@ def ncp_results(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "path": dg.MetadataValue.path(str(out)),
+            "path": dg.MetadataValue.path(str(build_dir.root() / "ncp")),
             "skipped": dg.MetadataValue.json(skipped),
         }
     )
@@ -119,18 +118,18 @@ def search_evaluation(
     """NCP vs random search and regularised evolution against the benchmark's ground truth:
     regret under FLOPs budgets, Pareto fronts, hypervolumes and plots (skipped, like
     ``ncp_results``, when the predictors cover no MR setting)."""
-    out = build_dir.fresh("reports")  # also when skipped: no earlier report may be released
     frames = chosen_frames(build_dir, options)
     if not any(get_setting(s).is_mr for s in frames):
         reason = "no MR setting among the predictors' settings"
         context.log.warning(f"search evaluation: skipped, {reason}")
-        return dg.MaterializeResult(metadata={"skipped": reason})
+        with build_dir.replacing("reports"):  # emptied: no earlier report may be released
+            return dg.MaterializeResult(metadata={"skipped": reason})
     metadata: dict[str, object] = {}
 
     def progress(done: int, total: int, setting: str) -> None:
         context.log.info(f"search evaluation: {done}/{total} settings ({setting})")
 
-    with timed(metadata):
+    with build_dir.replacing("reports") as out, timed(metadata):
         evaluate_search(
             frames,
             build_dir.root() / "predictors",
@@ -141,10 +140,11 @@ def search_evaluation(
             progress=progress,
             data_version=warehouse_version(build_dir.root() / WAREHOUSE_NAME),
         )
+        report = (out / "search_report.md").read_text()
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "path": dg.MetadataValue.path(str(out)),
-            "report": dg.MetadataValue.md((out / "search_report.md").read_text()),
+            "path": dg.MetadataValue.path(str(build_dir.root() / "reports")),
+            "report": dg.MetadataValue.md(report),
         }
     )
