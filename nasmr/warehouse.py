@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nasmr import clock, paths
-from nasmr.checksums import content_hash
+from nasmr.checksums import content_hash, sha256_file
 from nasmr.complexity import Complexity, ComplexityMethod
 from nasmr.ingest import (
     SearchListLoad,
@@ -35,6 +35,7 @@ from nasmr.ingest import (
     settle_complexity,
 )
 from nasmr.paths import WAREHOUSE_NAME
+from nasmr.rawdrop import trainval_path
 from nasmr.table_docs import (
     COLUMN_DOCS,
     RESULTS_VIEW_COLUMN_DOCS,
@@ -330,6 +331,30 @@ def assemble(
     complexity = complexity_table(published_complexity(loads), recomputed, method)
     tables = build_tables(search_list, loads, complexity, ingested_at or clock.now())
     return IngestResult(tables, write_warehouse(tables, out_dir, db_name))
+
+
+def compare_inputs(build_dir: Path, raw_dir: Path) -> pd.DataFrame:
+    """Every input file the build in ``build_dir`` recorded (its ``sources`` table) and every
+    setting's file in the drop, with ``problem``: None where the drop still holds what the
+    build was made from; else gone, changed, or a file the build never ingested. Columns
+    ``path`` (in the drop) and ``problem``."""
+    recorded = pd.read_parquet(build_dir / PARQUET_DIR / "sources.parquet")
+    rows: list[tuple[str, str | None]] = []
+    for path, sha256 in zip(recorded["path"], recorded["sha256"], strict=True):
+        if not (raw_dir / path).is_file():
+            rows.append((path, "no longer exists"))
+        elif sha256_file(raw_dir / path) != sha256:
+            rows.append((path, "changed since it was ingested"))
+        else:
+            rows.append((path, None))
+    for setting in SETTINGS:
+        path = trainval_path(raw_dir, setting)
+        if path.is_file() and path.relative_to(raw_dir).as_posix() not in set(recorded["path"]):
+            problem = (
+                f"is in the drop but not in the build (its {setting} results were not ingested)"
+            )
+            rows.append((path.relative_to(raw_dir).as_posix(), problem))
+    return pd.DataFrame(rows, columns=["path", "problem"])
 
 
 def replace_dir(new: Path, target: Path) -> None:

@@ -39,7 +39,7 @@ from nasmr.warehouse import connect
 from pipelines.assets.logs import log_curves
 from pipelines.assets.models import NCP_SEARCHES, search_evaluation
 from pipelines.assets.release import release
-from pipelines.assets.warehouse import rule_checks
+from pipelines.assets.warehouse import inputs_match_the_drop, rule_checks
 from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
@@ -1201,6 +1201,25 @@ def test_the_release_step_refuses_a_stale_build_even_when_nothing_changed(tmp_pa
     changed = [{**records[0], "top1": 12.5}, *records[1:]]
     trainval_path(raw, "video").write_bytes(pickle.dumps(changed))
     _assert_release_step_refuses(out, raw, releases, r"stale build .*video/trainval\.pkl changed")
+
+
+def test_a_refresh_stops_at_its_checks_when_the_drop_changed(tmp_path: Path) -> None:
+    """The blocking check names the changed file and the job to run, before any training
+    (the release step's refusal came after ten minutes of it)."""
+    _, records, raw = _video_drop(tmp_path, seed=5)
+    out = tmp_path / "out"
+    warehouse.ingest(raw, out, method="analytic")
+    resources = {"build_dir": BuildDir(path=str(out)), "raw_drop": RawDrop(path=str(raw))}
+    assert inputs_match_the_drop(**resources).passed
+    changed = [{**records[0], "top1": 12.5}, *records[1:]]
+    trainval_path(raw, "video").write_bytes(pickle.dumps(changed))
+    result = inputs_match_the_drop(**resources)
+    assert not result.passed and "reingest job" in result.metadata["fix"].value
+    assert "video/trainval.pkl | changed since it was ingested" in str(
+        result.metadata["offending_rows"].value
+    )
+    key = inputs_match_the_drop.check_key
+    assert key in defs.resolve_job_def("refresh").asset_layer.asset_graph.asset_check_keys
 
 
 def test_search_evaluation_without_mr_predictors_is_skipped_not_failed(tmp_path: Path) -> None:

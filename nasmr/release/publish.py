@@ -24,7 +24,6 @@ import pyarrow.parquet as pq
 from nasmr import __version__, clock, paths
 from nasmr.checksums import content_hash, sha256_file
 from nasmr.quality import broken_rules
-from nasmr.rawdrop import trainval_path
 from nasmr.release.diff import ReleaseDiff, propose_version
 from nasmr.release.metadata import changelog, croissant, datapackage, datasheet
 from nasmr.release.store import (
@@ -50,6 +49,7 @@ from nasmr.warehouse import (
     PARQUET_DIR,
     STORAGE_FORMAT,
     WAREHOUSE_NAME,
+    compare_inputs,
     connect,
     sql_identifier,
     storage_format,
@@ -66,7 +66,6 @@ from schemas.release import (
     TableInfo,
     Version,
 )
-from schemas.settings import SETTINGS
 
 PREDICTOR_REPORT = "predictors/report.csv"
 
@@ -352,24 +351,14 @@ def _check_model_outputs(build_dir: Path, releases_dir: Path, raw_dir: Path | No
 def _check_sources(build_dir: Path, raw_dir: Path) -> None:
     """Every input file recorded in the build's ``sources`` table still has its checksum, and
     the drop has no input the build lacks (a setting's file missing when it was built)."""
-    recorded = read_table(build_dir, "sources")
-    known = set(recorded["path"])
-    other = f" (if the build was ingested from another drop than {raw_dir}, give that one: --raw)"
-    for row in recorded.itertuples(index=False):
-        path = raw_dir / row.path
-        if not path.is_file():
-            raise ReleaseError(f"stale build {build_dir}: input {path} no longer exists{other}")
-        if sha256_file(path) != row.sha256:
-            raise ReleaseError(
-                f"stale build {build_dir}: input {path} changed since it was ingested{other}"
-            )
-    for setting in SETTINGS:
-        path = trainval_path(raw_dir, setting)
-        if path.is_file() and path.relative_to(raw_dir).as_posix() not in known:
-            raise ReleaseError(
-                f"stale build {build_dir}: input {path} is in the drop but not in the build "
-                f"(its {setting} results were not ingested)"
-            )
+    stale = compare_inputs(build_dir, raw_dir).dropna(subset=["problem"])
+    if not stale.empty:
+        path, problem = stale.iloc[0]
+        other = (
+            f" (if the build was ingested from another drop than {raw_dir}, give that one: --raw)"
+        )
+        advice = "" if "not in the build" in problem else other
+        raise ReleaseError(f"stale build {build_dir}: input {raw_dir / path} {problem}{advice}")
 
 
 def _write_release(

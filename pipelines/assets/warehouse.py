@@ -4,7 +4,7 @@ import dagster as dg
 
 from nasmr.ingest import SettingLoad
 from nasmr.quality import RULES, Rule, evaluate
-from nasmr.warehouse import WAREHOUSE_NAME, assemble, connect
+from nasmr.warehouse import WAREHOUSE_NAME, assemble, compare_inputs, connect
 from pipelines.assets.complexity import complexity, load_recomputed
 from pipelines.assets.ingest import (
     architectures,
@@ -14,7 +14,7 @@ from pipelines.assets.ingest import (
 )
 from pipelines.metadata import check_result, preview, timed
 from pipelines.partitions import settings_partitions
-from pipelines.resources import BuildDir
+from pipelines.resources import BuildDir, RawDrop
 
 WRITER_POOL = "duckdb_writer"
 """Dagster concurrency pool of the one step that writes the DuckDB file (limit it to 1)."""
@@ -85,3 +85,21 @@ def _rule_check(rule: Rule) -> dg.AssetChecksDefinition:
 
 
 rule_checks = [_rule_check(rule) for rule in RULES]
+
+
+@dg.asset_check(
+    asset=warehouse,
+    description="The warehouse was made from the drop as it is now: no input file gone, "
+    "changed or new since (a refresh would train for minutes on stale data, then refuse "
+    "to publish).",
+    blocking=True,
+)
+def inputs_match_the_drop(build_dir: BuildDir, raw_drop: RawDrop) -> dg.AssetCheckResult:
+    """The drop files that differ from the warehouse's ``sources``, and what to run."""
+    compared = compare_inputs(build_dir.root(), raw_drop.root())
+    stale = compared.dropna(subset=["problem"])
+    fix = (
+        "run the build job (`nasmr build`), or the reingest job for each changed setting (what "
+        "raw_drop_sensor launches)"
+    )
+    return check_result(stale, checked=len(compared), **({"fix": fix} if len(stale) else {}))
