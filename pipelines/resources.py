@@ -102,6 +102,17 @@ class BuildDir(dg.ConfigurableResource):
         """The build folder; a published release is refused, since every step writes here."""
         return paths.outside_releases(Path(self.path))
 
+    def warehouse(self) -> Path:
+        """The build's DuckDB file; missing, an error naming the folder and the job that
+        makes it (a run has no --warehouse to point elsewhere)."""
+        path = self.root() / paths.WAREHOUSE_NAME
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no warehouse in the build folder {self.root()} (NASMR_OUT, the build_dir "
+                "resource's path): run the build or ingest job first"
+            )
+        return path
+
     @contextmanager
     def replacing(self, name: str) -> Iterator[Path]:
         """A new, empty folder for a step that writes all of ``<root>/<name>``, put in its

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -1201,6 +1202,15 @@ def test_the_release_step_refuses_a_stale_build_even_when_nothing_changed(tmp_pa
     changed = [{**records[0], "top1": 12.5}, *records[1:]]
     trainval_path(raw, "video").write_bytes(pickle.dumps(changed))
     _assert_release_step_refuses(out, raw, releases, r"stale build .*video/trainval\.pkl changed")
+
+
+def test_a_run_on_a_folder_without_a_build_says_which_job_makes_one(tmp_path: Path) -> None:
+    """A refresh scheduled on a fresh clone: the advice is a job, not a CLI option."""
+    empty = BuildDir(path=str(tmp_path / "empty"))
+    raw = RawDrop(path=str(tmp_path))
+    for check in (counts_reconcile, partial(inputs_match_the_drop, raw_drop=raw)):
+        with pytest.raises(FileNotFoundError, match="run the build or ingest job first"):
+            check(build_dir=empty)
 
 
 def test_a_refresh_stops_at_its_checks_when_the_drop_changed(tmp_path: Path) -> None:

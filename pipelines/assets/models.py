@@ -10,7 +10,7 @@ from nasmr import ncp
 from nasmr.predictor import train_all
 from nasmr.search_eval import evaluate_search
 from nasmr.space import sample
-from nasmr.warehouse import WAREHOUSE_NAME, setting_frames, warehouse_version, write_parquet
+from nasmr.warehouse import setting_frames, warehouse_version, write_parquet
 from pipelines.assets.warehouse import warehouse
 from pipelines.metadata import preview, timed
 from pipelines.resources import BuildDir, BuildOptions
@@ -21,7 +21,7 @@ MODELS_GROUP = "models"
 
 def chosen_frames(build_dir: BuildDir, options: BuildOptions) -> dict[str, pd.DataFrame]:
     """The warehouse's per-setting frames, limited to ``options.predictor_settings``."""
-    frames = setting_frames(build_dir.root() / WAREHOUSE_NAME)
+    frames = setting_frames(build_dir.warehouse())
     wanted = options.predictor_settings
     return {s: f for s, f in frames.items() if wanted is None or s in wanted}
 
@@ -43,7 +43,7 @@ def predictors(
             frames,
             out,
             seeds=range(options.predictor_seeds),
-            data_version=warehouse_version(build_dir.root() / WAREHOUSE_NAME),
+            data_version=warehouse_version(build_dir.warehouse()),
             epochs=options.predictor_epochs,
             progress=progress,
             workers=options.workers,
@@ -74,8 +74,8 @@ def ncp_results(
     cover (the others are logged and skipped): every start's trajectory and its best
     architecture within the budget, with true metrics where evaluated, and ``<name>.json``
     saying what made them (data version, predictor, objective, starts, steps, seed)."""
-    truth = setting_frames(build_dir.root() / WAREHOUSE_NAME)
-    data_version = warehouse_version(build_dir.root() / WAREHOUSE_NAME)
+    truth = setting_frames(build_dir.warehouse())
+    data_version = warehouse_version(build_dir.warehouse())
     metadata: dict[str, object] = {}
     with build_dir.replacing("ncp") as out, timed(metadata):
         found, skipped = ncp.search_predictors(NCP_SEARCHES, build_dir.root() / "predictors")
@@ -138,7 +138,7 @@ def search_evaluation(
             starts=options.ncp_starts,
             steps=options.ncp_steps,
             progress=progress,
-            data_version=warehouse_version(build_dir.root() / WAREHOUSE_NAME),
+            data_version=warehouse_version(build_dir.warehouse()),
         )
         report = (out / "search_report.md").read_text()
     return dg.MaterializeResult(

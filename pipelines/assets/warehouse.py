@@ -4,7 +4,7 @@ import dagster as dg
 
 from nasmr.ingest import SettingLoad
 from nasmr.quality import RULES, Rule, evaluate
-from nasmr.warehouse import WAREHOUSE_NAME, assemble, compare_inputs, connect
+from nasmr.warehouse import assemble, compare_inputs, connect
 from pipelines.assets.complexity import complexity, load_recomputed
 from pipelines.assets.ingest import (
     architectures,
@@ -77,7 +77,7 @@ def _rule_check(rule: Rule) -> dg.AssetChecksDefinition:
 
     @dg.asset_check(asset=warehouse, name=rule.name, description=rule.description, blocking=True)
     def check(build_dir: BuildDir) -> dg.AssetCheckResult:
-        with connect(build_dir.root() / WAREHOUSE_NAME) as con:
+        with connect(build_dir.warehouse()) as con:
             rows, checked = evaluate(con, rule)
         return check_result(rows, checked=checked)
 
@@ -96,6 +96,7 @@ rule_checks = [_rule_check(rule) for rule in RULES]
 )
 def inputs_match_the_drop(build_dir: BuildDir, raw_drop: RawDrop) -> dg.AssetCheckResult:
     """The drop files that differ from the warehouse's ``sources``, and what to run."""
+    build_dir.warehouse()  # a missing build is named as such, not as a missing table file
     compared = compare_inputs(build_dir.root(), raw_drop.root())
     stale = compared.dropna(subset=["problem"])
     fix = (
