@@ -28,5 +28,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 ui: $(STAMP)
-	DAGSTER_HOME=$(DAGSTER_HOME) $(PY) -c 'from pipelines.run import local_instance; local_instance()'
-	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -m pipelines.definitions
+	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/nasmr ui

@@ -104,13 +104,31 @@ def build(
         click.echo(f"outputs: {out_dir} (warehouse: {warehouse}; releases: {releases_dir})")
     if outcome.release is not None:
         click.echo(f"release: {outcome.release}")
-    click.echo(
-        f"run history: DAGSTER_HOME={paths.dagster_home()} dagster dev -m pipelines.definitions"
-    )
+    click.echo(f"run history: nasmr ui (the Dagster UI on {paths.dagster_home()})")
     if not outcome.success or outcome.failed_checks:
         raise SystemExit(1)
 
 
 main.add_command(build)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
+def ui(dagster_args: tuple[str, ...]) -> None:
+    """Serve Dagster's UI on the local instance (DAGSTER_HOME, default .dagster/), after
+    preparing it as nasmr build does: its settings written, runs of killed builds failed
+    (else they would hold the warehouse writer's pool against the UI's runs). Arguments
+    go to `dagster dev` (e.g. --port 3001)."""
+    import os
+    import sys
+
+    from pipelines.run import local_instance
+
+    local_instance()  # sets DAGSTER_HOME for dagster dev
+    command = [sys.executable, "-m", "dagster", "dev", "-m", "pipelines.definitions"]
+    os.execv(sys.executable, [*command, *dagster_args])
+
+
+main.add_command(ui)
 
 __all__ = ["main"]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import dagster as dg
 import duckdb
@@ -635,6 +636,23 @@ def test_the_local_instance_runs_automated_runs_one_at_a_time(
     assert {"key": "nasmr/writer", "value": "automation", "limit": 1} in limits
     tick = weekly_refresh.evaluate_tick(dg.build_schedule_context())
     assert tick.run_requests[0].tags["nasmr/writer"] == "automation"
+
+
+def test_nasmr_ui_prepares_the_instance_then_serves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI's runs are not held up by a killed build's run: nasmr ui fails such runs, as
+    nasmr build does, before it hands over to dagster dev (with the arguments given)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    calls: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda path, args: calls.append(args))
+    with patch("pipelines.run.fail_killed_runs") as failed:
+        result = CliRunner().invoke(main, ["ui", "--port", "3001"])
+    assert result.exit_code == 0, result.output
+    assert failed.call_count == 1 and (home / "dagster.yaml").read_text() == INSTANCE_CONFIG
+    [args] = calls
+    assert args[1:] == ["-m", "dagster", "dev", "-m", "pipelines.definitions", "--port", "3001"]
 
 
 EARLIER_INSTANCE_CONFIG = """\
