@@ -579,6 +579,21 @@ def test_a_run_records_its_folders_so_a_reexecution_writes_where_it_did(tmp_path
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_a_rebuild_from_the_same_records_keeps_the_warehouse_data_version(
+    tmp_path: Path,
+) -> None:
+    """Dagster marks predictors stale when the warehouse's data version moves: a reingest
+    of an unchanged drop must not move it."""
+    _, _, raw = _video_drop(tmp_path, seed=7)
+    out = tmp_path / "out"
+    with dg.instance_for_test() as instance:
+        for _ in range(2):
+            run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
+        records = instance.fetch_materializations(dg.AssetKey("warehouse"), limit=2).records
+    versions = [r.asset_materialization.tags["dagster/data_version"] for r in records]
+    assert versions == [warehouse.warehouse_version(out / "nasmr.duckdb")] * 2
+
+
 def test_records_staged_by_an_older_nasmr_are_named_not_a_database_error(tmp_path: Path) -> None:
     """After an upgrade that adds a column, a reingest run that keeps a setting's records
     staged by the older nasmr fails naming that setting and how to restage it, instead of
