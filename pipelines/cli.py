@@ -41,8 +41,9 @@ from nasmr.complexity import ComplexityMethod
     type=click.Choice(["build", "ingest", "reingest", "refresh", "logs"]),
     default="build",
     show_default=True,
-    help="build: everything; ingest: validation to warehouse; reingest: one setting's file "
-    "to warehouse, without recounting complexity; refresh: models and release; logs: from logs.",
+    help="build: everything; ingest: validation to warehouse; reingest: the settings' files "
+    "(one with --partition) to warehouse, without recounting complexity; refresh: models and "
+    "release; logs: from logs.",
 )
 @click.option(
     "--partition",

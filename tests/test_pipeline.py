@@ -38,6 +38,7 @@ from nasmr.rawdrop import load_pickle, trainval_path
 from nasmr.release import ReleaseError, list_releases, publish_release
 from nasmr.space import Arch, sample
 from nasmr.warehouse import connect
+from pipelines.assets.ingest import validated_records
 from pipelines.assets.logs import log_curves
 from pipelines.assets.models import NCP_SEARCHES, search_evaluation
 from pipelines.assets.release import release
@@ -577,6 +578,14 @@ def test_a_run_records_its_folders_so_a_reexecution_writes_where_it_did(tmp_path
         )
     assert again.success and (out / "nasmr.duckdb").stat().st_mtime_ns > before
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_validating_without_a_partition_says_how_to_launch_it(tmp_path: Path) -> None:
+    """From the UI, the reingest job launched without a partition failed with Dagster's
+    'Cannot access partition_key for a non-partitioned run'."""
+    resources = {"raw_drop": RawDrop(path=str(tmp_path)), "build_dir": BuildDir(path=str(tmp_path))}
+    with dg.build_asset_context() as context, pytest.raises(ValueError, match="for one setting"):
+        validated_records(context, **resources)
 
 
 def test_a_rebuild_from_the_same_records_keeps_the_warehouse_data_version(

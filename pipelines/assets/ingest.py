@@ -78,6 +78,11 @@ def validated_records(
     files contradict (FLOPs/params disputed across settings, codes outside the search
     list), so the final counts are the warehouse's ``ingest_report``.
     """
+    if not (context.has_partition_key or context.has_partition_key_range):  # Dagster: no remedy
+        raise ValueError(
+            "validated_records is partitioned by setting: launch it for one setting, or "
+            "backfill all of them (one run; what nasmr build does)"
+        )
     root = raw_drop.root()
     for setting in context.partition_keys:
         metadata: dict[str, object] = {}
