@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import socket
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -37,8 +38,8 @@ def build_lock(
     Another holder raises :class:`BuildFolderBusy` naming it, with ``elsewhere`` (the
     options that choose another folder; None for a reader) as advice. A writer's folder
     is created, and one in a release refused (``paths.ReleaseFolderError``) before the
-    lock file is written, and the folders an interrupted writer left (``paths.UNFINISHED``)
-    are deleted once it is held; a ``shared`` (reading) lock is taken only where a writer
+    lock file is written, and the folders an interrupted writer left are deleted once it is
+    held (:func:`remove_unfinished`); a ``shared`` (reading) lock is taken only where a writer
     left a lock file. Where the file system cannot lock, a warning says so and the block runs
     unlocked.
     """
@@ -69,14 +70,36 @@ def build_lock(
             handle.truncate(0)
             handle.write(f"{what} (pid {os.getpid()}, since {clock.now().isoformat()})\n")
             handle.flush()
-            if not shared:  # no other writer: what an interrupted one left is garbage
-                for unfinished in out_dir.glob(f"{paths.UNFINISHED}*"):
-                    shutil.rmtree(unfinished, ignore_errors=True)
+            if not shared:
+                remove_unfinished(out_dir)
         try:
             yield
         finally:
             if locked:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_unfinished(folder: Path) -> None:
+    """Delete the unfinished folders (:func:`nasmr.paths.unfinished_folder`) in ``folder``
+    whose writer, a process on this host, has ended: a killed step's leftovers. Those of a
+    live process, or of another host, are left alone (a step of a UI run may write one
+    without the lock: a folder no nasmr command locked has no lock file)."""
+    host = socket.gethostname().replace("@", "_")
+    for path in folder.glob(f"{paths.UNFINISHED}*@*@*"):
+        pid, writer_host, _ = path.name.removeprefix(paths.UNFINISHED).split("@", 2)
+        if writer_host == host and pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is running (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def lock_of_enclosing_build(out: Path, what: str) -> AbstractContextManager[None]:

@@ -8,6 +8,8 @@ The defaults work on a fresh clone: the raw drop sits beside the checkout
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 from pathlib import Path
 
 from schemas.release import Version
@@ -31,12 +33,26 @@ def log_dir() -> Path:
 
 
 WAREHOUSE_NAME = "nasmr.duckdb"
+"""File name of the DuckDB warehouse inside a build folder (and a release)."""
 
 UNFINISHED = ".unfinished-"
 """Prefix of the temporary folders a writer fills inside a build folder and renames into
-place: one left behind was interrupted (``nasmr.build_lock`` deletes it when it next holds
-the folder exclusively)."""
-"""File name of the DuckDB warehouse inside a build folder (and a release)."""
+place (see :func:`unfinished_folder`)."""
+
+
+def unfinished_folder(parent: Path, what: str) -> Path:
+    """A new folder in ``parent`` for ``what`` (e.g. ``predictors-new``) to fill, then rename.
+
+    Its name carries this process's pid and host, so that one left by a killed writer can
+    be told from one still being written (:func:`nasmr.build_lock.remove_unfinished`); it is
+    made with the usual permissions (``tempfile.mkdtemp`` would make it owner-only).
+    """
+    host = socket.gethostname().replace("@", "_")
+    folder = parent / f"{UNFINISHED}{os.getpid()}@{host}@{what}-{secrets.token_hex(4)}"
+    folder.mkdir()
+    return folder
+
+
 RELEASE_MANIFEST = "manifest.json"
 RELEASE_SUMS = "SHA256SUMS"
 """The two files that mark a folder as a published release."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,7 +106,7 @@ def write_warehouse(
         raise ValueError(f"tables missing from the warehouse: {', '.join(sorted(missing))}")
     out_dir = paths.outside_releases(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{paths.UNFINISHED}staging-", dir=out_dir))
+    staging = paths.unfinished_folder(out_dir, "staging")
     try:
         parquet_dir = staging / PARQUET_DIR
         parquet_dir.mkdir()
@@ -220,10 +219,13 @@ THIS_DATABASE = "NOT internal AND schema_name = 'main' AND database_name = curre
 
 
 def stored_descriptions(path: Path) -> dict[str, str]:
-    """The descriptions a warehouse file carries as comments, by ``table`` or ``table.column``."""
+    """The descriptions a warehouse file carries as comments, by ``table`` or ``table.column``
+    (views and their columns included)."""
     with connect(path) as con:
         rows = con.execute(
             f"SELECT table_name, comment FROM duckdb_tables() WHERE {THIS_DATABASE} "
+            "AND comment IS NOT NULL UNION ALL "
+            f"SELECT view_name, comment FROM duckdb_views() WHERE {THIS_DATABASE} "
             "AND comment IS NOT NULL UNION ALL "
             "SELECT table_name || '.' || column_name, comment FROM duckdb_columns() "
             f"WHERE {THIS_DATABASE} AND comment IS NOT NULL"
@@ -361,8 +363,7 @@ def replace_dir(new: Path, target: Path) -> None:
     """Move ``new`` to ``target``; an existing ``target`` is renamed aside first, then deleted."""
     old = None
     if target.exists():
-        prefix = f"{paths.UNFINISHED}{target.name}-old-"
-        old = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+        old = paths.unfinished_folder(target.parent, f"{target.name}-old")
         os.replace(target, old / target.name)
     os.replace(new, target)
     if old is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -15,7 +14,7 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from nasmr import paths
-from nasmr.build_lock import build_lock
+from nasmr.build_lock import build_lock, remove_unfinished
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
 from nasmr.rawdrop import search_list_path
@@ -118,10 +117,12 @@ class BuildDir(dg.ConfigurableResource):
         """A new, empty folder for a step that writes all of ``<root>/<name>``, put in its
         place when the block ends: nothing of an earlier run (a setting no longer trained, a
         search now skipped) survives into a release, and a step that fails or is killed
-        leaves the last complete outputs (its unfinished folder goes at the next build)."""
+        leaves the last complete outputs (its unfinished folder goes once its process has
+        ended, at the next such step or exclusive lock)."""
         root = self.root()
         root.mkdir(parents=True, exist_ok=True)
-        new = Path(tempfile.mkdtemp(prefix=f"{paths.UNFINISHED}{name}-new-", dir=root))
+        remove_unfinished(root)
+        new = paths.unfinished_folder(root, f"{name}-new")
         try:
             yield new
         except BaseException:
@@ -181,10 +182,14 @@ def default_resources(
     options: BuildOptions | None = None,
 ) -> dict[str, dg.ConfigurableResource]:
     """Resources for a fresh clone (``nasmr.paths``, read from the environment at load time)."""
+
+    def absolute(path: Path) -> str:  # a run's config must not depend on its working directory
+        return str(Path(path).absolute())
+
     return {
-        "raw_drop": RawDrop(path=str(raw_dir or paths.raw_dir())),
-        "build_dir": BuildDir(path=str(out_dir or paths.out_dir())),
-        "log_drop": LogDrop(path=str(log_dir or paths.log_dir())),
-        "release_dir": ReleaseDir(path=str(releases_dir or paths.releases_dir())),
+        "raw_drop": RawDrop(path=absolute(raw_dir or paths.raw_dir())),
+        "build_dir": BuildDir(path=absolute(out_dir or paths.out_dir())),
+        "log_drop": LogDrop(path=absolute(log_dir or paths.log_dir())),
+        "release_dir": ReleaseDir(path=absolute(releases_dir or paths.releases_dir())),
         "options": options or BuildOptions(),
     }

@@ -10,7 +10,7 @@ import dagster as dg
 from dagster_shared.error import SerializableErrorInfo
 
 from nasmr import paths
-from nasmr.build_lock import build_lock
+from nasmr.build_lock import build_lock, process_alive
 from nasmr.checksums import sha256_file
 from nasmr.logs import refuse_to_clear_the_drop
 from pipelines.assets.warehouse import WRITER_POOL
@@ -106,22 +106,11 @@ def fail_killed_runs(instance: dg.DagsterInstance) -> None:
     )
     for run in instance.get_runs(started):
         owner = run.tags.get(pid, "")
-        if run.remote_job_origin is None and owner.isdigit() and not _alive(int(owner)):
+        if run.remote_job_origin is None and owner.isdigit() and not process_alive(int(owner)):
             current = instance.get_run_by_id(run.run_id)  # it may have ended meanwhile
             if current is not None and current.status == dg.DagsterRunStatus.STARTED:
                 message = f"the nasmr process {owner} that ran it has ended (killed)"
                 instance.report_run_failed(current, message=message)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process of that id runs on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
 
 
 def run_job(

@@ -47,7 +47,14 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
 from pipelines.metadata import preview
-from pipelines.resources import BuildDir, BuildOptions, LogDrop, RawDrop, ReleaseDir
+from pipelines.resources import (
+    BuildDir,
+    BuildOptions,
+    LogDrop,
+    RawDrop,
+    ReleaseDir,
+    resources_run_config,
+)
 from pipelines.run import INSTANCE_CONFIG, BuildOutcome, local_instance, run_job
 from pipelines.sensors import raw_drop_sensor
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS
@@ -578,6 +585,14 @@ def test_a_run_records_its_folders_so_a_reexecution_writes_where_it_did(tmp_path
         )
     assert again.success and (out / "nasmr.duckdb").stat().st_mtime_ns > before
     assert not (tmp_path / "elsewhere").exists()
+    # run by another process (a UI worker), the copied tags do not let it skip the lock
+    elsewhere = {**run.tags, "nasmr/pid": "1"}
+    with dg.instance_for_test() as instance, build_lock(out, "nasmr build ingest"):
+        locked_out = ui.resolve_job_def("ingest").execute_in_process(
+            run_config=run.run_config, instance=instance, tags=elsewhere, raise_on_error=False
+        )
+    assert not locked_out.success
+    assert "is in use by nasmr build ingest" in str(locked_out.all_events)
 
 
 def test_validating_without_a_partition_says_how_to_launch_it(tmp_path: Path) -> None:
@@ -586,6 +601,13 @@ def test_validating_without_a_partition_says_how_to_launch_it(tmp_path: Path) ->
     resources = {"raw_drop": RawDrop(path=str(tmp_path)), "build_dir": BuildDir(path=str(tmp_path))}
     with dg.build_asset_context() as context, pytest.raises(ValueError, match="for one setting"):
         validated_records(context, **resources)
+
+
+def test_a_run_records_absolute_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--out build2 re-executed from the UI (started elsewhere) must write tmp_path/build2."""
+    monkeypatch.chdir(tmp_path)
+    config = resources_run_config(build_definitions(out_dir=Path("build2")).resources)
+    assert config["build_dir"]["config"]["path"] == str(tmp_path / "build2")
 
 
 def test_a_rebuild_from_the_same_records_keeps_the_warehouse_data_version(
@@ -861,13 +883,22 @@ def test_replaced_folders_keep_nothing_of_an_earlier_run_and_survive_a_failure(
     with build_dir.replacing("ncp"):
         pass
     assert (tmp_path / "ncp").is_dir()
-    killed = tmp_path / f"{paths.UNFINISHED}predictors-new-x"  # as SIGKILL leaves one
-    killed.mkdir()
+    (tmp_path / "usual").mkdir()  # others may read a shared build: no owner-only folders
+    assert (tmp_path / "predictors").stat().st_mode == (tmp_path / "usual").stat().st_mode
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    host = socket.gethostname()
+    killed = tmp_path / f"{paths.UNFINISHED}{ended.pid}@{host}@predictors-new-x"  # SIGKILL's
+    running = tmp_path / f"{paths.UNFINISHED}{os.getpid()}@{host}@ncp-new-x"  # a UI step's
+    elsewhere = tmp_path / f"{paths.UNFINISHED}{ended.pid}@another-host@ncp-new-x"
+    for folder in (killed, running, elsewhere):
+        folder.mkdir()
     with build_lock(tmp_path, "nasmr build"):
-        assert not killed.exists()
+        assert not killed.exists() and running.exists() and elsewhere.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
         "ncp",
         "predictors",
+        "usual",
     ]
 
 

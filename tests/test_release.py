@@ -516,6 +516,10 @@ def test_reworded_descriptions_are_a_patch_release(
     publish_release(copy, releases, created_at=CREATED)
     changelog = (releases / "1.0.1" / "CHANGELOG.md").read_text()
     assert "Descriptions changed: nb201_results.Acc." in changelog
+    # a view's own description counts too, as its columns' do
+    with duckdb.connect(str(copy / "nasmr.duckdb")) as con:
+        con.execute("COMMENT ON VIEW unevaluated IS 'reworded'")
+    assert propose_version(copy, "1.0.1", releases)[1].descriptions == ("unevaluated",)
 
 
 def test_a_build_breaking_a_data_quality_rule_is_refused(tmp_path: Path) -> None:
@@ -996,6 +1000,7 @@ def test_cli_reads_a_release_by_version(
     assert result.exit_code == 2 and "give --release or --predictors, not both" in result.output
     result = runner.invoke(main, predict)  # this release has no predictors: said so, by path
     assert result.exit_code == 1 and str(releases / "1.0.0" / "predictors") in result.output
+    assert "a release published without models has none" in result.output
 
 
 def test_cli_publish_list_and_diff(build: Path, tmp_path: Path) -> None:

@@ -64,16 +64,21 @@ predictors_option = click.option(
 )
 
 
-def _load(predictor_dir: Path, name: str) -> Predictor:
-    """A saved predictor, or a usage error that says how to make one."""
+def _load(predictor_dir: Path, name: str, release: str | None) -> Predictor:
+    """A saved predictor, or a usage error that says how to make one (``release``: the
+    ``--release`` it was looked for in)."""
     from nasmr.predictor import PredictorError, load_predictor
 
     card = predictor_dir / f"{name}.json"
     if not card.is_file():
+        advice = (
+            "a release published without models has none: name another --release, or a "
+            "build's --predictors instead"
+            if release is not None
+            else _released(name) + "run `nasmr build` or `nasmr predictor train` first"
+        )
         raise click.ClickException(
-            f"no predictor {name!r} in {predictor_dir} ({card.name} not found): "
-            + _released(name)
-            + "run `nasmr build` or `nasmr predictor train` first"
+            f"no predictor {name!r} in {predictor_dir} ({card.name} not found): {advice}"
         )
     try:
         return load_predictor(card)
@@ -91,7 +96,7 @@ def _released(name: str) -> str:
         return ""
     if not (folder / f"{name}.json").is_file():
         return ""
-    return f"use the latest release's with --predictors {folder}, or "
+    return f"use the latest release's ({folder}) with --release latest, or "
 
 
 def _release_files(release: str) -> tuple[Path, Path]:
@@ -230,6 +235,7 @@ def predict(
     from nasmr.complexity import analytic_complexity, nb201_complexity
     from nasmr.predictor import split_labels, torch_threads
     from nasmr.space import Arch, ArchError
+    from nasmr.warehouse import warehouse_version
     from schemas.records import NB201_OPS, parse_ops
 
     if kind == MULTITASK and setting not in MR_SETTINGS:
@@ -239,7 +245,7 @@ def predict(
         )
     if release is not None:
         predictor_dir, warehouse = _release_files(release)
-    model = _load(predictor_dir, saved_name(setting, kind))
+    model = _load(predictor_dir, saved_name(setting, kind), release)
     nb201 = model.card.space == "nas-bench-201"
     try:
         item: Arch | str = code if nb201 else Arch.from_code(code)
@@ -248,7 +254,9 @@ def predict(
         raise click.BadParameter(str(err), param_hint="CODE") from err
     key = item.code if isinstance(item, Arch) else ops_text(ops)
     measured = _measured(warehouse, setting, key)
-    part = split_labels([key], model.card.split.seed)[0]  # train: the model learned this one
+    part = f"{split_labels([key], model.card.split.seed)[0]} split"  # train: it learned this
+    if measured is not None and model.card.data_version != warehouse_version(warehouse):
+        part = "the predictor learned other data"  # its split says nothing of these values
     with torch_threads(1):
         row = model.predict([item]).iloc[0]
     decimals = published_decimals(setting)
@@ -256,7 +264,7 @@ def predict(
         if output.setting == setting and output.metric not in COMPLEXITY_METRICS:
             line = f"{output.column:<22} {row[output.column]:<12.4f} predicted"
             if measured is not None:
-                line += f"   {measured[output.metric]:.{decimals}f} measured ({part} split)"
+                line += f"   {measured[output.metric]:.{decimals}f} measured ({part})"
             click.echo(line)
     if isinstance(item, Arch):
         count = analytic_complexity(item)
@@ -284,11 +292,13 @@ def _measured(warehouse: Path, setting: str, key: str) -> pd.Series | None:
 
 def _truth(warehouse: Path, settings: list[str], needed_by: str = "") -> dict[str, pd.DataFrame]:
     """The warehouse's results of ``settings``, for showing true metrics. A file the user
-    named (or that ``needed_by`` needs) must exist; the build folder's default may be
-    missing, and a setting it has no results of is left out, each said on stderr."""
+    named (or that ``needed_by`` needs) must exist and be readable; the build folder's
+    default may be missing or unreadable (a writer holds it), and a setting it has no
+    results of is left out, each said on stderr."""
+    origin = warehouse_origin(click.get_current_context())
+    required = origin is not None or bool(needed_by)
     if not warehouse.is_file():
-        origin = warehouse_origin(click.get_current_context())
-        if origin is not None or needed_by:
+        if required:
             message = f"no warehouse file {warehouse}{needed_by}"
             raise click.BadParameter(message, param_hint=origin or "--warehouse")
         click.echo(
@@ -297,7 +307,13 @@ def _truth(warehouse: Path, settings: list[str], needed_by: str = "") -> dict[st
             err=True,
         )
         return {}
-    truth = _warehouse_frames(warehouse, settings)
+    try:
+        truth = _warehouse_frames(warehouse, settings)
+    except click.ClickException as err:
+        if required:
+            raise
+        click.echo(f"true metrics not shown: {err.message}", err=True)  # the default's
+        return {}
     for name in settings:
         if name not in truth:  # else its '-' would read as 'not evaluated'
             message = f"true {name} metrics not shown: {warehouse} holds no results of {name}"
@@ -436,7 +452,7 @@ def search(
         raise click.ClickException(str(err)) from err
     needed_by = " (--evaluated-only searches its architectures)" if evaluated_only else ""
     truth = _truth(warehouse, list(objective_weights), needed_by)
-    model = _load(predictor_dir, predictor_name(list(objective_weights)))
+    model = _load(predictor_dir, predictor_name(list(objective_weights)), release)
     pool = _evaluated(truth, list(objective_weights), warehouse) if evaluated_only else None
     if out_file is not None:  # before the search, so that its results are not lost
         try:
@@ -452,7 +468,7 @@ def search(
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     _print_final(result.final, list(objective_weights))
-    _warn_beyond_measured(result.final, truth)
+    _warn_beyond_measured(result.final, truth, evaluated_only)
     if out_file is not None:
         try:
             if out_file.suffix == ".parquet":
@@ -480,7 +496,9 @@ def search(
         click.echo(f"{infeasible} start(s) never met the budget: {hint}", err=True)
 
 
-def _warn_beyond_measured(final: pd.DataFrame, truth: dict[str, pd.DataFrame]) -> None:
+def _warn_beyond_measured(
+    final: pd.DataFrame, truth: dict[str, pd.DataFrame], evaluated_only: bool
+) -> None:
     """Say on stderr when a predicted primary metric is above every measured one: the
     predictor extrapolates there, and the true value is likely lower."""
     for setting, frame in truth.items():
@@ -491,10 +509,12 @@ def _warn_beyond_measured(final: pd.DataFrame, truth: dict[str, pd.DataFrame]) -
         best = float(frame[primary].max())
         predicted = float(final[column].max())
         if predicted > best:
+            digits = published_decimals(setting)
+            check = ", so check results against measured ones (--evaluated-only)"
             click.echo(
-                f"{column}: predicted up to {predicted:.2f}, above the best measured "
-                f"({best:.{published_decimals(setting)}f}); the predictor extrapolates there, "
-                "so check results against measured ones (--evaluated-only)",
+                f"{column}: predicted up to {predicted:.{digits}f}, above the best measured "
+                f"({best:.{digits}f}); the predictor extrapolates there"
+                + ("" if evaluated_only else check),
                 err=True,
             )
 
