@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import socket
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -84,10 +83,9 @@ def remove_unfinished(folder: Path) -> None:
     whose writer, a process on this host, has ended: a killed step's leftovers. Those of a
     live process, or of another host, are left alone (a step of a UI run may write one
     without the lock: a folder no nasmr command locked has no lock file)."""
-    host = socket.gethostname().replace("@", "_")
     for path in folder.glob(f"{paths.UNFINISHED}*@*@*"):
-        pid, writer_host, _ = path.name.removeprefix(paths.UNFINISHED).split("@", 2)
-        if writer_host == host and pid.isdigit() and not process_alive(int(pid)):
+        pid, host, _ = path.name.removeprefix(paths.UNFINISHED).split("@", 2)
+        if host == paths.this_host() and pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -40,6 +40,11 @@ UNFINISHED = ".unfinished-"
 place (see :func:`unfinished_folder`)."""
 
 
+def this_host() -> str:
+    """This machine's name as an unfinished folder's name holds it (no '@', the separator)."""
+    return socket.gethostname().replace("@", "_")
+
+
 def unfinished_folder(parent: Path, what: str) -> Path:
     """A new folder in ``parent`` for ``what`` (e.g. ``predictors-new``) to fill, then rename.
 
@@ -47,8 +52,7 @@ def unfinished_folder(parent: Path, what: str) -> Path:
     be told from one still being written (:func:`nasmr.build_lock.remove_unfinished`); it is
     made with the usual permissions (``tempfile.mkdtemp`` would make it owner-only).
     """
-    host = socket.gethostname().replace("@", "_")
-    folder = parent / f"{UNFINISHED}{os.getpid()}@{host}@{what}-{secrets.token_hex(4)}"
+    folder = parent / f"{UNFINISHED}{os.getpid()}@{this_host()}@{what}-{secrets.token_hex(4)}"
     folder.mkdir()
     return folder
 
