@@ -105,7 +105,7 @@ def build(
         click.echo(f"outputs: {out_dir} (warehouse: {warehouse}; releases: {releases_dir})")
     if outcome.release is not None:
         click.echo(f"release: {outcome.release}")
-    click.echo(f"run history: nasmr ui (the Dagster UI on {paths.dagster_home()})")
+    click.echo(f"run history: DAGSTER_HOME={paths.dagster_home()} nasmr ui")
     if not outcome.success or outcome.failed_checks:
         raise SystemExit(1)
 

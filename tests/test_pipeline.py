@@ -1236,7 +1236,7 @@ def test_nasmr_build_takes_a_relative_dagster_home_from_the_working_directory(
     args = ["build", "--job", "ingest", "--complexity", "analytic"]
     result = CliRunner().invoke(main, [*args, "--raw", str(raw), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert f"DAGSTER_HOME={tmp_path / 'dagster'} dagster dev" in result.output
+    assert f"run history: DAGSTER_HOME={tmp_path / 'dagster'} nasmr ui" in result.output
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         [run] = instance.get_runs()
     assert run.job_name == "ingest" and run.is_success
