@@ -349,13 +349,14 @@ def compare_inputs(build_dir: Path, raw_dir: Path) -> pd.DataFrame:
             rows.append((path, "changed since it was ingested"))
         else:
             rows.append((path, None))
+    known = set(recorded["path"])
     for setting in SETTINGS:
-        path = trainval_path(raw_dir, setting)
-        if path.is_file() and path.relative_to(raw_dir).as_posix() not in set(recorded["path"]):
+        path = trainval_path(raw_dir, setting).relative_to(raw_dir).as_posix()
+        if (raw_dir / path).is_file() and path not in known:
             problem = (
                 f"is in the drop but not in the build (its {setting} results were not ingested)"
             )
-            rows.append((path.relative_to(raw_dir).as_posix(), problem))
+            rows.append((path, problem))
     return pd.DataFrame(rows, columns=["path", "problem"])
 
 
@@ -422,10 +423,13 @@ def warehouse_version(path: Path | None = None) -> str:
     return content_hash(entries)
 
 
-def setting_frames(path: Path | None = None) -> dict[str, pd.DataFrame]:
-    """Each setting's results as one wide frame, for predictors: MR settings as
-    ``code, <metrics>, flops, params``; nas-bench-201 as ``ops, Acc, Flops, Params``
-    (settings without results are left out)."""
+def setting_frames(
+    path: Path | None = None, settings: Sequence[str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Each setting's results (of ``settings``; None: all) as one wide frame, for predictors:
+    MR settings as ``code, <metrics>, flops, params``; nas-bench-201 as ``ops, Acc, Flops,
+    Params`` (settings without results are left out)."""
+    queries = {s: q for s, q in _model_inputs().items() if settings is None or s in settings}
     with connect(path) as con:
-        frames = {setting: con.execute(query).df() for setting, query in _model_inputs().items()}
+        frames = {setting: con.execute(query).df() for setting, query in queries.items()}
     return {setting: frame for setting, frame in frames.items() if len(frame)}

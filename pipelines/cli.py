@@ -6,6 +6,8 @@ one that does, and the ``nasmr`` console script points here.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -120,9 +122,6 @@ def ui(dagster_args: tuple[str, ...]) -> None:
     preparing it as nasmr build does: its settings written, runs of killed builds failed
     (else they would hold the warehouse writer's pool against the UI's runs). Arguments
     go to `dagster dev` (e.g. --port 3001)."""
-    import os
-    import sys
-
     from pipelines.run import local_instance
 
     local_instance()  # sets DAGSTER_HOME for dagster dev

@@ -59,11 +59,15 @@ PROCESS_TAGS = ("nasmr/host", "nasmr/pid")
 """Tags of a run ``nasmr build`` executes in its own process: that process's host and pid."""
 
 
+def process_tags() -> dict[str, str]:
+    """``PROCESS_TAGS`` with this process's values, for a run it executes in-process."""
+    return dict(zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid())), strict=True))
+
+
 def launched_here(run: dg.DagsterRun) -> bool:
     """Whether this process is the ``nasmr build`` that launched ``run`` in-process (and so
     holds its build folder's lock); a re-execution elsewhere copies the tags, not the pid."""
-    host, pid = PROCESS_TAGS
-    return run.tags.get(host) == socket.gethostname() and run.tags.get(pid) == str(os.getpid())
+    return all(run.tags.get(tag) == value for tag, value in process_tags().items())
 
 
 class BuildDir(dg.ConfigurableResource):

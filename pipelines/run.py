@@ -16,7 +16,7 @@ from nasmr.logs import refuse_to_clear_the_drop
 from pipelines.assets.warehouse import WRITER_POOL
 from pipelines.definitions import build_definitions
 from pipelines.jobs import AUTOMATION_TAG
-from pipelines.resources import PROCESS_TAGS, BuildOptions, resources_run_config
+from pipelines.resources import PROCESS_TAGS, BuildOptions, process_tags, resources_run_config
 
 
 @dataclass(frozen=True)
@@ -134,9 +134,7 @@ def run_job(
     out = paths.outside_releases(out_dir if out_dir is not None else paths.out_dir())
     defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options)
     job = defs.resolve_job_def(job_name)
-    tags = _partition_tags(job, partition) | dict(
-        zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid())), strict=True)
-    )
+    tags = _partition_tags(job, partition) | process_tags()
     if job_name == "logs":  # before the lock file: the build folder may be the log drop
         drop = log_dir if log_dir is not None else paths.log_dir()
         refuse_to_clear_the_drop(out / "logs", drop / "logs")

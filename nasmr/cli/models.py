@@ -112,12 +112,12 @@ def _warehouse_frames(warehouse: Path, settings: list[str]) -> dict[str, pd.Data
     from nasmr.warehouse import setting_frames
 
     try:
-        frames = setting_frames(warehouse)
+        frames = setting_frames(warehouse, settings)
     except FileNotFoundError as err:
         raise click.ClickException(str(err)) from err
     except duckdb.Error as err:  # locked by a writer, or not a nasmr warehouse
         raise click.ClickException(f"{warehouse}: cannot read the warehouse: {err}") from err
-    return {s: frames[s] for s in settings if s in frames}
+    return frames
 
 
 @click.group()

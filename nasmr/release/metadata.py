@@ -439,7 +439,7 @@ def _caveats(root: Path) -> str:
     """What the drop leaves open or the numbers show that a reader could misread: setting
     names, ties at the published rounding, seg against seg-4x."""
     results = read_table(root, "results")
-    primaries = results["setting"].map(lambda s: SETTINGS[s].primary_metric)
+    primaries = results["setting"].map({name: s.primary_metric for name, s in SETTINGS.items()})
     primary = results[results["metric"] == primaries]
     levels = primary.groupby("setting", sort=False)["value"].agg(
         distinct="nunique", tied_best=lambda v: int((v == v.max()).sum())
@@ -475,10 +475,11 @@ def _model_outputs(root: Path, manifest: ReleaseManifest) -> str:
     version they record."""
     if not manifest.extras:
         return "This release holds no model outputs (predictors, NCP results, reports)."
+    files = relative_files(root)
     kinds = {
         glob: doc
         for glob, doc in MODEL_OUTPUT_DOCS.items()
-        if any(fnmatch(rel, glob) for rel in relative_files(root))
+        if any(fnmatch(rel, glob) for rel in files)
     }
     listing = "\n".join(f"- `{glob}`: {doc}." for glob, doc in kinds.items())
     return f"""{listing}
