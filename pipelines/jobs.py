@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.assets import complexity, ingest, release, warehouse
+from pipelines.assets import complexity, ingest, raw, release, warehouse
 from pipelines.assets.logs import LOGS_GROUP
 from pipelines.assets.models import MODELS_GROUP
 
@@ -10,16 +10,21 @@ AUTOMATION_TAG = ("nasmr/writer", "automation")
 """Tag of the runs the sensor and the schedule launch: the instance runs them one at a time
 (each rewrites the build folder; see ``pipelines.run.INSTANCE_CONFIG``)."""
 
+RAW_FILES = dg.AssetSelection.assets(raw.raw_search_list.key, raw.raw_trainval.key)
+"""The drop's files, observed as a run's first step: the assets that read them then record
+the versions they read, so observing the same files later marks nothing stale."""
+
 build_job = dg.define_asset_job(
     "build",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(LOGS_GROUP),
+    selection=(dg.AssetSelection.all() - dg.AssetSelection.groups(LOGS_GROUP)) | RAW_FILES,
     description="The main job: validate the drop, count complexity, build the warehouse, "
     "train predictors, run NCP and publish a release.",
 )
 
 ingest_job = dg.define_asset_job(
     "ingest",
-    selection=dg.AssetSelection.assets(
+    selection=RAW_FILES
+    | dg.AssetSelection.assets(
         ingest.architectures, ingest.validated_records, complexity.complexity, warehouse.warehouse
     ),
     description="Validate the drop, recount complexity and rebuild the warehouse.",
@@ -27,7 +32,9 @@ ingest_job = dg.define_asset_job(
 
 reingest_job = dg.define_asset_job(
     "reingest",
-    selection=dg.AssetSelection.assets(ingest.validated_records, warehouse.warehouse),
+    selection=dg.AssetSelection.assets(
+        raw.raw_trainval.key, ingest.validated_records, warehouse.warehouse
+    ),
     description="Revalidate one changed trainval.pkl and rebuild the warehouse, keeping the "
     "last build's search list and complexity counts (what the sensor launches).",
 )

@@ -22,6 +22,9 @@ import pandas as pd
 import pytest
 import scipy.stats
 from click.testing import CliRunner
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.definitions.observe import observe
+from dagster._core.loader import LoadingContextForTest
 from dagster._core.remote_origin import (
     RegisteredCodeLocationOrigin,
     RemoteJobOrigin,
@@ -41,6 +44,7 @@ from nasmr.warehouse import connect
 from pipelines.assets.ingest import validated_records
 from pipelines.assets.logs import log_curves
 from pipelines.assets.models import NCP_SEARCHES, search_evaluation
+from pipelines.assets.raw import raw_search_list, raw_trainval
 from pipelines.assets.release import release
 from pipelines.assets.warehouse import inputs_match_the_drop, rule_checks
 from pipelines.cli import main
@@ -80,16 +84,17 @@ FAST = BuildOptions(
 
 
 def _job_assets(definitions: dg.Definitions, job: str) -> set[str]:
-    """The assets ``job`` materialises."""
+    """The assets ``job`` materialises or (the drop's files) observes."""
     layer = definitions.resolve_job_def(job).asset_layer
     return {key.to_user_string() for key in layer.executable_asset_keys}
 
 
 def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
-    ingest = {"architectures", "validated_records", "complexity", "warehouse"}
+    raw = {"raw_search_list", "raw_trainval"}
+    ingest = raw | {"architectures", "validated_records", "complexity", "warehouse"}
     models = {"predictors", "ncp_results", "search_evaluation"}
     assert _job_assets(defs, "ingest") == ingest
-    assert _job_assets(defs, "reingest") == {"validated_records", "warehouse"}
+    assert _job_assets(defs, "reingest") == {"raw_trainval", "validated_records", "warehouse"}
     assert _job_assets(defs, "refresh") == models | {"release"}
     assert _job_assets(defs, "build") == ingest | models | {"release"}
     assert _job_assets(defs, "logs").isdisjoint(_job_assets(defs, "build"))
@@ -623,6 +628,41 @@ def test_a_rebuild_from_the_same_records_keeps_the_warehouse_data_version(
         records = instance.fetch_materializations(dg.AssetKey("warehouse"), limit=2).records
     versions = [r.asset_materialization.tags["dagster/data_version"] for r in records]
     assert versions == [warehouse.warehouse_version(out / "nasmr.duckdb")] * 2
+
+
+def test_observing_the_drop_marks_stale_only_what_read_a_changed_file(tmp_path: Path) -> None:
+    """The UI's "Observe sources" after a build marked `architectures` stale although no
+    file had changed (the build had not recorded which version of the drop it read). Now
+    only the readers of a changed file turn stale, and reingesting it makes them fresh."""
+    _, records, raw = _video_drop(tmp_path, seed=8)
+    out = tmp_path / "out"
+    graph = defs.get_repository_def().asset_graph
+    sources = {"raw_drop": RawDrop(path=str(raw))}
+
+    def stale(instance: dg.DagsterInstance) -> set[str]:
+        observe([raw_search_list, raw_trainval], instance=instance, resources=sources)
+        status = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
+        keys = [("architectures", None), ("warehouse", None)]
+        keys += [("validated_records", s) for s in ("video", "seg")]
+        return {
+            f"{key}[{part}]" if part else key
+            for key, part in keys
+            if status.get_status(dg.AssetKey(key), part) == StaleStatus.STALE
+        }
+
+    with dg.instance_for_test() as instance:
+        built = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
+        assert built.success, built.failures
+        assert stale(instance) == set()
+        records[0]["top1"] = 51.0
+        trainval_path(raw, "video").write_bytes(pickle.dumps(records))
+        assert stale(instance) == {"validated_records[video]"}
+        again = run_job(
+            "reingest", raw_dir=raw, out_dir=out, partition="video", options=FAST,
+            instance=instance,
+        )  # fmt: skip
+        assert again.success, again.failures
+        assert stale(instance) == set()
 
 
 def test_records_staged_by_an_older_nasmr_are_named_not_a_database_error(tmp_path: Path) -> None:
