@@ -103,6 +103,9 @@ def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"raw_trainval", "validated_records", "complexity", "warehouse"} <= keys
+    untyped = [key for key in graph.get_all_asset_keys() if not graph.get(key).kinds]
+    assert not untyped  # the UI's catalog filters by kind: every asset says what it holds
+    assert graph.get(dg.AssetKey("warehouse")).kinds == {"duckdb", "parquet"}
 
 
 def test_nasmr_build_offers_every_job() -> None:

@@ -33,7 +33,7 @@ def load_recomputed(build_dir: BuildDir) -> Recomputed:
     return staging.load(Recomputed, build_dir.staging("complexity"))
 
 
-@dg.asset(group_name="ingest", deps=[architectures])
+@dg.asset(group_name="ingest", deps=[architectures], kinds={"pytorch", "parquet"})
 def complexity(
     context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
 ) -> dg.MaterializeResult:

@@ -37,7 +37,7 @@ def load_search_list(build_dir: BuildDir) -> SearchListLoad:
     return staging.load(SearchListLoad, build_dir.staging("search_list"))
 
 
-@dg.asset(group_name="ingest", deps=[raw_search_list])
+@dg.asset(group_name="ingest", deps=[raw_search_list], kinds={"parquet"})
 def architectures(
     context: dg.AssetExecutionContext, raw_drop: RawDrop, build_dir: BuildDir
 ) -> dg.MaterializeResult:
@@ -66,6 +66,7 @@ def architectures(
 @dg.asset(
     group_name="ingest",
     deps=[raw_trainval],
+    kinds={"pydantic", "parquet"},
     partitions_def=settings_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )

@@ -29,7 +29,7 @@ def _logs_dir(build_dir: BuildDir) -> Path:
     return build_dir.root() / "logs"
 
 
-@dg.asset(group_name=LOGS_GROUP)
+@dg.asset(group_name=LOGS_GROUP, kinds={"parquet"})
 def log_curves(
     context: dg.AssetExecutionContext, log_drop: LogDrop, build_dir: BuildDir
 ) -> dg.MaterializeResult:
@@ -53,7 +53,7 @@ def log_curves(
     )
 
 
-@dg.asset(group_name=LOGS_GROUP, deps=[log_curves])
+@dg.asset(group_name=LOGS_GROUP, deps=[log_curves], kinds={"parquet"})
 def log_results(
     context: dg.AssetExecutionContext, log_drop: LogDrop, build_dir: BuildDir
 ) -> dg.MaterializeResult:
@@ -76,7 +76,7 @@ def log_results(
     )
 
 
-@dg.asset(group_name=LOGS_GROUP, deps=[log_results, validated_records])
+@dg.asset(group_name=LOGS_GROUP, deps=[log_results, validated_records], kinds={"parquet"})
 def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
     """Log-derived vs published values wherever both exist (settings of the benchmark).
 

@@ -26,7 +26,7 @@ def chosen_frames(build_dir: BuildDir, options: BuildOptions) -> dict[str, pd.Da
     return {s: f for s, f in frames.items() if wanted is None or s in wanted}
 
 
-@dg.asset(group_name=MODELS_GROUP, deps=[warehouse])
+@dg.asset(group_name=MODELS_GROUP, deps=[warehouse], kinds={"pytorch"})
 def predictors(
     context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
 ) -> dg.MaterializeResult:
@@ -66,7 +66,7 @@ NCP_SEARCHES: dict[str, ncp.Objective] = {
 """Searches the pipeline refreshes: name -> objective (run if a predictor covers it)."""
 
 
-@dg.asset(group_name=MODELS_GROUP, deps=[predictors])
+@dg.asset(group_name=MODELS_GROUP, deps=[predictors], kinds={"pytorch", "json"})
 def ncp_results(
     context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
 ) -> dg.MaterializeResult:
@@ -111,7 +111,7 @@ def ncp_results(
     )
 
 
-@dg.asset(group_name=MODELS_GROUP, deps=[predictors])
+@dg.asset(group_name=MODELS_GROUP, deps=[predictors], kinds={"pytorch", "csv"})
 def search_evaluation(
     context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
 ) -> dg.MaterializeResult:

@@ -10,13 +10,21 @@ from pipelines.resources import RawDrop
 MISSING = "missing"
 
 
-@dg.observable_source_asset(group_name="raw", description="search_list.txt: the 2511 codes.")
+def _kind(name: str) -> dict[str, str]:
+    """The tag of a kind in the UI (observable source assets take no ``kinds`` argument)."""
+    return {f"dagster/kind/{name}": ""}
+
+
+@dg.observable_source_asset(
+    group_name="raw", tags=_kind("text"), description="search_list.txt: the 2511 codes."
+)
 def raw_search_list(raw_drop: RawDrop) -> dg.DataVersion:
     return dg.DataVersion(sha256_file(search_list_path(raw_drop.root())))
 
 
 @dg.observable_source_asset(
     group_name="raw",
+    tags=_kind("pickle"),
     partitions_def=settings_partitions,
     description="<setting>/trainval.pkl, one per setting; 'missing' when the drop lacks it.",
 )

@@ -10,7 +10,11 @@ from pipelines.metadata import check_result
 from pipelines.resources import BuildDir, RawDrop, ReleaseDir
 
 
-@dg.asset(group_name="release", deps=[warehouse, predictors, ncp_results, search_evaluation])
+@dg.asset(
+    group_name="release",
+    deps=[warehouse, predictors, ncp_results, search_evaluation],
+    kinds={"duckdb", "parquet", "json"},
+)
 def release(
     context: dg.AssetExecutionContext,
     build_dir: BuildDir,

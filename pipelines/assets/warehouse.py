@@ -23,6 +23,7 @@ WRITER_POOL = "duckdb_writer"
 @dg.asset(
     group_name="warehouse",
     deps=[architectures, validated_records, complexity],
+    kinds={"duckdb", "parquet"},
     pool=WRITER_POOL,
 )
 def warehouse(context: dg.AssetExecutionContext, build_dir: BuildDir) -> dg.MaterializeResult:
