@@ -267,6 +267,9 @@ def test_croissant_is_valid_and_reads_every_table(releases: Path) -> None:
         "results/code",
         "results/metric",
     ]
+    for table in ("results", "complexity"):  # the join key, as the Data Package declares it
+        reference = fields_of(record_sets, table)["code"]["references"]
+        assert reference == {"field": {"@id": "architectures/code"}}
     for table in ("results", "sources", "nb201_results", "architectures"):
         expected = pd.read_parquet(root / "parquet" / f"{table}.parquet").head(5)
         rows = [  # mlcroissant hands text as bytes and names a field <record set>/<column>

@@ -348,9 +348,20 @@ def _file_object(root: Path, rel: str, encoding: str) -> dict[str, Any]:
     }
 
 
+def _references(table: str) -> dict[str, str]:
+    """Croissant field id referenced by each column of ``table`` (from ``FOREIGN_KEYS``)."""
+    return {
+        column: f"{key['reference']['resource']}/{target}"
+        for key in FOREIGN_KEYS.get(table, [])
+        for column, target in zip(key["fields"], key["reference"]["fields"], strict=True)
+    }
+
+
 def _record_set(root: Path, table: str) -> dict[str, Any]:
-    """A Croissant ``cr:RecordSet`` for a table: a field per column, read from its Parquet file."""
+    """A Croissant ``cr:RecordSet`` for a table: a field per column, read from its Parquet
+    file; a foreign-key column names the field it references."""
     rel = f"{PARQUET_DIR}/{table}.parquet"
+    references = _references(table)
     fields = [
         {
             "@type": "cr:Field",
@@ -360,6 +371,11 @@ def _record_set(root: Path, table: str) -> dict[str, Any]:
             "dataType": _croissant_type(table, field),
             "source": {"fileObject": {"@id": rel}, "extract": {"column": field.name}},
         }
+        | (
+            {"references": {"field": {"@id": references[field.name]}}}
+            if field.name in references
+            else {}
+        )
         for field in pq.read_schema(root / rel)
     ]
     keys = [{"@id": f"{table}/{column}"} for column in PRIMARY_KEYS.get(table, [])]
