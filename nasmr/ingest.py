@@ -427,20 +427,7 @@ def build_tables(
     for load in loads:
         valid, quarantine = load.valid, load.quarantine
         if get_setting(load.setting).is_mr and len(valid):
-            unknown = ~valid["code"].isin(known)
-            moved = [
-                _quarantine_row(
-                    load.setting,
-                    load.source_file,
-                    int(row.record_index),
-                    [("embedding", f"architecture {row.code} is not in the search list")],
-                )
-                for row in valid[unknown].itertuples(index=False)
-            ]
-            quarantine = pd.concat(
-                [quarantine, _frame(moved, QUARANTINE_SCHEMA)], ignore_index=True
-            )
-            valid = valid[~unknown]
+            valid, quarantine = _keep_known_codes(load, known)
             metrics = list(get_setting(load.setting).metrics)
             results.append(
                 valid.melt(
@@ -467,23 +454,16 @@ def build_tables(
     architectures = search_list.architectures.assign(
         evaluated=search_list.architectures["code"].isin(evaluated)
     ).sort_values("search_index", ignore_index=True)
-    results_schema = {
-        "code": "str",
-        "setting": "str",
-        "metric": "str",
-        "value": "float64",
-        "record_index": "int64",
-    }
     results_frame = (
-        pd.concat(results, ignore_index=True)[list(results_schema)]
+        pd.concat(results, ignore_index=True)[list(RESULTS_SCHEMA)]
         if results
-        else _frame([], results_schema)
+        else _frame([], RESULTS_SCHEMA)
     )
     nb201 = valid_frames.get(NB201, _frame([], valid_schema(NB201)))
     sources = [search_list.source, *(load.source for load in loads if load.source)]
     return {
         "architectures": architectures,
-        "results": _sorted(results_frame.astype(results_schema), ["setting", "code", "metric"]),
+        "results": _sorted(results_frame.astype(RESULTS_SCHEMA), ["setting", "code", "metric"]),
         "complexity": _sorted(complexity[complexity["code"].isin(known)], ["code"]),
         "sources": _sorted(_sources_frame(sources, loads, ingested_at), ["path"]),
         "quarantine": _sorted(
@@ -494,6 +474,33 @@ def build_tables(
         "nb201_results": _sorted(nb201, ["record_index"]),
     }
 
+
+def _keep_known_codes(load: SettingLoad, known: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An MR setting's valid records of search-list codes, and its quarantine with the
+    records of other codes added (a result must join ``architectures``)."""
+    valid = load.valid
+    unknown = ~valid["code"].isin(known)
+    moved = [
+        _quarantine_row(
+            load.setting,
+            load.source_file,
+            int(row.record_index),
+            [("embedding", f"architecture {row.code} is not in the search list")],
+        )
+        for row in valid[unknown].itertuples(index=False)
+    ]
+    quarantine = pd.concat([load.quarantine, _frame(moved, QUARANTINE_SCHEMA)], ignore_index=True)
+    return valid[~unknown], quarantine
+
+
+RESULTS_SCHEMA: dict[str, str] = {
+    "code": "str",
+    "setting": "str",
+    "metric": "str",
+    "value": "float64",
+    "record_index": "int64",
+}
+"""Columns of the ``results`` table: one row per architecture, setting and metric."""
 
 REPORT_SCHEMA: dict[str, str] = {
     "setting": "str",
