@@ -26,7 +26,9 @@ FLOPS_CONVENTION = (
 )
 """How the published (and recomputed) FLOPs and params of every architecture are counted."""
 
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
+"""MAJOR.MINOR.PATCH, matched against the whole text (``fullmatch``: ``$`` would let a
+trailing newline through, and the version names a folder)."""
 
 
 class Version(NamedTuple):
@@ -39,7 +41,7 @@ class Version(NamedTuple):
     @classmethod
     def parse(cls, text: str) -> Version:
         """Parse ``X.Y.Z`` (no leading zeros, no pre-release tag); anything else is a ValueError."""
-        match = _SEMVER.match(text)
+        match = _SEMVER.fullmatch(text)
         if match is None:
             raise ValueError(f"invalid release version {text!r}: expected MAJOR.MINOR.PATCH")
         return cls(*(int(part) for part in match.groups()))
@@ -47,7 +49,7 @@ class Version(NamedTuple):
     @staticmethod
     def spells(text: str) -> bool:
         """Whether ``text`` is a version as :meth:`parse` reads one."""
-        return _SEMVER.match(text) is not None
+        return _SEMVER.fullmatch(text) is not None
 
     def bump(self, level: str) -> Version:
         """The next version at ``level`` ('major', 'minor' or 'patch')."""

@@ -935,6 +935,19 @@ def test_a_version_not_above_the_latest_release_is_refused(
     assert [m.version for m in list_releases(root)] == ["1.0.0", "2.0.0"]
 
 
+def test_a_version_that_is_not_exactly_major_minor_patch_is_refused(
+    build: Path, releases: Path, tmp_path: Path
+) -> None:
+    """A version read from a file ('2.0.0\\n') once passed, named the folder with its
+    newline, and left a release that nothing could open and that blocked the next one."""
+    root = copy_release(releases, tmp_path / "releases")
+    for text in ("2.0.0\n", " 2.0.0", "2.0", "02.0.0", "2.0.0-rc1"):
+        with pytest.raises(ValueError, match=r"expected MAJOR\.MINOR\.PATCH"):
+            publish_release(build, root, version=text)
+        assert not Version.spells(text)
+    assert sorted(p.name for p in root.iterdir()) == ["1.0.0"]
+
+
 def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path) -> None:
     source = copy_build(build, tmp_path / "build")
     (source / "predictors").mkdir()

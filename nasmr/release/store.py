@@ -195,7 +195,7 @@ def verify_release(ref: str | Path, releases_dir: Path | None = None) -> VerifyR
 
 def require_verified(release: Path, why: str) -> None:
     """Raise unless ``release`` matches its checksums; ``why`` says what a failure breaks."""
-    check = verify_release(release)
+    check = verify_release(release, release.parent)
     if not check.ok:
         raise ReleaseError(
             f"release {release.name} fails verification, so {why}; restore it (`nasmr "
