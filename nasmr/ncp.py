@@ -160,10 +160,9 @@ def _metric_columns(predictor: Predictor, objective: Objective) -> tuple[list[in
     for setting in objective.weights:
         column = f"{setting}.{get_setting(setting).primary_metric}"
         if column not in columns:
-            available = sorted({o.setting for o in predictor.card.outputs if o.setting})
             raise PredictorError(
                 f"predictor {predictor.card.name!r} has no output {column!r}; "
-                f"it predicts settings {available}"
+                f"it predicts settings {list(predictor.card.settings)}"
             )
         primary.append(columns.index(column))
         shown += [j for j, o in enumerate(predictor.card.outputs) if o.setting == setting]

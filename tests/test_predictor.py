@@ -796,6 +796,11 @@ def test_cli_predict_uses_the_chosen_saved_model(
     args = ["predict", "0|3|2|3|2|2", "--setting", "nas-bench-201", "--model", "multitask"]
     result = runner.invoke(main, [*args, "--predictors", str(tmp_path)])
     assert result.exit_code == 2 and "nas-bench-201 has no multi-task predictor" in result.output
+    # trained on seg and cls-10c only: video once printed no prediction and exited 0
+    args = ["predict", code, "--setting", "video", "--model", "multitask"]
+    result = runner.invoke(main, [*args, "--predictors", str(tmp_path)])
+    assert result.exit_code == 1 and "no outputs of video" in result.output
+    assert "it predicts settings ['seg', 'cls-10c']" in result.output
 
 
 def test_cli_predict_explains_missing_predictors(

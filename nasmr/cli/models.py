@@ -246,6 +246,11 @@ def predict(
     if release is not None:
         predictor_dir, warehouse = _release_files(release)
     model = _load(predictor_dir, saved_name(setting, kind), release)
+    if setting not in model.card.settings:  # a multi-task model trained on fewer settings
+        raise click.ClickException(
+            f"predictor {model.card.name!r} has no outputs of {setting}; it predicts settings "
+            f"{list(model.card.settings)}"
+        )
     nb201 = model.card.space == "nas-bench-201"
     try:
         item: Arch | str = code if nb201 else Arch.from_code(code)
