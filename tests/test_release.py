@@ -1059,6 +1059,26 @@ def test_export_refuses_to_write_into_a_release(releases: Path, tmp_path: Path) 
     assert "afile" in blocked.output
 
 
+def test_export_refuses_a_damaged_release_or_warehouse(releases: Path, tmp_path: Path) -> None:
+    """A tampered release is not exported as if published; a DuckDB file that cannot be read
+    (truncated, or locked by a writer) is an error message, not a traceback."""
+    root = copy_release(releases, tmp_path / "releases")
+    table = root / "1.0.0" / "parquet" / "results.parquet"
+    table.write_bytes(table.read_bytes() + b"x")
+    args = ["export", "trainval", "--releases", str(root), "--out", str(tmp_path / "out")]
+    tampered = CliRunner().invoke(main, [*args, "--release", "1.0.0"])
+    assert tampered.exit_code == 1 and isinstance(tampered.exception, SystemExit)
+    assert "release 1.0.0 fails verification, so its export would not be" in tampered.output
+    assert not (tmp_path / "out").exists()
+    build = tmp_path / "build"
+    build.mkdir()
+    warehouse_file = (root / "1.0.0" / "nasmr.duckdb").read_bytes()
+    (build / "nasmr.duckdb").write_bytes(warehouse_file[:20000])
+    truncated = CliRunner().invoke(main, [*args, "--release", str(build)])
+    assert truncated.exit_code == 1 and isinstance(truncated.exception, SystemExit)
+    assert "Error: " in truncated.output and "nasmr.duckdb" in truncated.output
+
+
 def test_export_trainval_round_trips_through_ingest(releases: Path, tmp_path: Path) -> None:
     out = tmp_path / "export"
     result = CliRunner().invoke(

@@ -136,14 +136,19 @@ def export() -> None:
 @releases_option
 def trainval(ref: str, out_dir: Path, releases_dir: Path) -> None:
     """Export a release as a raw drop: its search list and a trainval.pkl per setting with
-    results (MR and nas-bench-201), in the published format and record order."""
+    results (MR and nas-bench-201), in the published format and record order. A release
+    must match its checksums first."""
+    import duckdb
+
     from nasmr.api import Benchmark
-    from nasmr.release import ReleaseError
+    from nasmr.release import ReleaseError, require_verified
 
     try:
         with Benchmark.open(ref, releases_dir) as bench:
+            if bench.manifest is not None:
+                require_verified(bench.root, "its export would not be the published data")
             written = bench.export_trainval(out_dir)
-    except (ReleaseError, paths.ReleaseFolderError, OSError) as err:
+    except (ReleaseError, paths.ReleaseFolderError, OSError, duckdb.Error) as err:
         raise click.ClickException(str(err)) from err
     for path in written:
         click.echo(path)

@@ -56,6 +56,7 @@ from nasmr.release.store import (
     load_manifest,
     names_a_release,
     published_versions,
+    require_verified,
     resolve_release,
     verify_release,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "propose_version",
     "publish_release",
     "published_versions",
+    "require_verified",
     "resolve_release",
     "verify_release",
     "write_archive",
