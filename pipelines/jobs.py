@@ -10,20 +10,20 @@ AUTOMATION_TAG = ("nasmr/writer", "automation")
 """Tag of the runs the sensor and the schedule launch: the instance runs them one at a time
 (each rewrites the build folder; see ``pipelines.run.INSTANCE_CONFIG``)."""
 
-RAW_FILES = dg.AssetSelection.assets(raw.raw_search_list.key, raw.raw_trainval.key)
-"""The drop's files, observed as a run's first step: the assets that read them then record
-the versions they read, so observing the same files later marks nothing stale."""
+SEARCH_LIST = dg.AssetSelection.assets(raw.raw_search_list.key)
+"""The search list, observed as a run's first step: ``architectures`` then records the
+version it read, so observing the same file later does not mark it stale."""
 
 build_job = dg.define_asset_job(
     "build",
-    selection=(dg.AssetSelection.all() - dg.AssetSelection.groups(LOGS_GROUP)) | RAW_FILES,
+    selection=(dg.AssetSelection.all() - dg.AssetSelection.groups(LOGS_GROUP)) | SEARCH_LIST,
     description="The main job: validate the drop, count complexity, build the warehouse, "
     "train predictors, run NCP and publish a release.",
 )
 
 ingest_job = dg.define_asset_job(
     "ingest",
-    selection=RAW_FILES
+    selection=SEARCH_LIST
     | dg.AssetSelection.assets(
         ingest.architectures, ingest.validated_records, complexity.complexity, warehouse.warehouse
     ),
@@ -32,9 +32,7 @@ ingest_job = dg.define_asset_job(
 
 reingest_job = dg.define_asset_job(
     "reingest",
-    selection=dg.AssetSelection.assets(
-        raw.raw_trainval.key, ingest.validated_records, warehouse.warehouse
-    ),
+    selection=dg.AssetSelection.assets(ingest.validated_records, warehouse.warehouse),
     description="Revalidate one changed trainval.pkl and rebuild the warehouse, keeping the "
     "last build's search list and complexity counts (what the sensor launches).",
 )

@@ -37,7 +37,7 @@ from nasmr.checksums import sha256_file
 from nasmr.complexity import Complexity, module_complexity_many
 from nasmr.logs import LogOutputOverlap
 from nasmr.predictor import train_all
-from nasmr.rawdrop import load_pickle, trainval_path
+from nasmr.rawdrop import load_pickle, search_list_path, trainval_path
 from nasmr.release import ReleaseError, list_releases, publish_release
 from nasmr.space import Arch, sample
 from nasmr.warehouse import connect
@@ -84,17 +84,16 @@ FAST = BuildOptions(
 
 
 def _job_assets(definitions: dg.Definitions, job: str) -> set[str]:
-    """The assets ``job`` materialises or (the drop's files) observes."""
+    """The assets ``job`` materialises or (the search list) observes."""
     layer = definitions.resolve_job_def(job).asset_layer
     return {key.to_user_string() for key in layer.executable_asset_keys}
 
 
 def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
-    raw = {"raw_search_list", "raw_trainval"}
-    ingest = raw | {"architectures", "validated_records", "complexity", "warehouse"}
+    ingest = {"raw_search_list", "architectures", "validated_records", "complexity", "warehouse"}
     models = {"predictors", "ncp_results", "search_evaluation"}
     assert _job_assets(defs, "ingest") == ingest
-    assert _job_assets(defs, "reingest") == {"raw_trainval", "validated_records", "warehouse"}
+    assert _job_assets(defs, "reingest") == {"validated_records", "warehouse"}
     assert _job_assets(defs, "refresh") == models | {"release"}
     assert _job_assets(defs, "build") == ingest | models | {"release"}
     assert _job_assets(defs, "logs").isdisjoint(_job_assets(defs, "build"))
@@ -633,12 +632,11 @@ def test_a_rebuild_from_the_same_records_keeps_the_warehouse_data_version(
     assert versions == [warehouse.warehouse_version(out / "nasmr.duckdb")] * 2
 
 
-def test_observing_the_drop_marks_stale_only_what_read_a_changed_file(tmp_path: Path) -> None:
+def test_observing_an_unchanged_drop_after_a_build_marks_nothing_stale(tmp_path: Path) -> None:
     """The UI's "Observe sources" after a build marked `architectures` stale although no
-    file had changed (the build had not recorded which version of the drop it read). Now
-    only the readers of a changed file turn stale, and reingesting it makes them fresh."""
-    _, records, raw = _video_drop(tmp_path, seed=8)
-    out = tmp_path / "out"
+    file had changed (the run had recorded no version of the search list). A changed
+    search list still marks it stale."""
+    archs, _, raw = _video_drop(tmp_path, seed=8)
     graph = defs.get_repository_def().asset_graph
     sources = {"raw_drop": RawDrop(path=str(raw))}
 
@@ -654,18 +652,21 @@ def test_observing_the_drop_marks_stale_only_what_read_a_changed_file(tmp_path: 
         }
 
     with dg.instance_for_test() as instance:
-        built = run_job("ingest", raw_dir=raw, out_dir=out, options=FAST, instance=instance)
+        built = run_job(
+            "ingest", raw_dir=raw, out_dir=tmp_path / "out", options=FAST, instance=instance
+        )
         assert built.success, built.failures
         assert stale(instance) == set()
-        records[0]["top1"] = 51.0
-        trainval_path(raw, "video").write_bytes(pickle.dumps(records))
-        assert stale(instance) == {"validated_records[video]"}
-        again = run_job(
-            "reingest", raw_dir=raw, out_dir=out, partition="video", options=FAST,
-            instance=instance,
-        )  # fmt: skip
-        assert again.success, again.failures
-        assert stale(instance) == set()
+        codes = [a.code for a in [*archs, *sample(1, seed=9)]]
+        search_list_path(raw).write_text("\n".join(codes) + "\n")
+        assert stale(instance) == {"architectures"}
+
+
+def test_jobs_that_validate_every_setting_backfill_them_in_one_run() -> None:
+    """A job backfill from the UI runs all settings at once: the warehouse step reads every
+    setting's records, so one run per setting would rebuild it ten times."""
+    for job in ("build", "ingest", "reingest"):
+        assert defs.resolve_job_def(job).backfill_policy == dg.BackfillPolicy.single_run(), job
 
 
 def test_records_staged_by_an_older_nasmr_are_named_not_a_database_error(tmp_path: Path) -> None:
