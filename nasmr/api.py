@@ -38,7 +38,7 @@ import pandas as pd
 from nasmr import paths
 from nasmr.pareto import pareto_front
 from nasmr.rawdrop import search_list_path, trainval_path
-from nasmr.release import load_manifest, names_a_release, resolve_release
+from nasmr.release import load_manifest, names_a_release, require_verified, resolve_release
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import WAREHOUSE_NAME, connect, query_frame
 from schemas.release import ReleaseManifest
@@ -101,8 +101,14 @@ class Benchmark:
             raise
 
     @classmethod
-    def open(cls, ref: str | Path = "latest", releases_dir: Path | None = None) -> Benchmark:
-        """Open ``'latest'``, a version, a release folder, or a build dir holding a warehouse."""
+    def open(
+        cls, ref: str | Path = "latest", releases_dir: Path | None = None, *, verify: bool = False
+    ) -> Benchmark:
+        """Open ``'latest'``, a version, a release folder, or a build dir holding a warehouse.
+
+        ``verify`` checks a release against its checksums before reading any of it (a
+        build folder has none), as exporting it does: a damaged file is then named as such.
+        """
         path = Path(ref)
         if (
             (path / WAREHOUSE_NAME).is_file()
@@ -111,6 +117,8 @@ class Benchmark:
         ):
             return cls(path, None)
         root = resolve_release(ref, releases_dir)
+        if verify:
+            require_verified(root, "what is read from it would not be the published data")
         return cls(root, load_manifest(root))
 
     def close(self) -> None:

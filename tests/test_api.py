@@ -51,6 +51,10 @@ def test_open_by_latest_version_folder_or_build(releases: Path, build: Path) -> 
         assert opened.manifest is None and len(opened) == 2507
     with pytest.raises(ReleaseError, match=r"release 2\.0\.0 not found.*published in .*: 1\.0\.0"):
         Benchmark.open("2.0.0", releases)
+    with Benchmark.open("1.0.0", releases, verify=True) as opened:  # an intact release
+        assert opened.manifest is not None
+    with Benchmark.open(build, verify=True) as opened:  # a build folder has no checksums
+        assert opened.manifest is None
 
 
 def test_open_a_warehouse_file_names_its_folder(build: Path) -> None:

@@ -1068,12 +1068,14 @@ def test_export_refuses_a_damaged_release_or_warehouse(releases: Path, tmp_path:
     args = ["export", "trainval", "--releases", str(root), "--out", str(tmp_path / "out")]
     tampered = CliRunner().invoke(main, [*args, "--release", "1.0.0"])
     assert tampered.exit_code == 1 and isinstance(tampered.exception, SystemExit)
-    assert "release 1.0.0 fails verification, so its export would not be" in tampered.output
+    assert "release 1.0.0 fails verification, so what is read from it" in tampered.output
     assert not (tmp_path / "out").exists()
+    (root / "1.0.0" / "nasmr.duckdb").write_bytes(b"truncated")  # checked before it is read
+    damaged = CliRunner().invoke(main, [*args, "--release", "latest"])
+    assert "checksum mismatch: nasmr.duckdb" in damaged.output, damaged.output
     build = tmp_path / "build"
     build.mkdir()
-    warehouse_file = (root / "1.0.0" / "nasmr.duckdb").read_bytes()
-    (build / "nasmr.duckdb").write_bytes(warehouse_file[:20000])
+    (build / "nasmr.duckdb").write_bytes((releases / "1.0.0" / "nasmr.duckdb").read_bytes()[:20000])
     truncated = CliRunner().invoke(main, [*args, "--release", str(build)])
     assert truncated.exit_code == 1 and isinstance(truncated.exception, SystemExit)
     assert "Error: " in truncated.output and "nasmr.duckdb" in truncated.output

@@ -141,12 +141,10 @@ def trainval(ref: str, out_dir: Path, releases_dir: Path) -> None:
     import duckdb
 
     from nasmr.api import Benchmark
-    from nasmr.release import ReleaseError, require_verified
+    from nasmr.release import ReleaseError
 
     try:
-        with Benchmark.open(ref, releases_dir) as bench:
-            if bench.manifest is not None:
-                require_verified(bench.root, "its export would not be the published data")
+        with Benchmark.open(ref, releases_dir, verify=True) as bench:
             written = bench.export_trainval(out_dir)
     except (ReleaseError, paths.ReleaseFolderError, OSError, duckdb.Error) as err:
         raise click.ClickException(str(err)) from err
