@@ -26,9 +26,10 @@ FLOPS_CONVENTION = (
 )
 """How the published (and recomputed) FLOPs and params of every architecture are counted."""
 
-_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
-"""MAJOR.MINOR.PATCH, matched against the whole text (``fullmatch``: ``$`` would let a
-trailing newline through, and the version names a folder)."""
+_SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+"""MAJOR.MINOR.PATCH in ASCII digits, matched against the whole text: the text names the
+release's folder, so it must be the version's one spelling (``$`` let a trailing newline
+through, ``\\d`` any Unicode digit)."""
 
 
 class Version(NamedTuple):

@@ -941,7 +941,7 @@ def test_a_version_that_is_not_exactly_major_minor_patch_is_refused(
     """A version read from a file ('2.0.0\\n') once passed, named the folder with its
     newline, and left a release that nothing could open and that blocked the next one."""
     root = copy_release(releases, tmp_path / "releases")
-    for text in ("2.0.0\n", " 2.0.0", "2.0", "02.0.0", "2.0.0-rc1"):
+    for text in ("2.0.0\n", " 2.0.0", "2.0", "02.0.0", "2.0.0-rc1", "2\u0661.0.0"):
         with pytest.raises(ValueError, match=r"expected MAJOR\.MINOR\.PATCH"):
             publish_release(build, root, version=text)
         assert not Version.spells(text)
