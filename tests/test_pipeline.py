@@ -641,6 +641,8 @@ def test_observing_an_unchanged_drop_after_a_build_marks_nothing_stale(tmp_path:
     sources = {"raw_drop": RawDrop(path=str(raw))}
 
     def stale(instance: dg.DagsterInstance) -> set[str]:
+        """What the UI shows stale after "Observe sources": Dagster's own resolver, a private
+        API (constraints.txt pins the Dagster it was written against)."""
         observe([raw_search_list, raw_trainval], instance=instance, resources=sources)
         status = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
         keys = [("architectures", None), ("warehouse", None)]
