@@ -425,6 +425,21 @@ def test_cli_sql_formats(built: IngestResult) -> None:
     assert empty.output == "setting  status  read\n(0 rows)\n"
 
 
+def test_cli_sql_prints_sums_of_integers_as_integers(built: IngestResult) -> None:
+    """DuckDB's sum of a BIGINT is a HUGEINT, which pandas receives as a float: the total
+    MACs printed as 123.0. Whole numbers a float holds exactly print as integers again."""
+    query = "SELECT sum(published_macs) AS macs, 12 :: DECIMAL(10, 0) AS whole, "
+    query += "NULL :: HUGEINT AS nothing FROM complexity"
+    args = ["sql", "--warehouse", str(built.warehouse), query]
+    with connect(built.warehouse) as con:
+        (macs,) = con.execute("SELECT sum(published_macs) FROM complexity").fetchone()
+    table = CliRunner().invoke(main, args)
+    assert table.exit_code == 0, table.output
+    assert table.output.split()[3:] == [str(macs), "12", "NULL"]
+    as_csv = CliRunner().invoke(main, [*args, "--format", "csv"])
+    assert as_csv.output.splitlines()[1] == f"{macs},12,"
+
+
 def test_cli_sql_table_shows_stored_floats_unrounded(built: IngestResult) -> None:
     """GMac values carry 9 decimals (exact MACs): a table must not round them to pandas' 6.
     Each column keeps the decimals its values need, so 74.6 beside 77.17 prints as 74.60."""

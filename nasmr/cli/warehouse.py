@@ -113,6 +113,28 @@ def _plain(value: Any) -> Any:
     return value if value is None or isinstance(value, str | int) else str(value)
 
 
+EXACT_IN_FLOAT = 2**53
+"""Whole numbers up to this size survive a float64 unchanged."""
+
+
+def _whole_numbers(frame: pd.DataFrame, types: list[str]) -> pd.DataFrame:
+    """``frame`` with the columns DuckDB types as whole numbers but hands pandas as floats
+    (HUGEINT, which ``sum`` of a BIGINT returns, and DECIMAL(p,0)) as integers again, when
+    every value is one a float holds exactly: ``sum(published_macs)`` printed
+    8596182408790.0. Larger values were rounded on the way; JSON gives them exactly."""
+    import pandas as pd
+
+    shown = frame.copy()
+    for (column, values), kind in zip(frame.items(), types, strict=True):
+        whole_type = kind == "HUGEINT" or (kind.startswith("DECIMAL(") and kind.endswith(",0)"))
+        if not whole_type or not pd.api.types.is_float_dtype(values):
+            continue
+        known = values.dropna()
+        if ((known % 1 == 0) & (known.abs() <= EXACT_IN_FLOAT)).all():
+            shown[column] = values.astype("Int64")
+    return shown
+
+
 def _distinct_keys(columns: list[str]) -> None:
     """Refuse a result whose column names repeat: JSON keys would overwrite each other.
 
@@ -222,8 +244,8 @@ def sql(
     ATTACH) writes them where it says. A NULL prints as NULL in the table (null in JSON, empty
     in CSV); a DOUBLE's NaN does too, as in JSON, since the table is made through pandas,
     which cannot tell the two apart. In CSV a list, struct or map cell is JSON text, a BLOB
-    hex. JSON needs distinct column names (the table and CSV show DuckDB's renamed copies,
-    top1_1).
+    hex. Whole numbers beyond 2^53 are exact only in JSON. JSON needs distinct column names
+    (the table and CSV show DuckDB's renamed copies, top1_1).
     """
     import duckdb
     import pandas as pd
@@ -246,7 +268,8 @@ def sql(
                     _plain(dict(zip(columns, row, strict=True))) for row in result.fetchall()
                 ]
             else:
-                frame = result.df()
+                types = [str(column_type) for _, column_type, *_ in result.description]
+                frame = _whole_numbers(result.df(), types)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     except duckdb.Error as err:
