@@ -118,7 +118,7 @@ class Benchmark:
             return cls(path, None)
         root = resolve_release(ref, releases_dir)
         if verify:
-            require_verified(root, "what is read from it would not be the published data")
+            require_verified(root)
         return cls(root, load_manifest(root))
 
     def close(self) -> None:

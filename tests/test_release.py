@@ -1017,6 +1017,11 @@ def test_cli_reads_a_release_by_version(
     result = runner.invoke(main, predict)  # this release has no predictors: said so, by path
     assert result.exit_code == 1 and str(releases / "1.0.0" / "predictors") in result.output
     assert "a release published without models has none" in result.output
+    damaged = copy_release(releases, tmp_path / "damaged")
+    (damaged / "1.0.0" / "nasmr.duckdb").write_bytes(b"one byte flipped, or worse")
+    result = runner.invoke(main, [*query, "--release", str(damaged / "1.0.0")])
+    assert result.exit_code == 1 and "release 1.0.0 fails verification" in result.output
+    assert "checksum mismatch: nasmr.duckdb" in result.output  # not its answer to the query
 
 
 def test_cli_publish_list_and_diff(build: Path, tmp_path: Path) -> None:

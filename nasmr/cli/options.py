@@ -64,9 +64,9 @@ release_option = click.option(
 
 
 def from_release(release: str, replaced: dict[str, str]) -> Path:
-    """The folder ``--release REF`` names; a usage error if it names none, or if an option it
-    replaces (parameter name -> flag) was given too."""
-    from nasmr.release import ReleaseError, resolve_release
+    """The folder ``--release REF`` names, checked against its checksums; a usage error if it
+    names none, or if an option it replaces (parameter name -> flag) was given too."""
+    from nasmr.release import ReleaseError, require_verified, resolve_release
 
     ctx = click.get_current_context()
     both = [
@@ -77,9 +77,14 @@ def from_release(release: str, replaced: dict[str, str]) -> Path:
     if both:
         raise click.UsageError(f"give --release or {' and '.join(both)}, not both")
     try:
-        return resolve_release(release)
+        root = resolve_release(release)
     except ReleaseError as err:
         raise click.BadParameter(str(err), param_hint="--release") from err
+    try:
+        require_verified(root)
+    except ReleaseError as err:
+        raise click.ClickException(str(err)) from err
+    return root
 
 
 def warehouse_origin(ctx: click.Context) -> str | None:

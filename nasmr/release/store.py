@@ -193,7 +193,9 @@ def verify_release(ref: str | Path, releases_dir: Path | None = None) -> VerifyR
     return VerifyReport(root, len(sums), tuple(mismatched), tuple(missing), tuple(unlisted))
 
 
-def require_verified(release: Path, why: str) -> None:
+def require_verified(
+    release: Path, why: str = "what is read from it would not be the published data"
+) -> None:
     """Raise unless ``release`` matches its checksums; ``why`` says what a failure breaks."""
     check = verify_release(release, release.parent)
     if not check.ok:
