@@ -46,7 +46,7 @@ from pipelines.assets.logs import log_curves
 from pipelines.assets.models import NCP_SEARCHES, search_evaluation
 from pipelines.assets.raw import raw_search_list, raw_trainval
 from pipelines.assets.release import release
-from pipelines.assets.warehouse import inputs_match_the_drop, rule_checks
+from pipelines.assets.warehouse import WRITER_POOL, inputs_match_the_drop, rule_checks
 from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
@@ -662,6 +662,14 @@ def test_observing_an_unchanged_drop_after_a_build_marks_nothing_stale(tmp_path:
         codes = [a.code for a in [*archs, *sample(1, seed=9)]]
         search_list_path(raw).write_text("\n".join(codes) + "\n")
         assert stale(instance) == {"architectures"}
+
+
+def test_every_job_that_writes_the_build_folder_holds_the_writer_pool() -> None:
+    """The run queue starts one run of the pool at a time. A refresh held none, so a
+    reingest launched from the UI rebuilt the warehouse while the refresh trained on it."""
+    for job in ("build", "ingest", "reingest", "refresh"):
+        pools = {node.definition.pool for node in defs.resolve_job_def(job).nodes}
+        assert WRITER_POOL in pools, job
 
 
 def test_jobs_that_validate_every_setting_backfill_them_in_one_run() -> None:

@@ -11,7 +11,7 @@ from nasmr.predictor import train_all
 from nasmr.search_eval import evaluate_search
 from nasmr.space import sample
 from nasmr.warehouse import setting_frames, warehouse_version, write_parquet
-from pipelines.assets.warehouse import warehouse
+from pipelines.assets.warehouse import WRITER_POOL, warehouse
 from pipelines.metadata import preview, timed
 from pipelines.resources import BuildDir, BuildOptions
 from schemas.settings import get_setting
@@ -26,7 +26,7 @@ def chosen_frames(build_dir: BuildDir, options: BuildOptions) -> dict[str, pd.Da
     return {s: f for s, f in frames.items() if wanted is None or s in wanted}
 
 
-@dg.asset(group_name=MODELS_GROUP, deps=[warehouse], kinds={"pytorch"})
+@dg.asset(group_name=MODELS_GROUP, deps=[warehouse], kinds={"pytorch"}, pool=WRITER_POOL)
 def predictors(
     context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
 ) -> dg.MaterializeResult:
@@ -66,7 +66,7 @@ NCP_SEARCHES: dict[str, ncp.Objective] = {
 """Searches the pipeline refreshes: name -> objective (run if a predictor covers it)."""
 
 
-@dg.asset(group_name=MODELS_GROUP, deps=[predictors], kinds={"pytorch", "json"})
+@dg.asset(group_name=MODELS_GROUP, deps=[predictors], kinds={"pytorch", "json"}, pool=WRITER_POOL)
 def ncp_results(
     context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
 ) -> dg.MaterializeResult:
@@ -111,7 +111,7 @@ def ncp_results(
     )
 
 
-@dg.asset(group_name=MODELS_GROUP, deps=[predictors], kinds={"pytorch", "csv"})
+@dg.asset(group_name=MODELS_GROUP, deps=[predictors], kinds={"pytorch", "csv"}, pool=WRITER_POOL)
 def search_evaluation(
     context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
 ) -> dg.MaterializeResult:

@@ -5,7 +5,7 @@ import pandas as pd
 
 from nasmr.release import NothingToPublish, publish_release, published_versions, verify_release
 from pipelines.assets.models import ncp_results, predictors, search_evaluation
-from pipelines.assets.warehouse import warehouse
+from pipelines.assets.warehouse import WRITER_POOL, warehouse
 from pipelines.metadata import check_result
 from pipelines.resources import BuildDir, RawDrop, ReleaseDir
 
@@ -14,6 +14,7 @@ from pipelines.resources import BuildDir, RawDrop, ReleaseDir
     group_name="release",
     deps=[warehouse, predictors, ncp_results, search_evaluation],
     kinds={"duckdb", "parquet", "json"},
+    pool=WRITER_POOL,
 )
 def release(
     context: dg.AssetExecutionContext,

@@ -17,7 +17,9 @@ from pipelines.partitions import settings_partitions
 from pipelines.resources import BuildDir, RawDrop
 
 WRITER_POOL = "duckdb_writer"
-"""Dagster concurrency pool of the one step that writes the DuckDB file (limit it to 1)."""
+"""Dagster concurrency pool (limit 1, held per run) of the steps that write the build folder:
+the warehouse, and the models and release made from it. A refresh holds it too, so a run
+launched from the UI cannot rebuild the warehouse under a refresh's training."""
 
 
 @dg.asset(
