@@ -1,8 +1,10 @@
-"""Materialization metadata a maintainer reads at a glance: counts, previews, timings."""
+"""Materialization metadata a maintainer reads at a glance: counts, previews, plots, timings."""
 
+import base64
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -23,6 +25,17 @@ def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
 def table_metadata(frame: pd.DataFrame) -> dict[str, dg.MetadataValue]:
     """Row count and a preview of one table."""
     return {"dagster/row_count": dg.MetadataValue.int(len(frame)), "preview": preview(frame)}
+
+
+def plots(folder: Path) -> dict[str, dg.MetadataValue]:
+    """Every PNG in ``folder`` as markdown with the image inline (a data URI, as Dagster's own
+    examples attach plots), keyed by file name: the UI shows them on the materialization."""
+    return {
+        path.stem: dg.MetadataValue.md(
+            f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+        )
+        for path in sorted(folder.glob("*.png"))
+    }
 
 
 @contextmanager

@@ -62,7 +62,12 @@ def complexity(
     )
 
 
-@dg.asset_check(asset=complexity, blocking=True, description="The closed form agrees.")
+@dg.asset_check(
+    asset=complexity,
+    blocking=True,
+    description="The recomputed FLOPs and params equal the closed form's, architecture by "
+    "architecture.",
+)
 def analytic_count_agrees(build_dir: BuildDir) -> dg.AssetCheckResult:
     """Cross-check the recomputed counts against the analytic counter, architecture by
     architecture (trivially true when the analytic method made them)."""

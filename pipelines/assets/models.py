@@ -12,7 +12,7 @@ from nasmr.search_eval import evaluate_search
 from nasmr.space import sample
 from nasmr.warehouse import setting_frames, warehouse_version, write_parquet
 from pipelines.assets.warehouse import WRITER_POOL, warehouse
-from pipelines.metadata import preview, timed
+from pipelines.metadata import plots, preview, timed
 from pipelines.resources import BuildDir, BuildOptions
 from schemas.settings import get_setting
 
@@ -49,12 +49,14 @@ def predictors(
             workers=options.workers,
         )
         table = (out / "report.md").read_text()
+        saved = len(list(out.glob("*.safetensors")))
     return dg.MaterializeResult(
         metadata={
             **metadata,
             "path": dg.MetadataValue.path(str(build_dir.root() / "predictors")),
             "report": dg.MetadataValue.md(table),
-            "dagster/row_count": len(report),
+            "saved_models": saved,  # split seed 0's, one per setting and kind
+            "report_rows": len(report),
         }
     )
 
@@ -146,5 +148,6 @@ def search_evaluation(
             **metadata,
             "path": dg.MetadataValue.path(str(build_dir.root() / "reports")),
             "report": dg.MetadataValue.md(report),
+            **plots(build_dir.root() / "reports"),
         }
     )
