@@ -86,7 +86,8 @@ def raw_drop_sensor(
         )
         for setting in changed
     ]
-    skip = None if requests else dg.SkipReason("no trainval.pkl changed since the last tick")
+    since = "the last tick" if context.cursor else "the build validated them"
+    skip = None if requests else dg.SkipReason(f"no trainval.pkl changed since {since}")
     return dg.SensorResult(
         run_requests=requests,
         skip_reason=skip,

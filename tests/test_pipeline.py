@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -50,7 +51,7 @@ from pipelines.assets.warehouse import WRITER_POOL, inputs_match_the_drop, rule_
 from pipelines.cli import main
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import weekly_refresh
-from pipelines.metadata import preview
+from pipelines.metadata import plots, preview
 from pipelines.resources import (
     BuildDir,
     BuildOptions,
@@ -231,6 +232,19 @@ metric_ranges = _rule_check("metric_ranges")
 def _offending(result: dg.AssetCheckResult) -> str:
     """The offending rows a failed check shows in the UI (markdown)."""
     return str(result.metadata["offending_rows"].value)
+
+
+def test_plots_show_inline_on_the_materialization(tmp_path: Path) -> None:
+    """search_evaluation's Pareto plots were files only: the catalog showed none."""
+    images = {"pareto_seg": b"\x89PNG seg", "pareto_video": b"\x89PNG video"}
+    for name, data in images.items():
+        (tmp_path / f"{name}.png").write_bytes(data)
+    (tmp_path / "search_report.md").write_text("not a plot")
+    shown = plots(tmp_path)
+    assert list(shown) == list(images)
+    for name, value in shown.items():
+        alt, _, uri = str(value.value).partition("](data:image/png;base64,")
+        assert alt == f"![{name}" and base64.b64decode(uri.rstrip(")")) == images[name]
 
 
 def test_previews_show_missing_values_as_empty_cells() -> None:
@@ -470,6 +484,7 @@ def test_sensor_ingests_exactly_the_changed_settings(raw_dir: Path, tmp_path: Pa
     unchanged = _sensor_tick(raw, first.cursor)
     assert unchanged.run_requests == []
     assert unchanged.skip_reason is not None
+    assert unchanged.skip_reason.skip_message == "no trainval.pkl changed since the last tick"
     flat = json.dumps(json.loads(first.cursor)["checksums"])  # the cursor's earlier format
     assert _sensor_tick(raw, flat).run_requests == []
 
@@ -562,6 +577,8 @@ def test_sensor_first_tick_ingests_only_what_the_build_did_not(tmp_path: Path) -
     assert built.success, built.failures
     first = _sensor_tick(raw, None, out)
     assert first.run_requests == [] and first.skip_reason is not None
+    since_build = "no trainval.pkl changed since the build validated them"
+    assert first.skip_reason.skip_message == since_build  # not "since the last tick": none yet
 
     records[0]["top1"] = 51.0
     trainval_path(raw, "video").write_bytes(pickle.dumps(records))
