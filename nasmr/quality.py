@@ -21,12 +21,14 @@ from schemas.settings import NB201
 @dataclass(frozen=True)
 class Rule:
     """A rule of the warehouse: ``offending`` selects the rows that break it, ``checked``
-    counts the rows it looked at."""
+    counts the rows it looked at, ``fix`` says what to do when some do (when the
+    description does not)."""
 
     name: str
     description: str
     offending: str
     checked: str
+    fix: str = ""
 
 
 def _layout_rule() -> Rule:
@@ -76,6 +78,9 @@ RULES: tuple[Rule, ...] = (
         "SELECT * FROM ingest_report "
         "WHERE read <> valid + quarantined OR status = 'failed' OR (read > 0 AND valid = 0)",
         "SELECT count(*) FROM ingest_report",
+        "replace each source_file named (its reason says what is wrong), then reingest its "
+        "setting: the raw_drop sensor does once the file changes, or run `nasmr build --job "
+        "reingest --partition SETTING` (`nasmr ingest` for a warehouse it made)",
     ),
     Rule(
         "published_complexity_reproduced",

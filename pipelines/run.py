@@ -159,8 +159,10 @@ def run_job(
         if evaluation.passed:
             passed.append(name)
         else:
-            rows = evaluation.metadata.get("offending_rows")
-            failed[name] = str(rows.value) if rows is not None else ""
+            rows, fix = (evaluation.metadata.get(key) for key in ("offending_rows", "fix"))
+            failed[name] = (str(rows.value) if rows is not None else "") + (
+                f"\nfix: {fix.value}" if fix is not None else ""
+            )
     return BuildOutcome(result.run_id, result.success, failures, passed, failed, _release(result))
 
 

@@ -263,11 +263,25 @@ def test_counts_reconcile_names_an_unreadable_file_and_a_miscounted_one(tmp_path
     assert result.metadata["offending"].value == 1
     assert "data/seg/trainval.pkl" in _offending(result)
     assert "not a readable pickle" in _offending(result)
+    assert "reingest --partition SETTING" in str(result.metadata["fix"].value)  # what to do
 
     _tamper(build_dir, "UPDATE ingest_report SET read = read + 1 WHERE setting = 'video'")
     result = counts_reconcile(build_dir=build_dir)
     assert result.metadata["offending"].value == 2
     assert "data/video/trainval.pkl" in _offending(result)
+
+
+def test_a_run_with_an_unreadable_file_says_what_to_do(tmp_path: Path) -> None:
+    """The sensor's run on a corrupt file failed counts_reconcile naming the file, and
+    nothing said how to recover; `nasmr build` prints the rule's fix under the rows."""
+    _, _, raw = _video_drop(tmp_path, seed=4, extra={"seg": b"not a pickle"})
+    with dg.instance_for_test() as instance:
+        outcome = run_job(
+            "ingest", raw_dir=raw, out_dir=tmp_path / "out", options=FAST, instance=instance
+        )
+    shown = outcome.failed_checks["warehouse.counts_reconcile"]
+    assert "data/seg/trainval.pkl" in shown and "not a readable pickle" in shown
+    assert "\nfix: replace each source_file named" in shown
 
 
 def test_counts_reconcile_fails_a_file_whose_every_record_was_quarantined(

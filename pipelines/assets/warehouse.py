@@ -84,7 +84,8 @@ def _rule_check(rule: Rule) -> dg.AssetChecksDefinition:
     def check(build_dir: BuildDir) -> dg.AssetCheckResult:
         with connect(build_dir.warehouse()) as con:
             rows, checked = evaluate(con, rule)
-        return check_result(rows, checked=checked)
+        fix = {"fix": rule.fix} if rule.fix and len(rows) else {}
+        return check_result(rows, checked=checked, **fix)
 
     return check
 
