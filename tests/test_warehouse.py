@@ -348,6 +348,7 @@ def test_cli_ingest_fails_when_a_present_file_does_not_load(tmp_path: Path) -> N
     assert result.exit_code == 1
     assert "expected a list of records, found str" in result.output
     assert "Error: could not load: video" in result.output
+    assert "fix: replace each source_file named" in result.output  # under counts_reconcile
     assert db.is_file()
 
 

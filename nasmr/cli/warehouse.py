@@ -41,7 +41,7 @@ def ingest(
     from nasmr.build_lock import BuildFolderBusy, build_lock
     from nasmr.ingest import unknown_settings
     from nasmr.paths import ReleaseFolderError
-    from nasmr.quality import broken_rules
+    from nasmr.quality import RULES, broken_rules
     from nasmr.rawdrop import RawDropError
     from nasmr.warehouse import WarehouseError, connect
     from nasmr.warehouse import ingest as run_ingest
@@ -82,9 +82,12 @@ def ingest(
     for code in result.unevaluated:
         click.echo(f"  {code}")
     click.echo(f"warehouse: {result.warehouse}")
+    fixes = {rule.name: rule.fix for rule in RULES}
     for name, rows in broken.items():
         shown = rows.head(10).to_string(index=False)
         click.echo(f"data-quality rule {name} broken by {len(rows)} row(s):\n{shown}")
+        if fixes[name]:
+            click.echo(f"fix: {fixes[name]}")
     if result.failed or broken:
         problems = [f"could not load: {', '.join(result.failed)}"] if result.failed else []
         problems += [f"rules broken: {', '.join(broken)} (publishing refuses it)"] if broken else []
