@@ -1022,6 +1022,11 @@ def test_cli_reads_a_release_by_version(
     result = runner.invoke(main, [*query, "--release", str(damaged / "1.0.0")])
     assert result.exit_code == 1 and "release 1.0.0 fails verification" in result.output
     assert "checksum mismatch: nasmr.duckdb" in result.output  # not its answer to the query
+    sums_file = damaged / "1.0.0" / "SHA256SUMS"
+    sums_file.write_bytes(b"\xe1" + sums_file.read_bytes()[1:])  # a flipped byte, not UTF-8
+    result = runner.invoke(main, [*query, "--release", str(damaged / "1.0.0")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "SHA256SUMS: not a sha256sum list (byte 0 is not UTF-8)" in result.output
 
 
 def test_cli_publish_list_and_diff(build: Path, tmp_path: Path) -> None:

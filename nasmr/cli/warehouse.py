@@ -117,7 +117,7 @@ def _plain(value: Any) -> Any:
 
 
 EXACT_IN_FLOAT = 2**53
-"""Whole numbers up to this size survive a float64 unchanged."""
+"""Whole numbers below this size survive a float64 unchanged (2**53 + 1 arrives as 2**53)."""
 
 
 def _whole_numbers(frame: pd.DataFrame, types: list[str]) -> pd.DataFrame:
@@ -133,7 +133,7 @@ def _whole_numbers(frame: pd.DataFrame, types: list[str]) -> pd.DataFrame:
         if not whole_type or not pd.api.types.is_float_dtype(values):
             continue
         known = values.dropna()
-        if ((known % 1 == 0) & (known.abs() <= EXACT_IN_FLOAT)).all():
+        if ((known % 1 == 0) & (known.abs() < EXACT_IN_FLOAT)).all():
             shown[column] = values.astype("Int64")
     return shown
 

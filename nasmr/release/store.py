@@ -164,8 +164,12 @@ class VerifyReport:
 
 def _read_sums(path: Path) -> dict[str, str]:
     """Relative path -> sha256 from a sha256sum-format file."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as err:  # a damaged file, to be named as such
+        raise ReleaseError(f"{path}: not a sha256sum list (byte {err.start} is not UTF-8)") from err
     sums = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         digest, sep, name = line.partition("  ")
         if not sep or len(digest) != 64 or not name:
             raise ReleaseError(f"{path}: line {number} is not '<sha256>  <path>': {line!r}")
