@@ -78,9 +78,12 @@ RULES: tuple[Rule, ...] = (
         "SELECT * FROM ingest_report "
         "WHERE read <> valid + quarantined OR status = 'failed' OR (read > 0 AND valid = 0)",
         "SELECT count(*) FROM ingest_report",
-        "replace each source_file named (its reason says what is wrong), then reingest its "
-        "setting: the raw_drop sensor does once the file changes, or run `nasmr build --job "
-        "reingest --partition SETTING` (`nasmr ingest` for a warehouse it made)",
+        "read what is wrong with each source_file named in its reason, or, when that is "
+        'empty, in its rows of the quarantine table (`nasmr sql "SELECT * FROM quarantine '
+        "WHERE source_file = '...'\"`); correct the file, then ingest again: `nasmr build "
+        "--job reingest --partition SETTING` (or the raw_drop sensor, when it is on) for a "
+        "Dagster build, `nasmr build` when the search list is at fault, `nasmr ingest` for a "
+        "warehouse it made",
     ),
     Rule(
         "published_complexity_reproduced",

@@ -281,7 +281,7 @@ def test_a_run_with_an_unreadable_file_says_what_to_do(tmp_path: Path) -> None:
         )
     shown = outcome.failed_checks["warehouse.counts_reconcile"]
     assert "data/seg/trainval.pkl" in shown and "not a readable pickle" in shown
-    assert "\nfix: replace each source_file named" in shown
+    assert "\nfix: read what is wrong with each source_file named" in shown
 
 
 def test_counts_reconcile_fails_a_file_whose_every_record_was_quarantined(

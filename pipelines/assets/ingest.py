@@ -79,8 +79,8 @@ def validated_records(
     files contradict (FLOPs/params disputed across settings, codes outside the search
     list), so the final counts are the warehouse's ``ingest_report``.
     """
-    if not (context.has_partition_key or context.has_partition_key_range):  # called directly
-        # (a launched run without a partition fails before this, in Dagster: README)
+    if not (context.has_partition_key or context.has_partition_key_range):  # a run launched
+        # from the UI may fail before this, in Dagster (README)
         raise ValueError(
             "validated_records is partitioned by setting: launch it for one setting, or "
             "backfill all of them (one run; what nasmr build does)"
