@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -61,7 +60,7 @@ PROCESS_TAGS = ("nasmr/host", "nasmr/pid")
 
 def process_tags() -> dict[str, str]:
     """``PROCESS_TAGS`` with this process's values, for a run it executes in-process."""
-    return dict(zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid())), strict=True))
+    return dict(zip(PROCESS_TAGS, (paths.this_host(), str(os.getpid())), strict=True))
 
 
 def launched_here(run: dg.DagsterRun) -> bool:

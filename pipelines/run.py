@@ -2,7 +2,6 @@
 what it did."""
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +101,7 @@ def fail_killed_runs(instance: dg.DagsterInstance) -> None:
     """
     host, pid = PROCESS_TAGS
     started = dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.STARTED], tags={host: socket.gethostname()}
+        statuses=[dg.DagsterRunStatus.STARTED], tags={host: process_tags()[host]}
     )
     for run in instance.get_runs(started):
         owner = run.tags.get(pid, "")

@@ -21,9 +21,7 @@ MODELS_GROUP = "models"
 
 def chosen_frames(build_dir: BuildDir, options: BuildOptions) -> dict[str, pd.DataFrame]:
     """The warehouse's per-setting frames, limited to ``options.predictor_settings``."""
-    frames = setting_frames(build_dir.warehouse())
-    wanted = options.predictor_settings
-    return {s: f for s, f in frames.items() if wanted is None or s in wanted}
+    return setting_frames(build_dir.warehouse(), options.predictor_settings)
 
 
 @dg.asset(group_name=MODELS_GROUP, deps=[warehouse], kinds={"pytorch"}, pool=WRITER_POOL)
