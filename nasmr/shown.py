@@ -44,6 +44,10 @@ class _Shorten(reprlib.Repr):
         return f"bytearray({self.repr_bytes(bytes(x[: self.maxstring + 1]), level)})"
 
     def repr_ndarray(self, x: np.ndarray, level: int) -> str:
+        """NumPy's repr for a small array of numbers; an object array's items go through this
+        class (NumPy's repr of them has none of its guards)."""
+        if x.dtype.hasobject:
+            return f"array({self.repr1(x.tolist(), level)}, dtype=object)"
         if x.size <= self.maxlist:
             return repr(x)
         return f"array(shape={x.shape}, dtype={x.dtype})"

@@ -249,6 +249,8 @@ def test_shown_values_stay_short_whatever_their_size() -> None:
     assert shown({i: 0 for i in range(1_000_000, 0, -1)}, 30) == "{1000000: 0, 999999: 0, 999998..."
     assert shown(b"x" * 10_000_000, 20) == "b'xxxxxxxxxxxxxxxxxx..."
     assert shown(np.zeros((2,) * 20), 200) == f"array(shape={(2,) * 20}, dtype=float64)"
+    huge = np.array([[10**5000]] * 27, dtype=object)
+    assert shown(huge, 60) == "array([[<an integer of 16610 bits>], [<an integer of 16610 b..."
 
 
 NDARRAY = b"\x8c\x05numpy\x8c\x07ndarray\x93"
