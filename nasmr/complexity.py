@@ -19,7 +19,8 @@ from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any, Literal
 
 from nasmr.parallel import pool_size
-from nasmr.space import EMBEDDING_LENGTH, Arch, domain
+from nasmr.space import EMBEDDING_LENGTH, Arch, as_arch, domain
+from schemas.nb201 import NB201_OPS, parse_ops
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -63,12 +64,14 @@ def _conv_bn_params(in_ch: int, out_ch: int, kernel: int) -> int:
     return out_ch * (in_ch * kernel * kernel + 2)
 
 
-def analytic_complexity(arch: Arch) -> Complexity:
-    """The published count in closed form: every conv-BN costs its parameters per output pixel.
+def analytic_complexity(arch: Arch | str) -> Complexity:
+    """The published count of an architecture (or code string) in closed form: every conv-BN
+    costs its parameters per output pixel.
 
     A bias-free conv costs ``in x k x k`` MACs per output element and its BatchNorm 2, so a
     conv-BN costs exactly its parameter count at each output position.
     """
+    arch = as_arch(arch)
     macs = params = 0
 
     def conv_bn(in_ch: int, out_ch: int, kernel: int, side: int) -> None:
@@ -122,18 +125,23 @@ LARGEST = _corner(-1)
 
 # -- NAS-Bench-201 ------------------------------------------------------------------------
 
-NB201_CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
-"""Kernel of each NAS-Bench-201 op with weights; its other ops (none, skip, pool) cost nothing."""
+NB201_CONV_KERNELS = {NB201_OPS.index("nor_conv_1x1"): 1, NB201_OPS.index("nor_conv_3x3"): 3}
+"""Kernel of each NAS-Bench-201 op (by index) with weights; its other ops (none, skip, pool)
+cost nothing."""
 
 
-def nb201_complexity(ops: Sequence[str], classes: int = 100, side: int = 32) -> Complexity:
-    """MACs and parameters of NAS-Bench-201's network with the cell ``ops`` (its op names).
+def nb201_complexity(
+    cell: str | Sequence[int | str], classes: int = 100, side: int = 32
+) -> Complexity:
+    """MACs and parameters of NAS-Bench-201's network with ``cell`` (any form
+    :func:`~schemas.nb201.parse_ops` reads; a ValueError for anything else).
 
     The macro network: a 3x3 stem of 16 channels, three stages of 5 cells at 16, 32 and 64
     channels joined by stride-2 residual blocks, BatchNorm and a linear classifier. Counted as
     NAS-Bench-201 counts: convolutions and the classifier cost MACs, BatchNorm and pooling
     none. The drop's costs are this count for CIFAR-100 (the defaults), in M.
     """
+    ops = parse_ops(cell)
     macs = params = 0
 
     def conv(in_ch: int, out_ch: int, kernel: int, out_side: int, bn: bool = True) -> None:
@@ -160,8 +168,8 @@ def nb201_complexity(ops: Sequence[str], classes: int = 100, side: int = 32) -> 
     return Complexity(macs, params)
 
 
-def nb201_cost_matches(ops: Sequence[str], mflops: float, mparams: float) -> bool:
-    """Whether a record's costs (MFLOPs to 2 decimals, M params to 3) are its own cell's count."""
+def nb201_cost_matches(ops: Sequence[int], mflops: float, mparams: float) -> bool:
+    """Whether a record's costs (MFLOPs to 2 decimals, M params to 3) are its cell's count."""
     exact = nb201_complexity(ops)
     return abs(mflops - exact.macs / 1e6) <= 0.005 + 1e-9 and (
         abs(mparams - exact.params / 1e6) <= 0.0005 + 1e-9

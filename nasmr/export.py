@@ -26,14 +26,8 @@ from nasmr.complexity import analytic_complexity
 from nasmr.rawdrop import TRAINVAL
 from nasmr.space import Arch, ArchError
 from schemas.logs import log_setting
-from schemas.records import (
-    NB201_OPS,
-    RECORD_MODELS,
-    Nb201Record,
-    Record,
-    describe_errors,
-    parse_ops,
-)
+from schemas.nb201 import NB201_OPS, parse_ops
+from schemas.records import RECORD_MODELS, Nb201Record, Record, describe_errors
 
 PICKLE_PROTOCOL = 3
 NB201_PICKLE_PROTOCOL = 4

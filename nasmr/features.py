@@ -21,7 +21,7 @@ from torch import Tensor
 
 from nasmr.complexity import IN_CHANNELS, INPUT_SIZE, NUM_CLASSES
 from nasmr.space import EMBEDDING_COLUMNS, EMBEDDING_LENGTH, N_STAGES, Arch, domain
-from schemas.records import NB201_EDGES, NB201_OPS, parse_ops
+from schemas.nb201 import NB201_EDGES, NB201_OPS, parse_ops
 
 EMBEDDING_LOW: tuple[float, ...] = tuple(float(domain(p)[0]) for p in range(EMBEDDING_LENGTH))
 """Smallest allowed value of each embedding position (normalised to 0)."""

@@ -12,7 +12,7 @@ only time-dependent value, ``ingested_at``, is a parameter.
 nas-bench-201 cells are stored as ``ops``, the op index (0..4, as in the drop) of
 each of the 6 edges joined by ``|`` (edges in NAS-Bench-201 order: 1<-0, 2<-0,
 2<-1, 3<-0, 3<-1, 3<-2), and as ``arch_str`` in NAS-Bench-201's notation, with
-the op names inferred from the data (see ``schemas.records.NB201_OPS``).
+the op names inferred from the data (see ``schemas.nb201.NB201_OPS``).
 """
 
 from __future__ import annotations
@@ -42,13 +42,12 @@ from nasmr.rawdrop import (
     trainval_path,
 )
 from nasmr.space import EMBEDDING_COLUMNS, Arch, ArchError
+from schemas.nb201 import ops_text
 from schemas.records import (
-    NB201_OPS,
     MRRecord,
     Nb201Record,
     Record,
     describe_errors,
-    ops_text,
     record_model,
 )
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS, get_setting
@@ -202,8 +201,7 @@ def _key_and_row(record: Record) -> tuple[str, dict[str, object]]:
         }
     if isinstance(record, Nb201Record):
         ops = ops_text(record.ops)
-        names = [NB201_OPS[op] for op in record.ops]
-        matches = nb201_cost_matches(names, record.Flops, record.Params)
+        matches = nb201_cost_matches(record.ops, record.Flops, record.Params)
         return ops, {
             "ops": ops,
             "arch_str": record.arch_str,

@@ -8,7 +8,7 @@ descriptions, so a user of any of them finds the unit of a value next to it.
 from __future__ import annotations
 
 from nasmr.space import EMBEDDING_COLUMNS, EMBEDDING_FIELDS
-from schemas.records import NB201_LEGEND
+from schemas.nb201 import NB201_LEGEND
 
 TABLE_DOCS: dict[str, str] = {
     "architectures": "The search list: one row per architecture, its 27 embedding values, size, "

@@ -15,7 +15,7 @@ from nasmr.rawdrop import trainval_path
 from nasmr.space import Arch, sample
 from nasmr.training import log_path
 from schemas.logs import LogLine
-from schemas.records import NB201_OPS, ops_text, parse_ops
+from schemas.nb201 import ops_text, parse_ops
 
 
 def exact(arch: Arch) -> tuple[float, float]:
@@ -39,7 +39,7 @@ def mr_record(arch: Arch, flops: float, params: float, **metrics: float) -> dict
 
 def nb201_record(ops: list[int], acc: float) -> dict[str, Any]:
     """A nas-bench-201 record: one-hot float32 embedding of 6 edges x 5 ops, the cell's costs."""
-    cost = nb201_complexity([NB201_OPS[op] for op in ops])
+    cost = nb201_complexity(ops)
     return {
         "embedding": np.eye(5, dtype=np.float32)[ops].ravel(),
         "Acc": acc,

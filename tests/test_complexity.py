@@ -23,7 +23,7 @@ from nasmr.complexity import (
     nb201_complexity,
 )
 from nasmr.rawdrop import load_pickle, trainval_path
-from nasmr.space import EMBEDDING_FIELDS, Arch, sample
+from nasmr.space import EMBEDDING_FIELDS, Arch, ArchError, sample
 
 SMALLEST = Arch.from_embedding([8 if kind == "channels" else 1 for _, kind in EMBEDDING_FIELDS])
 LARGEST = Arch.from_embedding([128 if kind == "channels" else 4 for _, kind in EMBEDDING_FIELDS])
@@ -55,6 +55,28 @@ def test_analytic_reproduces_every_published_record(records: list[dict[str, Any]
     ]
     assert len(records) == 2507
     assert wrong == []
+
+
+def test_analytic_takes_a_code_string_as_the_rest_of_the_api_does() -> None:
+    arch = sample(1, seed=3)[0]
+    assert analytic_complexity(arch.code) == analytic_complexity(arch)
+    with pytest.raises(ArchError, match="invalid code"):
+        analytic_complexity("48_16-1_1_1_48")
+
+
+def test_nb201_count_takes_every_notation_and_refuses_anything_else() -> None:
+    """A misspelt op or a short cell was counted as a cheap op: the all-'none' cell's cost."""
+    convs = ["nor_conv_3x3"] * 6
+    expected = nb201_complexity(convs)
+    assert (expected.macs, expected.params) == (220125440, 1537396)
+    arch_str = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+    arch_str += "+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    for cell in ([4] * 6, "4|4|4|4|4|4", arch_str):
+        assert nb201_complexity(cell) == expected, cell
+    bad = ([*convs[:5], "nor_conv_5x5"], convs[:5], [5] * 6, [True] * 6, "4|4|4", 7)
+    for cell in bad:
+        with pytest.raises(ValueError, match="invalid nas-bench-201 cell"):
+            nb201_complexity(cell)
 
 
 def test_analytic_path_does_not_import_torch() -> None:

@@ -53,8 +53,9 @@ from nasmr.predictor import (
 )
 from nasmr.space import Arch, sample, snap
 from nasmr.warehouse import setting_frames, warehouse_version
+from schemas.nb201 import parse_ops
 from schemas.predictor import MULTITASK, PredictorCard
-from schemas.records import Nb201Record, parse_ops
+from schemas.records import Nb201Record
 from tests.drops import seg_drop, synthetic_frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")

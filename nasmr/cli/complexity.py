@@ -56,7 +56,7 @@ def show(code: str, complexity_method: ComplexityMethod) -> None:
     """
     from nasmr.complexity import analytic_complexity, module_complexity, nb201_complexity
     from nasmr.space import Arch, ArchError
-    from schemas.records import NB201_OPS, ops_text, parse_ops
+    from schemas.nb201 import ops_text, parse_ops
 
     try:
         arch = Arch.from_code(code)
@@ -71,7 +71,7 @@ def show(code: str, complexity_method: ComplexityMethod) -> None:
                 "--method module builds MR supernets; a nas-bench-201 cell is counted in "
                 "closed form (the default)"
             ) from err
-        cell = nb201_complexity([NB201_OPS[op] for op in ops])
+        cell = nb201_complexity(ops)
         click.echo(f"cell    {ops_text(ops)} (nas-bench-201, CIFAR-100 network)")
         click.echo(f"FLOPs   {cell.macs / 1e6:.6f} MFLOPs ({cell.macs} multiply-accumulates)")
         click.echo(f"params  {cell.params / 1e6:.6f} M ({cell.params} parameters)")

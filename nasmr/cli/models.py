@@ -19,8 +19,8 @@ from nasmr.cli.options import (
     workers_option,
 )
 from nasmr.ncp_defaults import DEFAULT_LR, DEFAULT_STARTS, DEFAULT_STEPS
+from schemas.nb201 import NB201_LEGEND, ops_text
 from schemas.predictor import COMPLEXITY_METRICS, MULTITASK, SAVED_MODELS, saved_name
-from schemas.records import NB201_LEGEND, ops_text
 from schemas.settings import (
     MR_SETTINGS,
     NB201,
@@ -236,7 +236,7 @@ def predict(
     from nasmr.predictor import split_labels, torch_threads
     from nasmr.space import Arch, ArchError
     from nasmr.warehouse import warehouse_version
-    from schemas.records import NB201_OPS, parse_ops
+    from schemas.nb201 import parse_ops
 
     if kind == MULTITASK and setting not in MR_SETTINGS:
         raise click.BadParameter(
@@ -276,7 +276,7 @@ def predict(
         click.echo(f"{'flops':<22} {count.gmac:<12.9f} exact (GMac)")
         click.echo(f"{'params':<22} {count.mparams:<12.6f} exact (M)")
     else:
-        cell = nb201_complexity([NB201_OPS[op] for op in ops])
+        cell = nb201_complexity(ops)
         network = "of the drop's CIFAR-100 network"
         click.echo(f"{setting + '.Flops':<22} {cell.macs / 1e6:<12.6f} exact (MFLOPs {network})")
         click.echo(f"{setting + '.Params':<22} {cell.params / 1e6:<12.6f} exact (M {network})")
