@@ -207,8 +207,9 @@ def _import_thop() -> Any:
     return thop
 
 
-def module_complexity(arch: Arch) -> Complexity:
-    """Count the built supernet (cls head, 50 classes, 1x3x128x128 input) with thop.
+def module_complexity(arch: Arch | str) -> Complexity:
+    """Count the built supernet of an architecture (or code string) with thop (cls head, 50
+    classes, 1x3x128x128 input).
 
     Only convolutions and BatchNorms are modules with rules; ReLU, upsampling, resizes and
     the pooling are functional in the supernet, so they count 0, as the convention wants.
@@ -222,7 +223,7 @@ def module_complexity(arch: Arch) -> Complexity:
     from nasmr.supernet import Supernet
 
     thop = _import_thop()
-    net = Supernet(arch, num_classes=NUM_CLASSES, head="cls", init_weights=False)
+    net = Supernet(as_arch(arch), num_classes=NUM_CLASSES, head="cls", init_weights=False)
     with torch.inference_mode():
         for tensor in [*net.parameters(), *net.buffers()]:
             tensor.zero_()

@@ -60,6 +60,7 @@ def test_analytic_reproduces_every_published_record(records: list[dict[str, Any]
 def test_analytic_takes_a_code_string_as_the_rest_of_the_api_does() -> None:
     arch = sample(1, seed=3)[0]
     assert analytic_complexity(arch.code) == analytic_complexity(arch)
+    assert module_complexity(arch.code) == analytic_complexity(arch)
     with pytest.raises(ArchError, match="invalid code"):
         analytic_complexity("48_16-1_1_1_48")
 

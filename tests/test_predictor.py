@@ -186,6 +186,9 @@ def test_save_load_round_trip_gives_identical_predictions(
         "flops",
         "params",
     ]
+    exact = [analytic_complexity(a) for a in archs]
+    costs = predictor.predict(archs)[["flops", "params"]]
+    assert costs.to_numpy().tolist() == [[c.gmac, c.mparams] for c in exact]  # not learned
 
 
 @pytest.mark.filterwarnings("ignore:An input array is constant")
@@ -457,6 +460,7 @@ def test_nb201_predictor_takes_ops(
     loaded = load_predictor(predictor.save(tmp_path))
     out = loaded.predict(["0|3|2|3|2|2", "4|4|4|4|4|4"])
     assert list(out.columns) == ["nas-bench-201.Acc", "nas-bench-201.Flops", "nas-bench-201.Params"]
+    assert out.iloc[1, 1:].tolist() == [220.12544, 1.537396]  # exact: six 3x3 convolutions
     assert loaded.card.split.key == "ops" and loaded.card.feature_set == "nb201-onehot"
     assert loaded.card.network.attention is None  # branch tokens are MR only
     warehouse = build / "nasmr.duckdb"
