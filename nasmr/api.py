@@ -39,6 +39,7 @@ from nasmr import paths
 from nasmr.pareto import pareto_front
 from nasmr.rawdrop import search_list_path, trainval_path
 from nasmr.release import load_manifest, names_a_release, require_verified, resolve_release
+from nasmr.shown import did_you_mean
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import WAREHOUSE_NAME, connect, query_frame
 from schemas.release import ReleaseManifest
@@ -285,13 +286,15 @@ class Benchmark:
             raise UnknownSettingError(
                 f"setting {setting!r} has no results in this release; settings: {known}"
             )
-        raise UnknownSettingError(f"unknown setting {setting!r}; settings: {known}")
+        hint = did_you_mean(setting, self._tables)
+        raise UnknownSettingError(f"unknown setting {setting!r}; settings: {known}{hint}")
 
     def _metric_column(self, setting: str, metric: str) -> int:
         metrics = self._setting(setting).metrics
         if metric not in metrics:
             raise UnknownMetricError(
                 f"setting {setting!r} has no metric {metric!r}; its metrics: {', '.join(metrics)}"
+                + did_you_mean(metric, metrics)
             )
         return metrics.index(metric)
 

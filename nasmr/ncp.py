@@ -206,8 +206,8 @@ def ncp_search(
         name = predictor.card.name
         raise PredictorError(f"NCP searches the MR space; predictor {name!r} is not an MR model")
     for name, items in (("starts", starts), ("pool", pool)):
-        if isinstance(items, str):  # else each character would be read as a code
-            raise TypeError(f"NCP {name} is a list of architectures or codes, not one code string")
+        if isinstance(items, str | Arch):  # a string's characters would be read as codes
+            raise TypeError(f"NCP {name} is a list of architectures or codes, not one of them")
     if not starts:
         raise ValueError("NCP needs at least one start")
     if pool is not None and not pool:

@@ -415,7 +415,7 @@ class Predictor:
 
     def encode(self, items: Sequence[Arch | str]) -> Tensor:
         """Relaxed encodings (float64) of architectures: normalised embeddings, or nb201 one-hot."""
-        if isinstance(items, str):  # else each character would be read as a code
+        if isinstance(items, str | Arch):  # a string's characters would be read as codes
             raise TypeError(f"predict takes a list of architectures or codes: [{items!r}]")
         if self.card.space == "nas-bench-201":
             return nb201_features([str(i) for i in items], torch.float64)
@@ -486,25 +486,27 @@ def _card_format(text: str) -> object:
     return data.get("format") if isinstance(data, dict) else None
 
 
+def _cards(folder: Path) -> str:
+    """The predictor cards in ``folder`` (``<name>.json`` beside ``<name>.safetensors``), said
+    for an error."""
+    cards = sorted(p.name for p in folder.glob("*.json") if p.with_suffix(".safetensors").is_file())
+    if not cards:
+        return f"{folder} holds no predictor card (<name>.json beside <name>.safetensors)"
+    return f"e.g. {folder / cards[0]}; cards there: {', '.join(cards)}"
+
+
 def load_predictor(path: Path) -> Predictor:
     """Rebuild a saved predictor from its card and weights (``.json``, ``.safetensors`` or stem)."""
     path = Path(path)
     if path.is_dir():
-        cards = sorted(
-            p.name for p in path.glob("*.json") if p.with_suffix(".safetensors").is_file()
-        )
-        found = (
-            f"e.g. {path / cards[0]}; cards there: {', '.join(cards)}"
-            if cards
-            else "it holds no predictor card (<name>.json beside <name>.safetensors)"
-        )
-        raise PredictorError(f"{path} is a folder: pass one predictor's card file, {found}")
+        raise PredictorError(f"{path} is a folder: pass one predictor's card file, {_cards(path)}")
     # strip the suffix by name: Path.with_suffix would also cut the ".baseline" of seg.baseline
     name = path.name.removesuffix(".json").removesuffix(".safetensors")
     card_path, weights_path = path.with_name(f"{name}.json"), path.with_name(f"{name}.safetensors")
     for p in (card_path, weights_path):
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: predictor file not found")
+            found = f"; {_cards(p.parent)}" if p.parent.is_dir() else ""
+            raise FileNotFoundError(f"{p}: predictor file not found{found}")
     try:
         text = card_path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

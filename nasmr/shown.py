@@ -1,4 +1,5 @@
-"""Short reprs of untrusted values for error messages: bounded, and never failing.
+"""Short reprs of untrusted values for error messages, bounded and never failing; and the
+names a misspelt one resembles.
 
 Python refuses ``repr`` of an int of more than 4,300 digits (a ValueError), a value nested
 deep enough overflows ``repr``'s recursion, and NumPy prints every item of an array with
@@ -8,8 +9,10 @@ file can list one record many times, so what one error prints must stay small.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import reprlib
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -67,3 +70,17 @@ def shown(value: Any, limit: int = 80) -> str:
 def cut(text: str, limit: int = 80) -> str:
     """``text`` itself (no quotes), cut after ``limit`` characters."""
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the known name ``name`` most resembles (case, ``_`` for
+    ``-`` and small typos forgiven), or ``""``."""
+    if not isinstance(name, str):
+        return ""
+    known = list(known)
+    folded = {k.casefold().replace("_", "-"): k for k in known}
+    key = name.casefold().replace("_", "-")
+    if key in folded:
+        return f"; did you mean {folded[key]!r}?"
+    close = difflib.get_close_matches(key, folded, n=1, cutoff=0.6)
+    return f"; did you mean {folded[close[0]]!r}?" if close else ""

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from nasmr.shown import did_you_mean
+
 
 class Task(StrEnum):
     """The task of a setting; it decides the record model and the metrics."""
@@ -157,4 +159,7 @@ def get_setting(name: str) -> Setting:
     try:
         return SETTINGS[name]
     except KeyError:
-        raise KeyError(f"unknown setting {name!r}; known settings: {', '.join(SETTINGS)}") from None
+        hint = did_you_mean(name, SETTINGS)
+        raise KeyError(
+            f"unknown setting {name!r}; known settings: {', '.join(SETTINGS)}{hint}"
+        ) from None

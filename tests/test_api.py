@@ -24,7 +24,7 @@ from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
 from nasmr.release import ReleaseError, publish_release
 from nasmr.space import Arch
 from nasmr.warehouse import WAREHOUSE_NAME, ingest
-from schemas.settings import MR_SETTINGS
+from schemas.settings import MR_SETTINGS, get_setting
 from tests.test_ingest import EVALUATED, WHEN, clean_files, cls_record, write_drop
 
 PRESENT = tuple(s for s in MR_SETTINGS if s != "3ddet")
@@ -258,6 +258,12 @@ def test_unknown_settings_and_metrics_list_the_choices(bench: Benchmark) -> None
         UnknownMetricError, match=r"no metric 'top1'; its metrics: mIoU, mAcc, aAcc"
     ):
         bench.metric(code, "seg", "top1")
+    with pytest.raises(UnknownSettingError, match=r"video-p; did you mean 'cls-10c'\?$"):
+        bench.query(code, "cls_10c")  # SQL views spell it so
+    with pytest.raises(UnknownMetricError, match=r"aAcc; did you mean 'mIoU'\?$"):
+        bench.metric(code, "seg", "miou")
+    with pytest.raises(KeyError, match=r"nas-bench-201; did you mean 'video-p'\?"):
+        get_setting("Video-P")
     with pytest.raises(BenchmarkKeyError) as caught:
         bench.pareto("video", "mIoU")
     assert str(caught.value).startswith("setting 'video' has no metric")

@@ -150,12 +150,13 @@ def test_smallest_is_the_space_minimum() -> None:
 def test_one_code_string_is_not_a_list_of_starts(seg_predictor: Predictor) -> None:
     """Read as a list, a code was its characters: ArchError "value '9'" named no problem."""
     code = sample(1, 0)[0].code
-    with pytest.raises(TypeError, match=r"NCP starts is a list .* not one code string"):
-        ncp_search(seg_predictor, Objective({"seg": 1.0}), code, steps=1)
-    with pytest.raises(TypeError, match=r"NCP pool is a list .* not one code string"):
-        ncp_search(seg_predictor, Objective({"seg": 1.0}), [code], steps=1, pool=code)
-    with pytest.raises(TypeError, match=r"predict takes a list of architectures or codes: \['"):
-        seg_predictor.predict(code)
+    for one in (code, Arch.from_code(code)):  # an Arch failed as "not iterable"
+        with pytest.raises(TypeError, match=r"NCP starts is a list .* not one of them"):
+            ncp_search(seg_predictor, Objective({"seg": 1.0}), one, steps=1)
+        with pytest.raises(TypeError, match=r"NCP pool is a list .* not one of them"):
+            ncp_search(seg_predictor, Objective({"seg": 1.0}), [code], steps=1, pool=one)
+        with pytest.raises(TypeError, match=r"predict takes a list of architectures or codes: \["):
+            seg_predictor.predict(one)
     with pytest.raises(TypeError, match="objective weights map settings to weights"):
         Objective(["seg"])  # type: ignore[arg-type]
 

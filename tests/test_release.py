@@ -635,9 +635,11 @@ def test_an_unreadable_manifest_spoils_only_its_own_release(
         list_releases(root)
 
 
-def test_unknown_release_lists_the_published_ones(releases: Path) -> None:
+def test_unknown_release_lists_the_published_ones(releases: Path, tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match=r"release 9\.9\.9 not found .*published in .*1\.0\.0"):
         verify_release("9.9.9", releases)
+    with pytest.raises(ReleaseError, match=r"none\); releases kept elsewhere: set NASMR_RELEASES"):
+        resolve_release("latest", tmp_path)
 
 
 # -- versioning ------------------------------------------------------------------------------

@@ -96,7 +96,10 @@ def resolve_release(ref: str | Path, releases_dir: Path | None = None) -> Path:
         choices += f"; for the folder {ref} here, give ./{ref}"
     if ref == LATEST:
         if not published:
-            raise ReleaseError(f"no release published yet ({choices})")
+            raise ReleaseError(
+                f"no release published yet ({choices}); releases kept elsewhere: set "
+                "NASMR_RELEASES to their folder, or give a release folder's path"
+            )
         return root / published[-1]
     if ref not in published:
         raise ReleaseError(f"release {ref} not found ({choices})")
