@@ -3,8 +3,9 @@
 The published ``flops`` (GMac) and ``params`` (M) of NAS-Bench-MR count the
 classification-head supernet with 50 classes on a 1x3x128x128 input under the
 convention of thop 0.0.31 (NASBENCH-MR.md, section 4). :func:`analytic_complexity`
-evaluates that count in closed form from the :class:`~nasmr.space.Arch` (pure
-Python); :func:`module_complexity` builds the :class:`~nasmr.supernet.Supernet` and
+evaluates that count in closed form from the :class:`~nasmr.space.Arch` (pure Python,
+summing :func:`supernet_layers`, which ``nasmr.features`` also walks with polynomials);
+:func:`module_complexity` builds the :class:`~nasmr.supernet.Supernet` and
 counts it with thop. The two are independent and must agree with every record.
 :func:`nb201_complexity` counts NAS-Bench-201's networks, to tell which of the drop's
 nas-bench-201 costs belong to their cell.
@@ -12,18 +13,20 @@ nas-bench-201 costs belong to their cell.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from nasmr.parallel import pool_size
-from nasmr.space import EMBEDDING_LENGTH, Arch, as_arch, domain
+from nasmr.space import EMBEDDING_LENGTH, N_STAGES, Arch, as_arch, domain
 from schemas.nb201 import NB201_OPS, parse_ops
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
+
+    from nasmr.features import Poly
 
 ComplexityMethod = Literal["analytic", "module"]
 """How to count: by the closed form, or by building the supernet and counting it with thop."""
@@ -31,6 +34,9 @@ ComplexityMethod = Literal["analytic", "module"]
 INPUT_SIZE = 128
 NUM_CLASSES = 50
 IN_CHANNELS = 3
+
+Count: TypeAlias = "int | Poly"
+"""A count: an exact int, or a polynomial of the embedding (``nasmr.features``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,53 +65,66 @@ class Complexity:
 # -- closed form -------------------------------------------------------------------------
 
 
-def _conv_bn_params(in_ch: int, out_ch: int, kernel: int) -> int:
+HALF = (INPUT_SIZE + 1) // 2
+"""Feature-map side after the first stride-2 conv (a conv with padding (k-1)//2 rounds up)."""
+
+SIDES = tuple(-(-HALF // 2 ** (b + 1)) for b in range(N_STAGES))
+"""Feature-map side of each branch, 1/4 to 1/32 of the input (each stride-2 step rounds up)."""
+
+
+def supernet_layers(
+    stem: Sequence[Count],
+    stages: Iterable[tuple[Count, Sequence[Count], Sequence[Count]]],
+    last: Count,
+) -> Iterator[tuple[int, int, Count]]:
+    """(branch, output area, parameters) of every layer with weights of the supernet.
+
+    Under the benchmark's convention a conv-BN costs its parameters at each output pixel
+    and the classifier its parameters once (area 1), so these give both counts. A
+    stage's first module and its other ``repeats - 1`` come as one layer each, their
+    parameters multiplied by the copies. Generic in the number type: ints for
+    :func:`analytic_complexity`, polynomials of the embedding for ``nasmr.features``.
+    ``stages`` holds (repeats, convs per branch, channels per branch).
+    """
+    c0, c1 = stem
+    yield 0, HALF * HALF, _conv_bn(IN_CHANNELS, c0, 3)
+    yield 0, SIDES[0] ** 2, _conv_bn(c0, c1, 3)
+    previous: Sequence[Count] = [c1]
+    for repeats, convs, channels in stages:
+        for inputs, copies in ((previous, 1), (channels, repeats - 1)):
+            for o in range(min(len(inputs), len(channels))):
+                for j in (o - 1, o, o + 1):  # the 1x1 from branch o+1 runs before upsampling
+                    if 0 <= j < len(inputs):
+                        kernel = 1 if j > o else 3
+                        at = max(o, j)
+                        yield at, SIDES[at] ** 2, copies * _conv_bn(inputs[j], channels[o], kernel)
+            if len(channels) > len(inputs):
+                new = len(inputs)
+                conv = _conv_bn(channels[new - 1], channels[new], 3)
+                yield new, SIDES[new] ** 2, copies * conv
+            for b, (blocks, width) in enumerate(zip(convs, channels, strict=True)):
+                yield b, SIDES[b] ** 2, copies * (blocks * 2) * _conv_bn(width, width, 3)
+        previous = channels
+    head = len(previous) - 1
+    yield head, SIDES[head] ** 2, _conv_bn(sum(previous), last, 1)
+    yield head, 1, (last + 1) * NUM_CLASSES
+
+
+def _conv_bn(in_ch: Count, out_ch: Count, kernel: int) -> Count:
     """Parameters of a bias-free convolution plus its BatchNorm (weight and bias)."""
-    return out_ch * (in_ch * kernel * kernel + 2)
+    return out_ch * (in_ch * (kernel * kernel) + 2)
 
 
 def analytic_complexity(arch: Arch | str) -> Complexity:
-    """The published count of an architecture (or code string) in closed form: every conv-BN
-    costs its parameters per output pixel.
-
-    A bias-free conv costs ``in x k x k`` MACs per output element and its BatchNorm 2, so a
-    conv-BN costs exactly its parameter count at each output position.
-    """
+    """The published count of an architecture (or code string) in closed form: the sum over
+    :func:`supernet_layers`."""
     arch = as_arch(arch)
+    stages = [(stage.repeats, stage.convs, stage.channels) for stage in arch.stages]
     macs = params = 0
-
-    def conv_bn(in_ch: int, out_ch: int, kernel: int, side: int) -> None:
-        nonlocal macs, params
-        p = _conv_bn_params(in_ch, out_ch, kernel)
-        params += p
-        macs += p * side * side
-
-    half = (INPUT_SIZE + 1) // 2  # a stride-2 conv with padding (k-1)//2 rounds up
-    sides = [(half + 1) // 2]  # feature-map side of each branch: 1/4 .. 1/32 of the input
-    for _ in range(3):
-        sides.append((sides[-1] + 1) // 2)
-    c0, c1 = arch.stem
-    conv_bn(IN_CHANNELS, c0, 3, half)
-    conv_bn(c0, c1, 3, sides[0])
-
-    channels: tuple[int, ...] = (c1,)
-    for stage in arch.stages:
-        for _ in range(stage.repeats):
-            n_in, out = len(channels), stage.channels
-            for i in range(min(n_in, len(out))):
-                for j in (i - 1, i, i + 1):  # the 1x1 from branch i+1 runs before upsampling
-                    if 0 <= j < n_in:
-                        conv_bn(channels[j], out[i], 1 if j > i else 3, sides[max(i, j)])
-            if len(out) > n_in:
-                conv_bn(out[n_in - 1], out[n_in], 3, sides[n_in])
-            for b, (n_blocks, ch) in enumerate(zip(stage.convs, out, strict=True)):
-                for _ in range(2 * n_blocks):
-                    conv_bn(ch, ch, 3, sides[b])
-            channels = out
-
-    conv_bn(sum(channels), arch.last_channel, 1, sides[len(channels) - 1])
-    classifier = NUM_CLASSES * (arch.last_channel + 1)
-    return Complexity(macs + classifier, params + classifier)
+    for _, area, count in supernet_layers(arch.stem, stages, arch.last_channel):
+        params += count
+        macs += count * area
+    return Complexity(macs, params)
 
 
 def _corner(end: int) -> Complexity:

@@ -19,8 +19,15 @@ from functools import cache
 import torch
 from torch import Tensor
 
-from nasmr.complexity import IN_CHANNELS, INPUT_SIZE, NUM_CLASSES
-from nasmr.space import EMBEDDING_COLUMNS, EMBEDDING_LENGTH, N_STAGES, Arch, domain
+from nasmr.complexity import supernet_layers
+from nasmr.space import (
+    EMBEDDING_COLUMNS,
+    EMBEDDING_LENGTH,
+    N_STAGES,
+    STAGE_POSITIONS,
+    Arch,
+    domain,
+)
 from schemas.nb201 import NB201_EDGES, NB201_OPS, parse_ops
 
 EMBEDDING_LOW: tuple[float, ...] = tuple(float(domain(p)[0]) for p in range(EMBEDDING_LENGTH))
@@ -107,12 +114,13 @@ def archs_from_normalised(z: Tensor) -> list[Arch]:
     return [Arch.from_embedding(row) for row in raw]
 
 
-class _Poly:
+class Poly:
     """A polynomial in named factors: monomial (sorted factor indices) -> coefficient.
 
-    The complexity and structure counts are built once symbolically with the same
-    arithmetic as the analytic counter, then evaluated on a batch as gather, product
-    and one matrix product: a small autograd graph, fast to differentiate.
+    The complexity counts are built once symbolically by the analytic counter's own walk
+    (``nasmr.complexity.supernet_layers``), the structure counts alike, then evaluated on a
+    batch as gather, product and one matrix product: a small autograd graph, fast to
+    differentiate.
     """
 
     __slots__ = ("terms",)
@@ -121,29 +129,29 @@ class _Poly:
         self.terms = terms
 
     @classmethod
-    def var(cls, factor: int) -> _Poly:
+    def var(cls, factor: int) -> Poly:
         return cls({(factor,): 1.0})
 
-    def __add__(self, other: _Poly | float) -> _Poly:
-        other = other if isinstance(other, _Poly) else _Poly({(): float(other)})
+    def __add__(self, other: Poly | float) -> Poly:
+        other = other if isinstance(other, Poly) else Poly({(): float(other)})
         terms = dict(self.terms)
         for monomial, coef in other.terms.items():
             terms[monomial] = terms.get(monomial, 0.0) + coef
-        return _Poly(terms)
+        return Poly(terms)
 
     __radd__ = __add__
 
-    def __sub__(self, other: float) -> _Poly:
+    def __sub__(self, other: float) -> Poly:
         return self + (-other)
 
-    def __mul__(self, other: _Poly | float) -> _Poly:
-        other = other if isinstance(other, _Poly) else _Poly({(): float(other)})
+    def __mul__(self, other: Poly | float) -> Poly:
+        other = other if isinstance(other, Poly) else Poly({(): float(other)})
         terms: dict[tuple[int, ...], float] = {}
         for m1, c1 in self.terms.items():
             for m2, c2 in other.terms.items():
                 monomial = tuple(sorted(m1 + m2))
                 terms[monomial] = terms.get(monomial, 0.0) + c1 * c2
-        return _Poly(terms)
+        return Poly(terms)
 
     __rmul__ = __mul__
 
@@ -152,7 +160,7 @@ _LOG2 = 1 + EMBEDDING_LENGTH
 """Factor columns: 0 is the constant 1, 1 + i is position i, _LOG2 + i is log2 of position i."""
 
 
-def _compile(polys: Sequence[_Poly]) -> tuple[Tensor, Tensor]:
+def _compile(polys: Sequence[Poly]) -> tuple[Tensor, Tensor]:
     """(monomials x degree) factor indices padded with the constant, (monomials x polys) coefs."""
     monomials = sorted({m for p in polys for m in p.terms})
     degree = max(len(m) for m in monomials)
@@ -173,75 +181,38 @@ def _evaluate(program: tuple[Tensor, Tensor], embeddings: Tensor) -> Tensor:
     return factors[:, index].prod(dim=2) @ coefs.to(embeddings)
 
 
-def _stages(e: Sequence[_Poly]) -> list[tuple[_Poly, list[_Poly], list[_Poly]]]:
+def _stages(e: Sequence[Poly]) -> list[tuple[Poly, list[Poly], list[Poly]]]:
     """(repeats, convs per branch, channels per branch) of each stage, from embedding factors."""
-    out, i = [], 2
-    for k in range(1, N_STAGES + 1):
-        out.append((e[i], list(e[i + 1 : i + 1 + k]), list(e[i + 1 + k : i + 1 + 2 * k])))
-        i += 1 + 2 * k
-    return out
+    return [
+        (e[r], [e[p] for p in convs], [e[p] for p in chans]) for r, convs, chans in STAGE_POSITIONS
+    ]
 
 
 @cache
 def _complexity_program() -> tuple[Tensor, Tensor]:
     """MACs then params per branch resolution as compiled polynomials of the embedding."""
-    e = [_Poly.var(1 + i) for i in range(EMBEDDING_LENGTH)]
-    macs = [_Poly({}) for _ in RESOLUTIONS]
-    params = [_Poly({}) for _ in RESOLUTIONS]
-    side = [INPUT_SIZE // r for r in RESOLUTIONS]
-
-    def conv_bn(
-        branch: int,
-        area: int,
-        c_in: _Poly | float,
-        c_out: _Poly,
-        kernel: int,
-        times: _Poly | float = 1.0,
-    ) -> None:
-        p = times * (c_out * (c_in * (kernel * kernel) + 2))
-        params[branch] = params[branch] + p
-        macs[branch] = macs[branch] + p * area
-
-    conv_bn(0, (INPUT_SIZE // 2) ** 2, float(IN_CHANNELS), e[0], 3)
-    conv_bn(0, side[0] ** 2, e[0], e[1], 3)
-    previous = [e[1]]
-    for repeats, convs, channels in _stages(e):
-        k = len(channels)
-        for inputs, times in ((previous, 1.0), (channels, repeats - 1)):
-            for o in range(min(len(inputs), k)):
-                for j in (o - 1, o, o + 1):
-                    if 0 <= j < len(inputs):
-                        at = max(o, j)
-                        conv_bn(at, side[at] ** 2, inputs[j], channels[o], 1 if j > o else 3, times)
-            if k > len(inputs):
-                new = len(inputs)
-                conv_bn(new, side[new] ** 2, channels[new - 1], channels[new], 3, times)
-            for b in range(k):
-                conv_bn(b, side[b] ** 2, channels[b], channels[b], 3, times * (convs[b] * 2))
-        previous = channels
-    last = e[EMBEDDING_LENGTH - 1]
-    conv_bn(N_STAGES - 1, side[-1] ** 2, sum(previous, _Poly({})), last, 1)
-    classifier = (last + 1) * NUM_CLASSES
-    macs[-1] = macs[-1] + classifier
-    params[-1] = params[-1] + classifier
+    e = [Poly.var(1 + i) for i in range(EMBEDDING_LENGTH)]
+    macs = [Poly({}) for _ in RESOLUTIONS]
+    params = [Poly({}) for _ in RESOLUTIONS]
+    for branch, area, count in supernet_layers(e[:2], _stages(e), e[-1]):
+        params[branch] = params[branch] + count
+        macs[branch] = macs[branch] + count * area
     return _compile([*macs, *params])
 
 
 @cache
 def _structure_program() -> tuple[Tensor, Tensor]:
     """Blocks and block-weighted log2 channels per resolution, modules, head width."""
-    e = [_Poly.var(1 + i) for i in range(EMBEDDING_LENGTH)]
-    log2 = [_Poly.var(_LOG2 + i) for i in range(EMBEDDING_LENGTH)]
-    blocks = [_Poly({}) for _ in RESOLUTIONS]
-    width = [_Poly({}) for _ in RESOLUTIONS]
-    i = 2
-    for k in range(1, N_STAGES + 1):
-        for b in range(k):
-            blocks[b] = blocks[b] + e[i] * e[i + 1 + b]
-            width[b] = width[b] + e[i] * e[i + 1 + b] * log2[i + 1 + k + b]
-        i += 1 + 2 * k
-    modules = sum((r for r, _, _ in _stages(e)), _Poly({}))
-    head = sum(_stages(e)[-1][2], _Poly({}))
+    e = [Poly.var(1 + i) for i in range(EMBEDDING_LENGTH)]
+    log2 = [Poly.var(_LOG2 + i) for i in range(EMBEDDING_LENGTH)]
+    blocks = [Poly({}) for _ in RESOLUTIONS]
+    width = [Poly({}) for _ in RESOLUTIONS]
+    for r, convs, chans in STAGE_POSITIONS:
+        for b, (c, h) in enumerate(zip(convs, chans, strict=True)):
+            blocks[b] = blocks[b] + e[r] * e[c]
+            width[b] = width[b] + e[r] * e[c] * log2[h]
+    modules = sum((r for r, _, _ in _stages(e)), Poly({}))
+    head = sum(_stages(e)[-1][2], Poly({}))
     return _compile([*blocks, *width, modules, head])
 
 
@@ -262,10 +233,8 @@ def relaxed_structure(embeddings: Tensor) -> Tensor:
     n_res = len(RESOLUTIONS)
     blocks, width = values[:, :n_res], values[:, n_res : 2 * n_res]
     path = embeddings.new_zeros(embeddings.shape[0])
-    i = 2
-    for k in range(1, N_STAGES + 1):
-        path = path + embeddings[:, i] * (1 + 2 * embeddings[:, i + 1 : i + 1 + k].amax(dim=1))
-        i += 1 + 2 * k
+    for r, convs, _ in STAGE_POSITIONS:
+        path = path + embeddings[:, r] * (1 + 2 * embeddings[:, list(convs)].amax(dim=1))
     return torch.cat(
         [blocks.log(), width / blocks, torch.stack([path, values[:, -2], values[:, -1]], 1).log()],
         dim=1,
@@ -300,12 +269,11 @@ def branch_tokens(z: Tensor) -> Tensor:
     """
     zero = torch.zeros_like(z[:, 0])
     tokens = [torch.stack([z[:, 0], z[:, 1], zero], 1)]
-    i = 2
-    for k in range(1, N_STAGES + 1):
-        repeats, convs, channels = z[:, i], z[:, i + 1 : i + 1 + k], z[:, i + 1 + k : i + 1 + 2 * k]
-        tokens += [torch.stack([repeats, convs[:, b], channels[:, b]], 1) for b in range(k)]
-        i += 1 + 2 * k
-    tokens.append(torch.stack([z[:, i], zero, zero], 1))
+    for r, convs, chans in STAGE_POSITIONS:
+        tokens += [
+            torch.stack([z[:, r], z[:, c], z[:, h]], 1) for c, h in zip(convs, chans, strict=True)
+        ]
+    tokens.append(torch.stack([z[:, -1], zero, zero], 1))
     return torch.stack(tokens, 1)
 
 

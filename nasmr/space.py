@@ -85,6 +85,26 @@ def _embedding_fields() -> list[tuple[str, str]]:
 EMBEDDING_FIELDS: tuple[tuple[str, str], ...] = tuple(_embedding_fields())
 """Name and kind of each of the 27 embedding positions."""
 
+
+def _stage_positions() -> list[tuple[int, tuple[int, ...], tuple[int, ...]]]:
+    """Per stage, the embedding positions of its repeats, its convs and its channels."""
+    names = [name for name, _ in EMBEDDING_FIELDS]
+    return [
+        (
+            names.index(f"stage{k}.repeats"),
+            tuple(names.index(f"stage{k}.convs[{b}]") for b in range(k)),
+            tuple(names.index(f"stage{k}.channels[{b}]") for b in range(k)),
+        )
+        for k in range(1, N_STAGES + 1)
+    ]
+
+
+STAGE_POSITIONS: tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...] = tuple(
+    _stage_positions()
+)
+"""Embedding positions of each stage: (repeats, convs per branch, channels per branch); the
+stem's widths are positions 0 and 1, the head's the last."""
+
 BRANCH_COUNT_POSITIONS = (3, 7, 13, 21)
 """Positions of the branch-count ints in the 31-int code; the embedding drops them."""
 
@@ -228,19 +248,14 @@ class Arch:
             _check_int("embedding", pos, value, kind)
             for pos, ((_, kind), value) in enumerate(zip(EMBEDDING_FIELDS, values, strict=True))
         ]
-        stages, i = [], 2
-        for k in range(1, N_STAGES + 1):
-            repeats, convs, chans = (
-                values[i],
-                values[i + 1 : i + 1 + k],
-                values[i + 1 + k : i + 1 + 2 * k],
-            )
-            stages.append(Stage(repeats, tuple(convs), tuple(chans)))
-            i += 1 + 2 * k
+        stages = tuple(
+            Stage(values[r], tuple(values[p] for p in convs), tuple(values[p] for p in chans))
+            for r, convs, chans in STAGE_POSITIONS
+        )
         arch = object.__new__(cls)
         object.__setattr__(arch, "stem", (values[0], values[1]))
-        object.__setattr__(arch, "stages", tuple(stages))
-        object.__setattr__(arch, "last_channel", values[26])
+        object.__setattr__(arch, "stages", stages)
+        object.__setattr__(arch, "last_channel", values[-1])
         return arch
 
     @classmethod

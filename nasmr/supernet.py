@@ -87,7 +87,7 @@ class Fuse(nn.Module):
             )
         self.sources: list[tuple[int, ...]] = []
         self.paths = nn.ModuleList()
-        for i in range(n_in if n_out > n_in else n_out):
+        for i in range(n_in):  # every input branch keeps its output; a new one follows
             sources = tuple(j for j in (i - 1, i, i + 1) if 0 <= j < n_in)
             self.sources.append(sources)
             self.paths.append(
