@@ -323,24 +323,36 @@ class Benchmark:
         return frame[frame[list(table.metrics)].notna().any(axis=1)].reset_index(drop=True)
 
     def best(
-        self, setting: str, metric: str, *, max_gflops: float | None = None, k: int = 10
+        self,
+        setting: str,
+        metric: str | None = None,
+        *,
+        max_gflops: float | None = None,
+        max_mparams: float | None = None,
+        k: int = 10,
     ) -> pd.DataFrame:
-        """The ``k`` architectures with the highest ``metric``, optionally within a FLOPs budget.
+        """The ``k`` architectures with the highest ``metric`` (the setting's primary one by
+        default), optionally within budgets of FLOPs (GMac) and params (M).
 
         Ties go to fewer FLOPs, then search-list order. Columns: index (position among the
         evaluated architectures, for :meth:`arch`), search_index (0-based line of
         ``search_list.txt``, as in the ``architectures`` table), code, the metric, flops, params.
-        ``max_gflops`` and ``k`` are keywords: ``best("seg", "mIoU", 5)`` read as a budget
+        The budgets and ``k`` are keywords: ``best("seg", "mIoU", 5)`` read as a budget
         of 5 GMac would drop the best architectures without a word.
         """
         if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
             raise ValueError(f"k must be a whole number of at least 1, got {k!r}")  # head(-1)...
-        budget_ok = isinstance(max_gflops, Real) and not isinstance(max_gflops, bool)
-        if max_gflops is not None and not (budget_ok and not math.isnan(max_gflops)):
-            raise ValueError(f"max_gflops must be a number or None, got {max_gflops!r}")
+        if metric is None:
+            self._setting(setting)  # a known setting of this release first
+            metric = SETTINGS[setting].primary_metric
         frame = self._frame(setting, metric)
-        if max_gflops is not None:
-            frame = frame[frame["flops"] <= max_gflops]
+        budgets = (("max_gflops", max_gflops, "flops"), ("max_mparams", max_mparams, "params"))
+        for name, budget, column in budgets:
+            if budget is None:
+                continue
+            if not isinstance(budget, Real) or isinstance(budget, bool) or math.isnan(budget):
+                raise ValueError(f"{name} must be a number or None, got {budget!r}")
+            frame = frame[frame[column] <= budget]
         frame = frame.sort_values([metric, "flops", "index"], ascending=[False, True, True])
         return frame.head(k).reset_index(drop=True)
 

@@ -190,6 +190,21 @@ def test_best_is_the_top_k_within_the_budget(bench: Benchmark) -> None:
         bench.best("seg", "mIoU", 5)
 
 
+def test_best_takes_a_params_budget_and_the_primary_metric_by_default(bench: Benchmark) -> None:
+    """As ``nasmr search`` takes --max-mparams; the metric a user means first is the primary."""
+    frame = bench.to_pandas("video")
+    both = bench.best("video", max_gflops=2.0, max_mparams=3.0, k=4)
+    assert list(both.columns) == ["index", "search_index", "code", "top1", "flops", "params"]
+    within = frame[(frame["flops"] <= 2.0) & (frame["params"] <= 3.0)]
+    assert both["top1"].tolist() == within["top1"].sort_values(ascending=False).head(4).tolist()
+    assert (within["params"] <= 3.0).all() and (frame["params"] > 3.0).any()
+    assert bench.best("seg", k=3).equals(bench.best("seg", "mIoU", k=3))
+    with pytest.raises(ValueError, match="max_mparams must be a number or None, got '3'"):
+        bench.best("seg", max_mparams="3")
+    with pytest.raises(UnknownSettingError, match="unknown setting 'segm'"):
+        bench.best("segm")
+
+
 def test_index_is_the_position_among_evaluated_and_search_index_the_line(
     bench: Benchmark, raw_dir: Path
 ) -> None:
