@@ -132,6 +132,11 @@ class Benchmark:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __reduce__(self) -> tuple[type[Benchmark], tuple[Path, ReleaseManifest | None]]:
+        """Pickled as its folder and manifest and opened again on unpickling, so worker
+        processes (``multiprocessing``, ``concurrent.futures``) each get a connection."""
+        return (Benchmark, (self.root, self.manifest))
+
     def __repr__(self) -> str:
         version = self.manifest.version if self.manifest else "build"
         return f"Benchmark({version}: {len(self)} architectures, {len(self.settings)} settings)"

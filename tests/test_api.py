@@ -190,6 +190,14 @@ def test_best_is_the_top_k_within_the_budget(bench: Benchmark) -> None:
         bench.best("seg", "mIoU", 5)
 
 
+def test_a_benchmark_pickles_for_worker_processes(bench: Benchmark) -> None:
+    """Its DuckDB connection does not pickle; the folder does, and is opened again."""
+    with pickle.loads(pickle.dumps(bench)) as copy:
+        assert copy.root == bench.root and copy.manifest == bench.manifest
+        code = bench.codes[7]
+        assert copy.query(code, "seg") == bench.query(code, "seg")
+
+
 def test_best_takes_a_params_budget_and_the_primary_metric_by_default(bench: Benchmark) -> None:
     """As ``nasmr search`` takes --max-mparams; the metric a user means first is the primary."""
     frame = bench.to_pandas("video")
