@@ -119,7 +119,25 @@ _JSON_NUMBERS = "('DOUBLE', 'BIGINT', 'UBIGINT', 'NULL')"
 """What ``json_type`` calls a JSON number, or null (an SQL list)."""
 
 CURVES_COLUMNS = ("arch", "setting", "run", "epoch", "iter", "metric", "value")
-QUARANTINE_COLUMNS = ("file", "line", "reason")
+
+RUNS_DTYPES: dict[str, str] = {
+    "file": "str",
+    "setting": "str",
+    "arch": "str",
+    "run": "str",
+    "resumes": "str",
+    "lines": "int64",
+    "bad_lines": "int64",
+    "evaluations": "int64",
+    "last_epoch": "Int64",
+    "expected_epochs": "Int64",
+    "status": "str",
+}
+"""The ``runs`` table's columns and dtypes, whatever the drop holds: an all-null column
+(``resumes`` where no file resumes another) or an empty table keeps its Parquet type."""
+
+QUARANTINE_DTYPES: dict[str, str] = {"file": "str", "line": "Int64", "reason": "str"}
+"""The ``quarantine`` table's columns and dtypes, as :data:`RUNS_DTYPES` for ``runs``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,7 +212,7 @@ def parse_log_drop(log_dir: Path) -> LogParse:
         con.execute(f"CREATE TEMP TABLE chains AS {_CHAINS_SQL}")
         con.execute(f"CREATE TEMP TABLE cut AS {_CUT_SQL}")
         con.execute(f"CREATE TEMP TABLE runs AS {_RUNS_SQL}")
-        runs = con.sql(_RUNS_OUT_SQL).df()
+        runs = _typed(con.sql(_RUNS_OUT_SQL).df(), RUNS_DTYPES)
         quarantine = _quarantine(con, layout)
         curves = _curves(con, files)
     finally:
@@ -788,7 +806,13 @@ def _quarantine(con: duckdb.DuckDBPyConnection, layout: Sequence[tuple[str, str]
         {"file": [f for f, _ in layout], "line": pd.NA, "reason": [r for _, r in layout]}
     )
     out = pd.concat([layout_rows, rows], ignore_index=True) if len(layout_rows) else rows
-    return out.astype({"file": "str", "line": "Int64", "reason": "str"})[list(QUARANTINE_COLUMNS)]
+    return _typed(out, QUARANTINE_DTYPES)
+
+
+def _typed(frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """``frame``'s columns of ``dtypes``, in its order and of its dtypes: a table's Parquet
+    schema must not depend on the data (an all-null column would be stored as type null)."""
+    return frame.astype(dict(dtypes))[list(dtypes)]
 
 
 def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.DataFrame:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -509,6 +511,27 @@ def test_a_resumed_run_is_one_run(drop: Path, copy: Path, clean: pd.DataFrame) -
     assert "5 run files" in parsed.summary() and "4 runs accepted" in parsed.summary()
     pd.testing.assert_frame_equal(parsed.curves, parse_log_drop(drop).curves)
     pd.testing.assert_frame_equal(derive_results(parsed.curves), clean)
+
+
+def _schemas(drop: Path, out: Path) -> dict[str, pa.Schema]:
+    """The Parquet schema of each table ``write_log_tables`` writes for ``drop``."""
+    logs.write_log_tables(parse_log_drop(drop), out)
+    return {p.stem: pq.read_schema(p).remove_metadata() for p in sorted(out.glob("*.parquet"))}
+
+
+def test_the_tables_parquet_schemas_do_not_depend_on_the_drop(
+    drop: Path, copy: Path, tmp_path: Path
+) -> None:
+    """``runs.resumes`` was stored as Arrow type null where no file resumes another (every
+    ``nasmr mini`` drop), and every text column of an empty ``runs`` so too."""
+    plain = _schemas(drop, tmp_path / "plain")
+    runs = plain["runs"]
+    assert len(plain) == 5 and runs.field("resumes").type == runs.field("file").type
+    _resume(_logs(copy, "digits-cls")[0], stop=4, restart=4)
+    assert _schemas(copy, tmp_path / "resumed") == plain
+    (tmp_path / "none" / "logs").mkdir(parents=True)
+    (tmp_path / "none" / "logs" / "stray.log.json").write_text("{}\n")  # no run at all
+    assert _schemas(tmp_path / "none", tmp_path / "empty") == plain
 
 
 def _train(epoch: int) -> list[dict]:
