@@ -87,14 +87,6 @@ from nasmr.warehouse import sql_identifier, write_parquet
 from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
 from schemas.settings import SEG_METRICS, published_decimals
 
-
-def reconcile_tolerance(setting: str) -> float:
-    """Half a unit in the last decimal ``setting`` publishes, plus float slack: the most a
-    log value may differ from the published one that rounds it (67.085 agrees with 67.08
-    and 67.09)."""
-    return 0.5 * 10.0 ** -published_decimals(setting) + 1e-9
-
-
 BATCH_BYTES = 2 * 1024 * 1024
 """Log bytes read into one buffer, one Arrow record batch: DuckDB's threads parse batches
 in parallel while the next is read, and only a few are in memory at once."""
@@ -151,8 +143,8 @@ class LogParse:
 
     def summary(self) -> str:
         """A few lines for humans: files, lines, accepted runs, quarantine by reason kind."""
-        starts = self.runs[self.runs["resumes"].isna()] if len(self.runs) else self.runs
-        accepted = int((starts["status"] == "accepted").sum()) if len(starts) else 0
+        starts = self.runs[self.runs["resumes"].isna()]
+        accepted = int((starts["status"] == "accepted").sum())
         kinds = self.quarantine["reason"].str.split(":", n=1).str[0]
         out = [
             f"{len(self.runs)} run files, {self.lines} lines, {accepted} runs accepted, "
@@ -971,6 +963,13 @@ def write_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
     for name, frame in tables.items():
         write_parquet(frame, out / f"{name}.parquet")
     return tables
+
+
+def reconcile_tolerance(setting: str) -> float:
+    """Half a unit in the last decimal ``setting`` publishes, plus float slack: the most a
+    log value may differ from the published one that rounds it (67.085 agrees with 67.08
+    and 67.09)."""
+    return 0.5 * 10.0 ** -published_decimals(setting) + 1e-9
 
 
 def reconcile(

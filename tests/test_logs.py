@@ -400,6 +400,7 @@ def test_a_drop_without_a_good_run_parses_to_empty_typed_tables(drop: Path, tmp_
     parsed = parse_log_drop(tmp_path)
     assert parsed.runs.empty and parsed.curves.empty
     assert parsed.quarantine["file"].tolist() == ["stray.log.json"]
+    assert parsed.summary().startswith("0 run files, 0 lines, 0 runs accepted, 0 curve points")
     kinds = parse_log_drop(drop).curves.dtypes.astype(str)
     pd.testing.assert_series_equal(parsed.curves.dtypes.astype(str), kinds)
 
