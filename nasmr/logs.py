@@ -11,7 +11,8 @@ Rules, applied in this order:
   is a file that cannot be read (no permission, deleted since it was listed); other
   ``*.json`` files (mmengine's ``<time>.json``) and ``*.log.json`` entries that are no
   regular file are named as not read; a folder below the drop that cannot be listed is
-  named (``<folder>/``), and a drop whose ``logs/`` cannot be listed raises.
+  named (``<folder>/``), and a drop whose ``logs/`` cannot be listed raises. Files and
+  folders are named relative to the drop (``logs/<setting>/...`` where it has ``logs/``).
 * **Lines**: malformed or truncated JSON, invalid UTF-8, a JSON value that is not an
   object, an unknown ``mode``, a number key (loss, lr, a metric) holding no JSON number
   (``true``, ``"55.5"``), a NaN/inf number (a metric's only on an evaluation line), an
@@ -171,9 +172,12 @@ class EmptyLogDrop(ValueError):
 
 
 def parse_log_drop(log_dir: Path) -> LogParse:
-    """Parse every ``<setting>/<code>/<run>.log.json`` under ``log_dir`` (or ``log_dir/logs``,
-    when a log beside that folder is out of the layout). A folder without any log file
-    raises :class:`EmptyLogDrop`, so that no caller replaces earlier tables with empty ones."""
+    """Parse every ``<setting>/<code>/<run>.log.json`` under ``log_dir/logs`` when that folder
+    exists (logs beside it are quarantined as outside the layout), else under ``log_dir``.
+
+    Files are named relative to ``log_dir`` (``logs/digits-cls/<code>/<run>.log.json``),
+    so a name never stands for two files. A folder without any log file raises
+    :class:`EmptyLogDrop`, so that no caller replaces earlier tables with empty ones."""
     root = Path(log_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: log folder not found")
@@ -216,11 +220,12 @@ def parse_log_drop(log_dir: Path) -> LogParse:
 
 
 def _discover(drop: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
-    """Log files in layout (sorted by path) and ``(file, reason)`` for those out of it; names
-    are relative to ``drop/logs`` when the drop has that folder (else to ``drop``)."""
+    """Log files in layout (sorted by path) and ``(file, reason)`` for those out of it, all
+    named relative to ``drop``: files of ``drop/logs`` (when the drop has that folder) with
+    that prefix, so that a log beside it is not named as one inside."""
     files: list[_LogFile] = []
     problems: list[tuple[str, str]] = []  # (file or folder/, reason)
-    root = drop / "logs"
+    root, prefix = drop / "logs", "logs/"
     if root.is_dir():
         beside, unlisted, _ = _log_paths(drop, skip="logs")
         problems += [
@@ -229,12 +234,12 @@ def _discover(drop: Path) -> tuple[list[_LogFile], list[tuple[str, str]]]:
         ]
         problems += [("/".join(parts), "outside the drop's logs/ folder") for parts in beside]
     else:
-        root = drop
+        root, prefix = drop, ""
     found, unlisted, unread = _log_paths(root)
-    problems += [(folder, f"unreadable folder: {reason}") for folder, reason in unlisted]
-    problems += unread
+    problems += [(prefix + folder, f"unreadable folder: {reason}") for folder, reason in unlisted]
+    problems += [(prefix + file, reason) for file, reason in unread]
     for parts in found:
-        name = "/".join(parts)
+        name = prefix + "/".join(parts)
         if len(parts) != 3:
             problems.append((name, f"not in the <setting>/<arch code>/<run>{LOG_SUFFIX} layout"))
             continue

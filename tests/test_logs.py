@@ -58,7 +58,8 @@ def _logs(root: Path, setting: str) -> list[Path]:
 
 
 def _name(root: Path, path: Path) -> str:
-    return path.relative_to(root / "logs").as_posix()
+    """How the parse of ``root`` names ``path``: relative to ``root``, ``logs/`` included."""
+    return path.relative_to(root).as_posix()
 
 
 def _rewrite(path: Path, edit: Callable[[list[dict]], list[dict]]) -> None:
@@ -362,7 +363,7 @@ def test_a_folder_that_cannot_be_listed_is_named(
     parsed = parse_log_drop(copy)
     assert parsed.quarantine.to_dict("records") == [
         {
-            "file": f"digits-cls/{locked.name}/",
+            "file": f"logs/digits-cls/{locked.name}/",
             "line": None,
             "reason": "unreadable folder: Permission denied",
         }
@@ -399,7 +400,7 @@ def test_a_drop_without_a_good_run_parses_to_empty_typed_tables(drop: Path, tmp_
     (tmp_path / "logs" / "stray.log.json").write_text("{}\n")  # out of the layout
     parsed = parse_log_drop(tmp_path)
     assert parsed.runs.empty and parsed.curves.empty
-    assert parsed.quarantine["file"].tolist() == ["stray.log.json"]
+    assert parsed.quarantine["file"].tolist() == ["logs/stray.log.json"]
     assert parsed.summary().startswith("0 run files, 0 lines, 0 runs accepted, 0 curve points")
     kinds = parse_log_drop(drop).curves.dtypes.astype(str)
     pd.testing.assert_series_equal(parsed.curves.dtypes.astype(str), kinds)
@@ -824,12 +825,12 @@ def test_files_out_of_layout_are_quarantined_whole(copy: Path) -> None:
         target.write_text(text)
     parsed = parse_log_drop(copy)
     reasons = dict(zip(parsed.quarantine["file"], parsed.quarantine["reason"], strict=True))
-    assert reasons["x.log.json"].startswith("not in the <setting>/<arch code>/<run>.log.json")
-    assert reasons[f"cls-typo/{code}/r.log.json"].startswith("folder is not a known setting")
-    assert reasons["digits-cls/8_8-1_1_1_8/r.log.json"].startswith(
+    assert reasons["logs/x.log.json"].startswith("not in the <setting>/<arch code>/<run>.log.json")
+    assert reasons[f"logs/cls-typo/{code}/r.log.json"].startswith("folder is not a known setting")
+    assert reasons["logs/digits-cls/8_8-1_1_1_8/r.log.json"].startswith(
         "folder is not an architecture code"
     )
-    assert reasons[f"digits-cls/{code.replace('-', '-0', 1)}/r.log.json"].startswith(
+    assert reasons[f"logs/digits-cls/{code.replace('-', '-0', 1)}/r.log.json"].startswith(
         "folder is not an architecture code: invalid code: position 2 (stage1.repeats) value '0"
     )
 
@@ -878,9 +879,29 @@ def test_logs_beside_the_drops_logs_folder_are_named(copy: Path) -> None:
     assert reasons == {
         f"digits-cls/{source.parent.name}/r.log.json": "outside the drop's logs/ folder"
     }
-    assert (parsed.runs["status"] == "accepted").all()
     assert parsed.quarantine["line"].isna().all()
     assert (parsed.runs["status"] == "accepted").all() and len(parsed.runs) == 4
+
+
+def test_a_file_name_names_one_file(copy: Path) -> None:
+    """Names were relative to logs/ for its files and to the drop beside it: a stray log
+    and an empty one inside logs/ were both ``digits-cls/<code>/r.log.json``."""
+    inside = _logs(copy, "digits-cls")[0].parent / "r.log.json"
+    inside.write_bytes(b"")
+    stray = copy / inside.relative_to(copy / "logs")
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"")
+    rows = parse_log_drop(copy).quarantine
+    assert rows[["file", "reason"]].to_dict("records") == [
+        {"file": _name(copy, stray), "reason": "outside the drop's logs/ folder"},
+        {"file": _name(copy, inside), "reason": "empty file: no line, or only blank ones"},
+    ]
+    assert _name(copy, inside) == f"logs/{_name(copy, stray)}"
+    flat = parse_log_drop(copy / "logs")  # the logs/ folder itself: names relative to it
+    assert flat.quarantine["file"].tolist() == [_name(copy, stray)]
+    assert set(flat.runs["file"]) == {
+        f.removeprefix("logs/") for f in parse_log_drop(copy).runs["file"]
+    }
 
 
 def test_a_setting_without_a_log_metric_is_quarantined(copy: Path, tmp_path: Path) -> None:
