@@ -25,9 +25,10 @@ from nasmr import paths
 from nasmr.complexity import analytic_complexity
 from nasmr.rawdrop import TRAINVAL
 from nasmr.space import Arch, ArchError
-from schemas.logs import log_setting
+from schemas.logs import DIGITS_SETTINGS
 from schemas.nb201 import NB201_OPS, parse_ops
 from schemas.records import RECORD_MODELS, Nb201Record, Record, describe_errors
+from schemas.settings import Setting, get_setting
 
 PICKLE_PROTOCOL = 3
 NB201_PICKLE_PROTOCOL = 4
@@ -37,6 +38,16 @@ _RECONSTRUCT = np.zeros(0).__reduce__()[0]
 
 class ExportError(ValueError):
     """Records cannot be written; the message names the file, record and field."""
+
+
+def _mr_setting(name: str) -> Setting:
+    """The setting of MR records called ``name``: one of the benchmark's (3ddet too, which no
+    log carries) or a digits setting of ``nasmr mini``; nas-bench-201 holds cells, which
+    :func:`write_nb201_trainval` writes."""
+    spec = DIGITS_SETTINGS.get(name) or get_setting(name)
+    if not spec.is_mr:
+        raise KeyError(f"setting {name!r} holds {spec.space} cells, not MR records")
+    return spec
 
 
 def records_frame(results: pd.DataFrame, setting: str) -> pd.DataFrame:
@@ -53,7 +64,7 @@ def records_frame(results: pd.DataFrame, setting: str) -> pd.DataFrame:
         wide = wide.loc[order.sort_values(kind="stable").index]
     else:
         wide = wide.sort_index()
-    wide = wide.reindex(columns=list(log_setting(setting).metrics))
+    wide = wide.reindex(columns=list(_mr_setting(setting).metrics))
     complexity = [analytic_complexity(Arch.from_code(code)) for code in wide.index]
     wide["flops"] = [c.gmac for c in complexity]
     wide["params"] = [c.mparams for c in complexity]
@@ -68,7 +79,7 @@ def write_trainval(records: pd.DataFrame, setting: str, path: Path) -> Path:
     """
     path = Path(path)
     try:
-        spec = log_setting(setting)
+        spec = _mr_setting(setting)
     except KeyError as err:
         raise ExportError(f"{path}: {err.args[0]}") from None
     needed = ["code", *spec.metrics, "flops", "params"]

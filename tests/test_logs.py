@@ -1053,6 +1053,8 @@ def test_write_trainval_names_the_bad_record_and_field(tmp_path: Path, clean: pd
     with pytest.raises(ExportError, match="lack column"):
         write_trainval(frame.drop(columns="flops"), "digits-cls", path)
     with pytest.raises(ExportError, match="unknown setting"):
+        write_trainval(frame, "cls-typo", path)
+    with pytest.raises(ExportError, match="'nas-bench-201' holds nas-bench-201 cells, not MR"):
         write_trainval(frame, "nas-bench-201", path)
 
 
@@ -1062,6 +1064,18 @@ def test_write_trainval_takes_a_published_setting(tmp_path: Path, clean: pd.Data
     path = write_trainval(frame, "cls-10c", tmp_path / "cls-10c" / "trainval.pkl")
     records = load_pickle(path)
     assert [r["top1"] for r in records] == frame["top1"].tolist()
+
+
+def test_write_trainval_takes_a_setting_that_no_log_carries(
+    tmp_path: Path, clean: pd.DataFrame
+) -> None:
+    """A warehouse export looked settings up as log settings: 3ddet records failed, its
+    ``moderate`` being a metric "which no log key carries"."""
+    top1 = results_long(clean).query("setting == 'digits-cls' and metric == 'top1'")
+    results = top1.assign(setting="3ddet", metric="moderate")
+    frame = records_frame(results, "3ddet")
+    path = write_trainval(frame, "3ddet", tmp_path / "3ddet" / "trainval.pkl")
+    assert [r["moderate"] for r in load_pickle(path)] == frame["moderate"].tolist()
 
 
 # -- command line -------------------------------------------------------------------
