@@ -72,7 +72,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,10 +83,11 @@ import pandas as pd
 import pyarrow as pa
 
 from nasmr import paths
+from nasmr.ingest import SettingLoad
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import sql_identifier, write_parquet
 from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
-from schemas.settings import SEG_METRICS, published_decimals
+from schemas.settings import SEG_METRICS, SETTINGS, published_decimals
 
 BATCH_BYTES = 2 * 1024 * 1024
 """Log bytes read into one buffer, one Arrow record batch: DuckDB's threads parse batches
@@ -950,24 +951,52 @@ def refuse_to_clear_the_drop(out: Path, logs: Path) -> None:
         )
 
 
-def write_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
-    """Derive results from ``parsed`` and write its five tables as ``out/<name>.parquet``.
+LOG_TABLES = ("curves", "derived", "results", "runs", "quarantine")
+"""The tables of a log parse, by the name of their Parquet file (``<name>.parquet``)."""
 
-    Returns the tables by name: curves, derived, results (long form), runs, quarantine.
-    """
-    paths.outside_releases(out)
+
+def log_tables(parsed: LogParse) -> dict[str, pd.DataFrame]:
+    """The :data:`LOG_TABLES` of ``parsed`` by name: its curves, the results derived from
+    them (per run, and the long form that is exported) and its runs and quarantine."""
     derived = derive_results(parsed.curves)
-    tables = {
-        "curves": parsed.curves,
-        "derived": derived,
-        "results": results_long(derived),
-        "runs": parsed.runs,
-        "quarantine": parsed.quarantine,
-    }
+    frames = (parsed.curves, derived, results_long(derived), parsed.runs, parsed.quarantine)
+    return dict(zip(LOG_TABLES, frames, strict=True))
+
+
+def write_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
+    """Write the :func:`log_tables` of ``parsed`` as ``out/<name>.parquet``; return them."""
+    paths.outside_releases(out)
+    tables = log_tables(parsed)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
         write_parquet(frame, out / f"{name}.parquet")
     return tables
+
+
+class UnreconciledLogs(ValueError):
+    """Logs of a benchmark setting whose published records did not load: reconciling without
+    them would leave the logs unchecked."""
+
+
+def published_records(
+    derived: pd.DataFrame, load: Callable[[str], SettingLoad]
+) -> dict[str, pd.DataFrame]:
+    """The valid published records, by ``load``, of each benchmark setting ``derived`` holds
+    logs of (the digits settings have none), for :func:`reconcile`.
+
+    Raises :class:`UnreconciledLogs` naming every setting whose records did not load, with
+    its status and reason.
+    """
+    published, unusable = {}, []
+    for setting in sorted(set(derived["setting"]) & set(SETTINGS)):
+        loaded = load(setting)
+        if loaded.status == "ok":
+            published[setting] = loaded.valid
+        else:
+            unusable.append(f"{setting} ({loaded.status}: {loaded.reason})")
+    if unusable:
+        raise UnreconciledLogs(f"cannot reconcile the logs of {'; '.join(unusable)}")
+    return published
 
 
 def reconcile_tolerance(setting: str) -> float:

@@ -1155,6 +1155,6 @@ def test_cli_reconcile_compares_logs_with_the_drops_records(tmp_path: Path) -> N
 
     missing = CliRunner().invoke(main, [*args[:3], "--raw", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1
-    assert "cannot reconcile the seg logs: data/seg/trainval.pkl is not in the drop" in (
+    assert "cannot reconcile the logs of seg (missing: data/seg/trainval.pkl is not in the" in (
         missing.output
     )

@@ -192,13 +192,13 @@ def parse(log_dir: Path, out: Path) -> None:
 def export(log_dir: Path, out: Path) -> None:
     """Write the final results of LOG_DIR as <setting>/trainval.pkl in the published format."""
     from nasmr.export import ExportError, export_results
-    from nasmr.logs import derive_results, results_long
+    from nasmr.logs import log_tables
 
     _outside_releases(out)
     parsed = _parse(log_dir)
     click.echo(parsed.summary())
     try:
-        written = export_results(results_long(derive_results(parsed.curves)), out)
+        written = export_results(log_tables(parsed)["results"], out)
     except ExportError as err:
         raise click.ClickException(str(err)) from err
     for setting, path in written.items():
@@ -222,20 +222,21 @@ def reconcile_logs(log_dir: Path, raw_dir: Path, limit: int) -> None:
     rounding (the logs job's check, without Dagster or a build folder).
     """
     from nasmr.ingest import load_setting
-    from nasmr.logs import derive_results, disagreements, reconcile
-    from schemas.settings import SETTINGS
+    from nasmr.logs import (
+        UnreconciledLogs,
+        derive_results,
+        disagreements,
+        published_records,
+        reconcile,
+    )
 
     parsed = _parse(log_dir)
     click.echo(parsed.summary())
     derived = derive_results(parsed.curves)
-    published = {}
-    for setting in sorted(set(derived["setting"]) & set(SETTINGS)):
-        loaded = load_setting(raw_dir, setting)
-        if loaded.status != "ok":
-            raise click.ClickException(
-                f"cannot reconcile the {setting} logs: {loaded.reason} (drop: {raw_dir})"
-            )
-        published[setting] = loaded.valid
+    try:
+        published = published_records(derived, lambda setting: load_setting(raw_dir, setting))
+    except UnreconciledLogs as err:
+        raise click.ClickException(f"{err} (drop: {raw_dir})") from err
     table = reconcile(derived, published)
     compared, differ = disagreements(table)
     for setting, values in table.groupby("setting", sort=True):

@@ -6,10 +6,13 @@ import dagster as dg
 import pandas as pd
 
 from nasmr.export import export_results
+from nasmr.ingest import SettingLoad
 from nasmr.logs import (
     LogParse,
+    UnreconciledLogs,
     disagreements,
     parse_log_drop,
+    published_records,
     reconcile,
     refuse_to_clear_the_drop,
     write_log_tables,
@@ -19,7 +22,6 @@ from pipelines import staging
 from pipelines.assets.ingest import load_validated, validated_records
 from pipelines.metadata import check_result, preview, table_metadata, timed
 from pipelines.resources import BuildDir, LogDrop
-from schemas.settings import SETTINGS
 
 LOGS_GROUP = "logs"
 
@@ -84,29 +86,25 @@ def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
     missing or unreadable), fail the run: skipping them would pass the check unchecked.
     """
     derived = pd.read_parquet(_logs_dir(build_dir) / "derived.parquet")
-    published, unstaged, unusable = {}, [], []
-    for setting in sorted(set(derived["setting"]) & set(SETTINGS)):
+    again = f"(`nasmr build --job ingest --out {build_dir.root()}`)"
+
+    def staged(setting: str) -> SettingLoad:
+        """The setting's validated records in this build; unstaged, an error saying so."""
         try:
-            loaded = load_validated(build_dir, setting)
+            return load_validated(build_dir, setting)
         except FileNotFoundError:
-            unstaged.append(setting)
-            continue
-        if loaded.status == "ok":
-            published[setting] = loaded.valid
-        else:
-            unusable.append(f"{setting} ({loaded.status}: {loaded.reason})")
-    if unstaged:
-        raise FileNotFoundError(
-            f"{build_dir.staging('records')}: no validated records of {', '.join(unstaged)} "
-            "to reconcile their logs with: validate the drop into this build folder first "
-            f"(`nasmr build --job ingest --out {build_dir.root()}`)"
-        )
-    if unusable:
-        raise ValueError(
-            f"cannot reconcile the logs of {'; '.join(unusable)}: the drop's records of these "
-            "settings did not load into this build; mend the drop and validate it again "
-            f"(`nasmr build --job ingest --out {build_dir.root()}`)"
-        )
+            raise FileNotFoundError(
+                f"{build_dir.staging('records')}: no validated records of {setting} to "
+                f"reconcile its logs with: validate the drop into this build folder first {again}"
+            ) from None
+
+    try:
+        published = published_records(derived, staged)
+    except UnreconciledLogs as err:
+        raise UnreconciledLogs(
+            f"{err}: the drop's records of these settings did not load into this build; "
+            f"mend the drop and validate it again {again}"
+        ) from None
     table = reconcile(derived, published)
     write_parquet(table, _logs_dir(build_dir) / "log_reconciliation.parquet")
     compared, _ = disagreements(table)
