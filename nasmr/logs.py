@@ -87,7 +87,7 @@ from nasmr.ingest import SettingLoad
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import sql_identifier, write_parquet
 from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
-from schemas.settings import SEG_METRICS, SETTINGS, published_decimals
+from schemas.settings import SETTINGS, published_decimals
 
 BATCH_BYTES = 2 * 1024 * 1024
 """Log bytes read into one buffer, one Arrow record batch: DuckDB's threads parse batches
@@ -108,6 +108,10 @@ _INTEGERS = {
 
 They are read as JSON and checked before the cast: DuckDB would round ``2.6`` and accept
 ``"2"`` on its way into a BIGINT."""
+
+_AUTO_SCALED = tuple(dict.fromkeys(mk.metric for mk in METRIC_KEYS if mk.scale == "auto"))
+"""The metrics whose scale a run's values decide (mmsegmentation's): all of a run's values
+<= 1 are fractions, scaled to percentages together."""
 
 _JSON_NUMBERS = "('DOUBLE', 'BIGINT', 'UBIGINT', 'NULL')"
 """What ``json_type`` calls a JSON number, or null (an SQL list)."""
@@ -616,7 +620,7 @@ _ANNOTATED_SQL = _annotate_sql(_parsed_sql())
 """The lines of ``raw`` annotated: the ``lines`` columns."""
 
 
-_AGGREGATE_SQL = r"""
+_AGGREGATE_SQL = rf"""
     WITH per_file AS (
         SELECT fid,
             count(*) AS lines,
@@ -629,7 +633,8 @@ _AGGREGATE_SQL = r"""
             max(line) AS last_line,
             max(TRY_CAST(nullif(regexp_extract(config, '\b(?:max|total)_epochs\s*=\s*(\d+)', 1), '')
                 AS BIGINT)) FILTER (problem IS NULL AND kind = 'meta') AS declared_epochs,
-            max(greatest(mIoU, mAcc, aAcc)) FILTER (problem IS NULL AND kind = 'val') AS seg_max
+            max(greatest({", ".join(map(sql_identifier, _AUTO_SCALED))}))
+                FILTER (problem IS NULL AND kind = 'val') AS seg_max
         FROM lines
         GROUP BY fid
     )
@@ -822,7 +827,7 @@ def _curves(con: duckdb.DuckDBPyConnection, files: Sequence[_LogFile]) -> pd.Dat
     """
     seg = {
         m: f"CASE WHEN r.fractions[fid + 1] THEN round(100 * {m}, 10) ELSE {m} END"
-        for m in SEG_METRICS
+        for m in _AUTO_SCALED
     }
     series = [
         "CASE WHEN kind = 'train' THEN loss END",

@@ -46,21 +46,20 @@ class MetricKey:
     key: str
     metric: str
     scale: Scale
-    tool: str
 
 
 METRIC_KEYS: tuple[MetricKey, ...] = (
-    MetricKey("mIoU", "mIoU", "auto", "mmsegmentation"),
-    MetricKey("mAcc", "mAcc", "auto", "mmsegmentation"),
-    MetricKey("aAcc", "aAcc", "auto", "mmsegmentation"),
-    MetricKey("accuracy_top-1", "top1", "percent", "mmclassification 0.x"),
-    MetricKey("accuracy_top-5", "top5", "percent", "mmclassification 0.x"),
-    MetricKey("accuracy/top1", "top1", "percent", "mmpretrain 1.x"),
-    MetricKey("accuracy/top5", "top5", "percent", "mmpretrain 1.x"),
-    MetricKey("top1_acc", "top1", "fraction", "mmaction2 0.x"),
-    MetricKey("top5_acc", "top5", "fraction", "mmaction2 0.x"),
-    MetricKey("acc/top1", "top1", "fraction", "mmaction2 1.x"),
-    MetricKey("acc/top5", "top5", "fraction", "mmaction2 1.x"),
+    MetricKey("mIoU", "mIoU", "auto"),
+    MetricKey("mAcc", "mAcc", "auto"),
+    MetricKey("aAcc", "aAcc", "auto"),
+    MetricKey("accuracy_top-1", "top1", "percent"),
+    MetricKey("accuracy_top-5", "top5", "percent"),
+    MetricKey("accuracy/top1", "top1", "percent"),
+    MetricKey("accuracy/top5", "top5", "percent"),
+    MetricKey("top1_acc", "top1", "fraction"),
+    MetricKey("top5_acc", "top5", "fraction"),
+    MetricKey("acc/top1", "top1", "fraction"),
+    MetricKey("acc/top5", "top5", "fraction"),
 )
 """Known metric keys; when a line holds several keys of one metric the first listed wins."""
 
