@@ -943,7 +943,8 @@ def results_long(derived: pd.DataFrame) -> pd.DataFrame:
 
 
 class LogOutputOverlap(ValueError):
-    """Log tables were to be written where they would replace the log drop they come from."""
+    """Log tables were to be written where they would replace what they must not: the log
+    drop they come from, or files of another kind."""
 
 
 def refuse_to_clear_the_drop(out: Path, logs: Path) -> None:
@@ -951,13 +952,32 @@ def refuse_to_clear_the_drop(out: Path, logs: Path) -> None:
     (``--out`` the log drop itself): the run would delete its own input."""
     if out.resolve().is_relative_to(logs.resolve()) or logs.resolve().is_relative_to(out.resolve()):
         raise LogOutputOverlap(
-            f"the logs job empties {out}, which overlaps the log drop's {logs}: "
-            "write the build elsewhere (--out or NASMR_OUT)"
+            f"writing the log tables empties {out}, which overlaps the log drop's {logs}: "
+            "write them elsewhere (--out or NASMR_OUT)"
+        )
+
+
+def refuse_to_replace_other_files(out: Path) -> None:
+    """Stop before replacing ``out`` whole when it holds anything but what the logs job and
+    ``nasmr logs parse`` write there (``--out`` a folder of other files)."""
+    ours = {f"{name}.parquet" for name in (*LOG_TABLES, RECONCILIATION_TABLE)} | {EXPORT_FOLDER}
+    other = sorted(p.name for p in out.iterdir() if p.name not in ours) if out.is_dir() else []
+    if other:
+        raise LogOutputOverlap(
+            f"writing the log tables replaces {out} whole, which holds other files "
+            f"({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}): write them to a "
+            "new folder or one of log tables"
         )
 
 
 LOG_TABLES = ("curves", "derived", "results", "runs", "quarantine")
 """The tables of a log parse, by the name of their Parquet file (``<name>.parquet``)."""
+
+RECONCILIATION_TABLE = "log_reconciliation"
+"""The logs job's table of log values against published ones, written beside the others."""
+
+EXPORT_FOLDER = "trainval"
+"""The folder beside its tables where the logs job exports ``<setting>/trainval.pkl``."""
 
 
 def log_tables(parsed: LogParse) -> dict[str, pd.DataFrame]:

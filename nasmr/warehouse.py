@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nasmr import clock, paths
+from nasmr.build_lock import remove_unfinished
 from nasmr.checksums import content_hash, sha256_file
 from nasmr.complexity import Complexity, ComplexityMethod
 from nasmr.ingest import (
@@ -358,6 +360,23 @@ def compare_inputs(build_dir: Path, raw_dir: Path) -> pd.DataFrame:
             )
             rows.append((path, problem))
     return pd.DataFrame(rows, columns=["path", "problem"])
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """A new, empty folder for a writer of all of ``target``, put in its place when the block
+    ends: nothing of an earlier run survives beside the new outputs, and a writer that fails
+    or is killed leaves the last complete ones (its unfinished folder goes once its process
+    has ended, at the next such writer or exclusive lock)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_unfinished(target.parent)
+    new = paths.unfinished_folder(target.parent, f"{target.name}-new")
+    try:
+        yield new
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    replace_dir(new, target)
 
 
 def replace_dir(new: Path, target: Path) -> None:

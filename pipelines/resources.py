@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -13,11 +12,11 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from nasmr import paths
-from nasmr.build_lock import build_lock, remove_unfinished
+from nasmr.build_lock import build_lock
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
 from nasmr.rawdrop import search_list_path
-from nasmr.warehouse import replace_dir
+from nasmr.warehouse import replacing
 from schemas.predictor import REPORT_SEEDS
 from schemas.settings import check_predictor_settings
 
@@ -117,21 +116,12 @@ class BuildDir(dg.ConfigurableResource):
 
     @contextmanager
     def replacing(self, name: str) -> Iterator[Path]:
-        """A new, empty folder for a step that writes all of ``<root>/<name>``, put in its
-        place when the block ends: nothing of an earlier run (a setting no longer trained, a
-        search now skipped) survives into a release, and a step that fails or is killed
-        leaves the last complete outputs (its unfinished folder goes once its process has
-        ended, at the next such step or exclusive lock)."""
-        root = self.root()
-        root.mkdir(parents=True, exist_ok=True)
-        remove_unfinished(root)
-        new = paths.unfinished_folder(root, f"{name}-new")
-        try:
+        """:func:`nasmr.warehouse.replacing` of ``<root>/<name>``, for a step that writes all
+        of it: nothing of an earlier run (a setting no longer trained, a search now skipped)
+        survives into a release, and a step that fails or is killed leaves the last
+        complete outputs. A release is refused when the block starts."""
+        with replacing(self.root() / name) as new:
             yield new
-        except BaseException:
-            shutil.rmtree(new, ignore_errors=True)
-            raise
-        replace_dir(new, root / name)
 
     def staging(self, *parts: str) -> Path:
         """Per-asset outputs that later steps read (one writer per file)."""

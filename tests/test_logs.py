@@ -1094,6 +1094,32 @@ def test_cli_parse_and_export(drop: Path, tmp_path: Path) -> None:
     assert len(load_pickle(tmp_path / "digits-seg" / "trainval.pkl")) == 2
 
 
+def test_cli_parse_replaces_the_folder_whole(drop: Path, copy: Path, tmp_path: Path) -> None:
+    """Parsing into the logs job's folder kept the job's reconciliation and export of another
+    drop beside the new tables; a folder of other files, or the drop, is refused untouched."""
+    out = tmp_path / "build" / "logs"
+    (out / "trainval" / "seg").mkdir(parents=True)
+    (out / "trainval" / "seg" / "trainval.pkl").write_bytes(b"another drop's")
+    (out / "log_reconciliation.parquet").write_bytes(b"another drop's")
+    (out / "runs.parquet").write_bytes(b"another drop's")
+    result = CliRunner().invoke(main, ["logs", "parse", str(drop), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    tables = ["curves", "derived", "quarantine", "results", "runs"]
+    assert sorted(p.name for p in out.iterdir()) == [f"{t}.parquet" for t in tables]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["logs"]  # no unfinished folder
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    for target, why in [
+        (tmp_path / "mine", "which holds other files (notes.txt)"),
+        (copy, f"which overlaps the log drop's {copy / 'logs'}"),
+        (copy / "logs", f"which overlaps the log drop's {copy / 'logs'}"),
+    ]:
+        before = sorted(target.rglob("*"))
+        result = CliRunner().invoke(main, ["logs", "parse", str(copy), "--out", str(target)])
+        assert result.exit_code == 1 and why in result.output, result.output
+        assert sorted(target.rglob("*")) == before
+
+
 def test_cli_parse_of_a_folder_without_logs_fails_and_keeps_the_tables(
     drop: Path, tmp_path: Path
 ) -> None:

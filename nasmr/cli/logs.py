@@ -168,18 +168,29 @@ def _parse(log_dir: Path) -> LogParse:
     type=_OUT_DIR,
     default=lambda: paths.out_dir() / "logs",
     show_default="NASMR_OUT/logs",
-    help="Where curves, derived, results, runs and quarantine .parquet go.",
+    help="Replaced whole by curves, derived, results, runs and quarantine .parquet.",
 )
 def parse(log_dir: Path, out: Path) -> None:
     """Parse LOG_DIR into curves, derived results and quarantine tables (Parquet)."""
     from nasmr.build_lock import BuildFolderBusy, lock_of_enclosing_build
-    from nasmr.logs import write_log_tables
+    from nasmr.logs import (
+        LogOutputOverlap,
+        refuse_to_clear_the_drop,
+        refuse_to_replace_other_files,
+        write_log_tables,
+    )
+    from nasmr.warehouse import replacing
 
     _outside_releases(out)
-    parsed = _parse(log_dir)
     try:
-        with lock_of_enclosing_build(out, "nasmr logs parse"):
-            write_log_tables(parsed, out)
+        refuse_to_clear_the_drop(out, log_dir / "logs")
+        refuse_to_replace_other_files(out)
+    except LogOutputOverlap as err:
+        raise click.ClickException(str(err)) from err
+    parsed = _parse(log_dir)
+    try:  # replaced whole, as the logs job does: no table of another drop stays beside
+        with lock_of_enclosing_build(out, "nasmr logs parse"), replacing(out) as new:
+            write_log_tables(parsed, new)
     except BuildFolderBusy as err:
         raise click.ClickException(str(err)) from err
     click.echo(parsed.summary())

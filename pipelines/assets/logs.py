@@ -8,6 +8,8 @@ import pandas as pd
 from nasmr.export import export_results
 from nasmr.ingest import SettingLoad
 from nasmr.logs import (
+    EXPORT_FOLDER,
+    RECONCILIATION_TABLE,
     LogParse,
     UnreconciledLogs,
     disagreements,
@@ -66,7 +68,7 @@ def log_results(
     out = _logs_dir(build_dir)
     with build_dir.replacing("logs") as new:
         tables = write_log_tables(parsed, new)
-        written = export_results(tables["results"], new / "trainval")
+        written = export_results(tables["results"], new / EXPORT_FOLDER)
     exported = {s: str(out / p.relative_to(new)) for s, p in written.items()}
     context.log.info(f"exported {', '.join(exported.values())}")
     return dg.MaterializeResult(
@@ -106,7 +108,7 @@ def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
             f"mend the drop and validate it again {again}"
         ) from None
     table = reconcile(derived, published)
-    write_parquet(table, _logs_dir(build_dir) / "log_reconciliation.parquet")
+    write_parquet(table, _logs_dir(build_dir) / f"{RECONCILIATION_TABLE}.parquet")
     compared, _ = disagreements(table)
     return dg.MaterializeResult(
         metadata={
@@ -120,6 +122,6 @@ def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
 @dg.asset_check(asset=log_reconciliation, description="Logs agree with published values.")
 def logs_agree_with_published(build_dir: BuildDir) -> dg.AssetCheckResult:
     """Every log value that has a published counterpart is within the reconcile tolerance."""
-    table = pd.read_parquet(_logs_dir(build_dir) / "log_reconciliation.parquet")
+    table = pd.read_parquet(_logs_dir(build_dir) / f"{RECONCILIATION_TABLE}.parquet")
     compared, differ = disagreements(table)
     return check_result(differ, checked=len(compared))
