@@ -23,7 +23,8 @@ from pathlib import Path
 
 from nasmr.logs import parse_log_drop
 from nasmr.space import sample
-from nasmr.training import TrainConfig, config_text, env_info, log_path
+from nasmr.train_config import TrainConfig
+from nasmr.training import config_text, env_info, log_path
 from schemas.logs import DIGITS_SETTINGS
 
 TRAIN_LINES_PER_EPOCH = 10

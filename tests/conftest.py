@@ -11,7 +11,8 @@ import pytest
 
 from nasmr import paths
 from nasmr.predictor import torch_threads
-from nasmr.training import TrainConfig, mini
+from nasmr.train_config import TrainConfig
+from nasmr.training import mini
 from nasmr.warehouse import ingest
 
 LOG_SEED = 97  # sample(2, 97) draws two small architectures, so the drop trains in seconds

@@ -10,31 +10,43 @@ import click
 
 from nasmr import paths
 from nasmr.cli.options import raw_option
+from nasmr.train_config import TRAIN_SPLIT, VAL_SPLIT, TrainConfig
 from schemas.logs import DIGITS_SETTINGS
 
 if TYPE_CHECKING:
     from nasmr.logs import LogParse
-    from nasmr.training import TrainConfig
 
 DIGITS = tuple(DIGITS_SETTINGS)
 _OUT_DIR = click.Path(file_okay=False, path_type=Path)
 
 
 def _schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by ``train`` and ``mini``; unset ones keep ``TrainConfig``'s defaults."""
+    """Options shared by ``train`` and ``mini``; unset ones keep ``TrainConfig``'s defaults,
+    which the help states, and an invalid value is refused with its error."""
+    default = TrainConfig()
     options = [
-        click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default 2)."),
-        click.option("--seed", type=int, help="Seed of sampling, init and shuffling (default 0)."),
         click.option(
-            "--image-size", type=int, help="Side of the upsampled digits, a multiple of 32 (32)."
+            "--epochs", type=click.IntRange(min=1), help=f"Epochs (default {default.epochs})."
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            help=f"Seed of sampling, init and shuffling (default {default.seed}).",
+        ),
+        click.option(
+            "--image-size",
+            type=int,
+            help=f"Side of the upsampled digits, a multiple of 32 ({default.image_size}).",
         ),
         click.option(
             "--train-images",
             type=click.IntRange(min=1),
-            help="Training images per epoch, of 1437 (512).",
+            help=f"Training images per epoch, of {TRAIN_SPLIT} ({default.train_images}).",
         ),
         click.option(
-            "--val-images", type=click.IntRange(min=1, max=360), help="Validation images (360)."
+            "--val-images",
+            type=click.IntRange(min=1),
+            help=f"Validation images, of {VAL_SPLIT} ({default.val_images}).",
         ),
     ]
     for option in reversed(options):
@@ -44,8 +56,6 @@ def _schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _config(**options: int | None) -> TrainConfig:
     """The schedule the options describe; an invalid combination is a usage error."""
-    from nasmr.training import TrainConfig
-
     try:
         return TrainConfig(**{k: v for k, v in options.items() if v is not None})
     except ValueError as err:
