@@ -17,6 +17,7 @@ the op names inferred from the data (see ``schemas.nb201.NB201_OPS``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,7 +27,6 @@ from typing import Literal
 import pandas as pd
 from pydantic import ValidationError
 
-from nasmr.checksums import sha256_file
 from nasmr.complexity import (
     Complexity,
     ComplexityMethod,
@@ -35,9 +35,11 @@ from nasmr.complexity import (
     nb201_cost_matches,
 )
 from nasmr.rawdrop import (
+    NotInDropError,
     RawDropError,
-    load_pickle,
-    read_search_list,
+    parse_pickle,
+    parse_search_list,
+    read_raw,
     search_list_path,
     trainval_path,
 )
@@ -73,9 +75,9 @@ class Source:
     sha256: str
 
     @classmethod
-    def of(cls, raw_dir: Path, path: Path) -> Source:
-        """Identify ``path`` (inside ``raw_dir``) by size and content hash."""
-        return cls(_relative(raw_dir, path), path.stat().st_size, sha256_file(path))
+    def of(cls, path: str, data: bytes) -> Source:
+        """Identify the file at ``path`` by the size and hash of ``data``, the bytes then parsed."""
+        return cls(path, len(data), hashlib.sha256(data).hexdigest())
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,18 +140,23 @@ def load_setting(raw_dir: Path, setting: str) -> SettingLoad:
     """Read and validate one setting's results; a missing or unreadable file is a status.
 
     Reasons name the file relative to the drop, so the tables (and a release) do not
-    depend on where the drop was read from.
+    depend on where the drop was read from. A file that cannot be read (no permission, a
+    directory in its place) has no source; one read has, hashed from the bytes parsed.
     """
     raw_dir = Path(raw_dir)
     path = trainval_path(raw_dir, setting)
+    name = _relative(raw_dir, path)
     schema = valid_schema(setting)
     empty = _frame([], schema), _frame([], QUARANTINE_SCHEMA)
-    if not path.is_file():
-        reason = f"{_relative(raw_dir, path)} is not in the drop"
-        return SettingLoad(setting, "missing", reason, None, *empty, read=0)
-    source = Source.of(raw_dir, path)
     try:
-        records = load_pickle(path, name=source.path)
+        data = read_raw(path, name)
+    except NotInDropError:
+        return SettingLoad(setting, "missing", f"{name} is not in the drop", None, *empty, read=0)
+    except RawDropError as err:
+        return SettingLoad(setting, "failed", str(err), None, *empty, read=0)
+    source = Source.of(name, data)
+    try:
+        records = parse_pickle(data, name)
     except RawDropError as err:
         return SettingLoad(setting, "failed", str(err), source, *empty, read=0)
     if not records:
@@ -217,8 +224,10 @@ def load_architectures(raw_dir: Path) -> SearchListLoad:
     ``search_index`` (and a quarantined code's ``record_index``) is the code's 0-based line.
     """
     raw_dir = Path(raw_dir)
-    lines = read_search_list(raw_dir)
-    source = Source.of(raw_dir, search_list_path(raw_dir))
+    path = search_list_path(raw_dir)
+    data = read_raw(path, str(path))
+    lines = parse_search_list(data)
+    source = Source.of(_relative(raw_dir, path), data)
     schema = {
         "code": "str",
         "search_index": "int64",

@@ -33,6 +33,7 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -43,7 +44,8 @@ from nasmr.shown import cut, shown
 
 SEARCH_LIST = "search_list.txt"
 TRAINVAL = "trainval.pkl"
-MAX_PICKLE_BYTES = 256 * 1024 * 1024
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""Largest raw-drop file read (the drop's largest, nas-bench-201's results, is a few MB)."""
 MAX_KEY_CHARS = 100
 """Longest dict key, a string (the drop's longest is ``inverted_residual_setting``)."""
 MAX_INT_BITS = 64
@@ -59,6 +61,10 @@ PLAIN_KINDS = "biuf"
 
 class RawDropError(Exception):
     """A raw-drop file could not be read; the message names the file and the reason."""
+
+
+class NotInDropError(RawDropError):
+    """Nothing is at a raw-drop file's path: for a setting, a status rather than a failure."""
 
 
 class _NDArray:
@@ -309,33 +315,56 @@ def _arrays(records: list[Any]) -> list[Any]:
     return records
 
 
-def load_pickle(
-    path: Path, max_bytes: int = MAX_PICKLE_BYTES, name: str | None = None
-) -> list[Any]:
+def read_raw(path: Path, name: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """A raw-drop file's bytes, read once (what is hashed is what is parsed); every way the
+    path fails to be a readable file is a :class:`RawDropError` beginning with ``name``,
+    and nothing at the path a :class:`NotInDropError`."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError) as err:
+        if path.is_symlink():
+            raise RawDropError(f"{name}: is a broken symbolic link") from err
+        raise NotInDropError(f"{name}: file not found") from err
+    except OSError as err:  # a folder on the way that cannot be searched, a link loop
+        raise RawDropError(f"{name}: cannot be read ({err.strerror or err})") from err
+    if stat.S_ISDIR(info.st_mode):
+        raise RawDropError(f"{name}: is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):  # a named pipe would block the read for ever
+        raise RawDropError(f"{name}: is not a regular file (a named pipe, socket or device)")
+    if info.st_size > max_bytes:
+        raise RawDropError(f"{name}: {info.st_size} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise RawDropError(f"{name}: cannot be read ({err.strerror or err})") from err
+
+
+def load_pickle(path: Path, max_bytes: int = MAX_FILE_BYTES, name: str | None = None) -> list[Any]:
     """Load a ``trainval.pkl`` as a list without executing code from it.
 
     Errors begin with ``name`` (default: the path), e.g. the file's place in its drop.
     """
     path = Path(path)
     name = str(path) if name is None else name
-    if not path.is_file():
-        raise RawDropError(f"{name}: file not found")
-    size = path.stat().st_size
-    if size == 0:
+    return parse_pickle(read_raw(path, name, max_bytes), name)
+
+
+def parse_pickle(data: bytes, name: str) -> list[Any]:
+    """The records of a ``trainval.pkl``'s bytes, without executing code from them; errors
+    begin with ``name``."""
+    if not data:
         raise RawDropError(f"{name}: file is empty")
-    if size > max_bytes:
-        raise RawDropError(f"{name}: {size} bytes exceeds the {max_bytes}-byte limit")
     try:
-        data = _RestrictedUnpickler(path.read_bytes(), name).load()
+        loaded = _RestrictedUnpickler(data, name).load()
     except RawDropError:
         raise
     except Exception as err:  # any unpickling failure is a property of the file
         raise RawDropError(f"{name}: not a readable pickle ({type(err).__name__}: {err})") from err
-    if not isinstance(data, list):
-        raise RawDropError(f"{name}: expected a list of records, found {type(data).__name__}")
-    if len(data) > MAX_RECORDS:
-        raise RawDropError(f"{name}: {len(data)} records, more than the {MAX_RECORDS} allowed")
-    return _arrays(data)
+    if not isinstance(loaded, list):
+        raise RawDropError(f"{name}: expected a list of records, found {type(loaded).__name__}")
+    if len(loaded) > MAX_RECORDS:
+        raise RawDropError(f"{name}: {len(loaded)} records, more than the {MAX_RECORDS} allowed")
+    return _arrays(loaded)
 
 
 def trainval_path(raw_dir: Path, setting: str) -> Path:
@@ -358,16 +387,19 @@ class SearchLine(NamedTuple):
 
 
 def read_search_list(raw_dir: Path) -> list[SearchLine]:
-    """The non-blank lines of the search list in file order, numbered as in the file.
+    """The non-blank lines of the drop's search list (:func:`parse_search_list`)."""
+    path = search_list_path(raw_dir)
+    return parse_search_list(read_raw(path, str(path)))
+
+
+def parse_search_list(data: bytes) -> list[SearchLine]:
+    """The non-blank lines of a search list's bytes in file order, numbered as in the file.
 
     Blank lines are skipped after numbering, so ``index`` stays the line an editor shows
     (minus one) and a rejected code can be found in the file. A line that is not UTF-8
     comes with a ``problem`` instead of stopping the read: one bad line loses no others.
     """
-    path = search_list_path(raw_dir)
-    if not path.is_file():
-        raise RawDropError(f"{path}: file not found")
-    lines = [_search_line(i, line) for i, line in enumerate(path.read_bytes().splitlines())]
+    lines = [_search_line(i, line) for i, line in enumerate(data.splitlines())]
     return [line for line in lines if line.text]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import os
 import pickle
@@ -574,3 +575,111 @@ def test_a_value_nested_too_deep_to_print_is_quarantined(tmp_path: Path) -> None
     row = _quarantined(load, 0)
     assert row["field"].endswith("deep")
     assert "deep: Extra inputs are not permitted (got [[[[...]]]])" in row["reason"]
+
+
+def _refuse_open(monkeypatch: pytest.MonkeyPatch, refused: Path) -> None:
+    """Opening ``refused`` fails as a file without read permission does (tests run as root,
+    whom ``chmod 000`` does not stop)."""
+    real_open = Path.open
+
+    def guarded_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == refused:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", guarded_open)
+
+
+def _refuse_stat(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Anything inside ``folder`` fails ``stat`` as in a folder without search permission."""
+    real_stat = Path.stat
+
+    def guarded_stat(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if folder in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", guarded_stat)
+
+
+def _unreadable_file(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _refuse_open(monkeypatch, root / "data" / "seg" / "trainval.pkl")
+
+
+def _unsearchable_folder(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _refuse_stat(monkeypatch, root / "data" / "seg")
+
+
+def _directory(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = root / "data" / "seg" / "trainval.pkl"
+    path.unlink()
+    path.mkdir()
+
+
+def _broken_link(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = root / "data" / "seg" / "trainval.pkl"
+    path.unlink()
+    path.symlink_to(root / "elsewhere.pkl")
+
+
+def _named_pipe(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = root / "data" / "seg" / "trainval.pkl"
+    path.unlink()
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (_unreadable_file, "cannot be read (Permission denied)"),
+        (_unsearchable_folder, "cannot be read (Permission denied)"),
+        (_directory, "is a directory, not a file"),
+        (_broken_link, "is a broken symbolic link"),
+        (_named_pipe, "is not a regular file"),
+    ],
+    ids=["no read permission", "folder not searchable", "directory", "broken link", "fifo"],
+)
+def test_a_path_that_is_no_readable_file_fails_its_setting_only(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spoil: Callable[[Path, pytest.MonkeyPatch], None],
+    reason: str,
+) -> None:
+    """An unreadable trainval.pkl raised PermissionError out of the whole ingest, and a
+    directory or broken link in its place was 'missing' (exit 0); now the setting fails
+    naming the file, and the others load."""
+    root = write_drop(tmp_path / "drop", clean_files())
+    spoil(root, monkeypatch)
+    result = ingest(root, tmp_path / "out", ingested_at=WHEN)
+    report = result.report.set_index("setting", drop=False)
+    seg = report.loc["seg"]
+    assert (seg["status"], seg["read"], seg["valid"], seg["quarantined"]) == ("failed", 0, 0, 0)
+    assert seg["reason"].startswith(f"data/seg/trainval.pkl: {reason}")
+    assert result.failed == ["seg"]
+    assert report.loc["cls-10c", "status"] == report.loc[NB201, "status"] == "ok"
+    assert "data/seg/trainval.pkl" not in set(result.tables["sources"]["path"])
+
+
+def test_what_is_hashed_is_what_is_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The source's sha256 and the records came from two reads of the file, so a file
+    replaced between them was recorded as one version and ingested as another."""
+    root = write_drop(tmp_path / "drop", clean_files())
+    path = root / "data" / "seg" / "trainval.pkl"
+    first = path.read_bytes()
+    replacement = tmp_path / "replacement.pkl"
+    replacement.write_bytes(pickle.dumps([seg_record(EVALUATED[0], 9)]))
+    real_open = Path.open
+
+    def open_then_replace(self: Path, *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(self, *args, **kwargs)
+        if self == path:  # the next open of the path reads other bytes
+            os.replace(replacement, path)
+            monkeypatch.setattr(Path, "open", real_open)
+        return handle
+
+    monkeypatch.setattr(Path, "open", open_then_replace)
+    load = load_setting(root, "seg")
+    assert load.source is not None
+    assert load.source.sha256 == hashlib.sha256(first).hexdigest()
+    assert load.source.bytes == len(first)
+    assert load.valid["code"].tolist() == [a.code for a in EVALUATED]

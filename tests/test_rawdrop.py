@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasmr.rawdrop import STAND_INS, RawDropError, load_pickle, read_search_list
+from nasmr.rawdrop import STAND_INS, NotInDropError, RawDropError, load_pickle, read_search_list
 from nasmr.shown import shown
 
 
@@ -290,3 +290,27 @@ def test_real_drop_reads_with_the_allow_list(raw_dir: Path) -> None:
     assert records[0]["embedding"].shape == (30,)
     lines = read_search_list(raw_dir)
     assert [line.index for line in lines] == list(range(2511))
+
+
+def test_a_search_list_that_is_no_readable_file_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory in its place read 'file not found', and no read permission raised a bare
+    PermissionError; nothing at the path is the one error callers may take as 'missing'."""
+    path = tmp_path / "data" / "search_list.txt"
+    with pytest.raises(NotInDropError, match=r"search_list\.txt: file not found"):
+        read_search_list(tmp_path)
+    path.mkdir(parents=True)
+    with pytest.raises(RawDropError, match=r"search_list\.txt: is a directory, not a file"):
+        read_search_list(tmp_path)
+    path.rmdir()
+    path.write_text("16_16\n")
+
+    def refused(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", refused)
+    with pytest.raises(RawDropError) as err:
+        read_search_list(tmp_path)
+    assert str(err.value) == f"{path}: cannot be read (Permission denied)"
+    assert not isinstance(err.value, NotInDropError)
