@@ -226,7 +226,7 @@ def load_architectures(raw_dir: Path) -> SearchListLoad:
     raw_dir = Path(raw_dir)
     path = search_list_path(raw_dir)
     data = read_raw(path, str(path))
-    lines = parse_search_list(data)
+    lines = parse_search_list(data, str(path))
     source = Source.of(_relative(raw_dir, path), data)
     schema = {
         "code": "str",

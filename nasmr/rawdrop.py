@@ -389,18 +389,25 @@ class SearchLine(NamedTuple):
 def read_search_list(raw_dir: Path) -> list[SearchLine]:
     """The non-blank lines of the drop's search list (:func:`parse_search_list`)."""
     path = search_list_path(raw_dir)
-    return parse_search_list(read_raw(path, str(path)))
+    return parse_search_list(read_raw(path, str(path)), str(path))
 
 
-def parse_search_list(data: bytes) -> list[SearchLine]:
+def parse_search_list(data: bytes, name: str) -> list[SearchLine]:
     """The non-blank lines of a search list's bytes in file order, numbered as in the file.
 
     Blank lines are skipped after numbering, so ``index`` stays the line an editor shows
     (minus one) and a rejected code can be found in the file. A line that is not UTF-8
     comes with a ``problem`` instead of stopping the read: one bad line loses no others.
+    A list without codes fails, naming ``name``, as an empty ``trainval.pkl`` does: every
+    result would be quarantined as outside it.
     """
+    if not data:
+        raise RawDropError(f"{name}: file is empty")
     lines = [_search_line(i, line) for i, line in enumerate(data.splitlines())]
-    return [line for line in lines if line.text]
+    codes = [line for line in lines if line.text]
+    if not codes:
+        raise RawDropError(f"{name}: holds no codes, only blank lines")
+    return codes
 
 
 def _search_line(index: int, line: bytes) -> SearchLine:

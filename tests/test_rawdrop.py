@@ -314,3 +314,18 @@ def test_a_search_list_that_is_no_readable_file_is_named(
         read_search_list(tmp_path)
     assert str(err.value) == f"{path}: cannot be read (Permission denied)"
     assert not isinstance(err.value, NotInDropError)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [(b"", "file is empty"), (b"\n \r\n\t\n", "holds no codes, only blank lines")],
+    ids=["empty", "blank lines"],
+)
+def test_a_search_list_without_codes_fails(tmp_path: Path, text: bytes, reason: str) -> None:
+    """It read 0 codes, reported 'ok', and every result was quarantined as outside it."""
+    path = tmp_path / "data" / "search_list.txt"
+    path.parent.mkdir()
+    path.write_bytes(text)
+    with pytest.raises(RawDropError) as err:
+        read_search_list(tmp_path)
+    assert str(err.value) == f"{path}: {reason}"
