@@ -259,16 +259,21 @@ class _RestrictedUnpickler(pickle._Unpickler):
         """The pickle's object; bytes left after its end, in the file or in its last frame,
         fail the file."""
         loaded = super().load()
-        left = len(self._buffer.getbuffer()) - self._buffer.tell()
-        frame = self._unframer.current_frame
-        if frame is not None:
-            left += len(frame.getbuffer()) - frame.tell()
+        left = self.unread()
         if left:
             raise RawDropError(
                 f"{self._name}: {left} byte(s) after the end of the pickle (a second "
                 "pickle written to the same file?); refused rather than left unread"
             )
         return loaded
+
+    def unread(self) -> int:
+        """How many of the file's bytes the unpickler has not read yet (in a frame or after)."""
+        left = len(self._buffer.getbuffer()) - self._buffer.tell()
+        frame = self._unframer.current_frame  # made by load()
+        if frame is not None:
+            left += len(frame.getbuffer()) - frame.tell()
+        return left
 
     def _settable(self, target: object) -> None:
         """Refuse setting the state of anything but an array or dtype stand-in."""
@@ -354,17 +359,44 @@ def parse_pickle(data: bytes, name: str) -> list[Any]:
     begin with ``name``."""
     if not data:
         raise RawDropError(f"{name}: file is empty")
+    unpickler = _RestrictedUnpickler(data, name)
     try:
-        loaded = _RestrictedUnpickler(data, name).load()
+        loaded = unpickler.load()
     except RawDropError:
         raise
     except Exception as err:  # any unpickling failure is a property of the file
-        raise RawDropError(f"{name}: not a readable pickle ({type(err).__name__}: {err})") from err
+        raise RawDropError(f"{name}: {_not_a_pickle(data, unpickler.unread(), err)}") from err
     if not isinstance(loaded, list):
         raise RawDropError(f"{name}: expected a list of records, found {type(loaded).__name__}")
     if len(loaded) > MAX_RECORDS:
         raise RawDropError(f"{name}: {len(loaded)} records, more than the {MAX_RECORDS} allowed")
     return _arrays(loaded)
+
+
+FORMATS = {
+    b"\x1f\x8b": "gzip-compressed",
+    b"BZh": "bzip2-compressed",
+    b"\xfd7zXZ\x00": "xz-compressed",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed",
+    b"PK\x03\x04": "a zip archive, as torch.save writes",
+    b"\x93NUMPY": "a NumPy .npy file",
+}
+"""The first bytes of files often mistaken for a pickle, and what they are."""
+
+
+def _not_a_pickle(data: bytes, unread: int, err: Exception) -> str:
+    """Why ``data`` failed to unpickle, in a maintainer's words: cut short (every byte was
+    read), not a pickle at all (what it starts with), or the unpickler's own error."""
+    if not unread:
+        return "ends before the pickle's end (truncated?)"
+    if data[0] != pickle.PROTO[0]:  # every pickle of protocol 2 or later starts so
+        start = data[:8]
+        kind = next((kind for magic, kind in FORMATS.items() if start.startswith(magic)), None)
+        if kind is None and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in start):
+            kind = "text"
+        hint = f"; {kind}?" if kind else ""
+        return f"is not a pickle (starts with bytes {start.hex(' ')}{hint})"
+    return f"not a readable pickle ({type(err).__name__}: {err})"
 
 
 def trainval_path(raw_dir: Path, setting: str) -> Path:

@@ -255,7 +255,7 @@ def test_cls_and_nb201_rules(loads: dict[str, SettingLoad]) -> None:
 @pytest.mark.parametrize(
     ("setting", "reason"),
     [
-        ("video", "not a readable pickle"),
+        ("video", "ends before the pickle's end (truncated?)"),
         ("video-p", "file is empty"),
         ("cls-10-1000", "expected a list of records, found dict"),
         ("cls-50-100", "refused global"),

@@ -262,7 +262,7 @@ def test_counts_reconcile_names_an_unreadable_file_and_a_miscounted_one(tmp_path
     assert not result.passed
     assert result.metadata["offending"].value == 1
     assert "data/seg/trainval.pkl" in _offending(result)
-    assert "not a readable pickle" in _offending(result)
+    assert "is not a pickle" in _offending(result)
     assert "reingest --partition SETTING" in str(result.metadata["fix"].value)  # what to do
 
     _tamper(build_dir, "UPDATE ingest_report SET read = read + 1 WHERE setting = 'video'")
@@ -280,7 +280,7 @@ def test_a_run_with_an_unreadable_file_says_what_to_do(tmp_path: Path) -> None:
             "ingest", raw_dir=raw, out_dir=tmp_path / "out", options=FAST, instance=instance
         )
     shown = outcome.failed_checks["warehouse.counts_reconcile"]
-    assert "data/seg/trainval.pkl" in shown and "not a readable pickle" in shown
+    assert "data/seg/trainval.pkl" in shown and "is not a pickle" in shown
     assert "\nfix: read what is wrong with each source_file named" in shown
 
 
@@ -1112,7 +1112,7 @@ def test_logs_of_a_setting_whose_records_did_not_load_fail_naming_why(tmp_path: 
         outcome = run_job("logs", out_dir=out, log_dir=drop, options=FAST, instance=instance)
     [failure] = outcome.failures
     assert failure.startswith("log_reconciliation: ")
-    assert "cannot reconcile the logs of seg (failed: data/seg/trainval.pkl: not a" in failure
+    assert "cannot reconcile the logs of seg (failed: data/seg/trainval.pkl: is not a" in failure
     assert not (out / "logs" / "log_reconciliation.parquet").exists()
 
 
