@@ -18,6 +18,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of bytes already read (a raw file hashed as it was parsed)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def content_hash(entries: Iterable[tuple[str, str]]) -> str:
     """sha256 of the sha256sum-style listing of ``(path, sha256)`` entries, sorted by path:
     the input files (paths relative to the drop), and for a warehouse version what models

@@ -17,7 +17,6 @@ the op names inferred from the data (see ``schemas.nb201.NB201_OPS``).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -27,6 +26,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import ValidationError
 
+from nasmr.checksums import sha256_bytes
 from nasmr.complexity import (
     Complexity,
     ComplexityMethod,
@@ -77,7 +77,7 @@ class Source:
     @classmethod
     def of(cls, path: str, data: bytes) -> Source:
         """Identify the file at ``path`` by the size and hash of ``data``, the bytes then parsed."""
-        return cls(path, len(data), hashlib.sha256(data).hexdigest())
+        return cls(path, len(data), sha256_bytes(data))
 
 
 @dataclass(frozen=True, eq=False)

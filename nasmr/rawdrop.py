@@ -40,10 +40,15 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from nasmr.checksums import sha256_bytes
 from nasmr.shown import cut, shown
 
 SEARCH_LIST = "search_list.txt"
 TRAINVAL = "trainval.pkl"
+MISSING = "missing"
+"""The version (:func:`file_version`) of a file not in the drop."""
+UNREADABLE = "unreadable"
+"""The version of a path that is no readable file (no permission, a directory, ...)."""
 MAX_FILE_BYTES = 256 * 1024 * 1024
 """Largest raw-drop file read (the drop's largest, nas-bench-201's results, is a few MB)."""
 MAX_KEY_CHARS = 100
@@ -342,6 +347,17 @@ def read_raw(path: Path, name: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         return path.read_bytes()
     except OSError as err:
         raise RawDropError(f"{name}: cannot be read ({err.strerror or err})") from err
+
+
+def file_version(path: Path) -> str:
+    """What tells one state of a raw file from another: its sha256, :data:`MISSING` or
+    :data:`UNREADABLE` (the ingest reports why), so a drop is compared without failing."""
+    try:
+        return sha256_bytes(read_raw(path, str(path)))
+    except NotInDropError:
+        return MISSING
+    except RawDropError:
+        return UNREADABLE
 
 
 def load_pickle(path: Path, max_bytes: int = MAX_FILE_BYTES, name: str | None = None) -> list[Any]:

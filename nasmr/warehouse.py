@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from nasmr import clock, paths
 from nasmr.build_lock import remove_unfinished
-from nasmr.checksums import content_hash, sha256_file
+from nasmr.checksums import content_hash
 from nasmr.complexity import Complexity, ComplexityMethod
 from nasmr.ingest import (
     SearchListLoad,
@@ -36,7 +36,7 @@ from nasmr.ingest import (
     settle_complexity,
 )
 from nasmr.paths import WAREHOUSE_NAME
-from nasmr.rawdrop import trainval_path
+from nasmr.rawdrop import MISSING, UNREADABLE, file_version, trainval_path
 from nasmr.table_docs import (
     COLUMN_DOCS,
     RESULTS_VIEW_COLUMN_DOCS,
@@ -345,16 +345,19 @@ def compare_inputs(build_dir: Path, raw_dir: Path) -> pd.DataFrame:
     recorded = pd.read_parquet(build_dir / PARQUET_DIR / "sources.parquet")
     rows: list[tuple[str, str | None]] = []
     for path, sha256 in zip(recorded["path"], recorded["sha256"], strict=True):
-        if not (raw_dir / path).is_file():
+        version = file_version(raw_dir / path)
+        if version == MISSING:
             rows.append((path, "no longer exists"))
-        elif sha256_file(raw_dir / path) != sha256:
+        elif version == UNREADABLE:
+            rows.append((path, "can no longer be read"))
+        elif version != sha256:
             rows.append((path, "changed since it was ingested"))
         else:
             rows.append((path, None))
     known = set(recorded["path"])
     for setting in SETTINGS:
         path = trainval_path(raw_dir, setting).relative_to(raw_dir).as_posix()
-        if (raw_dir / path).is_file() and path not in known:
+        if file_version(raw_dir / path) not in (MISSING, UNREADABLE) and path not in known:
             problem = (
                 f"is in the drop but not in the build (its {setting} results were not ingested)"
             )

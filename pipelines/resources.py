@@ -15,7 +15,7 @@ from nasmr import paths
 from nasmr.build_lock import build_lock
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
-from nasmr.rawdrop import search_list_path
+from nasmr.rawdrop import MISSING, file_version, search_list_path
 from nasmr.warehouse import replacing
 from schemas.predictor import REPORT_SEEDS
 from schemas.settings import check_predictor_settings
@@ -29,7 +29,7 @@ class RawDrop(dg.ConfigurableResource):
     def root(self) -> Path:
         """The drop's folder; a missing drop is an error that says how to point at one."""
         root = Path(self.path)
-        if not search_list_path(root).is_file():
+        if file_version(search_list_path(root)) == MISSING:  # unreadable: its reader says why
             raise FileNotFoundError(
                 f"raw drop not found at {root} (no data/search_list.txt): set NASMR_RAW to the "
                 "folder holding data/, or pass --raw DIR to nasmr build"

@@ -4,23 +4,27 @@ import json
 
 import dagster as dg
 
+from nasmr.rawdrop import MISSING, UNREADABLE
 from pipelines.assets.ingest import load_validated
-from pipelines.assets.raw import MISSING, trainval_versions
+from pipelines.assets.raw import trainval_versions
 from pipelines.jobs import AUTOMATION_TAG, reingest_job
 from pipelines.partitions import settings_partitions
 from pipelines.resources import BuildDir, RawDrop
 
 
 def staged_versions(build_dir: BuildDir) -> dict[str, str]:
-    """sha256 of each setting's file as the build last validated it ('missing' when it was
-    not in the drop); settings never staged are left out."""
+    """Each setting's file version (:func:`~nasmr.rawdrop.file_version`) as the build last
+    validated it; settings never staged are left out."""
     versions = {}
     for setting in settings_partitions.get_partition_keys():
         try:
-            source = load_validated(build_dir, setting).source
+            loaded = load_validated(build_dir, setting)
         except (FileNotFoundError, ValueError):
             continue
-        versions[setting] = source.sha256 if source is not None else MISSING
+        if loaded.source is not None:
+            versions[setting] = loaded.source.sha256
+        else:  # read, no source: the file was not in the drop, or could not be read
+            versions[setting] = MISSING if loaded.status == "missing" else UNREADABLE
     return versions
 
 

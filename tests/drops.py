@@ -1,5 +1,5 @@
 """Small inputs generated in code (never copied from the real drop): raw drops laid out like
-the real one, and frames shaped like ingested settings."""
+the real one, frames shaped like ingested settings, and a file that cannot be read."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from nasmr.complexity import analytic_complexity, nb201_complexity
 from nasmr.rawdrop import trainval_path
@@ -124,3 +125,16 @@ def seg_log(root: Path, arch: Arch, metrics: dict[str, float]) -> None:
     path.write_text(
         "".join(line.model_dump_json(by_alias=True, exclude_none=True) + "\n" for line in lines)
     )
+
+
+def refuse_open(monkeypatch: pytest.MonkeyPatch, refused: Path) -> None:
+    """Opening ``refused`` fails as a file without read permission does (tests run as root,
+    whom ``chmod 000`` does not stop)."""
+    real_open = Path.open
+
+    def guarded_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == refused:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", guarded_open)

@@ -32,7 +32,7 @@ from nasmr.warehouse import ingest
 from schemas.records import describe_errors, record_model
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS
 from tests import drops
-from tests.drops import exact, mr_record, nb201_record
+from tests.drops import exact, mr_record, nb201_record, refuse_open
 
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ARCHS = sample(7, seed=3)
@@ -577,19 +577,6 @@ def test_a_value_nested_too_deep_to_print_is_quarantined(tmp_path: Path) -> None
     assert "deep: Extra inputs are not permitted (got [[[[...]]]])" in row["reason"]
 
 
-def _refuse_open(monkeypatch: pytest.MonkeyPatch, refused: Path) -> None:
-    """Opening ``refused`` fails as a file without read permission does (tests run as root,
-    whom ``chmod 000`` does not stop)."""
-    real_open = Path.open
-
-    def guarded_open(self: Path, *args: Any, **kwargs: Any) -> Any:
-        if self == refused:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "open", guarded_open)
-
-
 def _refuse_stat(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """Anything inside ``folder`` fails ``stat`` as in a folder without search permission."""
     real_stat = Path.stat
@@ -603,7 +590,7 @@ def _refuse_stat(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 
 
 def _unreadable_file(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _refuse_open(monkeypatch, root / "data" / "seg" / "trainval.pkl")
+    refuse_open(monkeypatch, root / "data" / "seg" / "trainval.pkl")
 
 
 def _unsearchable_folder(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

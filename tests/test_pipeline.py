@@ -36,9 +36,10 @@ from nasmr import ncp, paths, warehouse
 from nasmr.build_lock import BuildFolderBusy, build_lock
 from nasmr.checksums import sha256_file
 from nasmr.complexity import Complexity, module_complexity_many
+from nasmr.ingest import load_architectures
 from nasmr.logs import LogOutputOverlap
 from nasmr.predictor import train_all
-from nasmr.rawdrop import load_pickle, search_list_path, trainval_path
+from nasmr.rawdrop import UNREADABLE, RawDropError, load_pickle, search_list_path, trainval_path
 from nasmr.release import ReleaseError, list_releases, publish_release
 from nasmr.space import Arch, sample
 from nasmr.warehouse import connect
@@ -67,6 +68,7 @@ from tests.drops import (
     exact,
     mr_record,
     nb201_record,
+    refuse_open,
     seg_log,
     synthetic_frames,
     write_drop,
@@ -514,6 +516,22 @@ def test_sensor_ingests_exactly_the_changed_settings(raw_dir: Path, tmp_path: Pa
         json.loads(changed.cursor)["checksums"]["video"]
         != json.loads(first.cursor)["checksums"]["video"]
     )
+
+
+def test_sensor_ingests_a_file_that_becomes_unreadable_and_ticks_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreadable trainval.pkl raised PermissionError out of every tick, for all settings;
+    it is now a version of its own, re-ingested (to fail its setting by name) once."""
+    archs = sample(3, seed=5)
+    video = pickle.dumps([mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs])
+    raw = write_drop(tmp_path / "raw", {"video": video, "seg-4x": video}, [a.code for a in archs])
+    seen = _sensor_tick(raw, NOTHING_SEEN).cursor
+    refuse_open(monkeypatch, trainval_path(raw, "video"))
+    tick = _sensor_tick(raw, seen)
+    assert [r.partition_key for r in tick.run_requests] == ["video"]
+    assert json.loads(tick.cursor)["checksums"]["video"] == UNREADABLE
+    assert _sensor_tick(raw, tick.cursor).run_requests == []
 
 
 def _two_video_files(tmp_path: Path) -> tuple[bytes, bytes, Path, Path]:
@@ -1388,6 +1406,33 @@ def test_a_refresh_stops_at_its_checks_when_the_drop_changed(tmp_path: Path) -> 
     )
     key = inputs_match_the_drop.check_key
     assert key in defs.resolve_job_def("refresh").asset_layer.asset_graph.asset_check_keys
+
+
+def test_the_drop_check_names_a_file_that_can_no_longer_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file made unreadable after the build raised PermissionError out of the check."""
+    _, _, raw = _video_drop(tmp_path, seed=5)
+    out = tmp_path / "out"
+    warehouse.ingest(raw, out, method="analytic")
+    refuse_open(monkeypatch, trainval_path(raw, "video"))
+    result = inputs_match_the_drop(
+        build_dir=BuildDir(path=str(out)), raw_drop=RawDrop(path=str(raw))
+    )
+    assert not result.passed
+    assert "video/trainval.pkl | can no longer be read" in str(
+        result.metadata["offending_rows"].value
+    )
+
+
+def test_a_search_list_that_is_no_file_is_named_not_a_missing_drop(tmp_path: Path) -> None:
+    """A directory in place of search_list.txt read 'raw drop not found at ... (no
+    data/search_list.txt)'; the drop is found, and reading the list says what is wrong."""
+    search_list_path(tmp_path).mkdir(parents=True)
+    raw = RawDrop(path=str(tmp_path))
+    assert raw.root() == tmp_path
+    with pytest.raises(RawDropError, match=r"search_list\.txt: is a directory, not a file"):
+        load_architectures(raw.root())
 
 
 def test_search_evaluation_without_mr_predictors_is_skipped_not_failed(tmp_path: Path) -> None:

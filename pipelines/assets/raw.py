@@ -2,12 +2,10 @@
 
 import dagster as dg
 
-from nasmr.checksums import sha256_file
-from nasmr.rawdrop import search_list_path, trainval_path
+from nasmr.checksums import sha256_bytes
+from nasmr.rawdrop import file_version, read_raw, search_list_path, trainval_path
 from pipelines.partitions import settings_partitions
 from pipelines.resources import RawDrop
-
-MISSING = "missing"
 
 
 def _kind(name: str) -> dict[str, str]:
@@ -19,14 +17,16 @@ def _kind(name: str) -> dict[str, str]:
     group_name="raw", tags=_kind("text"), description="search_list.txt: the 2511 codes."
 )
 def raw_search_list(raw_drop: RawDrop) -> dg.DataVersion:
-    return dg.DataVersion(sha256_file(search_list_path(raw_drop.root())))
+    path = search_list_path(raw_drop.root())
+    return dg.DataVersion(sha256_bytes(read_raw(path, str(path))))
 
 
 @dg.observable_source_asset(
     group_name="raw",
     tags=_kind("pickle"),
     partitions_def=settings_partitions,
-    description="<setting>/trainval.pkl, one per setting; 'missing' when the drop lacks it.",
+    description="<setting>/trainval.pkl, one per setting; 'missing' when the drop lacks it, "
+    "'unreadable' when it cannot be read.",
 )
 def raw_trainval(raw_drop: RawDrop) -> dg.DataVersionsByPartition:
     return dg.DataVersionsByPartition(
@@ -35,10 +35,8 @@ def raw_trainval(raw_drop: RawDrop) -> dg.DataVersionsByPartition:
 
 
 def trainval_versions(raw_drop: RawDrop) -> dict[str, str]:
-    """sha256 of every setting's trainval.pkl, or 'missing'; the sensor compares these."""
+    """Every setting's :func:`~nasmr.rawdrop.file_version`; the sensor compares these, so a file
+    that becomes unreadable is re-ingested (failing its setting by name), not a failed tick."""
     root = raw_drop.root()
-    versions = {}
-    for setting in settings_partitions.get_partition_keys():
-        path = trainval_path(root, setting)
-        versions[setting] = sha256_file(path) if path.is_file() else MISSING
-    return versions
+    keys = settings_partitions.get_partition_keys()
+    return {setting: file_version(trainval_path(root, setting)) for setting in keys}
