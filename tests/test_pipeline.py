@@ -286,6 +286,25 @@ def test_a_run_with_an_unreadable_file_says_what_to_do(tmp_path: Path) -> None:
     assert "\nfix: read what is wrong with each source_file named" in shown
 
 
+def test_a_run_with_no_published_complexity_to_compare_reaches_the_checks(tmp_path: Path) -> None:
+    """No MR file loaded, the warehouse step raised TypeError on the mean of no matches
+    (float(NA)); it now says 0 of 0 and the run fails on the check naming the file."""
+    archs = sample(2, seed=5)
+    raw = write_drop(tmp_path / "raw", {"seg": b"not a pickle"}, [a.code for a in archs])
+    with dg.instance_for_test() as instance:
+        outcome = run_job(
+            "ingest", raw_dir=raw, out_dir=tmp_path / "out", options=FAST, instance=instance
+        )
+        [record] = instance.fetch_materializations(dg.AssetKey("warehouse"), limit=1).records
+    assert [f.split(":")[0] for f in outcome.failures] == ["warehouse_counts_reconcile"]
+    assert "data/seg/trainval.pkl" in outcome.failed_checks["warehouse.counts_reconcile"]
+    metadata = record.asset_materialization.metadata
+    assert (metadata["complexity_compared"].value, metadata["complexity_reproduced"].value) == (
+        0,
+        0,
+    )
+
+
 def test_counts_reconcile_fails_a_file_whose_every_record_was_quarantined(
     tmp_path: Path,
 ) -> None:
