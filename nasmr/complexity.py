@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from nasmr.parallel import pool_size
 from nasmr.space import EMBEDDING_LENGTH, N_STAGES, Arch, as_arch, domain
 from schemas.nb201 import NB201_OPS, parse_ops
+from schemas.settings import half_unit
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -190,8 +191,8 @@ def nb201_complexity(
 def nb201_cost_matches(ops: Sequence[int], mflops: float, mparams: float) -> bool:
     """Whether a record's costs (MFLOPs to 2 decimals, M params to 3) are its cell's count."""
     exact = nb201_complexity(ops)
-    return abs(mflops - exact.macs / 1e6) <= 0.005 + 1e-9 and (
-        abs(mparams - exact.params / 1e6) <= 0.0005 + 1e-9
+    return abs(mflops - exact.macs / 1e6) <= half_unit(2) and (
+        abs(mparams - exact.params / 1e6) <= half_unit(3)
     )
 
 

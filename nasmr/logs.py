@@ -87,7 +87,7 @@ from nasmr.ingest import SettingLoad
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import sql_identifier, write_parquet
 from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
-from schemas.settings import SETTINGS, published_decimals
+from schemas.settings import SETTINGS, half_unit, published_decimals
 
 BATCH_BYTES = 2 * 1024 * 1024
 """Log bytes read into one buffer, one Arrow record batch: DuckDB's threads parse batches
@@ -1025,10 +1025,9 @@ def published_records(
 
 
 def reconcile_tolerance(setting: str) -> float:
-    """Half a unit in the last decimal ``setting`` publishes, plus float slack: the most a
-    log value may differ from the published one that rounds it (67.085 agrees with 67.08
-    and 67.09)."""
-    return 0.5 * 10.0 ** -published_decimals(setting) + 1e-9
+    """The most a log value may differ from the published one of ``setting`` that rounds it
+    (:func:`~schemas.settings.half_unit` of its decimals)."""
+    return half_unit(published_decimals(setting))
 
 
 def reconcile(

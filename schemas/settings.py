@@ -154,6 +154,12 @@ def published_decimals(name: str) -> int:
     return SETTINGS[name].decimals if name in SETTINGS else 2
 
 
+def half_unit(decimals: int) -> float:
+    """Half a unit in the last of ``decimals`` decimals, plus float slack: the most a value may
+    differ from the published one that rounds it (67.085 agrees with 67.08 and 67.09)."""
+    return 0.5 * 10.0**-decimals + 1e-9
+
+
 def get_setting(name: str) -> Setting:
     """The setting called ``name``; an unknown name is an error that lists the known ones."""
     try:
