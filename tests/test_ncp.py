@@ -434,6 +434,8 @@ def test_cli_search_prints_finals_and_writes_trajectories(
     assert feasible  # the printed GMac has 3 decimals; the budget holds on the exact count
     assert all(analytic_complexity(Arch.from_code(code)).gmac <= 1.0 for code in feasible)
     assert len(pd.read_csv(out)) == 3 * 21
+    [best] = [line for line in result.stderr.splitlines() if line.startswith("best: start ")]
+    assert best.split(": ")[-1] in feasible  # a summary on stderr: stdout stays one table
 
 
 def test_cli_search_refuses_an_out_file_it_would_not_write_as_named(

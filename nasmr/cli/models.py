@@ -473,6 +473,12 @@ def search(
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     _print_final(result.final, list(objective_weights))
+    feasible = result.final[result.final["status"] == "feasible"]
+    if len(feasible):
+        top = feasible.loc[feasible["objective"].idxmax()]
+        click.echo(
+            f"best: start {top['start']}, objective {top['objective']:.4f}: {top['code']}", err=True
+        )
     _warn_beyond_measured(result.final, truth, evaluated_only)
     if out_file is not None:
         try:
