@@ -415,6 +415,17 @@ def _not_a_pickle(data: bytes, unread: int, err: Exception) -> str:
     return f"not a readable pickle ({type(err).__name__}: {err})"
 
 
+def require_drop(raw_dir: Path) -> Path:
+    """``raw_dir`` itself if it holds a drop's search list; else an error saying how to point
+    at one (checked before a writer makes or locks its output folder)."""
+    if file_version(search_list_path(raw_dir)) == MISSING:  # unreadable: its reader says why
+        raise NotInDropError(
+            f"raw drop not found at {raw_dir} (no data/search_list.txt): set NASMR_RAW to the "
+            "folder holding data/, or pass --raw DIR"
+        )
+    return raw_dir
+
+
 def trainval_path(raw_dir: Path, setting: str) -> Path:
     """Where a setting's results live in a raw drop."""
     return Path(raw_dir) / "data" / setting / TRAINVAL

@@ -71,6 +71,7 @@ def build(
     """Build the benchmark: a Dagster job run in-process and recorded in .dagster/."""
     from nasmr.build_lock import BuildFolderBusy
     from nasmr.logs import LogOutputOverlap
+    from nasmr.rawdrop import RawDropError
     from pipelines.resources import BuildOptions
     from pipelines.run import PartitionError, run_job
 
@@ -89,7 +90,7 @@ def build(
         )
     except PartitionError as error:
         raise click.BadParameter(str(error), param_hint="--partition") from error
-    except (paths.ReleaseFolderError, BuildFolderBusy, LogOutputOverlap) as error:
+    except (paths.ReleaseFolderError, BuildFolderBusy, LogOutputOverlap, RawDropError) as error:
         raise click.ClickException(str(error)) from error
     status = "succeeded" if outcome.success else "FAILED"
     if outcome.success and outcome.failed_checks:  # a non-blocking check failed: exit 1 too

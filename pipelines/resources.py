@@ -15,7 +15,7 @@ from nasmr import paths
 from nasmr.build_lock import build_lock
 from nasmr.complexity import ComplexityMethod
 from nasmr.ncp_defaults import DEFAULT_STARTS, DEFAULT_STEPS
-from nasmr.rawdrop import MISSING, file_version, search_list_path
+from nasmr.rawdrop import require_drop
 from nasmr.warehouse import replacing
 from schemas.predictor import REPORT_SEEDS
 from schemas.settings import check_predictor_settings
@@ -28,13 +28,7 @@ class RawDrop(dg.ConfigurableResource):
 
     def root(self) -> Path:
         """The drop's folder; a missing drop is an error that says how to point at one."""
-        root = Path(self.path)
-        if file_version(search_list_path(root)) == MISSING:  # unreadable: its reader says why
-            raise FileNotFoundError(
-                f"raw drop not found at {root} (no data/search_list.txt): set NASMR_RAW to the "
-                "folder holding data/, or pass --raw DIR to nasmr build"
-            )
-        return root
+        return require_drop(Path(self.path))
 
 
 class LogDrop(dg.ConfigurableResource):

@@ -12,6 +12,7 @@ from nasmr import paths
 from nasmr.build_lock import build_lock, process_alive
 from nasmr.checksums import sha256_file
 from nasmr.logs import refuse_to_clear_the_drop
+from nasmr.rawdrop import require_drop
 from pipelines.assets.warehouse import WRITER_POOL
 from pipelines.definitions import build_definitions
 from pipelines.jobs import AUTOMATION_TAG
@@ -126,6 +127,7 @@ def run_job(
     """Execute one job of the code location in-process; all partitions unless one is named.
 
     Before anything runs, a partition the job does not have raises PartitionError, a
+    missing raw drop (for a job that reads it) ``rawdrop.NotInDropError``, a
     build folder in a published release raises ``paths.ReleaseFolderError``, one that
     another run writes ``BuildFolderBusy`` and, for the logs job, one that overlaps the log
     drop ``LogOutputOverlap``.
@@ -134,6 +136,8 @@ def run_job(
     defs = build_definitions(raw_dir, out_dir, releases_dir, log_dir, options)
     job = defs.resolve_job_def(job_name)
     tags = _partition_tags(job, partition) | process_tags()
+    if "raw_drop" in job.required_resource_keys:  # before the build folder is made
+        require_drop(raw_dir if raw_dir is not None else paths.raw_dir())
     if job_name == "logs":  # before the lock file: the build folder may be the log drop
         drop = log_dir if log_dir is not None else paths.log_dir()
         refuse_to_clear_the_drop(out / "logs", drop / "logs")

@@ -480,8 +480,18 @@ def test_one_partition_on_a_fresh_build_folder_names_every_setting_not_validated
 
 
 def test_a_missing_drop_says_how_to_point_at_one(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="NASMR_RAW"):
-        RawDrop(path=str(tmp_path / "nowhere")).root()
+    """Said before any folder is made: a build or ingest against a mistyped --raw left an
+    output folder holding only its lock file (nasmr build after a failed Dagster run)."""
+    nowhere = tmp_path / "nowhere"
+    with pytest.raises(RawDropError, match="raw drop not found at .*NASMR_RAW"):
+        RawDrop(path=str(nowhere)).root()
+    for command in (
+        ["build", "--job", "ingest", "--out", str(tmp_path / "out")],
+        ["ingest", "--warehouse", str(tmp_path / "out" / "nasmr.duckdb")],
+    ):
+        result = CliRunner().invoke(main, [*command, "--raw", str(nowhere)])
+        assert result.exit_code == 1 and "raw drop not found at" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no build folder, no run history
 
 
 NOTHING_SEEN = json.dumps({"checksums": {}})

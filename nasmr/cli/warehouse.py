@@ -42,7 +42,7 @@ def ingest(
     from nasmr.ingest import unknown_settings
     from nasmr.paths import ReleaseFolderError
     from nasmr.quality import RULES, broken_rules
-    from nasmr.rawdrop import RawDropError
+    from nasmr.rawdrop import RawDropError, require_drop
     from nasmr.warehouse import WarehouseError, connect
     from nasmr.warehouse import ingest as run_ingest
     from schemas.settings import SETTINGS
@@ -53,6 +53,7 @@ def ingest(
 
     elsewhere = "--warehouse or NASMR_WAREHOUSE"
     try:
+        require_drop(raw_dir)  # before the output folder is made
         with build_lock(warehouse.parent, "nasmr ingest", elsewhere):
             result = run_ingest(
                 raw_dir,
