@@ -243,7 +243,10 @@ class Arch:
         """Build from the 27-int embedding of ``trainval.pkl``."""
         values = _as_list("embedding", None, embedding, f"{EMBEDDING_LENGTH} ints")
         if len(values) != EMBEDDING_LENGTH:
-            raise ArchError("embedding", None, len(values), f"{EMBEDDING_LENGTH} ints")
+            allowed = f"{EMBEDDING_LENGTH} ints"
+            if len(values) == CODE_LENGTH:
+                allowed += f" ({CODE_LENGTH} are a code's: Arch.from_code takes its string)"
+            raise ArchError("embedding", None, len(values), allowed)
         values = [
             _check_int("embedding", pos, value, kind)
             for pos, ((_, kind), value) in enumerate(zip(EMBEDDING_FIELDS, values, strict=True))

@@ -483,7 +483,7 @@ def test_a_missing_drop_says_how_to_point_at_one(tmp_path: Path) -> None:
     """Said before any folder is made: a build or ingest against a mistyped --raw left an
     output folder holding only its lock file (nasmr build after a failed Dagster run)."""
     nowhere = tmp_path / "nowhere"
-    with pytest.raises(RawDropError, match="raw drop not found at .*NASMR_RAW"):
+    with pytest.raises(RawDropError, match=r"raw drop not found at .*NASMR_RAW"):
         RawDrop(path=str(nowhere)).root()
     for command in (
         ["build", "--job", "ingest", "--out", str(tmp_path / "out")],

@@ -159,6 +159,9 @@ def test_bad_embeddings_and_settings_are_refused() -> None:
     arch = Arch.from_code(SMALLEST)
     with pytest.raises(ArchError, match="27 ints"):
         Arch.from_embedding(arch.embedding[:-1])
+    code_ints = [int(v) for v in arch.code.replace("-", "_").split("_")]
+    with pytest.raises(ArchError, match=r"27 ints \(31 are a code's: Arch.from_code takes"):
+        Arch.from_embedding(code_ints)
     with pytest.raises(ArchError, match=r"position 2 \(stage1.repeats\).*an integer"):
         Arch.from_embedding([8, 8, True, *arch.embedding[3:]])
     with pytest.raises(ArchError, match="no module after stage 4"):
