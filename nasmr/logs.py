@@ -72,6 +72,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,7 +84,9 @@ import pandas as pd
 import pyarrow as pa
 
 from nasmr import paths
+from nasmr.build_lock import remove_unfinished
 from nasmr.ingest import SettingLoad
+from nasmr.rawdrop import TRAINVAL
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import sql_identifier, write_parquet
 from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
@@ -958,16 +961,74 @@ def refuse_to_clear_the_drop(out: Path, logs: Path) -> None:
 
 
 def refuse_to_replace_other_files(out: Path) -> None:
-    """Stop before replacing ``out`` whole when it holds anything but what the logs job and
-    ``nasmr logs parse`` write there (``--out`` a folder of other files)."""
-    ours = {f"{name}.parquet" for name in (*LOG_TABLES, RECONCILIATION_TABLE)} | {EXPORT_FOLDER}
-    other = sorted(p.name for p in out.iterdir() if p.name not in ours) if out.is_dir() else []
+    """Stop, touching nothing, before :func:`replace_log_tables` when ``out`` holds anything
+    but what the logs job and ``nasmr logs parse`` write there: their tables as plain files
+    and the job's ``trainval/<setting>/trainval.pkl`` export (``--out`` a folder of other
+    files, or a user's own ``trainval/``)."""
+    try:
+        entries = sorted(out.iterdir()) if out.is_dir() else []
+        other = [p.name for p in entries if not _ours(p)]
+    except OSError as err:
+        raise LogOutputOverlap(f"cannot read {out}: {err.strerror or err}") from err
     if other:
         raise LogOutputOverlap(
-            f"writing the log tables replaces {out} whole, which holds other files "
+            f"writing the log tables replaces what {out} holds, and it holds other files "
             f"({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}): write them to a "
             "new folder or one of log tables"
         )
+
+
+def _ours(path: Path) -> bool:
+    """Whether ``path`` in a log-table folder is one the logs job or a parse wrote: a table
+    as a plain file, the export, ``trainval/<setting>/`` folders of one plain
+    ``trainval.pkl`` each, or the unfinished folder of a parse."""
+    if path.name.startswith(paths.UNFINISHED):
+        return _plain_dir(path)
+    if path.name in {f"{name}.parquet" for name in (*LOG_TABLES, RECONCILIATION_TABLE)}:
+        return _plain_file(path)
+    if path.name != EXPORT_FOLDER or not _plain_dir(path):
+        return False
+    return all(
+        folder.name in SETTINGS
+        and _plain_dir(folder)
+        and [p.name for p in folder.iterdir()] == [TRAINVAL]
+        and _plain_file(folder / TRAINVAL)
+        for folder in path.iterdir()
+    )
+
+
+def _plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def _plain_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def replace_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
+    """Write the :func:`log_tables` of ``parsed`` into ``out`` in place of all an earlier
+    parse or logs job left there, so no table of another drop stays beside them; refused,
+    touching nothing, when ``out`` holds other files (:func:`refuse_to_replace_other_files`).
+
+    ``out`` itself stays (it may be the working folder, a mount point or a link): each table
+    is written beside it in ``out`` and moved into place, then the job's reconciliation
+    table and export go.
+    """
+    paths.outside_releases(out)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_unfinished(out)  # a killed parse's tables
+    refuse_to_replace_other_files(out)
+    staging = paths.unfinished_folder(out, "tables")
+    try:
+        tables = write_log_tables(parsed, staging)
+        for name in tables:
+            os.replace(staging / f"{name}.parquet", out / f"{name}.parquet")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    (out / f"{RECONCILIATION_TABLE}.parquet").unlink(missing_ok=True)
+    if (out / EXPORT_FOLDER).is_dir():
+        shutil.rmtree(out / EXPORT_FOLDER)
+    return tables
 
 
 LOG_TABLES = ("curves", "derived", "results", "runs", "quarantine")

@@ -1094,9 +1094,11 @@ def test_cli_parse_and_export(drop: Path, tmp_path: Path) -> None:
     assert len(load_pickle(tmp_path / "digits-seg" / "trainval.pkl")) == 2
 
 
-def test_cli_parse_replaces_the_folder_whole(drop: Path, copy: Path, tmp_path: Path) -> None:
+def test_cli_parse_replaces_what_an_earlier_run_left(
+    drop: Path, copy: Path, tmp_path: Path
+) -> None:
     """Parsing into the logs job's folder kept the job's reconciliation and export of another
-    drop beside the new tables; a folder of other files, or the drop, is refused untouched."""
+    drop beside the new tables; anything else there, or the drop, is refused untouched."""
     out = tmp_path / "build" / "logs"
     (out / "trainval" / "seg").mkdir(parents=True)
     (out / "trainval" / "seg" / "trainval.pkl").write_bytes(b"another drop's")
@@ -1104,13 +1106,17 @@ def test_cli_parse_replaces_the_folder_whole(drop: Path, copy: Path, tmp_path: P
     (out / "runs.parquet").write_bytes(b"another drop's")
     result = CliRunner().invoke(main, ["logs", "parse", str(drop), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    tables = ["curves", "derived", "quarantine", "results", "runs"]
-    assert sorted(p.name for p in out.iterdir()) == [f"{t}.parquet" for t in tables]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["logs"]  # no unfinished folder
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    tables = [f"{t}.parquet" for t in ("curves", "derived", "quarantine", "results", "runs")]
+    assert sorted(p.name for p in out.iterdir()) == tables  # no unfinished folder either
+    assert sorted(p.name for p in out.parent.iterdir()) == ["logs"]
+    mine = tmp_path / "mine"
+    (mine / "trainval" / "seg").mkdir(parents=True)  # a user's own trainval/, not an export
+    (mine / "trainval" / "seg" / "notes.txt").write_text("mine")
+    (tmp_path / "dir-table" / "curves.parquet").mkdir(parents=True)
+    (tmp_path / "dir-table" / "curves.parquet" / "part-0").write_text("mine")
     for target, why in [
-        (tmp_path / "mine", "which holds other files (notes.txt)"),
+        (tmp_path / "mine", "it holds other files (trainval)"),
+        (tmp_path / "dir-table", "it holds other files (curves.parquet)"),
         (copy, f"which overlaps the log drop's {copy / 'logs'}"),
         (copy / "logs", f"which overlaps the log drop's {copy / 'logs'}"),
     ]:
@@ -1118,6 +1124,24 @@ def test_cli_parse_replaces_the_folder_whole(drop: Path, copy: Path, tmp_path: P
         result = CliRunner().invoke(main, ["logs", "parse", str(copy), "--out", str(target)])
         assert result.exit_code == 1 and why in result.output, result.output
         assert sorted(target.rglob("*")) == before
+
+
+def test_cli_parse_keeps_its_out_folder_itself(
+    drop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renaming --out in its parent failed for '.' (a traceback, and leftovers that refused
+    the next run) and replaced a link to another disk by a plain folder."""
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    for _ in range(2):  # and again over its own tables
+        result = CliRunner().invoke(main, ["logs", "parse", str(drop), "--out", "."])
+        assert result.exit_code == 0, result.output
+        assert len(list(Path(".").iterdir())) == 5
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "disk")
+    result = CliRunner().invoke(main, ["logs", "parse", str(drop), "--out", str(tmp_path / "link")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "link").is_symlink() and len(list((tmp_path / "disk").iterdir())) == 5
 
 
 def test_cli_parse_of_a_folder_without_logs_fails_and_keeps_the_tables(

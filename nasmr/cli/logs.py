@@ -178,7 +178,8 @@ def _parse(log_dir: Path) -> LogParse:
     type=_OUT_DIR,
     default=lambda: paths.out_dir() / "logs",
     show_default="NASMR_OUT/logs",
-    help="Replaced whole by curves, derived, results, runs and quarantine .parquet.",
+    help="Gets curves, derived, results, runs and quarantine .parquet, in place of all an "
+    "earlier parse or logs job left there.",
 )
 def parse(log_dir: Path, out: Path) -> None:
     """Parse LOG_DIR into curves, derived results and quarantine tables (Parquet)."""
@@ -187,22 +188,20 @@ def parse(log_dir: Path, out: Path) -> None:
         LogOutputOverlap,
         refuse_to_clear_the_drop,
         refuse_to_replace_other_files,
-        write_log_tables,
+        replace_log_tables,
     )
-    from nasmr.warehouse import replacing
 
     _outside_releases(out)
     try:
         refuse_to_clear_the_drop(out, log_dir / "logs")
-        refuse_to_replace_other_files(out)
-    except LogOutputOverlap as err:
+        refuse_to_replace_other_files(out)  # before the parse, which may take minutes
+        parsed = _parse(log_dir)
+        with lock_of_enclosing_build(out, "nasmr logs parse"):
+            replace_log_tables(parsed, out)
+    except (LogOutputOverlap, BuildFolderBusy) as err:
         raise click.ClickException(str(err)) from err
-    parsed = _parse(log_dir)
-    try:  # replaced whole, as the logs job does: no table of another drop stays beside
-        with lock_of_enclosing_build(out, "nasmr logs parse"), replacing(out) as new:
-            write_log_tables(parsed, new)
-    except BuildFolderBusy as err:
-        raise click.ClickException(str(err)) from err
+    except OSError as err:
+        raise click.ClickException(f"tables not written to {out}: {err.strerror or err}") from err
     click.echo(parsed.summary())
     click.echo(f"tables: {out}")
 
