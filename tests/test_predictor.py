@@ -189,6 +189,8 @@ def test_save_load_round_trip_gives_identical_predictions(
     exact = [analytic_complexity(a) for a in archs]
     costs = predictor.predict(archs)[["flops", "params"]]
     assert costs.to_numpy().tolist() == [[c.gmac, c.mparams] for c in exact]  # not learned
+    generated = predictor.predict(a for a in archs)  # read once, not twice
+    pd.testing.assert_frame_equal(generated, predictor.predict(archs))
 
 
 @pytest.mark.filterwarnings("ignore:An input array is constant")

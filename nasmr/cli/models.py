@@ -232,7 +232,6 @@ def predict(
 ) -> None:
     """Print the predicted metrics of the architecture CODE, its measured ones when the
     benchmark evaluated it, and its exact FLOPs/params."""
-    from nasmr.complexity import analytic_complexity, nb201_complexity
     from nasmr.predictor import split_labels, torch_threads
     from nasmr.space import Arch, ArchError
     from nasmr.warehouse import warehouse_version
@@ -271,15 +270,14 @@ def predict(
             if measured is not None:
                 line += f"   {measured[output.metric]:.{decimals}f} measured ({part})"
             click.echo(line)
-    if isinstance(item, Arch):
-        count = analytic_complexity(item)
-        click.echo(f"{'flops':<22} {count.gmac:<12.9f} exact (GMac)")
-        click.echo(f"{'params':<22} {count.mparams:<12.6f} exact (M)")
+    if isinstance(item, Arch):  # predict's cost columns are the exact counts
+        click.echo(f"{'flops':<22} {row['flops']:<12.9f} exact (GMac)")
+        click.echo(f"{'params':<22} {row['params']:<12.6f} exact (M)")
     else:
-        cell = nb201_complexity(ops)
         network = "of the drop's CIFAR-100 network"
-        click.echo(f"{setting + '.Flops':<22} {cell.macs / 1e6:<12.6f} exact (MFLOPs {network})")
-        click.echo(f"{setting + '.Params':<22} {cell.params / 1e6:<12.6f} exact (M {network})")
+        for metric, unit in (("Flops", "MFLOPs"), ("Params", "M")):
+            column = f"{setting}.{metric}"
+            click.echo(f"{column:<22} {row[column]:<12.6f} exact ({unit} {network})")
 
 
 def _measured(warehouse: Path, setting: str, key: str) -> pd.Series | None:
