@@ -1060,28 +1060,34 @@ def write_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
 
 
 class UnreconciledLogs(ValueError):
-    """Logs of a benchmark setting whose published records did not load: reconciling without
-    them would leave the logs unchecked."""
+    """Logs of benchmark settings whose published records are absent (``absent``: e.g. never
+    staged in a build) or did not load (``unusable``: setting, status and reason):
+    reconciling without them would leave those logs unchecked."""
+
+    def __init__(self, absent: list[str], unusable: list[str]) -> None:
+        self.absent, self.unusable = absent, unusable
+        problems = [f"no records of {', '.join(absent)}"] if absent else []
+        problems += [f"records that did not load: {'; '.join(unusable)}"] if unusable else []
+        super().__init__(f"cannot reconcile the logs: {'; '.join(problems)}")
 
 
 def published_records(
-    derived: pd.DataFrame, load: Callable[[str], SettingLoad]
+    derived: pd.DataFrame, load: Callable[[str], SettingLoad | None]
 ) -> dict[str, pd.DataFrame]:
-    """The valid published records, by ``load``, of each benchmark setting ``derived`` holds
-    logs of (the digits settings have none), for :func:`reconcile`.
-
-    Raises :class:`UnreconciledLogs` naming every setting whose records did not load, with
-    its status and reason.
-    """
-    published, unusable = {}, []
+    """The valid published records, by ``load`` (None: it has none of that setting), of each
+    benchmark setting ``derived`` holds logs of (the digits settings have none), for
+    :func:`reconcile`; :class:`UnreconciledLogs` names every setting without them."""
+    published, absent, unusable = {}, [], []
     for setting in sorted(set(derived["setting"]) & set(SETTINGS)):
         loaded = load(setting)
-        if loaded.status == "ok":
+        if loaded is None:
+            absent.append(setting)
+        elif loaded.status == "ok":
             published[setting] = loaded.valid
         else:
             unusable.append(f"{setting} ({loaded.status}: {loaded.reason})")
-    if unusable:
-        raise UnreconciledLogs(f"cannot reconcile the logs of {'; '.join(unusable)}")
+    if absent or unusable:
+        raise UnreconciledLogs(absent, unusable)
     return published
 
 

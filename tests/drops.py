@@ -113,9 +113,10 @@ def synthetic_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
     return {"seg": seg, "cls-10c": cls, "nas-bench-201": nb201}
 
 
-def seg_log(root: Path, arch: Arch, metrics: dict[str, float]) -> None:
-    """A one-epoch seg run of ``arch``, an mmsegmentation ``*.log.json`` ending at ``metrics``."""
-    path = log_path(root, "seg", arch, "20250101_000000")
+def seg_log(root: Path, arch: Arch, metrics: dict[str, float], setting: str = "seg") -> None:
+    """A one-epoch segmentation run of ``arch`` (seg, or seg-4x), an mmsegmentation
+    ``*.log.json`` ending at ``metrics``."""
+    path = log_path(root, setting, arch, "20250101_000000")
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         LogLine(config="runner = dict(type='EpochBasedRunner', max_epochs=1)", seed=0),

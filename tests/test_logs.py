@@ -1205,6 +1205,5 @@ def test_cli_reconcile_compares_logs_with_the_drops_records(tmp_path: Path) -> N
 
     missing = CliRunner().invoke(main, [*args[:3], "--raw", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1
-    assert "cannot reconcile the logs of seg (missing: data/seg/trainval.pkl is not in the" in (
-        missing.output
-    )
+    expected = "records that did not load: seg (missing: data/seg/trainval.pkl is not in the"
+    assert "cannot reconcile the logs: " in missing.output and expected in missing.output

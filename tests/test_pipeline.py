@@ -1137,11 +1137,14 @@ def test_logs_of_a_setting_never_ingested_here_say_how_to_stage_its_records(
     """Seg logs on a build folder without validated seg records (a fresh one, or one made by
     nasmr ingest) fail naming the setting and the job that validates it."""
     drop, out = tmp_path / "drop", tmp_path / "out"
-    seg_log(drop, sample(1, seed=5)[0], {"mIoU": 70.12, "mAcc": 80.34, "aAcc": 95.56})
+    for setting in ("seg", "seg-4x"):  # every such setting named, not only the first
+        metrics = {"mIoU": 70.12, "mAcc": 80.34, "aAcc": 95.56}
+        seg_log(drop, sample(1, seed=5)[0], metrics, setting)
     with dg.instance_for_test() as instance:
         outcome = run_job("logs", out_dir=out, log_dir=drop, options=FAST, instance=instance)
     [failure] = outcome.failures
-    assert failure.startswith("log_reconciliation: ") and "no validated records of seg" in failure
+    assert failure.startswith("log_reconciliation: ")
+    assert "no validated records of seg, seg-4x to reconcile" in failure
     assert f"nasmr build --job ingest --out {out}`" in failure
 
 
@@ -1159,7 +1162,8 @@ def test_logs_of_a_setting_whose_records_did_not_load_fail_naming_why(tmp_path: 
         outcome = run_job("logs", out_dir=out, log_dir=drop, options=FAST, instance=instance)
     [failure] = outcome.failures
     assert failure.startswith("log_reconciliation: ")
-    assert "cannot reconcile the logs of seg (failed: data/seg/trainval.pkl: is not a" in failure
+    assert "the drop's records of seg (failed: data/seg/trainval.pkl: is not a" in failure
+    assert "did not load into this build: mend the drop" in failure
     assert not (out / "logs" / "log_reconciliation.parquet").exists()
 
 

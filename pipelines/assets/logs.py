@@ -90,23 +90,29 @@ def log_reconciliation(build_dir: BuildDir) -> dg.MaterializeResult:
     derived = pd.read_parquet(_logs_dir(build_dir) / "derived.parquet")
     again = f"(`nasmr build --job ingest --out {build_dir.root()}`)"
 
-    def staged(setting: str) -> SettingLoad:
-        """The setting's validated records in this build; unstaged, an error saying so."""
+    def staged(setting: str) -> SettingLoad | None:
+        """The setting's validated records in this build; None if it never validated them."""
         try:
             return load_validated(build_dir, setting)
         except FileNotFoundError:
-            raise FileNotFoundError(
-                f"{build_dir.staging('records')}: no validated records of {setting} to "
-                f"reconcile its logs with: validate the drop into this build folder first {again}"
-            ) from None
+            return None
 
     try:
         published = published_records(derived, staged)
     except UnreconciledLogs as err:
-        raise UnreconciledLogs(
-            f"{err}: the drop's records of these settings did not load into this build; "
-            f"mend the drop and validate it again {again}"
-        ) from None
+        problems = []
+        if err.absent:
+            problems.append(
+                f"{build_dir.staging('records')}: no validated records of "
+                f"{', '.join(err.absent)} to reconcile their logs with: validate the drop "
+                f"into this build folder first {again}"
+            )
+        if err.unusable:
+            problems.append(
+                f"the drop's records of {'; '.join(err.unusable)} did not load into this "
+                f"build: mend the drop and validate it again {again}"
+            )
+        raise ValueError("; ".join(problems)) from None
     table = reconcile(derived, published)
     write_parquet(table, _logs_dir(build_dir) / f"{RECONCILIATION_TABLE}.parquet")
     compared, _ = disagreements(table)
