@@ -135,7 +135,7 @@ class Benchmark:
     def __reduce__(self) -> tuple[type[Benchmark], tuple[Path, ReleaseManifest | None]]:
         """Pickled as its folder and manifest and opened again on unpickling, so worker
         processes (``multiprocessing``, ``concurrent.futures``) each get a connection."""
-        return (Benchmark, (self.root, self.manifest))
+        return (type(self), (self.root, self.manifest))
 
     def __repr__(self) -> str:
         version = self.manifest.version if self.manifest else "build"

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from sklearn.datasets import load_digits
 from sklearn.metrics import jaccard_score
 
 from nasmr.cli import main
+from nasmr.cli.logs import _config
 from nasmr.logs import parse_log_drop
 from nasmr.space import Arch
 from nasmr.train_config import TRAIN_SPLIT, VAL_SPLIT, TrainConfig
@@ -194,14 +196,14 @@ def test_a_seed_torch_cannot_take_is_refused_when_the_schedule_is_made() -> None
 
 
 @pytest.mark.parametrize("command", ["train", "mini"])
-def test_the_schedule_options_help_gives_the_real_defaults(command: str) -> None:
-    """The options default to TrainConfig's values (unset = its default), which the help
-    states: a changed default must not leave the help stale."""
+def test_the_schedule_options_help_states_the_real_splits_and_defaults(command: str) -> None:
+    """The help's split sizes are the digits data's (train_config states them without
+    loading it), and options left unset keep TrainConfig's defaults, which the help names."""
+    assert len(load_digits().target) == TRAIN_SPLIT + VAL_SPLIT
     config = TrainConfig()
     options = {p.name: p for p in main.commands[command].params}
     helps = {name: " ".join((options[name].help or "").split()) for name in options}
-    assert f"(default {config.epochs})" in helps["epochs"]
-    assert f"(default {config.seed})" in helps["seed"]
-    assert f"({config.image_size})" in helps["image_size"]
     assert f"of {TRAIN_SPLIT} ({config.train_images})" in helps["train_images"]
     assert f"of {VAL_SPLIT} ({config.val_images})" in helps["val_images"]
+    unset = dict.fromkeys(("epochs", "seed", "image_size", "train_images", "val_images"))
+    assert _config(**unset) == config
