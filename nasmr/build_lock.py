@@ -102,9 +102,10 @@ def process_alive(pid: int) -> bool:
 
 def lock_of_enclosing_build(out: Path, what: str) -> AbstractContextManager[None]:
     """The lock of the build folder holding ``out`` (``predictors/`` or ``logs/`` beside its
-    warehouse file), taken as :func:`build_lock` does; no lock for a folder of no build. An
-    ``out`` in a release is refused first, by name (``paths.ReleaseFolderError``)."""
-    build = paths.outside_releases(Path(out)).parent
-    if (build / paths.WAREHOUSE_NAME).is_file():
+    warehouse file or lock file, ``out`` given as ``.`` or a link included), taken as
+    :func:`build_lock` does; no lock for a folder of no build. An ``out`` in a release is
+    refused first, by name (``paths.ReleaseFolderError``)."""
+    build = paths.outside_releases(Path(out)).resolve().parent
+    if (build / paths.WAREHOUSE_NAME).is_file() or (build / LOCK_NAME).is_file():
         return build_lock(build, what)
     return nullcontext()

@@ -89,7 +89,15 @@ from nasmr.ingest import SettingLoad
 from nasmr.rawdrop import TRAINVAL
 from nasmr.space import Arch, ArchError
 from nasmr.warehouse import sql_identifier, write_parquet
-from schemas.logs import LOG_SUFFIX, METRIC_KEYS, METRICS, LogLine, line_columns, log_setting
+from schemas.logs import (
+    DIGITS_SETTINGS,
+    LOG_SUFFIX,
+    METRIC_KEYS,
+    METRICS,
+    LogLine,
+    line_columns,
+    log_setting,
+)
 from schemas.settings import SETTINGS, half_unit, published_decimals
 
 BATCH_BYTES = 2 * 1024 * 1024
@@ -951,12 +959,12 @@ class LogOutputOverlap(ValueError):
 
 
 def refuse_to_clear_the_drop(out: Path, logs: Path) -> None:
-    """Stop before emptying ``out`` when it holds the drop's ``logs/`` or lies inside it
+    """Stop before replacing what ``out`` holds when it holds the drop's ``logs/`` or lies in it
     (``--out`` the log drop itself): the run would delete its own input."""
     if out.resolve().is_relative_to(logs.resolve()) or logs.resolve().is_relative_to(out.resolve()):
         raise LogOutputOverlap(
-            f"writing the log tables empties {out}, which overlaps the log drop's {logs}: "
-            "write them elsewhere (--out or NASMR_OUT)"
+            f"writing the log tables replaces what {out} holds, which overlaps the log drop's "
+            f"{logs}: write them elsewhere (--out or NASMR_OUT)"
         )
 
 
@@ -989,7 +997,7 @@ def _ours(path: Path) -> bool:
     if path.name != EXPORT_FOLDER or not _plain_dir(path):
         return False
     return all(
-        folder.name in SETTINGS
+        folder.name in EXPORT_SETTINGS
         and _plain_dir(folder)
         and [p.name for p in folder.iterdir()] == [TRAINVAL]
         and _plain_file(folder / TRAINVAL)
@@ -1010,9 +1018,10 @@ def replace_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
     parse or logs job left there, so no table of another drop stays beside them; refused,
     touching nothing, when ``out`` holds other files (:func:`refuse_to_replace_other_files`).
 
-    ``out`` itself stays (it may be the working folder, a mount point or a link): each table
-    is written beside it in ``out`` and moved into place, then the job's reconciliation
-    table and export go.
+    ``out`` itself stays (it may be the working folder, a mount point or a link): the tables
+    are written in a folder inside it; once they all are, the job's reconciliation table and
+    export go, and each table is moved into place (an interruption between two moves leaves
+    a mix, which the next parse replaces).
     """
     paths.outside_releases(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -1021,13 +1030,13 @@ def replace_log_tables(parsed: LogParse, out: Path) -> dict[str, pd.DataFrame]:
     staging = paths.unfinished_folder(out, "tables")
     try:
         tables = write_log_tables(parsed, staging)
+        (out / f"{RECONCILIATION_TABLE}.parquet").unlink(missing_ok=True)  # of the old tables
+        if (out / EXPORT_FOLDER).is_dir():
+            shutil.rmtree(out / EXPORT_FOLDER)
         for name in tables:
             os.replace(staging / f"{name}.parquet", out / f"{name}.parquet")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    (out / f"{RECONCILIATION_TABLE}.parquet").unlink(missing_ok=True)
-    if (out / EXPORT_FOLDER).is_dir():
-        shutil.rmtree(out / EXPORT_FOLDER)
     return tables
 
 
@@ -1036,6 +1045,9 @@ LOG_TABLES = ("curves", "derived", "results", "runs", "quarantine")
 
 RECONCILIATION_TABLE = "log_reconciliation"
 """The logs job's table of log values against published ones, written beside the others."""
+
+EXPORT_SETTINGS = frozenset(SETTINGS) | frozenset(DIGITS_SETTINGS)
+"""The settings an export may hold a ``trainval.pkl`` of: the benchmark's and the digits'."""
 
 EXPORT_FOLDER = "trainval"
 """The folder beside its tables where the logs job exports ``<setting>/trainval.pkl``."""
@@ -1069,6 +1081,10 @@ class UnreconciledLogs(ValueError):
         problems = [f"no records of {', '.join(absent)}"] if absent else []
         problems += [f"records that did not load: {'; '.join(unusable)}"] if unusable else []
         super().__init__(f"cannot reconcile the logs: {'; '.join(problems)}")
+
+    def __reduce__(self) -> tuple[type[UnreconciledLogs], tuple[list[str], list[str]]]:
+        """Rebuilt from its lists (a process pool pickles exceptions)."""
+        return (type(self), (self.absent, self.unusable))
 
 
 def published_records(

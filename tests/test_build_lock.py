@@ -105,3 +105,18 @@ def test_a_folder_of_a_build_takes_the_builds_lock(tmp_path: Path) -> None:
     (build / "nasmr.duckdb").touch()
     with build_lock(build, "nasmr build build"):
         _refused_by(lock_of_enclosing_build(build / "logs", "nasmr logs parse"))
+
+
+def test_a_build_folder_is_found_through_dot_and_links_and_by_its_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--out .` inside a build's logs/, or a link to it, took no lock (Path('.').parent is
+    '.'); nor did logs/ of a folder only the logs job had built (a lock file, no warehouse)."""
+    build = tmp_path / "build"
+    (build / "logs").mkdir(parents=True)
+    (build / LOCK_NAME).touch()
+    (tmp_path / "link").symlink_to(build / "logs")
+    monkeypatch.chdir(build / "logs")
+    with build_lock(build, "nasmr build build"):
+        for out in (Path("."), tmp_path / "link", build / "logs"):
+            _refused_by(lock_of_enclosing_build(out, "nasmr logs parse"))

@@ -24,7 +24,9 @@ from nasmr.complexity import analytic_complexity
 from nasmr.export import ExportError, export_results, records_frame, write_trainval
 from nasmr.logs import (
     EmptyLogDrop,
+    UnreconciledLogs,
     derive_results,
+    log_tables,
     parse_log_drop,
     reconcile,
     reconcile_tolerance,
@@ -1100,8 +1102,8 @@ def test_cli_parse_replaces_what_an_earlier_run_left(
     """Parsing into the logs job's folder kept the job's reconciliation and export of another
     drop beside the new tables; anything else there, or the drop, is refused untouched."""
     out = tmp_path / "build" / "logs"
-    (out / "trainval" / "seg").mkdir(parents=True)
-    (out / "trainval" / "seg" / "trainval.pkl").write_bytes(b"another drop's")
+    export_results(log_tables(parse_log_drop(drop))["results"], out / "trainval")  # the job's
+    assert {p.name for p in (out / "trainval").iterdir()} == {"digits-cls", "digits-seg"}
     (out / "log_reconciliation.parquet").write_bytes(b"another drop's")
     (out / "runs.parquet").write_bytes(b"another drop's")
     result = CliRunner().invoke(main, ["logs", "parse", str(drop), "--out", str(out)])
@@ -1124,6 +1126,15 @@ def test_cli_parse_replaces_what_an_earlier_run_left(
         result = CliRunner().invoke(main, ["logs", "parse", str(copy), "--out", str(target)])
         assert result.exit_code == 1 and why in result.output, result.output
         assert sorted(target.rglob("*")) == before
+
+
+def test_unreconciled_logs_cross_a_process_pool() -> None:
+    """A pool pickles an exception by its arguments; this one's are its two lists."""
+    error = pickle.loads(pickle.dumps(UnreconciledLogs(["seg"], ["video (failed: x)"])))
+    assert (error.absent, error.unusable) == (["seg"], ["video (failed: x)"])
+    assert str(error) == "cannot reconcile the logs: no records of seg; records that did not " + (
+        "load: video (failed: x)"
+    )
 
 
 def test_cli_parse_keeps_its_out_folder_itself(

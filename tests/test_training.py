@@ -14,9 +14,8 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import jaccard_score
 
 from nasmr.cli import main
-from nasmr.cli.logs import _config
 from nasmr.logs import parse_log_drop
-from nasmr.space import Arch
+from nasmr.space import Arch, sample
 from nasmr.train_config import TRAIN_SPLIT, VAL_SPLIT, TrainConfig
 from nasmr.training import (
     digits_data,
@@ -198,12 +197,11 @@ def test_a_seed_torch_cannot_take_is_refused_when_the_schedule_is_made() -> None
 @pytest.mark.parametrize("command", ["train", "mini"])
 def test_the_schedule_options_help_states_the_real_splits_and_defaults(command: str) -> None:
     """The help's split sizes are the digits data's (train_config states them without
-    loading it), and options left unset keep TrainConfig's defaults, which the help names."""
+    loading it), and the options have no defaults of their own: TrainConfig's, which the
+    help names, apply."""
     assert len(load_digits().target) == TRAIN_SPLIT + VAL_SPLIT
-    config = TrainConfig()
-    options = {p.name: p for p in main.commands[command].params}
-    helps = {name: " ".join((options[name].help or "").split()) for name in options}
-    assert f"of {TRAIN_SPLIT} ({config.train_images})" in helps["train_images"]
-    assert f"of {VAL_SPLIT} ({config.val_images})" in helps["val_images"]
-    unset = dict.fromkeys(("epochs", "seed", "image_size", "train_images", "val_images"))
-    assert _config(**unset) == config
+    train = ["--setting", "digits-cls", sample(1, seed=0)[0].code]
+    args = ["--out", "o"] + (train if command == "train" else [])
+    given = main.commands[command].make_context(command, args).params
+    schedule = ("epochs", "seed", "image_size", "train_images", "val_images")
+    assert all(given[name] is None for name in schedule)
