@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from nasmr.checksums import sha256_bytes
-from nasmr.rawdrop import file_version, read_raw, search_list_path, trainval_path
+from nasmr.rawdrop import file_version, search_list_path, trainval_path
 from pipelines.partitions import settings_partitions
 from pipelines.resources import RawDrop
 
@@ -17,8 +16,7 @@ def _kind(name: str) -> dict[str, str]:
     group_name="raw", tags=_kind("text"), description="search_list.txt: the 2511 codes."
 )
 def raw_search_list(raw_drop: RawDrop) -> dg.DataVersion:
-    path = search_list_path(raw_drop.root())
-    return dg.DataVersion(sha256_bytes(read_raw(path, str(path))))
+    return dg.DataVersion(file_version(search_list_path(raw_drop.root())))
 
 
 @dg.observable_source_asset(
