@@ -963,8 +963,8 @@ def refuse_to_clear_the_drop(out: Path, logs: Path) -> None:
     (``--out`` the log drop itself): the run would delete its own input."""
     if out.resolve().is_relative_to(logs.resolve()) or logs.resolve().is_relative_to(out.resolve()):
         raise LogOutputOverlap(
-            f"writing the log tables replaces what {out} holds, which overlaps the log drop's "
-            f"{logs}: write them elsewhere (--out or NASMR_OUT)"
+            f"writing the log tables replaces the contents of {out}, which overlaps the log "
+            f"drop's {logs}: write them elsewhere (--out or NASMR_OUT)"
         )
 
 
