@@ -418,11 +418,15 @@ def _not_a_pickle(data: bytes, unread: int, err: Exception) -> str:
 def require_drop(raw_dir: Path) -> Path:
     """``raw_dir`` itself if it holds a drop's search list; else an error saying how to point
     at one (checked before a writer makes or locks its output folder)."""
-    if file_version(search_list_path(raw_dir)) == MISSING:  # unreadable: its reader says why
+    try:  # looked up, not read: a path that is there but unreadable, its reader names
+        search_list_path(raw_dir).lstat()
+    except (FileNotFoundError, NotADirectoryError):
         raise NotInDropError(
             f"raw drop not found at {raw_dir} (no data/search_list.txt): set NASMR_RAW to the "
             "folder holding data/, or pass --raw DIR"
-        )
+        ) from None
+    except OSError:
+        pass
     return raw_dir
 
 
