@@ -421,13 +421,27 @@ def require_drop(raw_dir: Path) -> Path:
     try:  # looked up, not read: a path that is there but unreadable, its reader names
         search_list_path(raw_dir).lstat()
     except (FileNotFoundError, NotADirectoryError):
+        near = _drop_near(Path(raw_dir))
+        nearby = f" (did you mean {near}?)" if near else ""
         raise NotInDropError(
-            f"raw drop not found at {raw_dir} (no data/search_list.txt): set NASMR_RAW to the "
-            "folder holding data/, or pass --raw DIR"
+            f"raw drop not found at {raw_dir} (no data/search_list.txt){nearby}: set NASMR_RAW "
+            "to the folder holding data/, or pass --raw DIR"
         ) from None
     except OSError:
         pass
     return raw_dir
+
+
+def _drop_near(path: Path) -> Path | None:
+    """The drop a mistyped ``--raw`` likely meant: one holding ``path`` (its ``data/`` folder,
+    a setting's folder or a file of it), else the only drop in a folder just inside it."""
+    holding = [up for up in path.parents[:3] if search_list_path(up).is_file()]
+    try:
+        inside = [child for child in path.iterdir() if search_list_path(child).is_file()]
+    except OSError:
+        inside = []
+    near = holding[:1] or inside
+    return near[0] if len(near) == 1 else None
 
 
 def trainval_path(raw_dir: Path, setting: str) -> Path:

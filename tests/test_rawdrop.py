@@ -10,8 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasmr.rawdrop import STAND_INS, NotInDropError, RawDropError, load_pickle, read_search_list
+from nasmr.rawdrop import (
+    STAND_INS,
+    NotInDropError,
+    RawDropError,
+    load_pickle,
+    read_search_list,
+    require_drop,
+)
 from nasmr.shown import shown
+from tests.drops import write_drop
 
 
 class _Exploit:
@@ -357,3 +365,30 @@ def test_a_search_list_without_codes_fails(tmp_path: Path, text: bytes, reason: 
     with pytest.raises(RawDropError) as err:
         read_search_list(tmp_path)
     assert str(err.value) == f"{path}: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("parent/drop/data", "parent/drop"),
+        ("parent/drop/data/search_list.txt", "parent/drop"),
+        ("parent/drop/data/seg/trainval.pkl", "parent/drop"),
+        ("parent", "parent/drop"),
+        ("elsewhere", None),
+    ],
+)
+def test_a_path_beside_the_drop_is_refused_with_the_drop_it_likely_meant(
+    tmp_path: Path, given: str, meant: str | None
+) -> None:
+    """``--raw`` one folder too deep (``data/``, a file) or too shallow is the likely slip:
+    the refusal names the drop, and suggests nothing where no drop is near."""
+    write_drop(tmp_path / "parent" / "drop", {"seg": b"not read"}, ["1_2"])
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(NotInDropError) as err:
+        require_drop(tmp_path / given)
+    message = str(err.value)
+    assert message.startswith(f"raw drop not found at {tmp_path / given} ")
+    if meant is None:
+        assert "did you mean" not in message
+    else:
+        assert f"(did you mean {tmp_path / meant}?)" in message
