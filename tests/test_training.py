@@ -205,3 +205,10 @@ def test_the_schedule_options_help_states_the_real_splits_and_defaults(command: 
     given = main.commands[command].make_context(command, args).params
     schedule = ("epochs", "seed", "image_size", "train_images", "val_images")
     assert all(given[name] is None for name in schedule)
+    default = TrainConfig()  # what applies to an option left unset
+    helped = {p.name: " ".join((p.help or "").split()) for p in main.commands[command].params}
+    assert f"(default {default.epochs})" in helped["epochs"]
+    assert f"(default {default.seed})" in helped["seed"]
+    assert f"multiple of 32 ({default.image_size})" in helped["image_size"]
+    assert f"of {TRAIN_SPLIT} ({default.train_images})" in helped["train_images"]
+    assert f"of {VAL_SPLIT} ({default.val_images})" in helped["val_images"]
