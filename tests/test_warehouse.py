@@ -577,15 +577,18 @@ def test_real_drop_warehouse(raw_dir: Path, tmp_path: Path) -> None:
 
 
 def test_readme_best_seg_table_is_what_its_query_prints(build: Path) -> None:
-    """The README's first example, with its column-wise decimals (``74.60``), as printed."""
+    """The README's first example, with its column-wise decimals (``74.60``), as printed:
+    the query of its ``nasmr sql '...'`` line, and the shipped file holding that query."""
     repo = Path(__file__).resolve().parents[1]
-    args = ["sql", "--warehouse", str(build / "nasmr.duckdb"), "--file"]
-    query = repo / "warehouse" / "sql" / "best_seg_under_1gflops.sql"
-    printed = CliRunner().invoke(main, [*args, str(query)])
-    assert printed.exit_code == 0, printed.output
+    args = ["sql", "--warehouse", str(build / "nasmr.duckdb")]
     readme = (repo / "README.md").read_text()
-    shown = readme.split("LIMIT 10'\n```\n\n```\n")[1]
+    command, shown = readme.split("LIMIT 10'\n```\n\n```\n")
+    query = command.rsplit("nasmr sql '", 1)[1] + "LIMIT 10"
+    printed = CliRunner().invoke(main, [*args, query])
+    assert printed.exit_code == 0, printed.output
     assert printed.output == shown.split("```")[0]
+    shipped = repo / "warehouse" / "sql" / "best_seg_under_1gflops.sql"
+    assert CliRunner().invoke(main, [*args, "--file", str(shipped)]).output == printed.output
 
 
 def test_readme_kendall_table_is_what_kendall_sql_prints(build: Path) -> None:
