@@ -147,6 +147,9 @@ def test_cli_train(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     path = Path(result.output.strip())
     assert path == log_path(tmp_path, "digits-cls", TINY, "cli") and path.is_file()
+    meta, *body = _lines(path)  # the run has the schedule the options gave
+    assert "train_images=16, val_images=16" in meta["config"]
+    assert "max_epochs=1" in meta["config"] and {line["epoch"] for line in body} == {1}
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and isinstance(again.exception, SystemExit), again.output
     assert f"Error: {path}: a log of this run exists" in again.output
@@ -158,6 +161,26 @@ def test_cli_train(tmp_path: Path) -> None:
     assert f"File exists: '{blocked / 'logs' / 'digits-cls' / TINY.code}'" in in_the_way.output
     bad = CliRunner().invoke(main, ["train", "8_8", "--setting", "digits-cls", "--out", "x"])
     assert bad.exit_code == 2 and "invalid code" in bad.output
+
+
+def test_cli_mini_makes_a_log_drop_of_the_schedule_it_is_given(tmp_path: Path) -> None:
+    """The README's ``nasmr mini --n N --epochs E --out DIR``: N architectures sampled with
+    --seed, each trained on both digits settings for the epochs and images the options
+    give, and a drop that parses to one accepted run per log."""
+    args = ["mini", "--n", "2", "--epochs", "1", "--seed", "97", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, [*args, "--train-images", "16", "--val-images", "16"])
+    assert result.exit_code == 0, result.output
+    printed = [Path(line) for line in result.output.splitlines()]
+    placed = sorted((p.parents[1].name, p.parent.name) for p in printed)
+    assert placed == sorted(
+        (s, a.code) for a in sample(2, 97) for s in ("digits-cls", "digits-seg")
+    )
+    for path in printed:
+        meta, *body = _lines(path)
+        assert "train_images=16, val_images=16" in meta["config"] and meta["seed"] == 97
+        assert "max_epochs=1" in meta["config"] and {line["epoch"] for line in body} == {1}
+    parsed = parse_log_drop(tmp_path)
+    assert parsed.quarantine.empty and parsed.runs["status"].tolist() == ["accepted"] * 4
 
 
 @pytest.mark.parametrize("run", ["../elsewhere", "a/b", "..", ""])
