@@ -11,9 +11,13 @@ import pytest
 
 from nasmr import paths
 from nasmr.predictor import torch_threads
+from nasmr.release import publish_release
 from nasmr.train_config import TrainConfig
 from nasmr.training import mini
 from nasmr.warehouse import ingest
+
+RELEASED_AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+"""When the ``releases`` fixture's release says it was published."""
 
 LOG_SEED = 97  # sample(2, 97) draws two small architectures, so the drop trains in seconds
 LOG_CONFIG = TrainConfig(
@@ -39,6 +43,15 @@ def build(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("real-build")
     ingest(raw_dir, out, method="analytic", ingested_at=datetime(2025, 1, 1, tzinfo=UTC))
     return out
+
+
+@pytest.fixture(scope="session")
+def releases(build: Path, raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A releases folder holding 1.0.0, published from ``build`` with the drop re-checked;
+    read-only, so tests that change a release work on a copy."""
+    root = tmp_path_factory.mktemp("releases")
+    publish_release(build, root, raw_dir=raw_dir, created_at=RELEASED_AT)
+    return root
 
 
 @pytest.fixture(scope="session")

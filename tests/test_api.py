@@ -23,20 +23,13 @@ from nasmr.api import (
 )
 from nasmr.pareto import pareto_front
 from nasmr.rawdrop import load_pickle, read_search_list, trainval_path
-from nasmr.release import ReleaseError, publish_release
+from nasmr.release import ReleaseError
 from nasmr.space import Arch
 from nasmr.warehouse import WAREHOUSE_NAME, ingest
 from schemas.settings import MR_SETTINGS, get_setting
 from tests.test_ingest import EVALUATED, WHEN, clean_files, cls_record, write_drop
 
 PRESENT = tuple(s for s in MR_SETTINGS if s != "3ddet")
-
-
-@pytest.fixture(scope="session")
-def releases(build: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("api-releases")
-    publish_release(build, root)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -49,19 +48,11 @@ from pipelines.cli import main  # nasmr with its build command
 from pipelines.resources import BuildDir, ReleaseDir
 from schemas.release import SCHEMA_VERSION, Version
 from schemas.settings import MR_SETTINGS
+from tests.conftest import RELEASED_AT
 from tests.drops import exact, mr_record, write_drop
 from tests.test_warehouse import CRASHED_WRITER
 
-CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 DATA_FILES = ("parquet/", "nasmr.duckdb", "predictors/", "ncp/", "reports/")
-
-
-@pytest.fixture(scope="session")
-def releases(build: Path, raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A releases dir holding 1.0.0, published from the real build with the drop re-checked."""
-    root = tmp_path_factory.mktemp("releases")
-    publish_release(build, root, raw_dir=raw_dir, created_at=CREATED)
-    return root
 
 
 def copy_build(build: Path, target: Path) -> Path:
@@ -94,7 +85,7 @@ def sha256(path: Path) -> str:
 def test_manifest_describes_the_build_and_its_inputs(releases: Path, raw_dir: Path) -> None:
     manifest = load_manifest(releases / "1.0.0")
     assert manifest.version == "1.0.0" and manifest.previous_version is None
-    assert manifest.created_at == CREATED
+    assert manifest.created_at == RELEASED_AT
     assert manifest.schema_version == SCHEMA_VERSION
     assert manifest.code_version.package == __version__
     checkout = ["git", "-C", str(paths.REPO_ROOT)]
@@ -231,7 +222,7 @@ def test_croissant_is_valid_and_reads_every_table(releases: Path) -> None:
     metadata = dataset.metadata
     assert not metadata.ctx.issues.errors and not metadata.ctx.issues.warnings
     assert metadata.ctx.conforms_to.value == "http://mlcommons.org/croissant/1.0"
-    assert (metadata.version, metadata.date_published) == ("1.0.0", CREATED)
+    assert (metadata.version, metadata.date_published) == ("1.0.0", RELEASED_AT)
     assert metadata.url == "https://github.com/dingmyu/NCP"
     assert "@inproceedings{ding2022learning" in (metadata.cite_as or "")
     assert "@misc{nasmr_release_1_0_0" in (metadata.cite_as or "")  # the data, as released
@@ -325,7 +316,7 @@ def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
         "```bibtex\n@misc{nasmr_release_1_0_0,\n"
         "  author = {{The nasmr project}},\n"
         "  title = {{NAS-Bench-MR, curated: release 1.0.0}},\n"
-        f"  year = {{{CREATED.year}}},\n"
+        f"  year = {{{RELEASED_AT.year}}},\n"
         "  version = {1.0.0},\n"
         f"  howpublished = {{nasmr {manifest.code_version.package} (git commit {commit}), "
         "from the\n"
@@ -505,7 +496,7 @@ def test_reworded_descriptions_are_a_patch_release(
     """A documentation-only change is published as a patch whose changelog names it."""
     copy = copy_build(build, tmp_path / "build")
     releases = tmp_path / "releases"
-    publish_release(copy, releases, created_at=CREATED)
+    publish_release(copy, releases, created_at=RELEASED_AT)
     monkeypatch.setitem(COLUMN_DOCS["nb201_results"], "Acc", "accuracy, reworded")
     rules = [
         quality._layout_rule() if r.name == "tables_have_this_nasmrs_columns" else r
@@ -516,7 +507,7 @@ def test_reworded_descriptions_are_a_patch_release(
     version, diff = propose_version(copy, "1.0.0", releases)
     assert version == "1.0.1" and not diff.unchanged
     assert diff.descriptions == ("nb201_results.Acc",)
-    publish_release(copy, releases, created_at=CREATED)
+    publish_release(copy, releases, created_at=RELEASED_AT)
     changelog = (releases / "1.0.1" / "CHANGELOG.md").read_text()
     assert "Descriptions changed: nb201_results.Acc." in changelog
     # a view's own description counts too, as its columns' do
@@ -622,7 +613,8 @@ def test_an_unreadable_manifest_spoils_only_its_own_release(
     """One release's manifest edited or truncated: the others still open, list and verify,
     and that one is named where it is read (verify reports its changed bytes)."""
     root = copy_release(releases, tmp_path / "releases")
-    publish_release(edited_build(build, tmp_path / "patched", "value"), root, created_at=CREATED)
+    patched = edited_build(build, tmp_path / "patched", "value")
+    publish_release(patched, root, created_at=RELEASED_AT)
     (root / "1.0.0" / "manifest.json").write_text("{")
     assert verify_release("1.0.1", root).ok
     assert verify_release("1.0.0", root).mismatched == ("manifest.json",)
@@ -760,7 +752,7 @@ def test_model_outputs_are_compared_file_by_file(build: Path, tmp_path: Path) ->
     (first / "predictors" / "seg.json").write_text("{}")
     (first / "predictors" / "video.json").write_text("{}")
     releases = tmp_path / "releases"
-    publish_release(first, releases, created_at=CREATED)
+    publish_release(first, releases, created_at=RELEASED_AT)
     listed = "Model outputs: 2 file(s) differ.\n- added predictors/seg.json\n"
     assert listed in (releases / "1.0.0" / "CHANGELOG.md").read_text()
     assert propose_version(first, "1.0.0", releases)[1].unchanged
@@ -855,7 +847,7 @@ def test_next_release_records_its_changes(build: Path, releases: Path, tmp_path:
     patched = edited_build(build, tmp_path / "patched", "value")
     with pytest.raises(ReleaseError, match="already exists"):
         publish_release(patched, root, version="1.0.0")
-    published = publish_release(patched, root, created_at=CREATED)
+    published = publish_release(patched, root, created_at=RELEASED_AT)
     new = published.path
     assert new.name == "1.0.1" and load_manifest(new).previous_version == "1.0.0"
     changelog = (new / "CHANGELOG.md").read_text()
@@ -909,7 +901,7 @@ def test_a_build_without_the_model_outputs_of_the_latest_release_needs_a_version
         (source / folder).mkdir()
         (source / folder / "seg.safetensors").write_bytes(bytes(range(64)))
     root = tmp_path / "releases"
-    publish_release(source, root, created_at=CREATED)
+    publish_release(source, root, created_at=RELEASED_AT)
     alone = copy_build(build, tmp_path / "alone")
     refused = r"alone: no model outputs, and release 1\.0\.0 has predictors/, ncp/ .*`nasmr "
     with pytest.raises(ReleaseError, match=refused + r"build --job refresh "):
@@ -924,7 +916,7 @@ def test_a_version_not_above_the_latest_release_is_refused(
     build: Path, releases: Path, tmp_path: Path
 ) -> None:
     root = copy_release(releases, tmp_path / "releases")
-    publish_release(build, root, version="2.0.0", created_at=CREATED)
+    publish_release(build, root, version="2.0.0", created_at=RELEASED_AT)
     for low in ("0.9.0", "1.5.0"):
         with pytest.raises(
             ReleaseError,
@@ -959,14 +951,14 @@ def test_same_build_twice_gives_identical_data_files(build: Path, tmp_path: Path
     )
     (source / "ncp" / "plots").mkdir(parents=True)
     (source / "ncp" / "plots" / "seg.png").write_bytes(b"\x89PNG fake")
-    first = publish_release(source, tmp_path / "releases", created_at=CREATED).path
+    first = publish_release(source, tmp_path / "releases", created_at=RELEASED_AT).path
     with pytest.raises(NothingToPublish, match=r"no data or model output changed since rel") as e:
-        publish_release(source, tmp_path / "releases", created_at=CREATED)
+        publish_release(source, tmp_path / "releases", created_at=RELEASED_AT)
     assert e.value.latest == Version.parse("1.0.0")
     unchanged = r"0\.9\.0 is too low: .* 1\.0\.0, and nothing changed since it.*1\.0\.1 or higher$"
     with pytest.raises(ReleaseError, match=unchanged):  # not "the changes since it need..."
         publish_release(source, tmp_path / "releases", "0.9.0")
-    second = publish_release(source, tmp_path / "releases", "1.0.1", created_at=CREATED).path
+    second = publish_release(source, tmp_path / "releases", "1.0.1", created_at=RELEASED_AT).path
     assert (first.name, second.name) == ("1.0.0", "1.0.1")
     data = {n: d for n, d in sums(first).items() if n.startswith(DATA_FILES)}
     assert "ncp/plots/seg.png" in data and "predictors/seg-mIoU.safetensors" in data
