@@ -3,7 +3,9 @@ the real one, frames shaped like ingested settings, and a file that cannot be re
 
 from __future__ import annotations
 
+import os
 import pickle
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,13 @@ from nasmr.space import Arch, sample
 from nasmr.training import log_path
 from schemas.logs import LogLine
 from schemas.nb201 import ops_text, parse_ops
+
+WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+"""The ingest time of the small drops' builds."""
+
+ARCHS = sample(7, seed=3)
+EVALUATED, UNEVALUATED, OUTSIDER = ARCHS[:5], ARCHS[5], ARCHS[6]
+"""A small drop's architectures: five with results, one listed only, one not listed."""
 
 
 def exact(arch: Arch) -> tuple[float, float]:
@@ -36,6 +45,16 @@ def mr_record(arch: Arch, flops: float, params: float, **metrics: float) -> dict
         "last_channel": arch.last_channel,
         "embedding": arch.embedding,
     }
+
+
+def seg_record(arch: Arch, i: int = 0) -> dict[str, Any]:
+    """A valid seg record of ``arch``, its metrics offset by ``i``."""
+    return mr_record(arch, *exact(arch), mIoU=60.0 + i, mAcc=70.0 + i, aAcc=90.0 + i / 10)
+
+
+def cls_record(arch: Arch, i: int = 0) -> dict[str, Any]:
+    """A valid classification record of ``arch``, its metrics offset by ``i``."""
+    return mr_record(arch, *exact(arch), top1=50.0 + i, top5=80.0 + i)
 
 
 def nb201_record(ops: list[int], acc: float) -> dict[str, Any]:
@@ -58,6 +77,36 @@ def write_drop(root: Path, files: dict[str, bytes], codes: list[str]) -> Path:
         path.parent.mkdir(parents=True)
         path.write_bytes(payload)
     return root
+
+
+def small_drop(root: Path, files: dict[str, bytes]) -> Path:
+    """A drop of ``files`` whose search list is the evaluated and the unevaluated archs."""
+    return write_drop(root, files, [a.code for a in [*EVALUATED, UNEVALUATED]])
+
+
+def nb201_records() -> list[dict[str, Any]]:
+    """Two valid nas-bench-201 cells."""
+    return [nb201_record([0, 3, 2, 3, 2, 2], 25.5), nb201_record([4, 4, 4, 2, 4, 4], 47.0)]
+
+
+def clean_files() -> dict[str, bytes]:
+    """seg, cls-10c and nas-bench-201 results of ``small_drop`` that all validate."""
+    return {
+        "seg": pickle.dumps([seg_record(a, i) for i, a in enumerate(EVALUATED)]),
+        "cls-10c": pickle.dumps([cls_record(a, i) for i, a in enumerate(EVALUATED)]),
+        "nas-bench-201": pickle.dumps(nb201_records()),
+    }
+
+
+class Exploit:
+    """Unpickling this runs a shell command that creates ``target``: a loader that runs it
+    has executed code from the file."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.target}",)
 
 
 def seg_drop(root: Path, seg: pd.DataFrame) -> Path:

@@ -27,7 +27,7 @@ from nasmr.release import ReleaseError
 from nasmr.space import Arch
 from nasmr.warehouse import WAREHOUSE_NAME, ingest
 from schemas.settings import MR_SETTINGS, get_setting
-from tests.test_ingest import EVALUATED, WHEN, clean_files, cls_record, write_drop
+from tests.drops import EVALUATED, WHEN, clean_files, cls_record, small_drop
 
 PRESENT = tuple(s for s in MR_SETTINGS if s != "3ddet")
 
@@ -94,7 +94,7 @@ def test_query_of_a_setting_without_the_architecture_says_where_it_has_results(
 ) -> None:
     files = clean_files()
     files["cls-10c"] = pickle.dumps([cls_record(a, i) for i, a in enumerate(EVALUATED[:-1])])
-    built = ingest(write_drop(tmp_path / "drop", files), tmp_path / "out", ingested_at=WHEN)
+    built = ingest(small_drop(tmp_path / "drop", files), tmp_path / "out", ingested_at=WHEN)
     with Benchmark.open(built.warehouse.parent) as opened:
         assert opened.query(EVALUATED[0], "cls-10c")["top1"] == 50.0
         for ask in (

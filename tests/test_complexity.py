@@ -24,6 +24,7 @@ from nasmr.complexity import (
 )
 from nasmr.rawdrop import load_pickle, trainval_path
 from nasmr.space import EMBEDDING_FIELDS, Arch, ArchError, sample
+from tests.drops import seg_record, write_drop
 
 SMALLEST = Arch.from_embedding([8 if kind == "channels" else 1 for _, kind in EMBEDDING_FIELDS])
 LARGEST = Arch.from_embedding([128 if kind == "channels" else 4 for _, kind in EMBEDDING_FIELDS])
@@ -209,32 +210,12 @@ def test_cli_verify_limit_passes_on_the_real_drop(raw_dir: Path) -> None:
     assert "100/100 matched (analytic), 0 invalid records" in result.output
 
 
-def _seg_record(arch: Arch, count: Complexity) -> dict[str, Any]:
-    return {
-        "mIoU": 70.0,
-        "mAcc": 80.0,
-        "aAcc": 95.0,
-        "flops": count.gmac,
-        "params": count.mparams,
-        "input_channel": arch.input_channel,
-        "inverted_residual_setting": arch.setting,
-        "last_channel": arch.last_channel,
-        "embedding": arch.embedding,
-    }
-
-
-def _write_seg_drop(raw: Path, records: list[dict[str, Any]]) -> None:
-    path = trainval_path(raw, "seg")
-    path.parent.mkdir(parents=True)
-    path.write_bytes(pickle.dumps(records))
-
-
 def test_cli_verify_names_a_corrupted_record(tmp_path: Path) -> None:
     archs = sample(6, seed=1)
-    records = [_seg_record(a, analytic_complexity(a)) for a in archs]
+    records = [seg_record(a) for a in archs]
     records[3]["flops"] += 1e-9
     records[4]["embedding"] = [*archs[4].embedding[:-1], 12]
-    _write_seg_drop(tmp_path, records)
+    write_drop(tmp_path, {"seg": pickle.dumps(records)}, [a.code for a in archs])
 
     result = CliRunner().invoke(main, ["complexity", "verify", "--raw", str(tmp_path)])
     assert result.exit_code == 1
@@ -248,9 +229,9 @@ def test_cli_verify_names_a_corrupted_record(tmp_path: Path) -> None:
 def test_cli_verify_refuses_complexity_beyond_the_largest_architecture(tmp_path: Path) -> None:
     """A forged huge count is an invalid record, not an int64 overflow traceback."""
     archs = [LARGEST, *sample(2, seed=3)]
-    records = [_seg_record(a, analytic_complexity(a)) for a in archs]
+    records = [seg_record(a) for a in archs]
     records[1]["flops"], records[2]["params"] = 1e10, 1e300
-    _write_seg_drop(tmp_path, records)
+    write_drop(tmp_path, {"seg": pickle.dumps(records)}, [a.code for a in archs])
 
     result = CliRunner().invoke(main, ["complexity", "verify", "--raw", str(tmp_path)])
     assert result.exit_code == 1, result.output
@@ -270,9 +251,9 @@ def test_cli_verify_module_method_flags_a_corrupted_param(
     """``--method module`` counts the supernets whether it comes after ``verify`` or before."""
     built = _spy(monkeypatch, "nasmr.ingest.module_complexity_many")
     archs = [SMALLEST, *list(SMALLEST.neighbours())[:3]]
-    records = [_seg_record(a, analytic_complexity(a)) for a in archs]
+    records = [seg_record(a) for a in archs]
     records[2]["params"] += 2e-6
-    _write_seg_drop(tmp_path, records)
+    write_drop(tmp_path, {"seg": pickle.dumps(records)}, [a.code for a in archs])
 
     method = ["--method", "module"]
     verify = ["verify", "--raw", str(tmp_path), "--workers", "1"]

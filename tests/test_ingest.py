@@ -8,7 +8,6 @@ import math
 import os
 import pickle
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +26,27 @@ from nasmr.ingest import (
     published_complexity,
     valid_schema,
 )
-from nasmr.space import EMBEDDING_COLUMNS, Arch, sample
+from nasmr.space import EMBEDDING_COLUMNS
 from nasmr.warehouse import ingest
 from schemas.records import describe_errors, record_model
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS
-from tests import drops
-from tests.drops import exact, mr_record, nb201_record, refuse_open
-
-WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-ARCHS = sample(7, seed=3)
-EVALUATED, UNEVALUATED, OUTSIDER = ARCHS[:5], ARCHS[5], ARCHS[6]
-
-
-def published(arch: Arch) -> tuple[float, float]:
-    """The FLOPs (GMac) and params (M) the benchmark publishes for an architecture."""
-    return exact(arch)
-
-
-def seg_record(arch: Arch, i: int = 0) -> dict[str, Any]:
-    return mr_record(arch, *published(arch), mIoU=60.0 + i, mAcc=70.0 + i, aAcc=90.0 + i / 10)
-
-
-def cls_record(arch: Arch, i: int = 0) -> dict[str, Any]:
-    return mr_record(arch, *published(arch), top1=50.0 + i, top5=80.0 + i)
+from tests.drops import (
+    EVALUATED,
+    OUTSIDER,
+    UNEVALUATED,
+    WHEN,
+    Exploit,
+    clean_files,
+    cls_record,
+    exact,
+    mr_record,
+    nb201_record,
+    nb201_records,
+    refuse_open,
+    seg_record,
+    small_drop,
+    write_drop,
+)
 
 
 def _mutated(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -110,34 +107,6 @@ SEG_CASES: dict[str, tuple[Any, str, str]] = {
 """name -> (record, quarantined field, fragment of the reason)."""
 
 
-class _Exploit:
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return os.system, (f"touch {self.target}",)
-
-
-def write_drop(root: Path, files: dict[str, bytes], codes: list[str] | None = None) -> Path:
-    """A drop of ``files`` whose search list is the evaluated and the unevaluated archs."""
-    default = [a.code for a in [*EVALUATED, UNEVALUATED]]
-    return drops.write_drop(root, files, codes if codes is not None else default)
-
-
-def clean_files() -> dict[str, bytes]:
-    """seg, cls-10c and nas-bench-201 results that all validate."""
-    return {
-        "seg": pickle.dumps([seg_record(a, i) for i, a in enumerate(EVALUATED)]),
-        "cls-10c": pickle.dumps([cls_record(a, i) for i, a in enumerate(EVALUATED)]),
-        "nas-bench-201": pickle.dumps(nb201_records()),
-    }
-
-
-def nb201_records() -> list[dict[str, Any]]:
-    """Two valid nas-bench-201 cells."""
-    return [nb201_record([0, 3, 2, 3, 2, 2], 25.5), nb201_record([4, 4, 4, 2, 4, 4], 47.0)]
-
-
 @pytest.fixture(scope="module")
 def marker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("exploit") / "pwned"
@@ -164,7 +133,7 @@ def drop(tmp_path_factory: pytest.TempPathFactory, marker: Path) -> Path:
         "video": pickle.dumps(seg)[:-100],
         "video-p": b"",
         "cls-10-1000": pickle.dumps({"records": seg}),
-        "cls-50-100": pickle.dumps([_Exploit(marker)]),
+        "cls-50-100": pickle.dumps([Exploit(marker)]),
         "cls-50-1000": pickle.dumps([]),
     }
     codes = [a.code for a in [*EVALUATED, UNEVALUATED]]
@@ -223,7 +192,7 @@ def test_valid_rows_land_beside_the_quarantine(loads: dict[str, SettingLoad]) ->
     ]
     first = seg.valid.iloc[0]
     assert (first["mIoU"], first["mAcc"], first["aAcc"]) == (60.0, 70.0, 90.0)
-    assert (first["flops"], first["params"]) == published(EVALUATED[0])
+    assert (first["flops"], first["params"]) == exact(EVALUATED[0])
 
 
 def test_cls_and_nb201_rules(loads: dict[str, SettingLoad]) -> None:
@@ -351,7 +320,7 @@ def test_a_record_listed_again_by_reference_is_quarantined_unvalidated(tmp_path:
     cost of validating it was paid again each time; real files list distinct records."""
     record = seg_record(EVALUATED[0])
     files = clean_files() | {"seg": pickle.dumps([record, seg_record(EVALUATED[1]), record])}
-    load = load_setting(write_drop(tmp_path / "drop", files), "seg")
+    load = load_setting(small_drop(tmp_path / "drop", files), "seg")
     assert (load.read, len(load.valid), len(load.quarantine)) == (3, 2, 1)
     row = load.quarantine.iloc[0]
     assert (row["record_index"], row["field"]) == (2, "record")
@@ -439,7 +408,7 @@ def test_a_disputed_complexity_quarantines_only_the_records_that_are_not_exact(
     cls[1]["flops"] += 0.5
     seg[2]["params"] -= 0.25
     files = {"seg": pickle.dumps(seg), "cls-10c": pickle.dumps(cls)}
-    root = write_drop(tmp_path / "drop", files)
+    root = small_drop(tmp_path / "drop", files)
     tables = ingest(root, tmp_path / "out", "analytic", ingested_at=WHEN).tables
 
     quarantine = tables["quarantine"]
@@ -537,7 +506,7 @@ def test_nb201_costs_of_another_cell_are_flagged_not_quarantined(tmp_path: Path)
     """A cell published with another cell's Flops/Params stays valid, flagged as such."""
     records = nb201_records()
     records[1] |= {"Flops": records[0]["Flops"], "Params": records[0]["Params"]}
-    load = load_setting(write_drop(tmp_path, {"nas-bench-201": pickle.dumps(records)}), NB201)
+    load = load_setting(small_drop(tmp_path, {"nas-bench-201": pickle.dumps(records)}), NB201)
     assert (load.status, len(load.valid), len(load.quarantine)) == ("ok", 2, 0)
     assert load.valid["cost_matches_cell"].tolist() == [True, False]
 
@@ -570,7 +539,7 @@ def test_a_value_nested_too_deep_to_print_is_quarantined(tmp_path: Path) -> None
     depth = 100_000
     nested = b"]" * depth + b"a" * (depth - 1)  # EMPTY_LIST depth times, APPEND depth-1 times
     payload = b"\x80\x02](}U\x04deep" + nested + b"se."  # [{"deep": [[[...]]]}], protocol 2
-    load = load_setting(write_drop(tmp_path, {"seg": payload}), "seg")
+    load = load_setting(small_drop(tmp_path, {"seg": payload}), "seg")
     assert (load.status, load.read, len(load.valid)) == ("ok", 1, 0)
     row = _quarantined(load, 0)
     assert row["field"].endswith("deep")
@@ -635,7 +604,7 @@ def test_a_path_that_is_no_readable_file_fails_its_setting_only(
     """An unreadable trainval.pkl raised PermissionError out of the whole ingest, and a
     directory or broken link in its place was 'missing' (exit 0); now the setting fails
     naming the file, and the others load."""
-    root = write_drop(tmp_path / "drop", clean_files())
+    root = small_drop(tmp_path / "drop", clean_files())
     spoil(root, monkeypatch)
     result = ingest(root, tmp_path / "out", ingested_at=WHEN)
     report = result.report.set_index("setting", drop=False)
@@ -650,7 +619,7 @@ def test_a_path_that_is_no_readable_file_fails_its_setting_only(
 def test_what_is_hashed_is_what_is_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The source's sha256 and the records came from two reads of the file, so a file
     replaced between them was recorded as one version and ingested as another."""
-    root = write_drop(tmp_path / "drop", clean_files())
+    root = small_drop(tmp_path / "drop", clean_files())
     path = root / "data" / "seg" / "trainval.pkl"
     first = path.read_bytes()
     replacement = tmp_path / "replacement.pkl"

@@ -65,16 +65,17 @@ from pipelines.run import INSTANCE_CONFIG, BuildOutcome, local_instance, run_job
 from pipelines.sensors import raw_drop_sensor
 from schemas.settings import MR_SETTINGS, NB201, SETTINGS
 from tests.drops import (
+    WHEN,
+    clean_files,
     exact,
     mr_record,
     nb201_record,
     refuse_open,
     seg_log,
+    small_drop,
     synthetic_frames,
     write_drop,
 )
-from tests.test_ingest import WHEN, clean_files
-from tests.test_ingest import write_drop as write_small_drop
 
 FAST = BuildOptions(
     complexity_method="analytic",
@@ -1469,7 +1470,7 @@ def test_a_search_list_that_is_no_file_is_named_not_a_missing_drop(tmp_path: Pat
 
 
 def test_search_evaluation_without_mr_predictors_is_skipped_not_failed(tmp_path: Path) -> None:
-    drop = write_small_drop(tmp_path / "drop", clean_files())
+    drop = small_drop(tmp_path / "drop", clean_files())
     warehouse.ingest(drop, tmp_path / "build", ingested_at=WHEN)
     stale = tmp_path / "build" / "reports" / "search_report.md"
     stale.parent.mkdir()

@@ -19,17 +19,7 @@ from nasmr.rawdrop import (
     require_drop,
 )
 from nasmr.shown import shown
-from tests.drops import write_drop
-
-
-class _Exploit:
-    """Unpickling this runs a shell command that creates ``target``."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return os.system, (f"touch {self.target}",)
+from tests.drops import Exploit, refuse_open, write_drop
 
 
 def _write(path: Path, payload: bytes) -> Path:
@@ -39,7 +29,7 @@ def _write(path: Path, payload: bytes) -> Path:
 
 def test_malicious_pickle_is_refused_before_it_runs(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    path = _write(tmp_path / "trainval.pkl", pickle.dumps([{"x": _Exploit(marker)}]))
+    path = _write(tmp_path / "trainval.pkl", pickle.dumps([{"x": Exploit(marker)}]))
     with pytest.raises(RawDropError) as err:
         load_pickle(path)
     assert not marker.exists()
@@ -342,10 +332,7 @@ def test_a_search_list_that_is_no_readable_file_is_named(
     path.rmdir()
     path.write_text("16_16\n")
 
-    def refused(self: Path, *args: object, **kwargs: object) -> None:
-        raise PermissionError(13, "Permission denied", str(self))
-
-    monkeypatch.setattr(Path, "open", refused)
+    refuse_open(monkeypatch, path)
     with pytest.raises(RawDropError) as err:
         read_search_list(tmp_path)
     assert str(err.value) == f"{path}: cannot be read (Permission denied)"

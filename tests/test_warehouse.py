@@ -44,14 +44,21 @@ from nasmr.warehouse import (
     write_warehouse,
 )
 from schemas.settings import MR_SETTINGS, get_setting
-from tests import drops
-from tests.drops import exact, mr_record
-from tests.test_ingest import EVALUATED, UNEVALUATED, WHEN, clean_files, published, write_drop
+from tests.drops import (
+    EVALUATED,
+    UNEVALUATED,
+    WHEN,
+    clean_files,
+    exact,
+    mr_record,
+    small_drop,
+    write_drop,
+)
 
 
 @pytest.fixture(scope="module")
 def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_drop(tmp_path_factory.mktemp("drop"), clean_files())
+    return small_drop(tmp_path_factory.mktemp("drop"), clean_files())
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +120,7 @@ def test_duckdb_holds_tables_views_and_comments(built: IngestResult) -> None:
         assert sorted(seg["code"]) == sorted(a.code for a in EVALUATED)
         row = seg.set_index("code").loc[EVALUATED[2].code]
         assert (row["mIoU"], row["mAcc"], row["aAcc"]) == (62.0, 72.0, 90.2)
-        assert (row["flops"], row["params"]) == published(EVALUATED[2])
+        assert (row["flops"], row["params"]) == exact(EVALUATED[2])
         cls = con.sql(f"SELECT * FROM {results_view('cls-10c')}").df()
         assert list(cls.columns) == ["code", "top1", "top5", "flops", "params"]
         for setting in MR_SETTINGS:
@@ -331,7 +338,7 @@ def test_cli_ingest_names_folders_that_are_no_setting(tmp_path: Path) -> None:
     """A drop made by ``nasmr logs export`` (data/digits-cls) or a misspelt folder is not read,
     and ingest says so instead of reporting every setting missing without a word."""
     files = {**clean_files(), "digits-cls": pickle.dumps([]), "sge": pickle.dumps([])}
-    drop = write_drop(tmp_path / "drop", files)
+    drop = small_drop(tmp_path / "drop", files)
     db = tmp_path / "out" / "nasmr.duckdb"
     result = CliRunner().invoke(main, ["ingest", "--raw", str(drop), "--warehouse", str(db)])
     assert result.exit_code == 0, result.output
@@ -342,7 +349,7 @@ def test_cli_ingest_names_folders_that_are_no_setting(tmp_path: Path) -> None:
 
 
 def test_cli_ingest_fails_when_a_present_file_does_not_load(tmp_path: Path) -> None:
-    drop = write_drop(tmp_path / "drop", {**clean_files(), "video": pickle.dumps("no list")})
+    drop = small_drop(tmp_path / "drop", {**clean_files(), "video": pickle.dumps("no list")})
     db = tmp_path / "out" / "nasmr.duckdb"
     result = CliRunner().invoke(main, ["ingest", "--raw", str(drop), "--warehouse", str(db)])
     assert result.exit_code == 1
@@ -358,9 +365,7 @@ def test_cli_ingest_fails_when_the_warehouse_breaks_a_rule(tmp_path: Path) -> No
     archs = sample(3, seed=12)
     records = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
     records[1]["flops"] += 0.001
-    drop = drops.write_drop(
-        tmp_path / "drop", {"video": pickle.dumps(records)}, [a.code for a in archs]
-    )
+    drop = write_drop(tmp_path / "drop", {"video": pickle.dumps(records)}, [a.code for a in archs])
     db = tmp_path / "out" / "nasmr.duckdb"
     result = CliRunner().invoke(main, ["ingest", "--raw", str(drop), "--warehouse", str(db)])
     assert result.exit_code == 1, result.output
