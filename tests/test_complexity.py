@@ -24,7 +24,7 @@ from nasmr.complexity import (
 )
 from nasmr.rawdrop import load_pickle, trainval_path
 from nasmr.space import EMBEDDING_FIELDS, Arch, ArchError, sample
-from tests.drops import seg_record, write_drop
+from tests.drops import cls_record, seg_record, write_drop
 
 SMALLEST = Arch.from_embedding([8 if kind == "channels" else 1 for _, kind in EMBEDDING_FIELDS])
 LARGEST = Arch.from_embedding([128 if kind == "channels" else 4 for _, kind in EMBEDDING_FIELDS])
@@ -224,6 +224,26 @@ def test_cli_verify_names_a_corrupted_record(tmp_path: Path) -> None:
     assert f"mismatch {archs[3].code}: published {macs + 1} MACs" in result.output
     assert f"recomputed {macs} MACs" in result.output
     assert "invalid record 4: embedding" in result.output
+
+
+def test_cli_verify_checks_the_setting_it_is_given(tmp_path: Path) -> None:
+    """``--setting`` picks whose trainval.pkl is recomputed: a wrong video value is found
+    there, and seg's file, checked by default, is clean."""
+    archs = sample(3, seed=2)
+    seg = [seg_record(a) for a in archs]
+    video = [cls_record(a) for a in archs]
+    video[1]["flops"] += 1e-9
+    files = {"seg": pickle.dumps(seg), "video": pickle.dumps(video)}
+    write_drop(tmp_path, files, [a.code for a in archs])
+    verify = ["complexity", "verify", "--raw", str(tmp_path)]
+
+    clean = CliRunner().invoke(main, verify)
+    assert clean.exit_code == 0, clean.output
+    assert f"{trainval_path(tmp_path, 'seg')}: 3/3 matched (analytic)" in clean.output
+    result = CliRunner().invoke(main, [*verify, "--setting", "video"])
+    assert result.exit_code == 1, result.output
+    assert f"{trainval_path(tmp_path, 'video')}: 2/3 matched (analytic)" in result.output
+    assert f"mismatch {archs[1].code}: published" in result.output
 
 
 def test_cli_verify_refuses_complexity_beyond_the_largest_architecture(tmp_path: Path) -> None:
