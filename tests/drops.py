@@ -177,6 +177,18 @@ def seg_log(root: Path, arch: Arch, metrics: dict[str, float], setting: str = "s
     )
 
 
+CRASHED_WRITER = """
+import os, sys, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("PRAGMA disable_checkpoint_on_shutdown")
+con.execute("SET checkpoint_threshold = '1GB'")
+con.execute("UPDATE results SET value = -1")
+os._exit(0)
+"""
+"""A script for ``python -c SCRIPT WAREHOUSE``: a read-write session that sets every result
+to -1 and dies before a checkpoint, so its changes stay in the write-ahead log."""
+
+
 def refuse_open(monkeypatch: pytest.MonkeyPatch, refused: Path) -> None:
     """Opening ``refused`` fails as a file without read permission does (tests run as root,
     whom ``chmod 000`` does not stop)."""

@@ -49,8 +49,7 @@ from pipelines.resources import BuildDir, ReleaseDir
 from schemas.release import SCHEMA_VERSION, Version
 from schemas.settings import MR_SETTINGS
 from tests.conftest import RELEASED_AT
-from tests.drops import exact, mr_record, write_drop
-from tests.test_warehouse import CRASHED_WRITER
+from tests.drops import CRASHED_WRITER, exact, mr_record, write_drop
 
 DATA_FILES = ("parquet/", "nasmr.duckdb", "predictors/", "ncp/", "reports/")
 

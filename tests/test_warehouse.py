@@ -45,6 +45,7 @@ from nasmr.warehouse import (
 )
 from schemas.settings import MR_SETTINGS, get_setting
 from tests.drops import (
+    CRASHED_WRITER,
     EVALUATED,
     UNEVALUATED,
     WHEN,
@@ -70,16 +71,6 @@ def _digests(out_dir: Path) -> dict[str, str]:
     files = [p for p in sorted(out_dir.rglob("*")) if p.is_file() and p.name != LOCK_NAME]
     return {p.name: sha256_file(p) for p in files}
 
-
-CRASHED_WRITER = """
-import os, sys, duckdb
-con = duckdb.connect(sys.argv[1])
-con.execute("PRAGMA disable_checkpoint_on_shutdown")
-con.execute("SET checkpoint_threshold = '1GB'")
-con.execute("UPDATE results SET value = -1")
-os._exit(0)
-"""
-"""A read-write session that dies before a checkpoint: its changes stay in the WAL."""
 
 LIVE_WRITER = """
 import sys, duckdb
