@@ -1022,6 +1022,41 @@ def test_cli_reads_a_release_by_version(
     assert "SHA256SUMS: not a sha256sum list (byte 0 is not UTF-8)" in result.output
 
 
+def test_cli_search_and_predict_read_the_releases_models_and_warehouse(
+    build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--release REF`` stands for --predictors and --warehouse: with no build folder left,
+    the release's seg predictor searches its own architectures, and the measured values
+    printed are the release's."""
+    out = copy_build(build, tmp_path / "build")
+    train = ["predictor", "train", "--warehouse", str(out / "nasmr.duckdb"), "--out"]
+    train += [str(out / "predictors"), "--settings", "seg", "--seeds", "1", "--epochs", "1"]
+    runner = CliRunner()
+    trained = runner.invoke(main, [*train, "--workers", "1"])
+    assert trained.exit_code == 0, trained.output
+    publish_release(out, tmp_path / "releases", created_at=RELEASED_AT)
+    shutil.rmtree(out)
+    monkeypatch.setenv("NASMR_RELEASES", str(tmp_path / "releases"))
+    monkeypatch.setenv("NASMR_OUT", str(tmp_path / "no-build"))
+    monkeypatch.delenv("NASMR_WAREHOUSE", raising=False)
+    search = ["search", "--setting", "seg", "--steps", "2", "--starts", "3", "--evaluated-only"]
+    result = runner.invoke(main, [*search, "--release", "latest"])
+    assert result.exit_code == 0, result.output
+    header, *lines = result.stdout.splitlines()
+    rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+    with Benchmark.open("latest", tmp_path / "releases") as bench:
+        measured = [bench.metric(row["code"], "seg", "mIoU") for row in rows]
+    assert len(rows) == 3 and [row["true:seg.mIoU"] for row in rows] == [
+        f"{value:.2f}" for value in measured
+    ]
+    predicted = runner.invoke(
+        main, ["predict", rows[0]["code"], "--setting", "seg", "--release", "1.0.0"]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    [miou] = [line for line in predicted.output.splitlines() if line.startswith("seg.mIoU ")]
+    assert f"predicted   {measured[0]:.2f} measured (" in miou
+
+
 def test_cli_publish_list_and_diff(build: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     root = ["--releases", str(tmp_path)]
