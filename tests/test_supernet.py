@@ -42,12 +42,18 @@ def test_seg_head_is_a_quarter_of_an_odd_sized_input() -> None:
 
 
 def test_initialisation_is_deterministic_for_a_seed() -> None:
-    torch.manual_seed(3)
-    first = Supernet(SMALLEST).state_dict()
-    torch.manual_seed(3)
-    second = Supernet(SMALLEST).state_dict()
-    assert first.keys() == second.keys()
+    """The same seed gives the same weights, and another seed other weights (weights that
+    ignored the generator would pass the first half alone)."""
+    first, second, other = (_weights_after_seed(seed) for seed in (3, 3, 4))
+    assert first.keys() == second.keys() == other.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
+    convs = [k for k in first if k.endswith("conv.weight")]
+    assert convs and not any(torch.equal(first[k], other[k]) for k in convs)
+
+
+def _weights_after_seed(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return Supernet(SMALLEST).state_dict()
 
 
 def test_uninitialised_network_loads_a_state_dict_and_computes_the_same() -> None:
