@@ -1,10 +1,12 @@
 """Small inputs generated in code (never copied from the real drop): raw drops laid out like
-the real one, frames shaped like ingested settings, and a file that cannot be read."""
+the real one, frames shaped like ingested settings, a file that cannot be read, and writable
+copies of published releases."""
 
 from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -200,3 +202,11 @@ def refuse_open(monkeypatch: pytest.MonkeyPatch, refused: Path) -> None:
         return real_open(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "open", guarded_open)
+
+
+def copy_release(release: Path, target: Path) -> Path:
+    """A writable copy of a release folder (published files are read-only)."""
+    shutil.copytree(release, target, copy_function=shutil.copyfile)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o644 if path.is_file() else 0o755)
+    return target

@@ -27,7 +27,7 @@ from nasmr.release import ReleaseError
 from nasmr.space import Arch
 from nasmr.warehouse import WAREHOUSE_NAME, ingest
 from schemas.settings import MR_SETTINGS, get_setting
-from tests.drops import EVALUATED, WHEN, clean_files, cls_record, small_drop
+from tests.drops import EVALUATED, WHEN, clean_files, cls_record, copy_release, small_drop
 
 PRESENT = tuple(s for s in MR_SETTINGS if s != "3ddet")
 
@@ -50,6 +50,26 @@ def test_open_by_latest_version_folder_or_build(releases: Path, build: Path) -> 
         assert opened.manifest is not None
     with Benchmark.open(build, verify=True) as opened:  # a build folder has no checksums
         assert opened.manifest is None
+
+
+def test_open_with_verify_refuses_a_damaged_release_before_reading_it(
+    releases: Path, tmp_path: Path
+) -> None:
+    """A flipped byte in a Parquet file is named as a mismatch by ``verify=True``; without it
+    the release opens from its DuckDB file as it is, which is why verifying is offered."""
+    copy = copy_release(releases / "1.0.0", tmp_path / "1.0.0")
+    damaged = copy / "parquet" / "results.parquet"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 1
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ReleaseError, match=r"mismatch.*parquet/results\.parquet") as err:
+        Benchmark.open(copy, verify=True)
+    assert str(copy) in str(err.value)
+    with Benchmark.open(copy) as opened:
+        assert len(opened) == 2507
+        assert (
+            repr(opened) == f"Benchmark(1.0.0: 2507 architectures, {len(opened.settings)} settings)"
+        )
 
 
 def test_open_a_warehouse_file_names_its_folder(build: Path) -> None:

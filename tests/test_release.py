@@ -49,7 +49,7 @@ from pipelines.resources import BuildDir, ReleaseDir
 from schemas.release import SCHEMA_VERSION, Version
 from schemas.settings import MR_SETTINGS
 from tests.conftest import RELEASED_AT
-from tests.drops import CRASHED_WRITER, exact, mr_record, write_drop
+from tests.drops import CRASHED_WRITER, copy_release, exact, mr_record, write_drop
 
 DATA_FILES = ("parquet/", "nasmr.duckdb", "predictors/", "ncp/", "reports/")
 
@@ -58,14 +58,6 @@ def copy_build(build: Path, target: Path) -> Path:
     """A writable copy of a build's tables and DuckDB file."""
     shutil.copytree(build / "parquet", target / "parquet")
     shutil.copyfile(build / "nasmr.duckdb", target / "nasmr.duckdb")
-    return target
-
-
-def copy_release(release: Path, target: Path) -> Path:
-    """A writable copy of a release folder (published files are read-only)."""
-    shutil.copytree(release, target, copy_function=shutil.copyfile)
-    for path in [target, *target.rglob("*")]:
-        path.chmod(0o644 if path.is_file() else 0o755)
     return target
 
 
