@@ -1071,6 +1071,33 @@ def test_refresh_of_a_build_made_without_dagster_publishes_and_succeeds(tmp_path
     assert again.release == "nothing published: nothing changed since 1.0.0"
 
 
+def test_a_drop_with_3ddet_results_releases_them_and_trains_no_3ddet_predictor(
+    tmp_path: Path,
+) -> None:
+    """The authors publishing 3ddet's file: it validated and loaded, but the predictors step
+    (every available setting by default) trained 3ddet models and then failed writing their
+    cards, as 3ddet is no predictor setting; so no release of the new data was made."""
+    archs = sample(60, seed=8)
+    video, det = [], []
+    for i, a in enumerate(archs):
+        video.append(mr_record(a, *exact(a), top1=40.0 + (i * 7919 % 60) / 4, top5=70.0 + i / 4))
+        det.append(mr_record(a, *exact(a), moderate=50.0 + (i * 31 % 60) / 3))
+    files = {"video": pickle.dumps(video), "3ddet": pickle.dumps(det)}
+    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    folders = {"raw_dir": raw, "out_dir": tmp_path / "out", "releases_dir": tmp_path / "rel"}
+    options = FAST.model_copy(update={"predictor_settings": None})
+    with dg.instance_for_test() as instance:
+        built = run_job("ingest", **folders, options=options, instance=instance)
+        assert built.success, (built.failures, built.failed_checks)
+        refreshed = run_job("refresh", **folders, options=options, instance=instance)
+    assert refreshed.success, (refreshed.failures, refreshed.failed_checks)
+    assert not list((tmp_path / "out" / "predictors").glob("3ddet*"))
+    assert (tmp_path / "out" / "predictors" / "video.json").is_file()
+    (release,) = list_releases(tmp_path / "rel")
+    with connect(tmp_path / "rel" / str(release.version) / "nasmr.duckdb") as con:
+        assert con.execute("SELECT count(*) FROM results_3ddet").fetchone() == (60,)
+
+
 def test_a_failed_step_is_reported_with_the_error_naming_the_file(tmp_path: Path) -> None:
     """A step's error is reported as the project raised it (naming the file), not as the
     lower-level error it was raised from."""

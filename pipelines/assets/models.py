@@ -14,14 +14,21 @@ from nasmr.warehouse import setting_frames, warehouse_version, write_parquet
 from pipelines.assets.warehouse import WRITER_POOL, warehouse
 from pipelines.metadata import plots, preview, timed
 from pipelines.resources import BuildDir, BuildOptions
-from schemas.settings import get_setting
+from schemas.settings import PREDICTOR_SETTINGS, get_setting
 
 MODELS_GROUP = "models"
 
 
 def chosen_frames(build_dir: BuildDir, options: BuildOptions) -> dict[str, pd.DataFrame]:
-    """The warehouse's per-setting frames, limited to ``options.predictor_settings``."""
-    return setting_frames(build_dir.warehouse(), options.predictor_settings)
+    """The warehouse's per-setting frames, limited to ``options.predictor_settings`` (None:
+    every setting that can have a predictor, so not 3ddet, whose card a predictor could not
+    write, even once a drop holds its results)."""
+    return setting_frames(build_dir.warehouse(), options.predictor_settings or PREDICTOR_SETTINGS)
+
+
+def unpredicted_settings(build_dir: BuildDir) -> list[str]:
+    """Settings with results in the warehouse that no predictor is trained for (3ddet)."""
+    return [s for s in setting_frames(build_dir.warehouse()) if s not in PREDICTOR_SETTINGS]
 
 
 @dg.asset(group_name=MODELS_GROUP, deps=[warehouse], kinds={"pytorch"}, pool=WRITER_POOL)
@@ -31,6 +38,11 @@ def predictors(
     """Per-setting and multi-task predictors, default and the authors' baseline, trained and
     tested under one protocol over ``options.predictor_seeds`` splits."""
     frames = chosen_frames(build_dir, options)
+    for setting in unpredicted_settings(build_dir):
+        context.log.warning(
+            f"predictors: none for {setting}: its results are in the warehouse, but it is no "
+            "predictor setting (schemas/settings.py marks it published=False)"
+        )
 
     def progress(done: int, total: int, what: str) -> None:
         context.log.info(f"predictors: {done}/{total} trained ({what})")
