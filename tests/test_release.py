@@ -319,6 +319,22 @@ def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
     ) in text
 
 
+def test_the_datasheet_of_a_drop_with_3ddet_results_claims_no_3d_gap(tmp_path: Path) -> None:
+    """The authors publishing 3ddet's file: its results are released, yet the datasheet's
+    Uses still warned off 3D-detection claims as having no results."""
+    archs = sample(3, seed=8)
+    video = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    det = [mr_record(a, *exact(a), moderate=60.0 + i) for i, a in enumerate(archs)]
+    files = {"video": pickle.dumps(video), "3ddet": pickle.dumps(det)}
+    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    ingest(raw, tmp_path / "build", method="analytic")
+    published = publish_release(tmp_path / "build", tmp_path / "releases", raw_dir=raw)
+    text = (published.path / "README.md").read_text()
+    assert "`3ddet` has no results" not in text
+    assert "3D-detection" not in text
+    assert "| 3ddet | 3d-detection | KITTI 3D detection | moderate | ok | 3 | 3 | 0 |" in text
+
+
 # -- immutability and atomicity --------------------------------------------------------------
 
 

@@ -554,6 +554,13 @@ def datasheet(root: Path, manifest: ReleaseManifest) -> str:
         else "No predictors were trained for this build."
     )
     extras = ", ".join(f"`{name}/`" for name in manifest.extras) or "none"
+    unsuited = [
+        "latency or energy claims (none were measured)",
+        "comparisons with FLOPs counted under another convention",
+    ]
+    if not (report.loc[report["setting"] == "3ddet", "valid"] > 0).any():
+        unsuited.append("3D-detection claims (no results)")  # a drop may yet publish them
+    unsuited[-1] = f"or {unsuited[-1]}"
     return f"""# NAS-Bench-MR, curated: release {manifest.version}
 
 Created {manifest.created_at.isoformat()} by nasmr {manifest.code_version.package}
@@ -623,10 +630,9 @@ were recomputed ({methods}) and compared with the published values:
 
 Intended: benchmarking architecture search and performance predictors on
 NAS-Bench-MR, transfer across its tasks, and cost-aware search against the
-exact FLOPs. Not suited to: latency or energy claims (none were measured),
-comparisons with FLOPs counted under another convention, or 3D-detection
-claims (no results). Predictor test metrics in this release (over the split seeds, to
-three decimals; unrounded in `{MANIFEST}`'s `predictor_metrics`):
+exact FLOPs. Not suited to: {", ".join(unsuited)}.
+Predictor test metrics in this release (over the split seeds, to three decimals;
+unrounded in `{MANIFEST}`'s `predictor_metrics`):
 
 {predictors}
 
