@@ -335,6 +335,22 @@ def test_the_datasheet_of_a_drop_with_3ddet_results_claims_no_3d_gap(tmp_path: P
     assert "| 3ddet | 3d-detection | KITTI 3D detection | moderate | ok | 3 | 3 | 0 |" in text
 
 
+def test_the_metadata_describe_the_networks_and_tasks_the_release_holds(tmp_path: Path) -> None:
+    """datapackage.json and croissant.json described every release as '2507 ... networks
+    evaluated on segmentation, classification and video settings', whatever its drop held:
+    untrue once the authors add architectures or publish 3ddet."""
+    archs = sample(3, seed=8)
+    video = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
+    det = [mr_record(a, *exact(a), moderate=60.0 + i) for i, a in enumerate(archs[:2])]
+    files = {"video": pickle.dumps(video), "3ddet": pickle.dumps(det)}
+    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    ingest(raw, tmp_path / "build", method="analytic")
+    root = publish_release(tmp_path / "build", tmp_path / "releases", raw_dir=raw).path
+    said = "3 multi-resolution networks evaluated on video and 3D-detection settings"
+    for name in ("datapackage.json", "croissant.json"):
+        assert said in json.loads((root / name).read_text())["description"], name
+
+
 # -- immutability and atomicity --------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from nasmr.warehouse import (
     warehouse_version,
 )
 from schemas.release import ReleaseManifest
-from schemas.settings import SETTINGS
+from schemas.settings import SETTINGS, Task
 
 ORIGINAL_REPOSITORY = "https://github.com/dingmyu/NCP"
 
@@ -49,11 +49,32 @@ BIBTEX = """@inproceedings{ding2022learning,
 
 TITLE = "NAS-Bench-MR, curated (nasmr)"
 
-DESCRIPTION = (
-    "Validated tables of NAS-Bench-MR (Ding et al., ICLR 2022): 2507 multi-resolution networks "
-    "evaluated on segmentation, classification and video settings, with exact FLOPs/params. "
-    "See README.md (datasheet) and manifest.json."
-)
+TASK_WORDS = {
+    Task.SEGMENTATION: "segmentation",
+    Task.CLASSIFICATION: "classification",
+    Task.VIDEO: "video",
+    Task.DETECTION_3D: "3D-detection",
+}
+"""How the metadata's description names the task of each MR setting."""
+
+
+def description(manifest: ReleaseManifest) -> str:
+    """The release in one paragraph, for datapackage.json and croissant.json: how many
+    networks it holds results of and the tasks of its MR settings (as the manifest says, so
+    new architectures or a newly published setting are described as they are)."""
+    evaluated = manifest.tables["architectures"].rows - len(manifest.unevaluated_codes)
+    tasks = list(
+        dict.fromkeys(
+            TASK_WORDS[SETTINGS[s].task] for s in manifest.settings_present if SETTINGS[s].is_mr
+        )
+    )
+    named = ", ".join(tasks[:-1]) + f" and {tasks[-1]}" if len(tasks) > 1 else "".join(tasks)
+    return (
+        f"Validated tables of NAS-Bench-MR (Ding et al., ICLR 2022): {evaluated} "
+        f"multi-resolution networks evaluated on {named or 'no'} settings, with exact "
+        "FLOPs/params. See README.md (datasheet) and manifest.json."
+    )
+
 
 LICENCE = "BSD-2-Clause"
 """SPDX identifier of the original repository's LICENSE file. Its README restricts it to
@@ -254,7 +275,7 @@ def datapackage(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
         "profile": "data-package",
         "name": "nasmr",
         "title": TITLE,
-        "description": DESCRIPTION,
+        "description": description(manifest),
         "version": manifest.version,
         "created": _timestamp(manifest),
         "homepage": ORIGINAL_REPOSITORY,
@@ -400,7 +421,7 @@ def croissant(root: Path, manifest: ReleaseManifest) -> dict[str, Any]:
         "@type": "sc:Dataset",
         "conformsTo": CROISSANT_1_0,
         "name": TITLE,
-        "description": DESCRIPTION,
+        "description": description(manifest),
         "version": manifest.version,
         "datePublished": _timestamp(manifest),
         "url": ORIGINAL_REPOSITORY,
