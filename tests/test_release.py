@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import pickle
@@ -1098,6 +1099,17 @@ def test_cli_publish_list_and_diff(build: Path, tmp_path: Path) -> None:
     assert [line.split()[0] for line in listed.output.splitlines()[1:]] == ["1.0.0", "1.0.1"]
     diff = runner.invoke(main, ["release", "diff", "1.0.0", "latest", *root])
     assert diff.exit_code == 0 and "patch changes" in diff.output
+    # which values a correction changed, not only how many (the counts could not say)
+    records = runner.invoke(main, ["release", "diff", "1.0.0", "latest", "--records", *root])
+    assert records.exit_code == 0, records.output
+    found = pd.read_csv(io.StringIO(records.output))
+    results = pd.read_parquet(build / "parquet" / "results.parquet")
+    row = results[(results["setting"] == "video") & (results["metric"] == "top5")].iloc[7]
+    assert found[["change", "setting", "code", "metric"]].values.tolist() == [
+        ["changed", "video", row["code"], "top5"]
+    ]
+    assert found["old"].tolist() == [row["value"]]
+    assert found["new"].tolist() == pytest.approx([row["value"] + 0.01])
     table = tmp_path / "1.0.0" / "parquet" / "results.parquet"
     table.chmod(0o644)
     table.write_bytes(table.read_bytes() + b"x")  # pyarrow's error used to be the answer

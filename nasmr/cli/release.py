@@ -105,12 +105,21 @@ def verify(ref: str, releases_dir: Path) -> None:
 @release.command()
 @click.argument("old")
 @click.argument("new")
+@click.option(
+    "--records",
+    is_flag=True,
+    help="Instead of the counts, name every record value added, removed or changed, as CSV "
+    "(change, setting, code, metric, old, new).",
+)
 @releases_option
-def diff(old: str, new: str, releases_dir: Path) -> None:
+def diff(old: str, new: str, records: bool, releases_dir: Path) -> None:
     """Show what changed from release OLD to release NEW, and the version level it needs."""
-    from nasmr.release import ReleaseError, diff_releases
+    from nasmr.release import ReleaseError, diff_releases, record_changes
 
     try:
+        if records:
+            click.echo(record_changes(old, new, releases_dir).to_csv(index=False), nl=False)
+            return
         changes = diff_releases(old, new, releases_dir)
     except ReleaseError as err:
         raise click.ClickException(str(err)) from err

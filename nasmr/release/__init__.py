@@ -38,6 +38,7 @@ from nasmr.release.diff import (
     TableChanges,
     diff_releases,
     propose_version,
+    record_changes,
 )
 from nasmr.release.publish import (
     NothingToPublish,
@@ -80,6 +81,7 @@ __all__ = [
     "propose_version",
     "publish_release",
     "published_versions",
+    "record_changes",
     "require_verified",
     "resolve_release",
     "verify_release",

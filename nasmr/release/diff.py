@@ -201,10 +201,11 @@ def _records(tables: dict[str, pd.DataFrame], source: Path | None) -> pd.DataFra
     return pd.concat([f.astype({"value": "float64"}) for f in frames if len(f)], ignore_index=True)
 
 
-def _diff(old: Path | None, new: Path) -> ReleaseDiff:
-    """Schema, record, table and model-output changes from ``old`` (None: nothing) to ``new``."""
-    schema = _schema_changes(old, new)
-    before, after = _tables(old), _tables(new)
+def _record_flags(
+    before: dict[str, pd.DataFrame], old: Path | None, after: dict[str, pd.DataFrame], new: Path
+) -> pd.DataFrame:
+    """Every record of either side: its key, ``value_old``, ``value_new`` and whether it was
+    ``added``, ``removed`` or ``changed``."""
     merged = _records(before, old).merge(
         _records(after, new),
         on=list(RECORD_KEY),
@@ -215,14 +216,18 @@ def _diff(old: Path | None, new: Path) -> ReleaseDiff:
     same = (merged["value_old"] == merged["value_new"]) | (
         merged["value_old"].isna() & merged["value_new"].isna()
     )
-    flags = pd.DataFrame(
-        {
-            "setting": merged["setting"],
-            "added": merged["_merge"] == "right_only",
-            "removed": merged["_merge"] == "left_only",
-            "changed": (merged["_merge"] == "both") & ~same,
-        }
+    return merged[[*RECORD_KEY, "value_old", "value_new"]].assign(
+        added=merged["_merge"] == "right_only",
+        removed=merged["_merge"] == "left_only",
+        changed=(merged["_merge"] == "both") & ~same,
     )
+
+
+def _diff(old: Path | None, new: Path) -> ReleaseDiff:
+    """Schema, record, table and model-output changes from ``old`` (None: nothing) to ``new``."""
+    schema = _schema_changes(old, new)
+    before, after = _tables(old), _tables(new)
+    flags = _record_flags(before, old, after, new)[["setting", "added", "removed", "changed"]]
     order = {name: i for i, name in enumerate([*SETTINGS, COMPLEXITY])}
     counts = flags.groupby("setting").sum()
     settings = tuple(
@@ -322,6 +327,34 @@ def diff_releases(
     for folder in folders:
         require_verified(folder, "a diff with it would report its damage as changes")
     return _diff(*folders)
+
+
+def record_changes(
+    old: str | Path, new: str | Path, releases_dir: Path | None = None
+) -> pd.DataFrame:
+    """Each record value added, removed or changed from release ``old`` to release ``new``
+    (what :func:`diff_releases` counts per setting): ``change, setting, code, metric, old,
+    new``, in setting order, then by code and metric. Both releases must verify."""
+    folders = [resolve_release(ref, releases_dir) for ref in (old, new)]
+    for folder in folders:
+        require_verified(folder, "a diff with it would report its damage as changes")
+    flags = _record_flags(_tables(folders[0]), folders[0], _tables(folders[1]), folders[1])
+    kinds = ["added", "removed", "changed"]
+    flags = flags[flags[kinds].any(axis=1)]
+    order = {name: i for i, name in enumerate([*SETTINGS, COMPLEXITY])}
+    found = pd.DataFrame(
+        {
+            "change": flags[kinds].idxmax(axis=1),
+            "setting": flags["setting"],
+            "code": flags["code"],
+            "metric": flags["metric"],
+            "old": flags["value_old"],
+            "new": flags["value_new"],
+            "rank": flags["setting"].map(lambda s: order.get(s, 99)),
+        }
+    )
+    found = found.sort_values(["rank", "setting", "code", "metric"], kind="stable")
+    return found.drop(columns="rank").reset_index(drop=True)
 
 
 def propose_version(
