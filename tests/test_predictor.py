@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import pickle
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -52,11 +53,11 @@ from nasmr.predictor import (
     train_predictor,
 )
 from nasmr.space import Arch, sample, snap
-from nasmr.warehouse import setting_frames, warehouse_version
+from nasmr.warehouse import ingest, setting_frames, warehouse_version
 from schemas.nb201 import parse_ops
 from schemas.predictor import MULTITASK, PredictorCard
 from schemas.records import Nb201Record
-from tests.drops import seg_drop, synthetic_frames
+from tests.drops import exact, mr_record, seg_drop, synthetic_frames, write_drop
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -847,6 +848,24 @@ def test_cli_refuses_a_setting_without_published_results(args: list[str], tmp_pa
     assert result.exit_code == 2, result.output
     assert "nasmr build" not in result.output
     assert "seg-4x" in result.output and "video-p" in result.output
+
+
+def test_cli_train_names_a_setting_whose_results_it_cannot_learn(tmp_path: Path) -> None:
+    """A drop with 3ddet's results: `nasmr predictor train` left them out without a word."""
+    archs = sample(40, seed=8)
+    video = [
+        mr_record(a, *exact(a), top1=40.0 + i / 2, top5=70.0 + i / 4) for i, a in enumerate(archs)
+    ]
+    det = [mr_record(a, *exact(a), moderate=50.0 + i / 3) for i, a in enumerate(archs)]
+    files = {"video": pickle.dumps(video), "3ddet": pickle.dumps(det)}
+    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    ingest(raw, tmp_path / "build", method="analytic")
+    args = ["predictor", "train", "--warehouse", str(tmp_path / "build" / "nasmr.duckdb")]
+    args += ["--out", str(tmp_path / "build" / "predictors"), "--seeds", "1", "--epochs", "1"]
+    result = CliRunner().invoke(main, [*args, "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 3ddet: its results are in" in result.stderr
+    assert not list((tmp_path / "build" / "predictors").glob("3ddet*"))
 
 
 def test_nas_bench_201_trains_from_warehouse_frames(build: Path) -> None:

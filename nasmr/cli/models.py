@@ -163,7 +163,14 @@ def train(
     from nasmr.warehouse import warehouse_version
 
     wanted = _split_names(only) if only else list(PREDICTOR_SETTINGS)
-    frames = _warehouse_frames(warehouse, wanted)
+    frames = _warehouse_frames(warehouse, wanted if only else None)
+    for setting in [s for s in frames if s not in wanted]:  # 3ddet, once a drop has results
+        del frames[setting]
+        click.echo(
+            f"skipped {setting}: its results are in {warehouse}, but it is no predictor "
+            "setting (schemas/settings.py marks it published=False)",
+            err=True,
+        )
     for setting in wanted:
         if setting not in frames:
             click.echo(f"skipped {setting}: no results in {warehouse}", err=True)
