@@ -882,7 +882,8 @@ def test_next_release_records_its_changes(build: Path, releases: Path, tmp_path:
     assert [Version.parse(m.version) for m in list_releases(root)] == [(1, 0, 0), (1, 0, 1)]
 
     removed = edited_build(build, tmp_path / "removed", "removed")
-    with pytest.raises(ReleaseError, match=r"1\.0\.2 is too low.*minor bump \(at least 1\.1\.0\)"):
+    too_low = r"1\.0\.2 is too low.*minor bump \(at least 1\.1\.0\).*, or leave out --version$"
+    with pytest.raises(ReleaseError, match=too_low):
         publish_release(removed, root, version="1.0.2")
 
 
@@ -911,6 +912,10 @@ def test_a_build_without_a_setting_of_the_latest_release_needs_a_version(
     with pytest.raises(ReleaseError, match=r"no results of video, which release 1\.0\.0 has"):
         publish_release(lost, root)
     assert [m.version for m in list_releases(root)] == ["1.0.0"]
+    # too low a version: the advice to leave it out led back to the refusal above
+    with pytest.raises(ReleaseError, match=r"need a minor bump") as refused:
+        publish_release(lost, root, "1.0.1")
+    assert str(refused.value).endswith("publish 1.1.0 or higher")
     assert "video" not in load_manifest(publish_release(lost, root, "1.1.0").path).settings_present
 
 

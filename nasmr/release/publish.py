@@ -161,7 +161,11 @@ def publish_release(
         raise ReleaseError(
             f"version {version} is too low: the latest release is {previous}, and {need} "
             f"(at least {proposed}); publish {proposed} or higher"
-            + ("" if diff.unchanged else ", or leave out --version")
+            + (
+                ", or leave out --version"
+                if not diff.unchanged and _publishes_unversioned(build_dir, releases_dir, raw_dir)
+                else ""
+            )
         )
     target = releases_dir / version
     if target.exists():
@@ -264,6 +268,18 @@ def _check_settings_kept(build_dir: Path, previous: Path) -> None:
             "ingest_report); mend the drop and rebuild, or give a version to publish a "
             "release without them"
         )
+
+
+def _publishes_unversioned(build_dir: Path, releases_dir: Path, raw_dir: Path | None) -> bool:
+    """Whether the build passes the checks a publish without a version adds (no setting and
+    no model outputs of the latest release lost), so that leaving out the version works."""
+    previous = published_versions(releases_dir)[-1]
+    try:
+        _check_settings_kept(build_dir, releases_dir / str(previous))
+        _check_models_kept(build_dir, releases_dir, previous, raw_dir)
+    except ReleaseError:
+        return False
+    return True
 
 
 def _check_models_kept(
