@@ -435,13 +435,22 @@ def require_drop(raw_dir: Path) -> Path:
 def _drop_near(path: Path) -> Path | None:
     """The drop a mistyped ``--raw`` likely meant: one holding ``path`` (its ``data/`` folder,
     a setting's folder or a file of it), else the only drop in a folder just inside it."""
-    holding = [up for up in path.parents[:3] if search_list_path(up).is_file()]
+    holding = [up for up in path.parents[:3] if _holds_drop(up)]
     try:
-        inside = [child for child in path.iterdir() if search_list_path(child).is_file()]
+        inside = [child for child in path.iterdir() if _holds_drop(child)]
     except OSError:
         inside = []
     near = holding[:1] or inside
     return near[0] if len(near) == 1 else None
+
+
+def _holds_drop(folder: Path) -> bool:
+    """Whether ``folder`` holds a drop's search list; not when it cannot be looked into
+    (``Path.is_file`` raises PermissionError there rather than answering)."""
+    try:
+        return search_list_path(folder).is_file()
+    except OSError:
+        return False
 
 
 def trainval_path(raw_dir: Path, setting: str) -> Path:

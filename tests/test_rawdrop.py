@@ -6,6 +6,7 @@ import gzip
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -379,3 +380,29 @@ def test_a_path_beside_the_drop_is_refused_with_the_drop_it_likely_meant(
         assert "did you mean" not in message
     else:
         assert f"(did you mean {tmp_path / meant}?)" in message
+
+
+def test_an_unreadable_folder_near_the_path_suggests_nothing_of_it_and_does_not_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looking for the drop beside a mistyped ``--raw`` stats folders the user never named:
+    one without search permission (``data/`` of the folder holding the path, or a sibling of
+    the drop) raised a bare PermissionError out of the refusal, or hid the drop beside it."""
+    drop = write_drop(tmp_path / "parent" / "drop", {"seg": b"not read"}, ["1_2"])
+    locked = [tmp_path / "data", tmp_path / "parent" / "locked"]
+    for folder in locked:
+        folder.mkdir()
+    real_stat = Path.stat
+
+    def guarded_stat(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self.parent in locked or self.parent.parent in locked:  # tests run as root
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", guarded_stat)
+    with pytest.raises(NotInDropError) as err:
+        require_drop(tmp_path / "mistyped")
+    assert "did you mean" not in str(err.value)
+    with pytest.raises(NotInDropError) as err:
+        require_drop(tmp_path / "parent")
+    assert f"(did you mean {drop}?)" in str(err.value)
