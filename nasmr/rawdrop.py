@@ -434,7 +434,13 @@ def require_drop(raw_dir: Path) -> Path:
 
 def _drop_near(path: Path) -> Path | None:
     """The drop a mistyped ``--raw`` likely meant: one holding ``path`` (its ``data/`` folder,
-    a setting's folder or a file of it), else the only drop in a folder just inside it."""
+    a setting's folder or a file of it), else the only drop in a folder just inside it.
+    Looked for from the folder ``path`` names (links followed, ``..`` undone): the parents
+    of a relative spelling such as ``.`` stop at the working folder."""
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a link loop (Python 3.11)
+        path = path.absolute()
     holding = [up for up in path.parents[:3] if _holds_drop(up)]
     try:
         inside = [child for child in path.iterdir() if _holds_drop(child)]

@@ -406,3 +406,19 @@ def test_an_unreadable_folder_near_the_path_suggests_nothing_of_it_and_does_not_
     with pytest.raises(NotInDropError) as err:
         require_drop(tmp_path / "parent")
     assert f"(did you mean {drop}?)" in str(err.value)
+
+
+@pytest.mark.parametrize("given", [".", "..", "link", "link/seg"])
+def test_a_relative_or_linked_path_inside_the_drop_is_refused_with_the_drop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """The folders holding ``--raw`` were its spelling's parents: ``.`` in a setting's folder
+    has none, ``..`` only ``.``, and a link to ``data/`` the link's own folder, so the drop
+    holding the folder the path names went unsuggested."""
+    drop = write_drop(tmp_path / "drop", {"seg": b"not read"}, ["1_2"])
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "link").symlink_to(drop / "data")
+    monkeypatch.chdir(drop / "data" / "seg" if given.startswith(".") else tmp_path / "elsewhere")
+    with pytest.raises(NotInDropError) as err:
+        require_drop(Path(given))
+    assert f"(did you mean {drop}?)" in str(err.value)
