@@ -45,7 +45,7 @@ from nasmr.table_docs import (
     UNEVALUATED_DOC,
     metric_doc,
 )
-from schemas.settings import MR_SETTINGS, NB201, SETTINGS, get_setting
+from schemas.settings import MR_SETTINGS, NB201, PREDICTOR_SETTINGS, SETTINGS, get_setting
 
 PARQUET_DIR = "parquet"
 PROC_LOCKS = Path("/proc/locks")
@@ -455,3 +455,17 @@ def setting_frames(
     with connect(path) as con:
         frames = {setting: con.execute(query).df() for setting, query in queries.items()}
     return {setting: frame for setting, frame in frames.items() if len(frame)}
+
+
+NO_PREDICTOR = (
+    "its results are in {warehouse}, but it is no predictor setting (schemas/settings.py "
+    "marks it published=False; set published=True there to train it)"
+)
+"""Why predictor training leaves out a setting of :func:`unpredicted_settings`."""
+
+
+def unpredicted_settings(path: Path | None = None) -> list[str]:
+    """Settings with results in the warehouse at ``path`` that no predictor is trained for
+    (3ddet, once a drop holds its results): training leaves them out and says so, with
+    :data:`NO_PREDICTOR`. Only their results are read."""
+    return list(setting_frames(path, [s for s in SETTINGS if s not in PREDICTOR_SETTINGS]))

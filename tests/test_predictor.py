@@ -53,7 +53,7 @@ from nasmr.predictor import (
     train_predictor,
 )
 from nasmr.space import Arch, sample, snap
-from nasmr.warehouse import ingest, setting_frames, warehouse_version
+from nasmr.warehouse import ingest, setting_frames, unpredicted_settings, warehouse_version
 from schemas.nb201 import parse_ops
 from schemas.predictor import MULTITASK, PredictorCard
 from schemas.records import Nb201Record
@@ -865,7 +865,13 @@ def test_cli_train_names_a_setting_whose_results_it_cannot_learn(tmp_path: Path)
     result = CliRunner().invoke(main, [*args, "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "skipped 3ddet: its results are in" in result.stderr
+    assert "set published=True there to train it" in result.stderr
     assert not list((tmp_path / "build" / "predictors").glob("3ddet*"))
+    # the pipeline's predictors step asks the same question of the domain library
+    assert unpredicted_settings(tmp_path / "build" / "nasmr.duckdb") == ["3ddet"]
+    alone = write_drop(tmp_path / "alone", {"video": files["video"]}, [a.code for a in archs])
+    ingest(alone, tmp_path / "video-only", method="analytic")
+    assert unpredicted_settings(tmp_path / "video-only" / "nasmr.duckdb") == []
 
 
 def test_nas_bench_201_trains_from_warehouse_frames(build: Path) -> None:

@@ -160,17 +160,12 @@ def train(
     """Train default, baseline and multi-task predictors; print the report."""
     from nasmr.build_lock import BuildFolderBusy, lock_of_enclosing_build
     from nasmr.predictor import train_all
-    from nasmr.warehouse import warehouse_version
+    from nasmr.warehouse import NO_PREDICTOR, unpredicted_settings, warehouse_version
 
     wanted = _split_names(only) if only else list(PREDICTOR_SETTINGS)
-    frames = _warehouse_frames(warehouse, wanted if only else None)
-    for setting in [s for s in frames if s not in wanted]:  # 3ddet, once a drop has results
-        del frames[setting]
-        click.echo(
-            f"skipped {setting}: its results are in {warehouse}, but it is no predictor "
-            "setting (schemas/settings.py marks it published=False)",
-            err=True,
-        )
+    frames = _warehouse_frames(warehouse, wanted)
+    for setting in [] if only else unpredicted_settings(warehouse):  # 3ddet, given results
+        click.echo(f"skipped {setting}: {NO_PREDICTOR.format(warehouse=warehouse)}", err=True)
     for setting in wanted:
         if setting not in frames:
             click.echo(f"skipped {setting}: no results in {warehouse}", err=True)

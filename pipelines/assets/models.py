@@ -10,7 +10,13 @@ from nasmr import ncp
 from nasmr.predictor import train_all
 from nasmr.search_eval import evaluate_search
 from nasmr.space import sample
-from nasmr.warehouse import setting_frames, warehouse_version, write_parquet
+from nasmr.warehouse import (
+    NO_PREDICTOR,
+    setting_frames,
+    unpredicted_settings,
+    warehouse_version,
+    write_parquet,
+)
 from pipelines.assets.warehouse import WRITER_POOL, warehouse
 from pipelines.metadata import plots, preview, timed
 from pipelines.resources import BuildDir, BuildOptions
@@ -26,11 +32,6 @@ def chosen_frames(build_dir: BuildDir, options: BuildOptions) -> dict[str, pd.Da
     return setting_frames(build_dir.warehouse(), options.predictor_settings or PREDICTOR_SETTINGS)
 
 
-def unpredicted_settings(build_dir: BuildDir) -> list[str]:
-    """Settings with results in the warehouse that no predictor is trained for (3ddet)."""
-    return [s for s in setting_frames(build_dir.warehouse()) if s not in PREDICTOR_SETTINGS]
-
-
 @dg.asset(group_name=MODELS_GROUP, deps=[warehouse], kinds={"pytorch"}, pool=WRITER_POOL)
 def predictors(
     context: dg.AssetExecutionContext, build_dir: BuildDir, options: BuildOptions
@@ -38,11 +39,9 @@ def predictors(
     """Per-setting and multi-task predictors, default and the authors' baseline, trained and
     tested under one protocol over ``options.predictor_seeds`` splits."""
     frames = chosen_frames(build_dir, options)
-    for setting in unpredicted_settings(build_dir):
-        context.log.warning(
-            f"predictors: none for {setting}: its results are in the warehouse, but it is no "
-            "predictor setting (schemas/settings.py marks it published=False)"
-        )
+    for setting in unpredicted_settings(build_dir.warehouse()):
+        why = NO_PREDICTOR.format(warehouse=build_dir.warehouse())
+        context.log.warning(f"predictors: none for {setting}: {why}")
 
     def progress(done: int, total: int, what: str) -> None:
         context.log.info(f"predictors: {done}/{total} trained ({what})")
