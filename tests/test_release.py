@@ -36,6 +36,7 @@ from nasmr.release import (
     propose_version,
     publish_release,
     published_versions,
+    record_changes,
     resolve_release,
     verify_release,
     write_archive,
@@ -50,7 +51,14 @@ from pipelines.resources import BuildDir, ReleaseDir
 from schemas.release import SCHEMA_VERSION, Version
 from schemas.settings import MR_SETTINGS
 from tests.conftest import RELEASED_AT
-from tests.drops import CRASHED_WRITER, copy_release, exact, mr_record, write_drop
+from tests.drops import (
+    CRASHED_WRITER,
+    copy_release,
+    exact,
+    mr_record,
+    nb201_records,
+    write_drop,
+)
 
 DATA_FILES = ("parquet/", "nasmr.duckdb", "predictors/", "ncp/", "reports/")
 
@@ -1085,6 +1093,59 @@ def test_cli_search_and_predict_read_the_releases_models_and_warehouse(
     assert predicted.exit_code == 0, predicted.output
     [miou] = [line for line in predicted.output.splitlines() if line.startswith("seg.mIoU ")]
     assert f"predicted   {measured[0]:.2f} measured (" in miou
+
+
+def test_record_changes_name_added_removed_and_changed_values_in_setting_order(
+    tmp_path: Path,
+) -> None:
+    """Between releases whose settings differ (3ddet published, an architecture and a
+    nas-bench-201 cell dropped, a value corrected): every value is named once, by the kind
+    of change, settings in the benchmark's order and then complexity, codes sorted. The CLI
+    test's one corrected value could not tell a missing sort or a wrong kind."""
+    archs = sample(3, seed=8)
+    codes = [a.code for a in archs]
+    video = [mr_record(a, *exact(a), top1=50.0 + i, top5=80.0) for i, a in enumerate(archs)]
+    cells = nb201_records()
+
+    def release(version: str, files: dict[str, list[dict[str, object]]], kept: list[str]) -> None:
+        pickled = {name: pickle.dumps(records) for name, records in files.items()}
+        raw = write_drop(tmp_path / f"raw-{version}", pickled, kept)
+        ingest(raw, tmp_path / f"build-{version}", method="analytic")
+        publish_release(tmp_path / f"build-{version}", tmp_path / "rel", version, raw_dir=raw)
+
+    release("1.0.0", {"video": video, "nas-bench-201": cells}, codes)
+    corrected = [dict(video[0], top1=55.5), video[1]]
+    det = [mr_record(a, *exact(a), moderate=60.0 + i) for i, a in enumerate(archs[:2])]
+    files = {"video": corrected, "3ddet": det, "nas-bench-201": cells[:-1]}
+    release("2.0.0", files, codes[:2])
+
+    found = record_changes("1.0.0", "2.0.0", tmp_path / "rel")
+    assert list(found.columns) == ["change", "setting", "code", "metric", "old", "new"]
+    assert found["setting"].tolist() == (
+        ["video"] * 3 + ["3ddet"] * 2 + ["nas-bench-201"] * 3 + ["complexity"] * 4
+    )
+    by_kind = found.groupby(["setting", "change"]).size().to_dict()
+    assert by_kind == {
+        ("video", "changed"): 1,
+        ("video", "removed"): 2,
+        ("3ddet", "added"): 2,
+        ("nas-bench-201", "removed"): 3,
+        ("complexity", "removed"): 4,
+    }
+    for setting, rows in found.groupby("setting", sort=False):
+        keys = list(zip(rows["code"], rows["metric"], strict=True))
+        assert keys == sorted(keys), setting
+    changed = found[found["change"] == "changed"].iloc[0]
+    assert (changed["code"], changed["metric"], changed["old"], changed["new"]) == (
+        codes[0],
+        "top1",
+        50.0,
+        55.5,
+    )
+    assert found.loc[found["change"] == "added", "old"].isna().all()
+    assert found.loc[found["change"] == "removed", "new"].isna().all()
+    assert set(found.loc[found["setting"] == "complexity", "code"]) == {codes[2]}
+    assert record_changes("2.0.0", "2.0.0", tmp_path / "rel").empty
 
 
 def test_cli_publish_list_and_diff(build: Path, tmp_path: Path) -> None:

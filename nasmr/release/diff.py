@@ -29,6 +29,9 @@ from schemas.settings import NB201, SETTINGS
 MODEL_CHANGES_SHOWN = 20
 """Model-output changes a changelog lists by name; the rest are counted."""
 
+SETTING_ORDER = {name: i for i, name in enumerate([*SETTINGS, COMPLEXITY])}
+"""Where each setting's records come in a diff: the benchmark's order, then complexity."""
+
 TIME_COLUMNS: dict[str, tuple[str, ...]] = {"sources": ("ingested_at",)}
 """Columns that say when a build ran, not what it holds: a diff does not compare them."""
 
@@ -228,11 +231,10 @@ def _diff(old: Path | None, new: Path) -> ReleaseDiff:
     schema = _schema_changes(old, new)
     before, after = _tables(old), _tables(new)
     flags = _record_flags(before, old, after, new)[["setting", "added", "removed", "changed"]]
-    order = {name: i for i, name in enumerate([*SETTINGS, COMPLEXITY])}
     counts = flags.groupby("setting").sum()
     settings = tuple(
         SettingChanges(str(name), int(row.added), int(row.removed), int(row.changed))
-        for name, row in sorted(counts.iterrows(), key=lambda item: order.get(item[0], 99))
+        for name, row in sorted(counts.iterrows(), key=lambda item: SETTING_ORDER.get(item[0], 99))
     )
     tables = _table_changes(before, after) if old is not None else ()
     descriptions = _description_changes(old, new) if old is not None else ()
@@ -323,10 +325,17 @@ def diff_releases(
 
     Both must verify: a diff would report a tampered or damaged file as a change.
     """
+    return _diff(*_verified_pair(old, new, releases_dir))
+
+
+def _verified_pair(
+    old: str | Path, new: str | Path, releases_dir: Path | None
+) -> tuple[Path, Path]:
+    """The folders of releases ``old`` and ``new``, once each matches its checksums."""
     folders = [resolve_release(ref, releases_dir) for ref in (old, new)]
     for folder in folders:
         require_verified(folder, "a diff with it would report its damage as changes")
-    return _diff(*folders)
+    return folders[0], folders[1]
 
 
 def record_changes(
@@ -335,13 +344,10 @@ def record_changes(
     """Each record value added, removed or changed from release ``old`` to release ``new``
     (what :func:`diff_releases` counts per setting): ``change, setting, code, metric, old,
     new``, in setting order, then by code and metric. Both releases must verify."""
-    folders = [resolve_release(ref, releases_dir) for ref in (old, new)]
-    for folder in folders:
-        require_verified(folder, "a diff with it would report its damage as changes")
-    flags = _record_flags(_tables(folders[0]), folders[0], _tables(folders[1]), folders[1])
+    before, after = _verified_pair(old, new, releases_dir)
+    flags = _record_flags(_tables(before), before, _tables(after), after)
     kinds = ["added", "removed", "changed"]
     flags = flags[flags[kinds].any(axis=1)]
-    order = {name: i for i, name in enumerate([*SETTINGS, COMPLEXITY])}
     found = pd.DataFrame(
         {
             "change": flags[kinds].idxmax(axis=1),
@@ -350,7 +356,7 @@ def record_changes(
             "metric": flags["metric"],
             "old": flags["value_old"],
             "new": flags["value_new"],
-            "rank": flags["setting"].map(lambda s: order.get(s, 99)),
+            "rank": flags["setting"].map(lambda s: SETTING_ORDER.get(s, 99)),
         }
     )
     found = found.sort_values(["rank", "setting", "code", "metric"], kind="stable")
