@@ -67,6 +67,7 @@ from schemas.settings import MR_SETTINGS, NB201, SETTINGS
 from tests.drops import (
     WHEN,
     clean_files,
+    det_drop,
     exact,
     mr_record,
     nb201_record,
@@ -1077,13 +1078,7 @@ def test_a_drop_with_3ddet_results_releases_them_and_trains_no_3ddet_predictor(
     """The authors publishing 3ddet's file: it validated and loaded, but the predictors step
     (every available setting by default) trained 3ddet models and then failed writing their
     cards, as 3ddet is no predictor setting; so no release of the new data was made."""
-    archs = sample(60, seed=8)
-    video, det = [], []
-    for i, a in enumerate(archs):
-        video.append(mr_record(a, *exact(a), top1=40.0 + (i * 7919 % 60) / 4, top5=70.0 + i / 4))
-        det.append(mr_record(a, *exact(a), moderate=50.0 + (i * 31 % 60) / 3))
-    files = {"video": pickle.dumps(video), "3ddet": pickle.dumps(det)}
-    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    raw = det_drop(tmp_path / "raw", sample(60, seed=8))
     folders = {"raw_dir": raw, "out_dir": tmp_path / "out", "releases_dir": tmp_path / "rel"}
     options = FAST.model_copy(update={"predictor_settings": None})
     with dg.instance_for_test() as instance:

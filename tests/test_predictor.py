@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import pickle
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -57,7 +56,7 @@ from nasmr.warehouse import ingest, setting_frames, unpredicted_settings, wareho
 from schemas.nb201 import parse_ops
 from schemas.predictor import MULTITASK, PredictorCard
 from schemas.records import Nb201Record
-from tests.drops import exact, mr_record, seg_drop, synthetic_frames, write_drop
+from tests.drops import det_drop, seg_drop, synthetic_frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -853,12 +852,7 @@ def test_cli_refuses_a_setting_without_published_results(args: list[str], tmp_pa
 def test_cli_train_names_a_setting_whose_results_it_cannot_learn(tmp_path: Path) -> None:
     """A drop with 3ddet's results: `nasmr predictor train` left them out without a word."""
     archs = sample(40, seed=8)
-    video = [
-        mr_record(a, *exact(a), top1=40.0 + i / 2, top5=70.0 + i / 4) for i, a in enumerate(archs)
-    ]
-    det = [mr_record(a, *exact(a), moderate=50.0 + i / 3) for i, a in enumerate(archs)]
-    files = {"video": pickle.dumps(video), "3ddet": pickle.dumps(det)}
-    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    raw = det_drop(tmp_path / "raw", archs)
     ingest(raw, tmp_path / "build", method="analytic")
     args = ["predictor", "train", "--warehouse", str(tmp_path / "build" / "nasmr.duckdb")]
     args += ["--out", str(tmp_path / "build" / "predictors"), "--seeds", "1", "--epochs", "1"]
@@ -869,7 +863,7 @@ def test_cli_train_names_a_setting_whose_results_it_cannot_learn(tmp_path: Path)
     assert not list((tmp_path / "build" / "predictors").glob("3ddet*"))
     # the pipeline's predictors step asks the same question of the domain library
     assert unpredicted_settings(tmp_path / "build" / "nasmr.duckdb") == ["3ddet"]
-    alone = write_drop(tmp_path / "alone", {"video": files["video"]}, [a.code for a in archs])
+    alone = det_drop(tmp_path / "alone", archs, det=0)
     ingest(alone, tmp_path / "video-only", method="analytic")
     assert unpredicted_settings(tmp_path / "video-only" / "nasmr.duckdb") == []
 

@@ -54,6 +54,7 @@ from tests.conftest import RELEASED_AT
 from tests.drops import (
     CRASHED_WRITER,
     copy_release,
+    det_drop,
     exact,
     mr_record,
     nb201_records,
@@ -331,11 +332,7 @@ def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
 def test_the_datasheet_of_a_drop_with_3ddet_results_claims_no_3d_gap(tmp_path: Path) -> None:
     """The authors publishing 3ddet's file: its results are released, yet the datasheet's
     Uses still warned off 3D-detection claims as having no results."""
-    archs = sample(3, seed=8)
-    video = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
-    det = [mr_record(a, *exact(a), moderate=60.0 + i) for i, a in enumerate(archs)]
-    files = {"video": pickle.dumps(video), "3ddet": pickle.dumps(det)}
-    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    raw = det_drop(tmp_path / "raw", sample(3, seed=8))
     ingest(raw, tmp_path / "build", method="analytic")
     published = publish_release(tmp_path / "build", tmp_path / "releases", raw_dir=raw)
     text = (published.path / "README.md").read_text()
@@ -348,11 +345,7 @@ def test_the_metadata_describe_the_networks_and_tasks_the_release_holds(tmp_path
     """datapackage.json and croissant.json described every release as '2507 ... networks
     evaluated on segmentation, classification and video settings', whatever its drop held:
     untrue once the authors add architectures or publish 3ddet."""
-    archs = sample(3, seed=8)
-    video = [mr_record(a, *exact(a), top1=50.0, top5=80.0) for a in archs]
-    det = [mr_record(a, *exact(a), moderate=60.0 + i) for i, a in enumerate(archs[:2])]
-    files = {"video": pickle.dumps(video), "3ddet": pickle.dumps(det)}
-    raw = write_drop(tmp_path / "raw", files, [a.code for a in archs])
+    raw = det_drop(tmp_path / "raw", sample(3, seed=8), det=2)
     ingest(raw, tmp_path / "build", method="analytic")
     root = publish_release(tmp_path / "build", tmp_path / "releases", raw_dir=raw).path
     said = "3 multi-resolution networks evaluated on video and 3D-detection settings"
