@@ -301,6 +301,11 @@ def test_datasheet_has_every_section_gap_and_citation(releases: Path) -> None:
     ):
         assert f"\n## {section}" in text
     assert "`3ddet` has no results" in text
+    unsuited = (
+        "Not suited to: latency or energy claims (none were measured), comparisons with FLOPs "
+        "counted under another convention, or 3D-detection claims (no results)."
+    )
+    assert unsuited in text
     assert "ImageNet16-120 network that `Acc` measures; 150 cells carry another cell's" in text
     for row in (  # which data each setting is, not only its task
         "| seg-4x | segmentation | Cityscapes segmentation, the '4x' variant |",
@@ -343,6 +348,11 @@ def test_the_datasheet_of_a_drop_with_3ddet_results_claims_no_3d_gap(tmp_path: P
     text = (published.path / "README.md").read_text()
     assert "`3ddet` has no results" not in text
     assert "3D-detection" not in text
+    unsuited = (
+        "Not suited to: latency or energy claims (none were measured) or comparisons with "
+        "FLOPs counted under another convention."
+    )
+    assert unsuited in text  # two reasons are not listed as 'A, or B'
     assert "| 3ddet | 3d-detection | KITTI 3D detection | moderate | ok | 3 | 3 | 0 |" in text
 
 

@@ -581,7 +581,8 @@ def datasheet(root: Path, manifest: ReleaseManifest) -> str:
     ]
     if not (report.loc[report["setting"] == "3ddet", "valid"] > 0).any():
         unsuited.append("3D-detection claims (no results)")  # a drop may yet publish them
-    unsuited[-1] = f"or {unsuited[-1]}"
+    *others, last = unsuited
+    unsuited_text = f"{', '.join(others)}{',' if len(others) > 1 else ''} or {last}"
     return f"""# NAS-Bench-MR, curated: release {manifest.version}
 
 Created {manifest.created_at.isoformat()} by nasmr {manifest.code_version.package}
@@ -651,7 +652,7 @@ were recomputed ({methods}) and compared with the published values:
 
 Intended: benchmarking architecture search and performance predictors on
 NAS-Bench-MR, transfer across its tasks, and cost-aware search against the
-exact FLOPs. Not suited to: {", ".join(unsuited)}.
+exact FLOPs. Not suited to: {unsuited_text}.
 Predictor test metrics in this release (over the split seeds, to three decimals;
 unrounded in `{MANIFEST}`'s `predictor_metrics`):
 
