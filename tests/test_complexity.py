@@ -286,10 +286,14 @@ def test_cli_verify_module_method_flags_a_corrupted_param(
     assert f"{params + 2} params; recomputed" in result.output
 
 
-def test_cli_verify_reports_a_missing_drop(tmp_path: Path) -> None:
+def test_cli_verify_reports_a_missing_drop_or_setting(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["complexity", "verify", "--raw", str(tmp_path)])
     assert result.exit_code == 1
-    assert "trainval.pkl" in result.output
+    assert f"raw drop not found at {tmp_path} (no data/search_list.txt)" in result.output
+    write_drop(tmp_path, {"video": b"not read"}, ["1_2"])
+    result = CliRunner().invoke(main, ["complexity", "verify", "--raw", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "data/seg/trainval.pkl is not in the drop" in result.output
 
 
 def test_cli_suggests_the_command_a_misspelt_code_resembles() -> None:

@@ -1165,9 +1165,10 @@ def test_cli_parse_of_a_folder_without_logs_fails_and_keeps_the_tables(
     assert runner.invoke(main, ["logs", "parse", str(drop), "--out", str(out)]).exit_code == 0
     before = (out / "curves.parquet").read_bytes()
     (tmp_path / "empty" / "logs").mkdir(parents=True)
+    raw = write_drop(tmp_path / "raw", {}, [])
     for folder in (tmp_path / "empty", tmp_path / "empty" / "logs"):
         for command in ("parse", "export", "reconcile"):
-            where = ["--raw", str(tmp_path)] if command == "reconcile" else ["--out", str(out)]
+            where = ["--raw", str(raw)] if command == "reconcile" else ["--out", str(out)]
             result = runner.invoke(main, ["logs", command, str(folder), *where])
             assert result.exit_code == 1, result.output
             assert f"no log file under {folder} (expected <setting>/<code>/" in result.output
@@ -1214,7 +1215,11 @@ def test_cli_reconcile_compares_logs_with_the_drops_records(tmp_path: Path) -> N
     assert row.split()[-3:] == ["mIoU", "62.0", "61.5"]
     assert "Error: 1 of 6 log values differ from the published ones" in differed.output
 
-    missing = CliRunner().invoke(main, [*args[:3], "--raw", str(tmp_path / "nowhere")])
+    nowhere = CliRunner().invoke(main, [*args[:3], "--raw", str(tmp_path / "nowhere")])
+    assert nowhere.exit_code == 1
+    assert f"raw drop not found at {tmp_path / 'nowhere'} (no data/" in nowhere.output
+    without_seg = write_drop(tmp_path / "no-seg", {}, [a.code for a in archs])
+    missing = CliRunner().invoke(main, [*args[:3], "--raw", str(without_seg)])
     assert missing.exit_code == 1
     expected = "records that did not load: seg (missing: data/seg/trainval.pkl is not in the"
     assert "cannot reconcile the logs: " in missing.output and expected in missing.output

@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from nasmr.cli import main
 from nasmr.rawdrop import (
     STAND_INS,
     NotInDropError,
@@ -422,3 +424,26 @@ def test_a_relative_or_linked_path_inside_the_drop_is_refused_with_the_drop(
     with pytest.raises(NotInDropError) as err:
         require_drop(Path(given))
     assert f"(did you mean {drop}?)" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["complexity", "verify"],
+        ["logs", "reconcile", "{tmp}"],
+        ["release", "publish", "--build", "{tmp}", "--releases", "{tmp}/releases"],
+    ],
+    ids=["complexity-verify", "logs-reconcile", "release-publish"],
+)
+def test_every_reader_of_a_raw_option_names_the_drop_it_likely_meant(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """``nasmr ingest`` and ``build`` named the drop beside a mistyped ``--raw``; these said
+    only that a file was not in the drop, or (publish) called the build stale."""
+    write_drop(tmp_path / "drop", {"seg": b"not read"}, ["1_2"])
+    args = [arg.format(tmp=tmp_path) for arg in command]
+    result = CliRunner().invoke(main, [*args, "--raw", str(tmp_path / "drop" / "data")])
+    assert result.exit_code == 1, result.output
+    assert f"raw drop not found at {tmp_path / 'drop' / 'data'} " in result.output
+    assert f"(did you mean {tmp_path / 'drop'}?)" in result.output
+    assert not (tmp_path / "releases").exists()

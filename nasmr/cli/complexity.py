@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from nasmr.cli.options import complexity_option, raw_option, workers_option
+from nasmr.cli.options import complexity_option, existing_drop, raw_option, workers_option
 from nasmr.complexity import ComplexityMethod
 from schemas.settings import MR_SETTINGS
 
@@ -105,7 +105,7 @@ def verify(
     from nasmr.ingest import complexity_table, load_setting, recompute_complexity
     from nasmr.rawdrop import trainval_path
 
-    load = load_setting(raw_dir, setting)
+    load = load_setting(existing_drop(raw_dir), setting)
     if load.status != "ok":
         raise click.ClickException(f"{load.reason} (drop: {raw_dir})")
     published, bad = load.valid, load.quarantine

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from nasmr import paths
-from nasmr.cli.options import raw_option
+from nasmr.cli.options import existing_drop, raw_option
 from nasmr.train_config import TRAIN_SPLIT, VAL_SPLIT, TrainConfig
 from schemas.logs import DIGITS_SETTINGS
 
@@ -250,6 +250,7 @@ def reconcile_logs(log_dir: Path, raw_dir: Path, limit: int) -> None:
         reconcile,
     )
 
+    existing_drop(raw_dir)
     parsed = _parse(log_dir)
     click.echo(parsed.summary())
     derived = derive_results(parsed.curves)

@@ -24,6 +24,18 @@ raw_option = click.option(
     help="The raw NAS-Bench-MR drop (the folder holding data/).",
 )
 
+
+def existing_drop(raw_dir: Path) -> Path:
+    """``raw_dir`` when it holds a drop; else a usage error naming the drop it likely meant
+    (a reader of the drop would say only that the file it wanted is not there)."""
+    from nasmr.rawdrop import NotInDropError, require_drop
+
+    try:
+        return require_drop(raw_dir)
+    except NotInDropError as err:
+        raise click.ClickException(str(err)) from err
+
+
 build_option = click.option(
     "--out",
     "out_dir",

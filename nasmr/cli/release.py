@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from nasmr import paths
-from nasmr.cli.options import releases_option
+from nasmr.cli.options import existing_drop, releases_option
 
 
 @click.group()
@@ -43,6 +43,8 @@ def publish(build_dir: Path, version: str | None, raw_dir: Path | None, releases
 
     if raw_dir is None and search_list_path(paths.raw_dir()).is_file():
         raw_dir = paths.raw_dir()
+    elif raw_dir is not None:
+        existing_drop(raw_dir)
     try:  # shared: no nasmr build may rebuild the folder while it is copied
         with build_lock(build_dir, "nasmr release publish", elsewhere=None, shared=True):
             published = publish_release(build_dir, releases_dir, version=version, raw_dir=raw_dir)
