@@ -26,7 +26,7 @@ raw_option = click.option(
 
 
 def existing_drop(raw_dir: Path) -> Path:
-    """``raw_dir`` when it holds a drop; else a usage error naming the drop it likely meant
+    """``raw_dir`` when it holds a drop; else an error (exit 1) naming the drop it likely meant
     (a reader of the drop would say only that the file it wanted is not there)."""
     from nasmr.rawdrop import NotInDropError, require_drop
 
