@@ -357,7 +357,7 @@ def compare_inputs(build_dir: Path, raw_dir: Path) -> pd.DataFrame:
     known = set(recorded["path"])
     for setting in SETTINGS:
         path = trainval_path(raw_dir, setting).relative_to(raw_dir).as_posix()
-        if file_version(raw_dir / path) not in (MISSING, UNREADABLE) and path not in known:
+        if path not in known and file_version(raw_dir / path) not in (MISSING, UNREADABLE):
             problem = (
                 f"is in the drop but not in the build (its {setting} results were not ingested)"
             )
