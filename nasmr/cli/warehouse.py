@@ -13,6 +13,7 @@ import click
 from nasmr import paths
 from nasmr.cli.options import (
     complexity_option,
+    existing_drop,
     from_release,
     raw_option,
     release_option,
@@ -42,7 +43,7 @@ def ingest(
     from nasmr.ingest import unknown_settings
     from nasmr.paths import ReleaseFolderError
     from nasmr.quality import RULES, broken_rules
-    from nasmr.rawdrop import RawDropError, require_drop
+    from nasmr.rawdrop import RawDropError
     from nasmr.warehouse import WarehouseError, connect
     from nasmr.warehouse import ingest as run_ingest
     from schemas.settings import SETTINGS
@@ -52,8 +53,8 @@ def ingest(
             click.echo(f"complexity ({complexity_method}): {done}/{total}", err=True)
 
     elsewhere = "--warehouse or NASMR_WAREHOUSE"
+    existing_drop(raw_dir)  # before the output folder is made
     try:
-        require_drop(raw_dir)  # before the output folder is made
         with build_lock(warehouse.parent, "nasmr ingest", elsewhere):
             result = run_ingest(
                 raw_dir,
